@@ -1,0 +1,46 @@
+# Thin wrapper over CMake and the scripts. See README.md.
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc)
+BUF        := tools/node_modules/.bin/buf
+
+.PHONY: all deps build build-asan check test test-asan lint format demo clean
+
+all: build
+
+deps:
+	bash scripts/deps.sh
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan:
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DSMAUG_SANITIZE=ON >/dev/null
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+lint:
+	$(BUF) lint
+	@files=$$(git ls-files '*.c' '*.h'); \
+	  [ -z "$$files" ] || clang-format --dry-run -Werror $$files
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE no-sanitize
+
+# Everything CI runs: dependencies, lint, the test suite, and the test suite
+# again under ASan+UBSan.
+check: deps lint test test-asan
+
+demo: deps build
+	bash scripts/demo.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)
