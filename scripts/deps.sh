@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs everything smaug needs to build, test and run, from Debian 12
-# packages and the npm registry. Idempotent: packages already present are
-# not fetched again, so `make deps` is cheap on a prepared machine.
+# Installs what smaug needs, from Debian 12 packages and the npm registry.
+# Idempotent: packages already present are not fetched again, so `make deps`
+# is cheap on a prepared machine. The Dockerfile uses the same script.
 #
-#   scripts/deps.sh            build + test dependencies (default)
-#   scripts/deps.sh runtime    only the shared libraries smaugd needs to run
+#   scripts/deps.sh [all]    build + test + container-test dependencies
+#   scripts/deps.sh build    what a build needs (used by the image's build stage)
+#   scripts/deps.sh runtime  the shared libraries smaugd and the plugins load
 set -euo pipefail
 
 mode=${1:-all}
@@ -13,17 +14,22 @@ runtime_pkgs=(libgrpc29 libprotobuf-c1 libuv1 libsqlite3-0 libssl3 libzstd1
   libjansson4 ca-certificates)
 build_pkgs=(build-essential cmake pkg-config libgrpc-dev protobuf-compiler
   protobuf-c-compiler libprotobuf-c-dev libprotoc-dev libprotobuf-dev grpc-proto
-  libuv1-dev libcriterion-dev libsqlite3-dev libssl-dev libzstd-dev
-  libjansson-dev python3-grpcio python3-protobuf protobuf-compiler-grpc
-  clang-format valgrind graphviz)
-# The machine's own Node.js is used when present; Debian's npm conflicts with
-# a non-Debian node, so it is only installed where there is none.
-command -v npm >/dev/null 2>&1 || build_pkgs+=(nodejs npm)
+  protobuf-compiler-grpc libuv1-dev libsqlite3-dev libssl-dev libzstd-dev
+  libjansson-dev libcriterion-dev)
+python_pkgs=(python3 python3-grpcio python3-protobuf)
+# Tests also need: the formatter, valgrind, Graphviz for the flow picture, and
+# a Docker engine with debootstrap for the container test.
+test_pkgs=(clang-format valgrind graphviz docker.io docker-compose containerd
+  runc iptables debootstrap)
 
 case "$mode" in
 runtime) want=("${runtime_pkgs[@]}") ;;
-all) want=("${runtime_pkgs[@]}" "${build_pkgs[@]}") ;;
-*) echo "usage: $0 [all|runtime]" >&2; exit 2 ;;
+build) want=("${runtime_pkgs[@]}" "${build_pkgs[@]}") ;;
+all) want=("${runtime_pkgs[@]}" "${build_pkgs[@]}" "${python_pkgs[@]}" "${test_pkgs[@]}")
+  # The machine's own Node.js is used when present: Debian's npm conflicts
+  # with a non-Debian node, so it is only installed where there is none.
+  command -v npm >/dev/null 2>&1 || want+=(nodejs npm) ;;
+*) echo "usage: $0 [all|build|runtime]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -39,7 +45,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# buf (lint, curl) comes from npm; it is pinned in tools/package.json.
+# buf (lint, curl) comes from npm, pinned in tools/package.json.
 if [ "$mode" = all ]; then
   here=$(cd "$(dirname "$0")/.." && pwd)
   if [ ! -x "$here/tools/node_modules/.bin/buf" ]; then
