@@ -27,7 +27,8 @@ FROM debian:bookworm-slim AS base
 COPY scripts/deps.sh /tmp/deps.sh
 RUN bash /tmp/deps.sh runtime && rm -rf /var/lib/apt/lists/* /tmp/deps.sh \
  && useradd --system --uid 10001 --home-dir /var/lib/smaug --create-home smaug \
- && mkdir -p /var/lib/smaug/cloud && chown -R smaug:smaug /var/lib/smaug
+ && mkdir -p /var/lib/smaug/cloud /var/lib/smaug/bank /var/lib/smaug/data \
+ && chown -R smaug:smaug /var/lib/smaug
 COPY --from=build /out/lib/ /usr/local/lib/
 COPY --from=build /out/bin/ /usr/local/bin/
 COPY --from=build /out/share/ /usr/local/share/smaug/

@@ -4,7 +4,7 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 BUF        := tools/node_modules/.bin/buf
 
-.PHONY: all deps build build-asan check test test-asan lint format demo clean
+.PHONY: all deps build build-asan check test test-asan test-container lint format demo clean
 
 all: build
 
@@ -32,9 +32,14 @@ test-asan: build-asan
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) -LE no-sanitize
 
-# Everything CI runs: dependencies, lint, the test suite, and the test suite
-# again under ASan+UBSan.
-check: deps lint test test-asan
+# Builds the images and runs deploy/compose.yaml on a private Docker engine
+# (root only; see scripts/container-test.sh).
+test-container: build
+	bash scripts/container-test.sh
+
+# Everything CI runs: dependencies, lint, the test suite, the test suite
+# again under ASan+UBSan, and the container stack.
+check: deps lint test test-asan test-container
 
 demo: deps build
 	bash scripts/demo.sh
