@@ -28,4 +28,10 @@ int rt_log_parse_level(const char *name, rt_log_level_t *out);
 void rt_log(rt_log_level_t level, const char *component, const char *msg,
             const char *kv_fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Routes gRPC's gpr_log through rt_log as component "grpc" (gRPC's DEBUG,
+ * INFO and ERROR become debug, info and error; the source file and line
+ * follow as src=file:line). gRPC still filters by its own GRPC_VERBOSITY
+ * first. Process-wide; call once before grpc_init (rt_new does). */
+void rt_log_route_grpc(void);
+
 #endif
