@@ -1,0 +1,416 @@
+/*
+ * main.c - smaugd: settings, start-up and shutdown of the orchestrator.
+ *
+ * Settings come from built-in defaults, then the JSON --config file, then
+ * SMAUG_* environment variables, then flags (each later source wins; plugin
+ * addresses from every source are all registered). smaugd opens the store,
+ * serves health, reflection and smaug.v1.Orchestrator, registers the
+ * configured plugins, resumes the operations a previous run left running,
+ * and stops cleanly on SIGTERM or SIGINT.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api.h"
+#include "registry.h"
+#include "rt.h"
+#include "rt_log.h"
+#include "store.h"
+
+typedef struct settings_s {
+  char *listen;
+  char *data_dir;
+  char *bank;
+  char *log_level;
+  char **plugins;
+  size_t n_plugins;
+  long max_operations;
+  long max_message_bytes;
+} settings_t;
+
+typedef struct daemon_s {
+  rt_t *rt;
+  rt_server_t *srv;
+  store_t *store;
+  reg_t *reg;
+  api_t *api;
+  settings_t set;
+  size_t pending_plugins;
+  int exit_code;
+} daemon_t;
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: smaugd [options]\n"
+             "  --listen ADDR            host:port or unix:/path "
+             "(SMAUG_LISTEN; default 127.0.0.1:7420)\n"
+             "  --data-dir DIR           state directory (SMAUG_DATA_DIR; "
+             "default ./smaug-data)\n"
+             "  --bank URI               bank URI (SMAUG_BANK; default "
+             "file://<data-dir>/bank)\n"
+             "  --plugin ADDR            register a plugin; repeatable "
+             "(SMAUG_PLUGINS, comma-separated)\n"
+             "  --config FILE            JSON: listen, data_dir, bank, "
+             "plugins[], log_level, limits{}\n"
+             "  --log-level LEVEL        debug|info|warn|error "
+             "(SMAUG_LOG_LEVEL)\n"
+             "  --max-operations N       operations run at once; the rest "
+             "queue (default 16)\n"
+             "  --max-message-bytes N    gRPC message size limit (default "
+             "4194304)\n"
+             "  --help\n");
+}
+
+static int set_str(char **dst, const char *v) {
+  char *c = strdup(v);
+  if (c == NULL)
+    return UV_ENOMEM;
+  free(*dst);
+  *dst = c;
+  return 0;
+}
+
+static int add_plugin(settings_t *s, const char *addr) {
+  if (*addr == '\0')
+    return 0;
+  char **p = realloc(s->plugins, (s->n_plugins + 1) * sizeof(*p));
+  if (p == NULL)
+    return UV_ENOMEM;
+  s->plugins = p;
+  if ((p[s->n_plugins] = strdup(addr)) == NULL)
+    return UV_ENOMEM;
+  s->n_plugins++;
+  return 0;
+}
+
+static int add_plugin_list(settings_t *s, const char *csv) {
+  char *copy = strdup(csv), *save = NULL;
+  if (copy == NULL)
+    return UV_ENOMEM;
+  int err = 0;
+  for (char *t = strtok_r(copy, ",", &save); t && !err;
+       t = strtok_r(NULL, ",", &save))
+    err = add_plugin(s, t);
+  free(copy);
+  return err;
+}
+
+static int parse_long(const char *what, const char *v, long min, long *out) {
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (errno || *v == '\0' || *end != '\0' || n < min) {
+    fprintf(stderr, "smaugd: %s: invalid value '%s'\n", what, v);
+    return UV_EINVAL;
+  }
+  *out = n;
+  return 0;
+}
+
+static int load_config(settings_t *s, const char *path) {
+  json_error_t jerr;
+  json_t *root = json_load_file(path, 0, &jerr);
+  if (root == NULL) {
+    fprintf(stderr, "smaugd: --config %s: %s (line %d)\n", path, jerr.text,
+            jerr.line);
+    return UV_EINVAL;
+  }
+  int err = 0;
+  const char *str;
+  json_t *v, *lim;
+  if (!json_is_object(root)) {
+    fprintf(stderr, "smaugd: --config %s: not a JSON object\n", path);
+    err = UV_EINVAL;
+    goto out;
+  }
+  if ((str = json_string_value(json_object_get(root, "listen"))))
+    err = err ? err : set_str(&s->listen, str);
+  if ((str = json_string_value(json_object_get(root, "data_dir"))))
+    err = err ? err : set_str(&s->data_dir, str);
+  if ((str = json_string_value(json_object_get(root, "bank"))))
+    err = err ? err : set_str(&s->bank, str);
+  if ((str = json_string_value(json_object_get(root, "log_level"))))
+    err = err ? err : set_str(&s->log_level, str);
+  if ((v = json_object_get(root, "plugins")) != NULL) {
+    size_t i;
+    json_t *e;
+    if (!json_is_array(v)) {
+      fprintf(stderr, "smaugd: --config %s: plugins must be an array\n", path);
+      err = UV_EINVAL;
+      goto out;
+    }
+    json_array_foreach(v, i, e) {
+      if (!json_is_string(e)) {
+        fprintf(stderr, "smaugd: --config %s: plugins[%zu] not a string\n",
+                path, i);
+        err = UV_EINVAL;
+        goto out;
+      }
+      if (!err)
+        err = add_plugin(s, json_string_value(e));
+    }
+  }
+  if ((lim = json_object_get(root, "limits")) != NULL) {
+    if ((v = json_object_get(lim, "max_operations")) && json_is_integer(v))
+      s->max_operations = (long)json_integer_value(v);
+    if ((v = json_object_get(lim, "max_message_bytes")) && json_is_integer(v))
+      s->max_message_bytes = (long)json_integer_value(v);
+  }
+out:
+  json_decref(root);
+  return err;
+}
+
+enum {
+  OPT_LISTEN = 1000,
+  OPT_DATA_DIR,
+  OPT_BANK,
+  OPT_PLUGIN,
+  OPT_CONFIG,
+  OPT_LOG_LEVEL,
+  OPT_MAX_OPS,
+  OPT_MAX_MSG,
+  OPT_HELP
+};
+
+static int parse_settings(settings_t *s, int argc, char **argv) {
+  static const struct option opts[] = {
+      {"listen", required_argument, NULL, OPT_LISTEN},
+      {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+      {"bank", required_argument, NULL, OPT_BANK},
+      {"plugin", required_argument, NULL, OPT_PLUGIN},
+      {"config", required_argument, NULL, OPT_CONFIG},
+      {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+      {"max-operations", required_argument, NULL, OPT_MAX_OPS},
+      {"max-message-bytes", required_argument, NULL, OPT_MAX_MSG},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0}};
+  int err = 0, c;
+  const char *env;
+
+  if ((err = set_str(&s->listen, "127.0.0.1:7420")) != 0 ||
+      (err = set_str(&s->data_dir, "./smaug-data")) != 0 ||
+      (err = set_str(&s->log_level, "info")) != 0)
+    return err;
+  s->max_operations = 16;
+  s->max_message_bytes = 4 * 1024 * 1024;
+
+  /* The config file is read first so that env and flags override it. */
+  for (int i = 1; i < argc; i++) {
+    const char *path = NULL;
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+      path = argv[i + 1];
+    else if (strncmp(argv[i], "--config=", 9) == 0)
+      path = argv[i] + 9;
+    if (path && (err = load_config(s, path)) != 0)
+      return err;
+  }
+  if ((env = getenv("SMAUG_LISTEN")) && *env)
+    err = err ? err : set_str(&s->listen, env);
+  if ((env = getenv("SMAUG_DATA_DIR")) && *env)
+    err = err ? err : set_str(&s->data_dir, env);
+  if ((env = getenv("SMAUG_BANK")) && *env)
+    err = err ? err : set_str(&s->bank, env);
+  if ((env = getenv("SMAUG_LOG_LEVEL")) && *env)
+    err = err ? err : set_str(&s->log_level, env);
+  if ((env = getenv("SMAUG_PLUGINS")) && *env)
+    err = err ? err : add_plugin_list(s, env);
+  if (err)
+    return err;
+
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1 && !err) {
+    switch (c) {
+    case OPT_LISTEN:
+      err = set_str(&s->listen, optarg);
+      break;
+    case OPT_DATA_DIR:
+      err = set_str(&s->data_dir, optarg);
+      break;
+    case OPT_BANK:
+      err = set_str(&s->bank, optarg);
+      break;
+    case OPT_PLUGIN:
+      err = add_plugin(s, optarg);
+      break;
+    case OPT_CONFIG:
+      break; /* already read */
+    case OPT_LOG_LEVEL:
+      err = set_str(&s->log_level, optarg);
+      break;
+    case OPT_MAX_OPS:
+      err = parse_long("--max-operations", optarg, 1, &s->max_operations);
+      break;
+    case OPT_MAX_MSG:
+      err = parse_long("--max-message-bytes", optarg, 1024,
+                       &s->max_message_bytes);
+      break;
+    case OPT_HELP:
+      usage(stdout);
+      exit(0);
+    default:
+      usage(stderr);
+      return UV_EINVAL;
+    }
+  }
+  if (err == 0 && optind < argc) {
+    fprintf(stderr, "smaugd: unexpected argument '%s'\n", argv[optind]);
+    return UV_EINVAL;
+  }
+  if (err == 0 && (s->max_operations < 1 || s->max_message_bytes < 1024 ||
+                   s->max_message_bytes > INT_MAX)) {
+    fprintf(stderr, "smaugd: limits out of range\n");
+    return UV_EINVAL;
+  }
+  return err;
+}
+
+static void settings_free(settings_t *s) {
+  free(s->listen);
+  free(s->data_dir);
+  free(s->bank);
+  free(s->log_level);
+  for (size_t i = 0; i < s->n_plugins; i++)
+    free(s->plugins[i]);
+  free(s->plugins);
+}
+
+/* The default bank is a directory under the data dir, as an absolute URI so
+ * that plugins started from another directory find it. */
+static int default_bank(settings_t *s) {
+  if (s->bank)
+    return 0;
+  char real[PATH_MAX];
+  if (realpath(s->data_dir, real) == NULL)
+    return -errno;
+  size_t n = strlen(real) + sizeof("file:///bank");
+  if ((s->bank = malloc(n)) == NULL)
+    return UV_ENOMEM;
+  snprintf(s->bank, n, "file://%s/bank", real);
+  return 0;
+}
+
+static void on_stopped(rt_server_t *srv, void *data) {
+  daemon_t *d = data;
+  rt_log(RT_LOG_INFO, "smaugd", "stopped", NULL);
+  api_close(d->api);
+  reg_close(d->reg);
+}
+
+static void on_plugin(int err, const char *addr, const char *msg, void *data) {
+  daemon_t *d = data;
+  if (err)
+    rt_log(RT_LOG_WARN, "smaugd", "plugin not registered",
+           "addr=%s error=\"%s\"", addr, msg ? msg : uv_strerror(err));
+  if (--d->pending_plugins == 0 && d->api)
+    api_recover(d->api);
+}
+
+int main(int argc, char **argv) {
+  daemon_t d = {0};
+  rt_log_level_t level;
+  int err, port = 0;
+
+  if ((err = parse_settings(&d.set, argc, argv)) != 0) {
+    settings_free(&d.set);
+    return 2;
+  }
+  if (rt_log_parse_level(d.set.log_level, &level) != 0) {
+    fprintf(stderr, "smaugd: invalid log level '%s'\n", d.set.log_level);
+    settings_free(&d.set);
+    return 2;
+  }
+  rt_log_set_level(level);
+
+  uv_loop_t *loop = uv_default_loop();
+  if ((err = store_open(d.set.data_dir, &d.store)) != 0) {
+    rt_log(RT_LOG_ERROR, "smaugd", "cannot open store", "dir=%s error=\"%s\"",
+           d.set.data_dir, uv_strerror(err));
+    settings_free(&d.set);
+    return 1;
+  }
+  if ((err = default_bank(&d.set)) != 0)
+    goto fail_store;
+  if ((err = rt_new(loop, &d.rt)) != 0)
+    goto fail_store;
+
+  rt_server_opts_t so = {.size = sizeof(so),
+                         .max_message_bytes = (int)d.set.max_message_bytes};
+  if ((err = rt_server_new(d.rt, &so, &d.srv)) != 0)
+    goto fail_rt;
+  if ((err = reg_new(d.rt, &d.reg)) != 0)
+    goto fail_srv;
+  api_config_t ac = {.bank_uri = d.set.bank,
+                     .max_operations = (int)d.set.max_operations,
+                     .max_message_bytes = (int)d.set.max_message_bytes};
+  if ((err = api_new(d.rt, d.srv, d.store, d.reg, &ac, &d.api)) != 0)
+    goto fail_reg;
+  if ((err = rt_server_listen(d.srv, d.set.listen, &port)) != 0) {
+    rt_log(RT_LOG_ERROR, "smaugd", "cannot listen", "addr=%s error=\"%s\"",
+           d.set.listen, uv_strerror(err));
+    goto fail_api;
+  }
+  if ((err = rt_server_start(d.srv)) != 0)
+    goto fail_api;
+  if ((err = rt_server_stop_on_signals(d.srv, on_stopped, &d)) != 0)
+    goto fail_api;
+
+  if (strncmp(d.set.listen, "unix:", 5) == 0) {
+    rt_log(RT_LOG_INFO, "smaugd", "listening", "addr=%s", d.set.listen);
+  } else {
+    char host[256];
+    const char *colon = strrchr(d.set.listen, ':');
+    size_t hl = colon ? (size_t)(colon - d.set.listen) : 0;
+    if (hl >= sizeof(host))
+      hl = sizeof(host) - 1;
+    memcpy(host, d.set.listen, hl);
+    host[hl] = '\0';
+    rt_log(RT_LOG_INFO, "smaugd", "listening", "addr=%s:%d", host, port);
+  }
+  rt_log(RT_LOG_INFO, "smaugd", "started",
+         "data_dir=%s bank=%s max_operations=%ld", d.set.data_dir, d.set.bank,
+         d.set.max_operations);
+
+  /* Recovery waits for the configured plugins, so that an operation whose
+   * plugins are back is resumed rather than failed. */
+  d.pending_plugins = d.set.n_plugins;
+  for (size_t i = 0; i < d.set.n_plugins; i++) {
+    if (api_register_plugin(d.api, d.set.plugins[i], 1, on_plugin, &d) != 0) {
+      d.pending_plugins--;
+      rt_log(RT_LOG_WARN, "smaugd", "plugin not registered", "addr=%s",
+             d.set.plugins[i]);
+    }
+  }
+  if (d.pending_plugins == 0)
+    api_recover(d.api);
+
+  uv_run(loop, UV_RUN_DEFAULT);
+
+  api_free(d.api);
+  reg_free(d.reg);
+  rt_server_free(d.srv);
+  rt_free(d.rt);
+  store_close(d.store);
+  settings_free(&d.set);
+  uv_loop_close(loop);
+  return 0;
+
+fail_api:
+  api_free(d.api);
+fail_reg:
+  reg_free(d.reg);
+fail_srv:
+  rt_server_free(d.srv);
+fail_rt:
+  rt_free(d.rt);
+fail_store:
+  rt_log(RT_LOG_ERROR, "smaugd", "start-up failed", "error=\"%s\"",
+         uv_strerror(err));
+  store_close(d.store);
+  settings_free(&d.set);
+  return 1;
+}

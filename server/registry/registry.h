@@ -1,0 +1,103 @@
+/*
+ * registry.h - the protection plugins smaugd knows, and their health.
+ *
+ * A plugin is registered by address ("host:port" or "unix:/path"). The
+ * registry calls its GetPluginInfo, refuses a protocol major version other
+ * than PROTOCOL_VERSION_1, compiles its parameter schemas, and refuses a
+ * resource type that another plugin already claims unless the caller asks
+ * to replace that plugin. Each plugin is then polled with the gRPC health
+ * service; a plugin that stops answering is kept but marked unavailable
+ * with the reason, and becomes available again when it answers.
+ *
+ * Plugins are never freed while smaugd runs: a removed or replaced plugin
+ * is retired, so a reg_plugin_t pointer held by a running operation stays
+ * valid until reg_free(). Lookups only return current plugins.
+ *
+ * Thread: the loop thread of `rt`. Errors: 0 or a negative UV_E* code.
+ */
+#ifndef SMAUG_REGISTRY_H
+#define SMAUG_REGISTRY_H
+
+#include <grpc/grpc.h>
+#include <stddef.h>
+
+#include "reg_schema.h"
+#include "rt.h"
+#include "smaug/v1/plugin.pb-c.h"
+
+typedef struct reg_s reg_t;
+typedef struct reg_plugin_s reg_plugin_t;
+
+/* Creates an empty registry on `rt`'s loop. Release with reg_close(), then
+ * run the loop until it ends, then reg_free(). */
+int reg_new(rt_t *rt, reg_t **out);
+
+/* Polling interval of the health checks (default 1000 ms); also the
+ * deadline of each check. For tests. */
+void reg_set_health_interval(reg_t *reg, int ms);
+
+/* Stops health checks and cancels calls in flight; their handles close on
+ * the loop. Idempotent. */
+void reg_close(reg_t *reg);
+
+/* Frees every plugin, current or retired, and releases their channels.
+ * Only after reg_close() and once the loop has run its close callbacks.
+ * NULL is a no-op. */
+void reg_free(reg_t *reg);
+
+/* Ends a registration. On success `code` is GRPC_STATUS_OK and `p` is the
+ * new plugin; otherwise `p` is NULL and `msg` says why (valid during the
+ * call): INVALID_ARGUMENT (bad address or plugin info), UNAVAILABLE (not
+ * reachable), FAILED_PRECONDITION (protocol major mismatch),
+ * ALREADY_EXISTS (a type or name already claimed; see `replace`). */
+typedef void (*reg_add_cb)(reg_t *reg, grpc_status_code code, const char *msg,
+                           reg_plugin_t *p, void *data);
+
+/* Registers the plugin at `addr`. With `replace`, plugins that claim one
+ * of its types or its name are retired in its favour. Returns 0 and calls
+ * `cb` once later, or an error (UV_EINVAL for an empty address) and never
+ * calls it. */
+int reg_add(reg_t *reg, const char *addr, int replace, reg_add_cb cb,
+            void *data);
+
+/* Retires the plugin named `name`; UV_ENOENT if there is none. */
+int reg_remove(reg_t *reg, const char *name);
+
+/* Number of current plugins and the i-th, in registration order. */
+size_t reg_count(const reg_t *reg);
+reg_plugin_t *reg_at(const reg_t *reg, size_t i);
+
+/* The current plugin that handles `type`, or NULL. `*ti` (may be NULL)
+ * receives its ResourceTypeInfo, owned by the plugin. */
+reg_plugin_t *reg_find_type(const reg_t *reg, const char *type,
+                            const Smaug__V1__ResourceTypeInfo **ti);
+
+/* Compiled schemas of `type` for protect options or restore parameters;
+ * NULL when the type is unknown or its schema is empty (accept all). */
+const reg_schema_t *reg_options_schema(const reg_t *reg, const char *type);
+const reg_schema_t *reg_restore_schema(const reg_t *reg, const char *type);
+
+/* Accessors. Strings and messages are owned by the plugin. */
+const char *reg_plugin_name(const reg_plugin_t *p);
+const char *reg_plugin_address(const reg_plugin_t *p);
+const Smaug__V1__GetPluginInfoResponse *reg_plugin_info(const reg_plugin_t *p);
+/* The plugin's channel; owned by the plugin, valid until reg_free(). */
+rt_channel_t *reg_plugin_channel(const reg_plugin_t *p);
+/* 1 while the health checks succeed (the initial state after register). */
+int reg_plugin_available(const reg_plugin_t *p);
+/* Why it is unavailable; "" when available. */
+const char *reg_plugin_reason(const reg_plugin_t *p);
+/* 0 while current, 1 once removed or replaced. */
+int reg_plugin_retired(const reg_plugin_t *p);
+
+/* Marks `p` unavailable with `reason` (copied) until the next successful
+ * health check; used when an activity call finds the plugin gone. */
+void reg_plugin_set_unavailable(reg_plugin_t *p, const char *reason);
+
+/* Support for `kind` of `type` in the plugin info: *parallel and *sync
+ * are set to 1 when the activity is implemented. Returns 0, or UV_ENOTSUP
+ * when the type does not list the operation at all. */
+int reg_type_supports(const Smaug__V1__ResourceTypeInfo *ti, int kind,
+                      int *parallel, int *sync);
+
+#endif /* SMAUG_REGISTRY_H */

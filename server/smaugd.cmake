@@ -1,0 +1,5 @@
+# smaugd, the orchestrator daemon (server/main.c).
+if(TARGET smaug_api)
+  add_executable(smaugd ${CMAKE_CURRENT_SOURCE_DIR}/main.c)
+  target_link_libraries(smaugd PRIVATE smaug_api PkgConfig::JANSSON)
+endif()
