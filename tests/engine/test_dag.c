@@ -1,0 +1,164 @@
+/*
+ * test_dag.c - DAG construction from the seed example, and its exports.
+ *
+ * The seed example is project p1 -> server s1 -> {volume v1, volume v2,
+ * image i1}, protected with this capability set (a realistic one):
+ *   smaug.project  P no-op  S yes  (records the project from its children)
+ *   smaug.server   P yes    S yes  (config snapshot; then binds children)
+ *   smaug.volume   P yes    S no-op (copies data in P, nothing to finish)
+ *   smaug.image    P no-op  S yes  (one quick synchronous upload)
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "dag.h"
+
+static int seed_caps(void *data, const char *type, dag_op_t op,
+                     dag_activity_t act) {
+  (void)data;
+  cr_assert_eq(op, DAG_OP_PROTECT);
+  if (strcmp(type, "smaug.project") == 0)
+    return act == DAG_SYNC;
+  if (strcmp(type, "smaug.volume") == 0)
+    return act == DAG_PARALLEL;
+  if (strcmp(type, "smaug.image") == 0)
+    return act == DAG_SYNC;
+  return 1;
+}
+
+static graph_t *seed_graph(void) {
+  graph_t *g;
+  cr_assert_eq(graph_new(&g), 0);
+  const char *nodes[][2] = {{"smaug.project", "p1"},
+                            {"smaug.server", "s1"},
+                            {"smaug.volume", "v1"},
+                            {"smaug.volume", "v2"},
+                            {"smaug.image", "i1"}};
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(graph_add_node(g, nodes[i][0], nodes[i][1], NULL, NULL, NULL,
+                                NULL, NULL, 0),
+                 0);
+  char err[128];
+  cr_assert_eq(graph_add_edge_by_key(g, "smaug.project", "p1", "smaug.server",
+                                     "s1", err, sizeof(err)),
+               0);
+  cr_assert_eq(graph_add_edge_by_key(g, "smaug.server", "s1", "smaug.volume",
+                                     "v1", err, sizeof(err)),
+               0);
+  cr_assert_eq(graph_add_edge_by_key(g, "smaug.server", "s1", "smaug.volume",
+                                     "v2", err, sizeof(err)),
+               0);
+  cr_assert_eq(graph_add_edge_by_key(g, "smaug.server", "s1", "smaug.image",
+                                     "i1", err, sizeof(err)),
+               0);
+  cr_assert_eq(graph_validate(g, NULL, NULL, err, sizeof(err)), 0, "%s", err);
+  return g;
+}
+
+Test(dag, seed_example_tasks_and_edges, .timeout = 5) {
+  graph_t *g = seed_graph();
+  dag_t *d;
+  cr_assert_eq(dag_new(g, DAG_OP_PROTECT, seed_caps, NULL, &d), 0);
+  dag_export_t x;
+  cr_assert_eq(dag_export(d, &x), 0);
+
+  const char *ids[] = {"P:smaug.project#p1", "S:smaug.project#p1",
+                       "P:smaug.server#s1",  "S:smaug.server#s1",
+                       "P:smaug.volume#v1",  "S:smaug.volume#v1",
+                       "P:smaug.volume#v2",  "S:smaug.volume#v2",
+                       "P:smaug.image#i1",   "S:smaug.image#i1"};
+  const int noop[] = {1, 0, 0, 0, 0, 1, 0, 1, 1, 0};
+  cr_assert_eq(x.n_nodes, 10);
+  for (int t = 0; t < 10; t++) {
+    cr_assert_str_eq(x.nodes[t].id, ids[t]);
+    cr_assert_eq(x.nodes[t].noop, noop[t], "%s", ids[t]);
+    cr_assert_eq(dag_task_noop(d, (uint32_t)t), noop[t]);
+  }
+  /* 5 blue edges (P->S) and 4 red edges (S child -> S parent). */
+  struct {
+    const char *from, *to;
+    dag_edge_kind_t kind;
+  } want[] = {
+      {"P:smaug.project#p1", "S:smaug.project#p1", DAG_EDGE_PARALLEL_TO_SYNC},
+      {"S:smaug.server#s1", "S:smaug.project#p1", DAG_EDGE_CHILD_TO_PARENT},
+      {"P:smaug.server#s1", "S:smaug.server#s1", DAG_EDGE_PARALLEL_TO_SYNC},
+      {"S:smaug.volume#v1", "S:smaug.server#s1", DAG_EDGE_CHILD_TO_PARENT},
+      {"S:smaug.volume#v2", "S:smaug.server#s1", DAG_EDGE_CHILD_TO_PARENT},
+      {"S:smaug.image#i1", "S:smaug.server#s1", DAG_EDGE_CHILD_TO_PARENT},
+      {"P:smaug.volume#v1", "S:smaug.volume#v1", DAG_EDGE_PARALLEL_TO_SYNC},
+      {"P:smaug.volume#v2", "S:smaug.volume#v2", DAG_EDGE_PARALLEL_TO_SYNC},
+      {"P:smaug.image#i1", "S:smaug.image#i1", DAG_EDGE_PARALLEL_TO_SYNC},
+  };
+  cr_assert_eq(x.n_edges, 9);
+  for (int e = 0; e < 9; e++) {
+    cr_assert_str_eq(x.nodes[x.edges[e].from].id, want[e].from, "edge %d", e);
+    cr_assert_str_eq(x.nodes[x.edges[e].to].id, want[e].to, "edge %d", e);
+    cr_assert_eq(x.edges[e].kind, want[e].kind, "edge %d", e);
+  }
+  cr_assert_eq(dag_task_ndeps(d, dag_task(1, DAG_SYNC)), 4);
+  cr_assert_eq(dag_task_ndeps(d, dag_task(1, DAG_PARALLEL)), 0);
+  dag_export_free(&x);
+  dag_free(d);
+  graph_free(g);
+}
+
+Test(dag, seed_example_dot, .timeout = 5) {
+  graph_t *g = seed_graph();
+  dag_t *d;
+  cr_assert_eq(dag_new(g, DAG_OP_PROTECT, seed_caps, NULL, &d), 0);
+  char *dot;
+  cr_assert_eq(dag_to_dot(d, &dot), 0);
+  const char *want =
+      "digraph flow {\n"
+      "  rankdir=LR;\n"
+      "  node [shape=box];\n"
+      "  \"P:smaug.project#p1\" [style=dashed];\n"
+      "  \"S:smaug.project#p1\";\n"
+      "  \"P:smaug.server#s1\";\n"
+      "  \"S:smaug.server#s1\";\n"
+      "  \"P:smaug.volume#v1\";\n"
+      "  \"S:smaug.volume#v1\" [style=dashed];\n"
+      "  \"P:smaug.volume#v2\";\n"
+      "  \"S:smaug.volume#v2\" [style=dashed];\n"
+      "  \"P:smaug.image#i1\" [style=dashed];\n"
+      "  \"S:smaug.image#i1\";\n"
+      "  \"P:smaug.project#p1\" -> \"S:smaug.project#p1\" [color=blue];\n"
+      "  \"S:smaug.server#s1\" -> \"S:smaug.project#p1\" [color=red];\n"
+      "  \"P:smaug.server#s1\" -> \"S:smaug.server#s1\" [color=blue];\n"
+      "  \"S:smaug.volume#v1\" -> \"S:smaug.server#s1\" [color=red];\n"
+      "  \"S:smaug.volume#v2\" -> \"S:smaug.server#s1\" [color=red];\n"
+      "  \"S:smaug.image#i1\" -> \"S:smaug.server#s1\" [color=red];\n"
+      "  \"P:smaug.volume#v1\" -> \"S:smaug.volume#v1\" [color=blue];\n"
+      "  \"P:smaug.volume#v2\" -> \"S:smaug.volume#v2\" [color=blue];\n"
+      "  \"P:smaug.image#i1\" -> \"S:smaug.image#i1\" [color=blue];\n"
+      "}\n";
+  cr_assert_str_eq(dot, want);
+  free(dot);
+  dag_free(d);
+  graph_free(g);
+}
+
+Test(dag, dot_escapes_quotes_in_ids, .timeout = 5) {
+  graph_t *g;
+  graph_new(&g);
+  graph_add_node(g, "t", "a\"b", NULL, NULL, NULL, NULL, NULL, 0);
+  graph_validate(g, NULL, NULL, NULL, 0);
+  dag_t *d;
+  cr_assert_eq(dag_new(g, DAG_OP_RESTORE, NULL, NULL, &d), 0);
+  char *dot;
+  cr_assert_eq(dag_to_dot(d, &dot), 0);
+  cr_assert(strstr(dot, "\"P:t#a\\\"b\" -> \"S:t#a\\\"b\" [color=blue]"), "%s",
+            dot);
+  free(dot);
+  dag_free(d);
+  graph_free(g);
+}
+
+Test(dag, unvalidated_graph_is_einval, .timeout = 5) {
+  graph_t *g;
+  graph_new(&g);
+  graph_add_node(g, "t", "a", NULL, NULL, NULL, NULL, NULL, 0);
+  dag_t *d;
+  cr_assert_eq(dag_new(g, DAG_OP_PROTECT, NULL, NULL, &d), UV_EINVAL);
+  graph_free(g);
+}
