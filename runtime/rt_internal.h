@@ -1,0 +1,54 @@
+/*
+ * rt_internal.h - what the runtime's own files (rt.c, rt_server.c,
+ * rt_client.c) share: the completion-queue bridge and message helpers.
+ * Nothing outside runtime/ includes it.
+ *
+ * Every grpc_call_start_batch tag is an rt_tag_t embedded in the object
+ * that started the batch. The completion-queue thread forwards (tag, ok)
+ * to the loop, which calls tag->fn(tag, ok) there.
+ */
+#ifndef SMAUG_RT_INTERNAL_H
+#define SMAUG_RT_INTERNAL_H
+
+#include "rt.h"
+
+typedef struct rt_tag_s rt_tag_t;
+typedef void (*rt_tag_fn)(rt_tag_t *tag, int ok);
+struct rt_tag_s {
+  rt_tag_fn fn;
+};
+
+/* The completion queue shared by every server and client call of `rt`. */
+grpc_completion_queue *rt__cq(rt_t *rt);
+
+/* Runs tag->fn(tag, ok) on the loop on a later iteration (never from
+ * inside this call). Loop thread. Aborts on out-of-memory: a lost
+ * completion would hang a call forever. */
+void rt__defer(rt_t *rt, rt_tag_t *tag, int ok);
+
+/* Counts objects that keep the loop alive (started servers, client calls
+ * in flight). Loop thread. */
+void rt__hold(rt_t *rt);
+void rt__unhold(rt_t *rt);
+
+/* The head of `rt`'s list of open channels (rt_client.c keeps it). */
+rt_channel_t **rt__channels(rt_t *rt);
+
+/* Bookkeeping checked by rt_free(). Loop thread. */
+void rt__count_server(rt_t *rt, int delta);
+void rt__count_client_call(rt_t *rt, int delta);
+void rt__count_channel(rt_t *rt, int delta);
+
+/* Maps a grpc_call_error to a negative UV_E* code (0 for GRPC_CALL_OK). */
+int rt__call_error(grpc_call_error e);
+
+/* Serialises `msg` into a new byte buffer that the caller owns (released
+ * with grpc_byte_buffer_destroy). Returns NULL on allocation failure. */
+grpc_byte_buffer *rt__pack(const ProtobufCMessage *msg);
+
+/* Decodes `bb` as `desc`; NULL if it does not parse. The caller frees the
+ * result with protobuf_c_message_free_unpacked. `bb` is not consumed. */
+ProtobufCMessage *rt__unpack(const ProtobufCMessageDescriptor *desc,
+                             grpc_byte_buffer *bb);
+
+#endif
