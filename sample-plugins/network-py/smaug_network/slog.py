@@ -33,12 +33,27 @@ def enabled(level):
     return LEVELS[level] >= _min_level
 
 
+def _escape(s, quoted):
+    out = []
+    for c in s:
+        if c in "\n\r\t":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[c])
+        elif ord(c) < 0x20 or c == "\x7f":
+            out.append("\\x%02x" % ord(c))
+        elif quoted and c in '"\\':
+            out.append("\\" + c)
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 def _quote(value):
+    """Quotes a value the way rt_log does: when a reader splitting on
+    spaces and '=' would misread it."""
     s = str(value)
-    if s == "" or any(c in s for c in ' "=\n\t'):
-        return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace(
-            "\n", "\\n") + '"'
-    return s
+    if s == "" or any(c in ' "=' or ord(c) < 0x20 for c in s):
+        return '"' + _escape(s, True) + '"'
+    return _escape(s, False)
 
 
 def log(level, msg, comp="plugin", **kv):
