@@ -241,6 +241,14 @@ class ProtectTest(unittest.TestCase):
         self.assertEqual(cm.exception.code(),
                          grpc.StatusCode.FAILED_PRECONDITION)
 
+    def test_missing_network_is_not_found(self):
+        req = request(new_op(), tp.OPERATION_KIND_PROTECT, tp.ACTIVITY_PARALLEL,
+                      rid="net-404")
+        with self.assertRaises(grpc.RpcError) as cm:
+            run(STUB.ParallelActivity, req)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertIn("net-404.json", cm.exception.details())
+
     def test_progress_precedes_result(self):
         req = request(new_op(), tp.OPERATION_KIND_PROTECT, tp.ACTIVITY_PARALLEL,
                       parameters={"delay_ms": "300"})
@@ -297,6 +305,22 @@ class RestoreDeleteTest(unittest.TestCase):
         self.assertEqual(doc, dict(NET, id=res.restored_id))
         with open(os.path.join(nets, "net-1.json"), "rb") as f:
             self.assertEqual(f.read(), NET_BYTES)
+
+    def test_restore_again_keeps_restored_file(self):
+        _, sres, section = protect(new_op())
+        rop = new_op()
+        req = request(rop, tp.OPERATION_KIND_RESTORE, tp.ACTIVITY_SYNC,
+                      section=os.path.relpath(section, BANK))
+        _, res = run(STUB.SyncActivity, req)
+        path = os.path.join(CLOUD, "projects", "p1", "networks",
+                            res.restored_id + ".json")
+        st1 = os.stat(path)
+        req.idempotency_key += "-after-plugin-restart"  # a key it never saw
+        _, again = run(STUB.SyncActivity, req)
+        st2 = os.stat(path)
+        self.assertEqual(again.restored_id, res.restored_id)
+        self.assertEqual((st1.st_ino, st1.st_mtime_ns),
+                         (st2.st_ino, st2.st_mtime_ns))
 
     def test_restore_refuses_copy_not_matching_checkpoint(self):
         _, _, section = protect(new_op())
@@ -526,6 +550,18 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(resp.status, health_pb2.HealthCheckResponse.SERVING)
         self.assertEqual(p.stop(), 0)
         p.wait_line(r"msg=stopped")
+
+    def test_sigterm_tells_watchers_not_serving(self):
+        p = Plugin("127.0.0.1:0", CLOUD)
+        with grpc.insecure_channel(p.addr) as ch:
+            watch = health_pb2_grpc.HealthStub(ch).Watch(
+                health_pb2.HealthCheckRequest(), timeout=RPC_TIMEOUT)
+            self.assertEqual(next(watch).status,
+                             health_pb2.HealthCheckResponse.SERVING)
+            p.proc.send_signal(signal.SIGTERM)
+            self.assertEqual([m.status for m in watch],
+                             [health_pb2.HealthCheckResponse.NOT_SERVING])
+        self.assertEqual(p.stop(), 0)
 
     def test_exits_with_parent(self):
         # A parent that starts the plugin and lives until its stdin closes.

@@ -25,9 +25,13 @@ _grpc_gen = os.path.join(GEN_DIR, "grpc")
 if _grpc_gen not in grpc.__path__:
     grpc.__path__.append(_grpc_gen)
 
-from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402,F401
-from grpc.reflection.v1 import reflection_pb2 as refl_v1_pb2  # noqa: E402,F401
-from grpc.reflection.v1 import reflection_pb2_grpc as refl_v1_grpc  # noqa: E402,F401
-from grpc.reflection.v1alpha import reflection_pb2 as refl_v1alpha_pb2  # noqa: E402,F401
-from grpc.reflection.v1alpha import reflection_pb2_grpc as refl_v1alpha_grpc  # noqa: E402,F401
-from smaug.v1 import plugin_pb2, plugin_pb2_grpc, types_pb2  # noqa: E402,F401
+from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from grpc.reflection.v1 import reflection_pb2 as refl_v1_pb2  # noqa: E402
+from grpc.reflection.v1 import reflection_pb2_grpc as refl_v1_grpc  # noqa: E402
+from grpc.reflection.v1alpha import reflection_pb2 as refl_v1alpha_pb2  # noqa: E402
+from grpc.reflection.v1alpha import reflection_pb2_grpc as refl_v1alpha_grpc  # noqa: E402
+from smaug.v1 import plugin_pb2, plugin_pb2_grpc, types_pb2  # noqa: E402
+
+__all__ = ["GEN_DIR", "health_pb2", "health_pb2_grpc", "refl_v1_pb2",
+           "refl_v1_grpc", "refl_v1alpha_pb2", "refl_v1alpha_grpc",
+           "plugin_pb2", "plugin_pb2_grpc", "types_pb2"]

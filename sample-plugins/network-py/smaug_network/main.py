@@ -96,7 +96,11 @@ def main(argv=None):
                                    thread_name_prefix="rpc"),
         # gRPC Python sets SO_REUSEPORT by default, which lets a second
         # process bind a port already in use without an error.
-        options=[("grpc.so_reuseport", 0)])
+        options=[("grpc.so_reuseport", 0)],
+        # Beyond this, calls get RESOURCE_EXHAUSTED (retried by the
+        # orchestrator) instead of queueing for a thread until their
+        # deadline.
+        maximum_concurrent_rpcs=SERVER_THREADS)
     plugin_pb2_grpc.add_ProtectionPluginServicer_to_server(
         ProtectionPlugin(args.cloud, jobs), server)
     health_pb2_grpc.add_HealthServicer_to_server(hs, server)

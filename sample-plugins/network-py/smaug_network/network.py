@@ -36,8 +36,9 @@ OPTIONS_SCHEMA = json.dumps({
     "type": "object",
     "properties": {
         "delay_ms": {
-            "type": "string",
-            "pattern": "^[0-9]{1,6}$",
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_DELAY_MS,
             "description": "Extra time in milliseconds the activity takes "
                            "before it writes, with progress every 100 ms; "
                            "for trying slow plugins. Default 0.",
