@@ -17,9 +17,7 @@
 #include <string.h>
 
 #include "rt_internal.h"
-#ifdef RT_HAVE_LOG
 #include "rt_log.h"
-#endif
 
 typedef struct {
   rt_tag_t *tag;
@@ -106,18 +104,6 @@ static void on_async_closed(uv_handle_t *h) {
   rt->async_closed = 1;
 }
 
-#ifdef RT_HAVE_LOG
-static void gpr_to_rt_log(gpr_log_func_args *args) {
-  rt_log_level_t level = RT_LOG_INFO;
-  if (args->severity == GPR_LOG_SEVERITY_DEBUG)
-    level = RT_LOG_DEBUG;
-  else if (args->severity == GPR_LOG_SEVERITY_ERROR)
-    level = RT_LOG_ERROR;
-  rt_log(level, "grpc", args->message, "file=%s line=%d", args->file,
-         args->line);
-}
-#endif
-
 int rt_new(uv_loop_t *loop, rt_t **out) {
   if (loop == NULL || out == NULL)
     return UV_EINVAL;
@@ -134,9 +120,7 @@ int rt_new(uv_loop_t *loop, rt_t **out) {
   rt->async.data = rt;
   uv_unref((uv_handle_t *)&rt->async);
 
-#ifdef RT_HAVE_LOG
-  gpr_set_log_function(gpr_to_rt_log);
-#endif
+  rt_log_route_grpc();
   grpc_init();
   rt->cq = grpc_completion_queue_create_for_next(NULL);
   if (rt->cq == NULL) {

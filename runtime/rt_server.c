@@ -25,16 +25,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "rt_internal.h"
-#ifdef RT_HAVE_HEALTH
 #include "rt_health.h"
-#endif
-#ifdef RT_HAVE_REFLECTION
+#include "rt_internal.h"
 #include "rt_reflection.h"
-#endif
 
 #define RT_DEFAULT_MAX_MESSAGE (4 * 1024 * 1024)
 #define RT_DEFAULT_GRACE_MS    5000
+/* Requests kept pending per method: with one, a burst of calls waits for
+ * the loop to re-request between each; a few let gRPC match them at once. */
+#define RT_SLOTS 4
 
 typedef struct rt_entry_s rt_entry_t;
 typedef struct rt_slot_s rt_slot_t;
@@ -45,7 +44,7 @@ struct rt_entry_s {
   const void *impl;
   void *data;
   void **handles;   /* grpc_server_register_method results, per method */
-  rt_slot_t *slots; /* one pending request per method */
+  rt_slot_t *slots; /* RT_SLOTS pending requests per method */
 };
 
 /* A pending grpc_server_request_(registered_)call. */
@@ -142,12 +141,8 @@ struct rt_server_s {
   void *stopped_data;
   rt_server_stopped_cb signal_cb;
   void *signal_data;
-#ifdef RT_HAVE_HEALTH
   rt_health_t *health;
-#endif
-#ifdef RT_HAVE_REFLECTION
   rt_reflection_t *reflection;
-#endif
 };
 
 static void server_maybe_stopped(rt_server_t *srv);
@@ -629,25 +624,17 @@ int rt_server_new(rt_t *rt, const rt_server_opts_t *opts, rt_server_t **out) {
   srv->shutdown_tag.fn = NULL;
   rt__count_server(rt, 1);
 
-  int err = 0;
-#ifdef RT_HAVE_HEALTH
-  err = rt_health_new(srv, &srv->health);
+  int err = rt_health_new(srv, &srv->health);
   if (err != 0)
     goto fail;
-#endif
-#ifdef RT_HAVE_REFLECTION
   err = rt_reflection_new(srv, &srv->reflection);
   if (err != 0)
     goto fail;
-#endif
   *out = srv;
-  return err;
+  return 0;
 
-#if defined(RT_HAVE_HEALTH) || defined(RT_HAVE_REFLECTION)
 fail:
-#ifdef RT_HAVE_HEALTH
   rt_health_free(srv->health);
-#endif
   for (size_t i = 0; i < srv->n_entries; i++) {
     free(srv->entries[i].handles);
     free(srv->entries[i].slots);
@@ -657,7 +644,6 @@ fail:
   rt__count_server(rt, -1);
   free(srv);
   return err;
-#endif
 }
 
 int rt_server_add_service(rt_server_t *srv, const rt_service_t *svc,
@@ -677,22 +663,13 @@ int rt_server_add_service(rt_server_t *srv, const rt_service_t *svc,
   rt_entry_t *e = &entries[srv->n_entries];
   memset(e, 0, sizeof(*e));
   e->handles = calloc(svc->n_methods ? svc->n_methods : 1, sizeof(void *));
-  e->slots = calloc(svc->n_methods ? svc->n_methods : 1, sizeof(rt_slot_t));
+  e->slots = calloc((svc->n_methods ? svc->n_methods : 1) * RT_SLOTS,
+                    sizeof(rt_slot_t));
   if (e->handles == NULL || e->slots == NULL) {
     free(e->handles);
     free(e->slots);
     return UV_ENOMEM;
   }
-#ifdef RT_HAVE_REFLECTION
-  if (srv->reflection != NULL) {
-    int err = rt_reflection_add_service(srv->reflection, svc->name);
-    if (err != 0) {
-      free(e->handles);
-      free(e->slots);
-      return err;
-    }
-  }
-#endif
   e->svc = svc;
   e->impl = impl;
   e->data = data;
@@ -713,10 +690,20 @@ int rt_server_add_service(rt_server_t *srv, const rt_service_t *svc,
       return UV_EEXIST;
     }
   }
+  /* Health and reflection register themselves before `reflection` is set;
+   * it lists those on its own. */
+  if (srv->reflection != NULL) {
+    int err = rt_reflection_add_service(srv->reflection, svc->name);
+    if (err != 0) {
+      free(e->handles);
+      free(e->slots);
+      return err;
+    }
+  }
   srv->n_entries++;
   /* Entries moved: re-point the slots. */
   for (size_t i = 0; i < srv->n_entries; i++)
-    for (size_t j = 0; j < srv->entries[i].svc->n_methods; j++)
+    for (size_t j = 0; j < srv->entries[i].svc->n_methods * RT_SLOTS; j++)
       srv->entries[i].slots[j].entry = &srv->entries[i];
   return 0;
 }
@@ -757,32 +744,24 @@ int rt_server_start(rt_server_t *srv) {
   rt__hold(srv->rt);
   for (size_t i = 0; i < srv->n_entries; i++) {
     rt_entry_t *e = &srv->entries[i];
-    for (size_t j = 0; j < e->svc->n_methods; j++) {
+    for (size_t j = 0; j < e->svc->n_methods * RT_SLOTS; j++) {
       e->slots[j].tag.fn = on_slot;
       e->slots[j].srv = srv;
       e->slots[j].entry = e;
-      e->slots[j].method = j;
+      e->slots[j].method = j / RT_SLOTS;
       slot_request(&e->slots[j]);
     }
   }
   slot_request(&srv->generic);
-#ifdef RT_HAVE_HEALTH
   rt_health_set(srv->health, "", 1);
   for (size_t i = 0; i < srv->n_entries; i++)
     rt_health_set(srv->health, srv->entries[i].svc->name, 1);
-#endif
   return 0;
 }
 
 void rt_server_set_serving(rt_server_t *srv, const char *service, int serving) {
-#ifdef RT_HAVE_HEALTH
   if (srv != NULL && srv->health != NULL)
     rt_health_set(srv->health, service ? service : "", serving);
-#else
-  (void)srv;
-  (void)service;
-  (void)serving;
-#endif
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -850,10 +829,8 @@ int rt_server_shutdown(rt_server_t *srv, rt_server_stopped_cb cb, void *data) {
   srv->stopped_cb = cb;
   srv->stopped_data = data;
   close_signals(srv);
-#ifdef RT_HAVE_HEALTH
   /* Ends Watch streams now rather than after the grace period. */
   rt_health_shutdown(srv->health);
-#endif
   if (srv->started) {
     srv->shutdown_tag.fn = on_shutdown_tag;
     grpc_server_shutdown_and_notify(srv->server, rt__cq(srv->rt),
@@ -872,12 +849,8 @@ void rt_server_free(rt_server_t *srv) {
   assert((srv->stopped || !srv->shutting_down) &&
          "rt_server_free: before the shutdown callback");
   assert(!srv->started || srv->stopped);
-#ifdef RT_HAVE_REFLECTION
   rt_reflection_free(srv->reflection);
-#endif
-#ifdef RT_HAVE_HEALTH
   rt_health_free(srv->health);
-#endif
   grpc_server_destroy(srv->server);
   for (size_t i = 0; i < srv->n_entries; i++) {
     free(srv->entries[i].handles);
