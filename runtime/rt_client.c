@@ -55,6 +55,7 @@ struct rt_client_call_s {
   unsigned cancelled : 1; /* by us */
   unsigned failed : 1;    /* local failure: fail_code / fail_msg win */
   unsigned done : 1;
+  unsigned got_msg : 1;
   grpc_status_code fail_code;
   char fail_msg[256];
 };
@@ -157,6 +158,10 @@ static void call_release(rt_client_call_t *c) {
   } else if (c->failed) {
     code = c->fail_code;
     text = c->fail_msg;
+  } else if (code == GRPC_STATUS_OK && !c->got_msg &&
+             c->method->kind == RT_UNARY) {
+    code = GRPC_STATUS_INTERNAL;
+    text = "response: none for a unary call";
   } else {
     msg = grpc_slice_to_c_string(c->details);
     text = msg;
@@ -206,6 +211,7 @@ static int deliver(rt_client_call_t *c) {
       call_fail(c, GRPC_STATUS_INTERNAL, "response: malformed %s",
                 c->method->output->name);
     } else {
+      c->got_msg = 1;
       c->on_msg(c, msg, c->data);
       protobuf_c_message_free_unpacked(msg, NULL);
       more = !c->cancelled && !c->failed;

@@ -278,6 +278,7 @@ typedef struct {
   grpc_byte_buffer *recv_raw[8];
   int n_recv;
   grpc_status_code status;
+  char details[256];
   gpr_timespec started, finished;
   uv_thread_t thread;
   uv_async_t async;
@@ -345,6 +346,9 @@ static void raw_thread(void *arg) {
   op.data.recv_status_on_client.status_details = &details;
   pluck(cq, call, &op, 1, &op);
   r->finished = gpr_now(GPR_CLOCK_MONOTONIC);
+  char *d = grpc_slice_to_c_string(details);
+  snprintf(r->details, sizeof(r->details), "%s", d);
+  gpr_free(d);
   grpc_slice_unref(details);
   grpc_metadata_array_destroy(&md);
   grpc_metadata_array_destroy(&trailing);
@@ -655,5 +659,194 @@ Test(rt, malformed_request_is_invalid_argument, .timeout = 10) {
   fx_run(&fx);
   cr_assert_eq(r.status, GRPC_STATUS_INVALID_ARGUMENT, "%s",
                rt_status_name(r.status));
+  cr_assert_str_eq(r.details, "request: malformed rttest.EchoRequest");
   cr_assert_eq(fx.handled, 0);
+}
+
+Test(rt, malformed_streamed_request_is_invalid_argument, .timeout = 10) {
+  fx_start(&fx, NULL, 0);
+  fx.pending = 1;
+  static raw_t r;
+  memset(&r, 0, sizeof(r));
+  Rttest__Num n = RTTEST__NUM__INIT;
+  n.v = 1;
+  raw_add(&r, &n.base);
+  uint8_t junk[] = {0x08}; /* a varint key with no value */
+  grpc_slice s = grpc_slice_from_copied_buffer((const char *)junk, 1);
+  r.send[r.n_send++] = grpc_raw_byte_buffer_create(&s, 1);
+  grpc_slice_unref(s);
+  raw_start(&r, &fx, "/rttest.Test/Sum");
+  fx_run(&fx);
+  cr_assert_eq(r.status, GRPC_STATUS_INVALID_ARGUMENT, "%s",
+               rt_status_name(r.status));
+  cr_assert_str_eq(r.details, "request: malformed rttest.Num");
+}
+
+/* The client decodes Echo's reply as a CountReply: field 1 has the wrong
+ * wire type, so the reply does not parse. */
+static const rt_method_t echo_as_count = {"/rttest.Test/Echo", "Echo", RT_UNARY,
+                                          &rttest__echo_request__descriptor,
+                                          &rttest__count_reply__descriptor};
+
+Test(rt, malformed_response_is_internal, .timeout = 10) {
+  fx_start(&fx, NULL, 0);
+  fx.pending = 1;
+  Rttest__EchoRequest req = RTTEST__ECHO_REQUEST__INIT;
+  req.text = "not a count";
+  cr_assert_eq(rt_client_call_start(fx.ch, &echo_as_count, &req.base, NULL,
+                                    on_echo_msg, on_done, &fx, NULL),
+               0);
+  fx_run(&fx);
+  cr_assert_eq(fx.code, GRPC_STATUS_INTERNAL, "%s", rt_status_name(fx.code));
+  cr_assert_str_eq(fx.message, "response: malformed rttest.CountReply");
+}
+
+/* Count with n = 0 ends OK with no message: wrong for a unary call. */
+static const rt_method_t count_as_unary = {
+    "/rttest.Test/Count", "Count", RT_UNARY, &rttest__count_request__descriptor,
+    &rttest__count_reply__descriptor};
+
+Test(rt, unary_without_response_is_internal, .timeout = 10) {
+  fx_start(&fx, NULL, 0);
+  fx.pending = 1;
+  Rttest__CountRequest req = RTTEST__COUNT_REQUEST__INIT;
+  cr_assert_eq(rt_client_call_start(fx.ch, &count_as_unary, &req.base, NULL,
+                                    on_count_msg, on_done, &fx, NULL),
+               0);
+  fx_run(&fx);
+  cr_assert_eq(fx.code, GRPC_STATUS_INTERNAL, "%s", rt_status_name(fx.code));
+}
+
+Test(rt, oversized_reply_from_server_is_resource_exhausted, .timeout = 10) {
+  rt_server_opts_t opts = {.size = sizeof(opts), .max_message_bytes = 1024};
+  fx_start(&fx, &opts, 0);
+  fx.pending = 1;
+  Rttest__EchoRequest req = RTTEST__ECHO_REQUEST__INIT;
+  req.reply_bytes = 8192;
+  cr_assert_eq(
+      rttest_test_echo(fx.ch, &req, NULL, on_echo_msg, on_done, &fx, NULL), 0);
+  fx_run(&fx);
+  cr_assert_eq(fx.code, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s",
+               rt_status_name(fx.code));
+}
+
+static void on_never_started(rt_server_t *srv, void *data) {
+  (*(int *)data)++;
+}
+
+Test(rt, shutdown_of_a_server_never_started, .timeout = 10) {
+  uv_loop_t loop;
+  rt_t *rt;
+  rt_server_t *srv;
+  int stopped = 0;
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(rt_new(&loop, &rt), 0);
+  cr_assert_eq(rt_server_new(rt, NULL, &srv), 0);
+  cr_assert_eq(rt_server_shutdown(srv, on_never_started, &stopped), 0);
+  cr_assert_eq(stopped, 0, "the callback ran inside the call");
+  cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  cr_assert_eq(stopped, 1);
+  rt_server_free(srv);
+  rt_free(rt);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+static void on_signal_stop(rt_server_t *srv, void *data) {
+  fx_t *f = data;
+  f->stopped++;
+  rt_channel_release(f->ch);
+  f->ch = NULL;
+}
+
+static void h_raise(rt_call_t *call, const Rttest__EchoRequest *req,
+                    void *data) {
+  reply_text(call, "raised");
+  raise(SIGTERM);
+}
+
+Test(rt, sigterm_stops_the_server, .timeout = 10) {
+  static const rttest_test_handlers_t h = {.echo = h_raise};
+  memset(&fx, 0, sizeof(fx));
+  cr_assert_eq(uv_loop_init(&fx.loop), 0);
+  cr_assert_eq(rt_new(&fx.loop, &fx.rt), 0);
+  cr_assert_eq(rt_server_new(fx.rt, NULL, &fx.srv), 0);
+  cr_assert_eq(rttest_test_register(fx.srv, &h, &fx), 0);
+  cr_assert_eq(rt_server_listen(fx.srv, "127.0.0.1:0", &fx.port), 0);
+  snprintf(fx.target, sizeof(fx.target), "127.0.0.1:%d", fx.port);
+  cr_assert_eq(rt_server_stop_on_signals(fx.srv, on_signal_stop, &fx), 0);
+  cr_assert_eq(rt_server_start(fx.srv), 0);
+  cr_assert_eq(rt_channel_get(fx.rt, fx.target, &fx.ch), 0);
+  fx.pending = 1000; /* only the signal stops this one */
+  echo(&fx, "x", "", NULL, NULL);
+  fx_run(&fx);
+  cr_assert_eq(fx.dones, 1);
+}
+
+/* Polls (once per loop iteration, no sleeping) until the held call has
+ * seen its cancellation, then registers the cancel callback late. */
+static int late_cb_ran, late_cb_inline;
+static void on_late_cancel(rt_call_t *call, void *data) {
+  late_cb_ran++;
+  rt_call_fail(call, GRPC_STATUS_CANCELLED, "late");
+  fx_event(&fx);
+}
+
+static void on_check(uv_check_t *c) {
+  if (fx.n_held == 0 || !rt_call_is_cancelled(fx.held[0]))
+    return;
+  uv_check_stop(c);
+  uv_close((uv_handle_t *)c, NULL);
+  rt_call_on_cancel(fx.held[0], on_late_cancel, NULL);
+  late_cb_inline = late_cb_ran;
+}
+
+static void h_hold(rt_call_t *call, const Rttest__EchoRequest *req,
+                   void *data) {
+  fx_t *f = data;
+  f->held[f->n_held++] = call;
+  rt_client_call_cancel(f->cc);
+}
+
+Test(rt, cancel_callback_set_after_cancel_still_runs, .timeout = 10) {
+  static const rttest_test_handlers_t h = {.echo = h_hold};
+  static uv_check_t check;
+  memset(&fx, 0, sizeof(fx));
+  late_cb_ran = late_cb_inline = 0;
+  cr_assert_eq(uv_loop_init(&fx.loop), 0);
+  cr_assert_eq(rt_new(&fx.loop, &fx.rt), 0);
+  cr_assert_eq(rt_server_new(fx.rt, NULL, &fx.srv), 0);
+  cr_assert_eq(rttest_test_register(fx.srv, &h, &fx), 0);
+  cr_assert_eq(rt_server_listen(fx.srv, "127.0.0.1:0", &fx.port), 0);
+  snprintf(fx.target, sizeof(fx.target), "127.0.0.1:%d", fx.port);
+  cr_assert_eq(rt_server_start(fx.srv), 0);
+  cr_assert_eq(rt_channel_get(fx.rt, fx.target, &fx.ch), 0);
+  cr_assert_eq(uv_check_init(&fx.loop, &check), 0);
+  cr_assert_eq(uv_check_start(&check, on_check), 0);
+  fx.pending = 2; /* client done + late cancel callback */
+  echo(&fx, "x", "", NULL, &fx.cc);
+  fx_run(&fx);
+  cr_assert_eq(fx.code, GRPC_STATUS_CANCELLED);
+  cr_assert_eq(late_cb_inline, 0, "ran inside rt_call_on_cancel");
+  cr_assert_eq(late_cb_ran, 1);
+}
+
+static void on_count_cancel_msg(rt_client_call_t *call,
+                                const ProtobufCMessage *msg, void *data) {
+  fx_t *f = data;
+  f->trace[f->n_trace++] = ((const Rttest__CountReply *)msg)->i;
+  if (f->n_trace == 3)
+    rt_client_call_cancel(call);
+}
+
+Test(rt, cancel_mid_stream_stops_messages, .timeout = 10) {
+  fx_start(&fx, NULL, 0);
+  fx.pending = 1;
+  Rttest__CountRequest req = RTTEST__COUNT_REQUEST__INIT;
+  req.n = 10000;
+  cr_assert_eq(rttest_test_count(fx.ch, &req, NULL, on_count_cancel_msg,
+                                 on_done, &fx, NULL),
+               0);
+  fx_run(&fx);
+  cr_assert_eq(fx.code, GRPC_STATUS_CANCELLED, "%s", rt_status_name(fx.code));
+  cr_assert_eq(fx.n_trace, 3, "messages after cancel: %d", fx.n_trace - 3);
 }
