@@ -540,6 +540,12 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(host, "127.0.0.1")
         self.assertGreater(int(port), 0)
 
+    def test_busy_port_fails_to_start(self):
+        out = subprocess.run([ARGS.plugin, "--listen", PLUGIN.addr],
+                             capture_output=True, text=True, timeout=WAIT)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn('msg="cannot listen" addr=%s' % PLUGIN.addr, out.stderr)
+
     def test_sigterm_stops_gracefully_on_unix_socket(self):
         sock = os.path.join(TMP, "plugin.sock")
         p = Plugin("unix:" + sock, CLOUD)
