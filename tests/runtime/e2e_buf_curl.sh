@@ -42,6 +42,7 @@ fail() {
 # buf keeps a cache; keep it inside the test's directory.
 export BUF_CACHE_DIR="$tmp/buf-cache"
 
+: >"$tmp/smaugd.log" # the redirection below happens in the child, later
 "$SMAUGD" --listen 127.0.0.1:0 --data-dir "$tmp/data" 2>"$tmp/smaugd.log" &
 server_pid=$!
 
