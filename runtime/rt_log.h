@@ -16,7 +16,9 @@ typedef enum {
   RT_LOG_ERROR = 3
 } rt_log_level_t;
 
-/* Sets the lowest level written; default RT_LOG_INFO. */
+/* Sets the lowest level written. The default is RT_LOG_INFO, or the value
+ * of SMAUG_LOG_LEVEL when it parses (read once, on first use; an invalid
+ * value is logged and ignored). Any thread. */
 void rt_log_set_level(rt_log_level_t level);
 rt_log_level_t rt_log_get_level(void);
 
