@@ -181,14 +181,15 @@ int cli_progress_succeeded(const cli_progress_t *p) {
           strcmp(s, "deleted") == 0);
 }
 
-/* Closes the memstream and returns its buffer, or NULL after an error. */
-static char *finish(FILE *f, char *buf) {
+/* Closes the memstream and returns its buffer, or NULL after an error.
+ * `*buf` is only final after fclose, hence the pointer. */
+static char *finish(FILE *f, char **buf) {
   int bad = ferror(f);
   if (fclose(f) != 0 || bad) {
-    free(buf);
+    free(*buf);
     return NULL;
   }
-  return buf;
+  return *buf;
 }
 
 /* One line of the live block, built in place and cut to the terminal
@@ -293,7 +294,7 @@ char *cli_progress_render(const cli_progress_t *p, int width, size_t max_rows,
       lprintf(&l, "  %s", t->message);
     put_line(f, &l, width);
   }
-  return finish(f, buf);
+  return finish(f, &buf);
 }
 
 static void put_clock(FILE *f, int64_t ms) {
@@ -342,7 +343,7 @@ char *cli_progress_event_line(const Smaug__V1__OperationEvent *ev) {
       ev->message[0] != '\0')
     fprintf(f, ": %s", ev->message);
   fputc('\n', f);
-  return finish(f, buf);
+  return finish(f, &buf);
 }
 
 static void put_duration(FILE *f, int64_t ms) {
@@ -413,7 +414,10 @@ char *cli_progress_summary(const cli_progress_t *p) {
       fputc('-', df);
     if (fclose(df) != 0)
       goto nomem;
-    fprintf(f, "%-7s  %s\n", d, reason ? reason : "");
+    if (reason != NULL)
+      fprintf(f, "%-7s  %s\n", d, reason);
+    else
+      fprintf(f, "%s\n", d);
     free(d);
   }
   size_t c[CLI_TASK_CANCELLED + 1];
@@ -431,7 +435,7 @@ char *cli_progress_summary(const cli_progress_t *p) {
       fprintf(f, ": %s", p->final_message);
     fputc('\n', f);
   }
-  return finish(f, buf);
+  return finish(f, &buf);
 nomem:
   fclose(f);
   free(buf);
