@@ -3,13 +3,14 @@
  * unary / server-streaming calls.
  *
  * Channels are shared per target and reference counted, so every caller
- * talking to one plugin multiplexes over one HTTP/2 connection. A call is
- * two batches: {send initial metadata, send message, half-close, receive
- * initial metadata, receive message} and {receive status}; each further
- * response message is one more receive batch, chained from the previous
- * one. on_done runs once every batch has completed, so it always follows
- * the last on_msg. The receive limit is per call, so it is checked here
- * rather than in the (shared) channel's arguments.
+ * talking to one plugin multiplexes over one HTTP/2 connection. A unary
+ * call is one batch of every op. A server-streaming call is two batches:
+ * {send initial metadata, send message, half-close, receive initial
+ * metadata, receive message} and {receive status}; each further response
+ * message is one more receive batch, chained from the previous one. on_done
+ * runs once every batch has completed, so it always follows the last on_msg.
+ * The receive limit is per call, so it is checked here rather than in the
+ * (shared) channel's arguments.
  */
 #include <assert.h>
 #include <grpc/grpc_security.h>
@@ -297,7 +298,7 @@ int rt_client_call_start(rt_channel_t *ch, const rt_method_t *method,
   }
   c->send_bb = rt__pack(req);
 
-  grpc_op ops[5];
+  grpc_op ops[6];
   memset(ops, 0, sizeof(ops));
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
   if (opts != NULL && opts->wait_for_ready)
@@ -310,19 +311,29 @@ int rt_client_call_start(rt_channel_t *ch, const rt_method_t *method,
   ops[3].data.recv_initial_metadata.recv_initial_metadata = &c->initial_md;
   ops[4].op = GRPC_OP_RECV_MESSAGE;
   ops[4].data.recv_message.recv_message = &c->recv_bb;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &c->trailing_md;
+  ops[5].data.recv_status_on_client.status = &c->status;
+  ops[5].data.recv_status_on_client.status_details = &c->details;
+  ops[5].data.recv_status_on_client.error_string = &c->error_string;
+  /* A unary call is one batch (one completion); a stream receives its
+   * status in a batch of its own while messages are read one by one. */
+  int unary = method->kind == RT_UNARY;
   grpc_call_error e =
-      grpc_call_start_batch(c->call, ops, 5, &c->start_tag, NULL);
+      grpc_call_start_batch(c->call, ops, unary ? 6 : 5, &c->start_tag, NULL);
   if (e != GRPC_CALL_OK)
     goto fail;
+  if (unary) {
+    c->refs = 1;
+    ch->refs++;
+    rt__count_client_call(c->rt, 1);
+    rt__hold(c->rt);
+    if (out != NULL)
+      *out = c;
+    return 0;
+  }
 
-  grpc_op st;
-  memset(&st, 0, sizeof(st));
-  st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  st.data.recv_status_on_client.trailing_metadata = &c->trailing_md;
-  st.data.recv_status_on_client.status = &c->status;
-  st.data.recv_status_on_client.status_details = &c->details;
-  st.data.recv_status_on_client.error_string = &c->error_string;
-  e = grpc_call_start_batch(c->call, &st, 1, &c->status_tag, NULL);
+  e = grpc_call_start_batch(c->call, &ops[5], 1, &c->status_tag, NULL);
   if (e != GRPC_CALL_OK) {
     /* The first batch is in flight: it must complete before we free. */
     grpc_call_cancel(c->call, NULL);

@@ -547,23 +547,25 @@ static void on_slot(rt_tag_t *tag, int ok) {
   rt_slot_t *s = (rt_slot_t *)tag;
   rt_server_t *srv = s->srv;
   srv->n_slots--;
-  if (ok && s->call != NULL) {
-    if (s->entry != NULL)
-      call_start(s);
-    else
-      unknown_start(s);
-  } else if (s->payload != NULL) {
-    grpc_byte_buffer_destroy(s->payload);
-  }
+  /* Take the call out of the slot and re-arm the slot first, so that gRPC
+   * can match the next call while this one runs. */
+  rt_slot_t got = *s;
   s->call = NULL;
   s->payload = NULL;
   grpc_metadata_array_destroy(&s->md);
-  if (s->entry == NULL)
-    grpc_call_details_destroy(&s->details);
   if (ok && !srv->shutting_down)
     slot_request(s);
-  else
-    server_maybe_stopped(srv);
+  if (ok && got.call != NULL) {
+    if (got.entry != NULL)
+      call_start(&got);
+    else
+      unknown_start(&got);
+  } else if (got.payload != NULL) {
+    grpc_byte_buffer_destroy(got.payload);
+  }
+  if (got.entry == NULL)
+    grpc_call_details_destroy(&got.details);
+  server_maybe_stopped(srv);
 }
 
 static void slot_request(rt_slot_t *s) {

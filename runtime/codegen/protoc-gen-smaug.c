@@ -412,6 +412,30 @@ find_file(const Google__Protobuf__Compiler__CodeGeneratorRequest *req,
   return NULL;
 }
 
+/* Returns a message if a method's lower_snake name would collide with a
+ * name generated for its service, NULL if all is well. */
+static char *check_names(const file_t *f) {
+  static const char *const reserved[] = {
+      "register", "service", "methods", "dispatch", "handlers_t", "handlers_s"};
+  for (size_t i = 0; i < f->n_service; i++) {
+    const svc_t *svc = f->service[i];
+    for (size_t j = 0; j < svc->n_method; j++) {
+      char *ml = lower(svc->method[j]->name);
+      for (size_t k = 0; k < sizeof(reserved) / sizeof(reserved[0]); k++) {
+        if (strcmp(ml, reserved[k]) == 0) {
+          buf_t b = {0};
+          buf_printf(&b, "%s: method %s.%s collides with a generated name",
+                     f->name, svc->name, svc->method[j]->name);
+          free(ml);
+          return buf_take(&b);
+        }
+      }
+      free(ml);
+    }
+  }
+  return NULL;
+}
+
 /* Appends <stem>.smaug.h and .smaug.c for `f` to `out` (room for two). */
 static size_t
 gen_file(const file_t *f,
@@ -510,6 +534,9 @@ int main(void) {
     const file_t *f = find_file(req, req->file_to_generate[i]);
     if (f == NULL)
       die("file to generate is missing from the request");
+    resp.error = check_names(f);
+    if (resp.error != NULL)
+      break;
     resp.n_file += gen_file(f, resp.file + resp.n_file);
   }
 
@@ -530,6 +557,7 @@ int main(void) {
     free(resp.file[i]);
   }
   free(resp.file);
+  free(resp.error);
   google__protobuf__compiler__code_generator_request__free_unpacked(req, NULL);
   return 0;
 }
