@@ -434,7 +434,8 @@ int graph_validate(graph_t *g, graph_has_plugin_cb has_plugin, void *data,
   }
 
   /* Sort and deduplicate edges, then build both CSR arrays. */
-  qsort(g->edges, g->nedges, sizeof(*g->edges), graph__edge_cmp);
+  if (g->nedges > 1)
+    qsort(g->edges, g->nedges, sizeof(*g->edges), graph__edge_cmp);
   size_t m = 0;
   for (size_t i = 0; i < g->nedges; i++)
     if (m == 0 || graph__edge_cmp(&g->edges[m - 1], &g->edges[i]) != 0)

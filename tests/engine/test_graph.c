@@ -219,7 +219,7 @@ static void fake_release(fake_lister_t *f) {
     return;
   }
   graph_child_t kids[8];
-  char ids[8][40];
+  char ids[8][48];
   size_t n = 0;
   if (strlen(p.id) < f->depth)
     for (int k = 0; k < f->fanout; k++, n++) {

@@ -1,0 +1,601 @@
+/*
+ * test_exec.c - executor behaviours one at a time: data passing, retries
+ * and backoff, deadlines and heartbeats, failure and skip, fail-fast,
+ * cancel, limits, and resume from a mid-run snapshot.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_fixture.h"
+
+/* The seed example: p1 -> s1 -> {v1, v2, i1}; node indices 0..4. */
+static graph_t *seed_graph(void) {
+  graph_t *g;
+  graph_new(&g);
+  const char *nodes[][2] = {{"smaug.project", "p1"},
+                            {"smaug.server", "s1"},
+                            {"smaug.volume", "v1"},
+                            {"smaug.volume", "v2"},
+                            {"smaug.image", "i1"}};
+  for (int i = 0; i < 5; i++)
+    graph_add_node(g, nodes[i][0], nodes[i][1], NULL, NULL, NULL, NULL, NULL,
+                   0);
+  graph_add_edge(g, 0, 1);
+  graph_add_edge(g, 1, 2);
+  graph_add_edge(g, 1, 3);
+  graph_add_edge(g, 1, 4);
+  cr_assert_eq(graph_validate(g, NULL, NULL, NULL, 0), 0);
+  return g;
+}
+
+static int64_t loop_clock(void *data) {
+  return (int64_t)uv_now(data);
+}
+
+typedef struct run_s {
+  uv_loop_t loop;
+  graph_t *g;
+  dag_t *d;
+  exec_op_t *op;
+  fx_runner_t f;
+  fx_trace_t tr;
+  exec_opts_t opts;
+  int done_calls;
+  exec_outcome_t outcome;
+} run_t;
+
+static void run_init(run_t *r, graph_t *g, dag_op_t kind) {
+  memset(r, 0, sizeof(*r));
+  cr_assert_eq(uv_loop_init(&r->loop), 0);
+  r->g = g;
+  cr_assert_eq(dag_new(g, kind, NULL, NULL, &r->d), 0);
+  fx_runner_init(&r->f, &r->loop, r->d);
+  exec_opts_init(&r->opts);
+  r->opts.now_ms = loop_clock;
+  r->opts.clock_data = &r->loop;
+  r->opts.backoff_base_ms = 4;
+  r->opts.backoff_max_ms = 16;
+}
+
+static void on_done(exec_op_t *op, exec_outcome_t outcome, void *data) {
+  run_t *r = data;
+  r->done_calls++;
+  r->outcome = outcome;
+}
+
+static void run_start(run_t *r) {
+  cr_assert_eq(exec_op_new(&r->loop, r->d, "op1", &r->opts, &fx_runner_vtable,
+                           &r->f, &r->op),
+               0);
+  exec_op_set_event_cb(r->op, fx_record, &r->tr);
+  cr_assert_eq(exec_op_start(r->op, on_done, r), 0);
+  cr_assert_eq(r->done_calls, 0, "done must not run inside start");
+}
+
+static void run_go(run_t *r) {
+  run_start(r);
+  uv_run(&r->loop, UV_RUN_DEFAULT);
+  cr_assert_eq(r->done_calls, 1);
+}
+
+static void run_free(run_t *r) {
+  exec_op_free(r->op);
+  fx_loop_finish(&r->loop);
+  fx_runner_free(&r->f);
+  fx_trace_free(&r->tr);
+  dag_free(r->d);
+  graph_free(r->g);
+}
+
+static uint32_t count_kind(const run_t *r, uint32_t task,
+                           exec_event_kind_t kind) {
+  uint32_t n = 0;
+  for (size_t i = 0; i < r->tr.n; i++)
+    n += r->tr.ev[i].task == task && r->tr.ev[i].kind == kind;
+  return n;
+}
+
+Test(exec, data_passes_from_p_to_s_and_children_to_parent, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_RESTORE);
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_SUCCEEDED);
+  cr_assert_eq(r.f.errors, 0, "data-passing violations");
+  exec_resource_t res;
+  exec_op_resource(r.op, 1, &res);
+  cr_assert_eq(res.status, EXEC_DONE);
+  cr_assert_str_eq(res.restored_id, "new-s1");
+  cr_assert_str_eq(kv_get(res.metadata, "id"), "s1");
+  cr_assert_eq(res.state_len, strlen("st:smaug.server#s1"));
+  cr_assert_gt(res.finished_ms, 0);
+  cr_assert_leq(res.started_ms, res.finished_ms);
+  /* The last event ends the operation; sequence numbers are 1, 2, ... */
+  for (size_t i = 0; i < r.tr.n; i++)
+    cr_assert_eq(r.tr.ev[i].seq, i + 1);
+  cr_assert_eq(r.tr.ev[r.tr.n - 1].kind, EXEC_EV_OPERATION_FINISHED);
+  run_free(&r);
+}
+
+/* A runner that checks restore inputs: saved metadata and children's
+ * restored ids. */
+typedef struct restore_probe_s {
+  int saw_saved;
+  int saw_child_rid;
+} restore_probe_t;
+
+static restore_probe_t probe;
+
+static int probe_start(void *rdata, exec_activity_t *a) {
+  const graph_node_t *nd = exec_activity_node(a);
+  const char *saved = kv_get(exec_activity_saved_metadata(a), "path");
+  if (saved && strcmp(saved, nd->id) == 0)
+    probe.saw_saved++;
+  if (exec_activity_activity(a) == DAG_SYNC && strcmp(nd->id, "s1") == 0)
+    for (size_t i = 0; i < exec_activity_child_count(a); i++) {
+      const char *rid;
+      const graph_node_t *c = exec_activity_child(a, i, NULL, &rid);
+      char want[32];
+      snprintf(want, sizeof(want), "re-%s", c->id);
+      probe.saw_child_rid += strcmp(rid, want) == 0;
+    }
+  char rid[32];
+  snprintf(rid, sizeof(rid), "re-%s", nd->id);
+  exec_output_t out = {.restored_id = rid};
+  exec_activity_complete(a, &out); /* synchronously, from inside start */
+  return 0;
+}
+
+static const exec_runner_t probe_runner = {probe_start, NULL, NULL};
+
+static void count_done(exec_op_t *op, exec_outcome_t outcome, void *data) {
+  ++*(int *)data;
+}
+
+Test(exec, restore_gets_saved_metadata_and_restored_child_ids, .timeout = 10) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  graph_t *g = seed_graph();
+  dag_t *d;
+  dag_new(g, DAG_OP_RESTORE, NULL, NULL, &d);
+  exec_op_t *op;
+  cr_assert_eq(exec_op_new(&loop, d, "r1", NULL, &probe_runner, NULL, &op), 0);
+  for (uint32_t i = 0; i < 5; i++) {
+    kv_t m;
+    kv_init(&m);
+    kv_set(&m, "path", graph_node(g, i)->id);
+    cr_assert_eq(exec_op_set_saved_metadata(op, i, &m), 0);
+    kv_free(&m);
+  }
+  memset(&probe, 0, sizeof(probe));
+  int done = 0;
+  cr_assert_eq(exec_op_start(op, count_done, &done), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(done, 1);
+  cr_assert_eq(exec_op_outcome(op), EXEC_SUCCEEDED);
+  cr_assert_eq(probe.saw_saved, 10, "every activity got its saved metadata");
+  cr_assert_eq(probe.saw_child_rid, 3, "server saw its children's new ids");
+  exec_op_free(op);
+  fx_loop_finish(&loop);
+  dag_free(d);
+  graph_free(g);
+}
+
+Test(exec, transient_errors_retry_with_backoff_and_same_key, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  uint32_t t = dag_task(2, DAG_PARALLEL); /* P(v1) */
+  r.f.fail_times[t] = 3;
+  r.f.fail_code[t] = EXEC_CODE_UNAVAILABLE;
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_SUCCEEDED);
+  cr_assert_eq(r.f.starts[t], 4);
+  cr_assert_eq(r.f.last_attempt[t], 4);
+  cr_assert_str_eq(r.f.last_key[t], "op1/smaug.volume/v1/parallel");
+  /* RETRIED events: attempts 1..3, delay within [d/2, d] with d doubling
+   * from 4 ms and capped at 16 ms, and the next start waits it out. */
+  uint32_t want_d[] = {4, 8, 16};
+  int k = 0;
+  for (size_t i = 0; i < r.tr.n; i++) {
+    fx_event_t *e = &r.tr.ev[i];
+    if (e->task != t || e->kind != EXEC_EV_RETRIED)
+      continue;
+    cr_assert_eq(e->attempt, (uint32_t)k + 1);
+    cr_assert_eq(e->code, EXEC_CODE_UNAVAILABLE);
+    cr_assert_geq(e->delay_ms, want_d[k] / 2);
+    cr_assert_leq(e->delay_ms, want_d[k]);
+    size_t j = i + 1;
+    while (r.tr.ev[j].task != t || r.tr.ev[j].kind != EXEC_EV_STARTED)
+      j++;
+    cr_assert_eq(r.tr.ev[j].attempt, (uint32_t)k + 2);
+    cr_assert_geq(r.tr.ev[j].time_ms - e->time_ms, e->delay_ms);
+    k++;
+  }
+  cr_assert_eq(k, 3);
+  run_free(&r);
+}
+
+Test(exec, retries_are_bounded, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  r.opts.max_attempts = 3;
+  uint32_t t = dag_task(4, DAG_SYNC); /* S(i1) */
+  r.f.fail_times[t] = 100;
+  r.f.fail_code[t] = EXEC_CODE_RESOURCE_EXHAUSTED;
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_FAILED_OP);
+  cr_assert_eq(r.f.starts[t], 3);
+  exec_resource_t res;
+  exec_op_resource(r.op, 4, &res);
+  cr_assert_eq(res.status, EXEC_FAILED);
+  cr_assert(strstr(res.reason, "RESOURCE_EXHAUSTED after 3 attempts"), "%s",
+            res.reason);
+  run_free(&r);
+}
+
+Test(exec, deadline_exceeded_from_plugin_retries_a_few_times, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  r.opts.max_deadline_attempts = 2;
+  uint32_t t = dag_task(3, DAG_PARALLEL);
+  r.f.fail_times[t] = 100;
+  r.f.fail_code[t] = EXEC_CODE_DEADLINE_EXCEEDED;
+  run_go(&r);
+  cr_assert_eq(r.f.starts[t], 2);
+  cr_assert_eq(exec_op_task_status(r.op, t), EXEC_FAILED);
+  run_free(&r);
+}
+
+Test(exec, permanent_error_is_not_retried, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  uint32_t t = dag_task(3, DAG_PARALLEL);
+  r.f.fail_times[t] = 1;
+  r.f.fail_code[t] = EXEC_CODE_INVALID_ARGUMENT;
+  run_go(&r);
+  cr_assert_eq(r.f.starts[t], 1);
+  cr_assert_eq(count_kind(&r, t, EXEC_EV_RETRIED), 0);
+  cr_assert_eq(count_kind(&r, t, EXEC_EV_FAILED), 1);
+  run_free(&r);
+}
+
+Test(exec, unimplemented_is_a_configuration_error, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  uint32_t t = dag_task(0, DAG_SYNC);
+  r.f.fail_times[t] = 1;
+  r.f.fail_code[t] = EXEC_CODE_UNIMPLEMENTED;
+  run_go(&r);
+  exec_resource_t res;
+  exec_op_resource(r.op, 0, &res);
+  cr_assert(strstr(res.reason, "S:smaug.project#p1: configuration error"), "%s",
+            res.reason);
+  run_free(&r);
+}
+
+Test(exec, failure_skips_exactly_the_dependents, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  uint32_t t = dag_task(2, DAG_PARALLEL); /* P(v1) */
+  r.f.fail_times[t] = 1;
+  r.f.fail_code[t] = EXEC_CODE_NOT_FOUND;
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_FAILED_OP);
+  exec_status_t want[10] = {EXEC_DONE,   EXEC_SKIPPED, /* p1 */
+                            EXEC_DONE,   EXEC_SKIPPED, /* s1 */
+                            EXEC_FAILED, EXEC_SKIPPED, /* v1 */
+                            EXEC_DONE,   EXEC_DONE,    /* v2 */
+                            EXEC_DONE,   EXEC_DONE};   /* i1 */
+  for (uint32_t k = 0; k < 10; k++)
+    cr_assert_eq(exec_op_task_status(r.op, k), want[k], "task %u", k);
+  exec_resource_t res;
+  exec_op_resource(r.op, 1, &res);
+  cr_assert_eq(res.status, EXEC_SKIPPED);
+  cr_assert_str_eq(res.reason, "upstream failed: P:smaug.volume#v1");
+  exec_op_resource(r.op, 2, &res);
+  cr_assert_str_eq(res.reason,
+                   "P:smaug.volume#v1: NOT_FOUND: scripted failure");
+  run_free(&r);
+}
+
+Test(exec, fail_fast_cancels_everything_else, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  r.opts.fail_fast = 1;
+  for (uint32_t t = 0; t < 10; t++)
+    r.f.duration_ms[t] = 50;
+  uint32_t bad = dag_task(2, DAG_PARALLEL);
+  r.f.duration_ms[bad] = 1;
+  r.f.fail_times[bad] = 1;
+  r.f.fail_code[bad] = EXEC_CODE_INTERNAL;
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_FAILED_OP);
+  cr_assert_eq(r.f.live, 0);
+  cr_assert_eq(r.f.cancel_ops, 1);
+  cr_assert_eq(exec_op_task_status(r.op, bad), EXEC_FAILED);
+  for (uint32_t t = 0; t < 10; t++)
+    if (t != bad)
+      cr_assert(exec_op_task_status(r.op, t) == EXEC_CANCELLED ||
+                    exec_op_task_status(r.op, t) == EXEC_SKIPPED,
+                "task %u", t);
+  run_free(&r);
+}
+
+Test(exec, deadline_fails_a_hung_call_and_cancels_it, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  r.opts.deadline_ms = 20;
+  r.opts.max_deadline_attempts = 1;
+  uint32_t t = dag_task(4, DAG_PARALLEL);
+  r.f.hang[t] = 1;
+  run_go(&r);
+  cr_assert_eq(exec_op_task_status(r.op, t), EXEC_FAILED);
+  cr_assert_eq(r.f.cancels, 1, "the runner was told to stop the call");
+  exec_resource_t res;
+  exec_op_resource(r.op, 4, &res);
+  cr_assert(strstr(res.reason, "DEADLINE_EXCEEDED: deadline of 20 ms"), "%s",
+            res.reason);
+  cr_assert_geq(res.finished_ms - res.started_ms, 20);
+  run_free(&r);
+}
+
+Test(exec, silence_past_heartbeat_window_fails, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  r.opts.heartbeat_ms = 15;
+  r.opts.max_deadline_attempts = 1;
+  uint32_t t = dag_task(1, DAG_PARALLEL);
+  r.f.hang[t] = 1;
+  run_go(&r);
+  cr_assert_eq(exec_op_task_status(r.op, t), EXEC_FAILED);
+  exec_resource_t res;
+  exec_op_resource(r.op, 1, &res);
+  cr_assert(strstr(res.reason, "no progress for 15 ms"), "%s", res.reason);
+  run_free(&r);
+}
+
+Test(exec, progress_keeps_a_long_call_alive, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  r.opts.heartbeat_ms = 30;
+  uint32_t t = dag_task(1, DAG_PARALLEL);
+  r.f.duration_ms[t] = 120;
+  r.f.progress_every_ms[t] = 5;
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_SUCCEEDED);
+  cr_assert_gt(count_kind(&r, t, EXEC_EV_PROGRESS), 5);
+  run_free(&r);
+}
+
+static void cancel_soon(uv_timer_t *timer) {
+  run_t *r = timer->data;
+  cr_assert_eq(exec_op_cancel(r->op, "user asked"), 0);
+  cr_assert_eq(exec_op_cancel(r->op, "again"), UV_EALREADY);
+  uv_close((uv_handle_t *)timer, NULL);
+}
+
+Test(exec, cancel_stops_dispatch_and_calls_in_flight, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  for (uint32_t t = 0; t < 10; t++)
+    r.f.hang[t] = 1;
+  uv_timer_t timer;
+  uv_timer_init(&r.loop, &timer);
+  timer.data = &r;
+  uv_timer_start(&timer, cancel_soon, 10, 0);
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_CANCELLED_OP);
+  cr_assert_eq(r.f.live, 0);
+  cr_assert_eq(r.f.cancel_ops, 1);
+  cr_assert_gt(r.f.cancels, 0);
+  for (uint32_t t = 0; t < 10; t++)
+    cr_assert_eq(exec_op_task_status(r.op, t), EXEC_CANCELLED, "task %u", t);
+  exec_resource_t res;
+  exec_op_resource(r.op, 0, &res);
+  cr_assert_str_eq(res.reason, "cancelled: user asked");
+  run_free(&r);
+}
+
+static uint32_t lim_plugin, lim_type;
+static void limits(void *data, const char *type, const char **plugin,
+                   unsigned *plugin_limit, unsigned *type_limit) {
+  /* Volumes and images share one plugin. */
+  *plugin =
+      strcmp(type, "smaug.volume") == 0 || strcmp(type, "smaug.image") == 0
+          ? "storage"
+          : "compute";
+  *plugin_limit = lim_plugin;
+  *type_limit = strcmp(type, "smaug.volume") == 0 ? lim_type : 0;
+}
+
+Test(exec, per_plugin_and_type_limits_hold, .timeout = 10) {
+  graph_t *g;
+  graph_new(&g);
+  char id[16];
+  graph_add_node(g, "smaug.server", "s", NULL, NULL, NULL, NULL, NULL, 0);
+  for (int i = 0; i < 20; i++) {
+    snprintf(id, sizeof(id), "v%d", i);
+    uint32_t v;
+    graph_add_node(g, "smaug.volume", id, NULL, NULL, &v, NULL, NULL, 0);
+    graph_add_edge(g, 0, v);
+    snprintf(id, sizeof(id), "i%d", i);
+    graph_add_node(g, "smaug.image", id, NULL, NULL, &v, NULL, NULL, 0);
+    graph_add_edge(g, 0, v);
+  }
+  graph_validate(g, NULL, NULL, NULL, 0);
+  run_t r;
+  run_init(&r, g, DAG_OP_PROTECT);
+  lim_plugin = 3;
+  lim_type = 2;
+  r.opts.limits = limits;
+  for (uint32_t t = 0; t < dag_task_count(r.d); t++)
+    r.f.duration_ms[t] = 1;
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_SUCCEEDED);
+  uint32_t tv = graph_node(g, 1)->type_index, ti = graph_node(g, 2)->type_index;
+  cr_assert_eq(r.f.type_max[tv], 2);
+  cr_assert_leq(r.f.type_max[tv] + r.f.type_max[ti], 3 + 2);
+  /* Rebuild storage-plugin concurrency from the trace. */
+  int cur = 0, peak = 0;
+  for (size_t i = 0; i < r.tr.n; i++) {
+    fx_event_t *e = &r.tr.ev[i];
+    if (e->task == EXEC_NO_TASK || dag_task_node(e->task) == 0)
+      continue;
+    if (e->kind == EXEC_EV_STARTED)
+      cur++;
+    else if (e->kind == EXEC_EV_DONE)
+      cur--;
+    peak = cur > peak ? cur : peak;
+  }
+  cr_assert_eq(peak, 3);
+  run_free(&r);
+}
+
+Test(exec, global_limit_holds, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  r.opts.max_in_flight = 2;
+  for (uint32_t t = 0; t < 10; t++)
+    r.f.duration_ms[t] = 2;
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_SUCCEEDED);
+  cr_assert_eq(r.f.max_inflight, 2);
+  run_free(&r);
+}
+
+Test(exec, jitter_is_reproducible_from_the_seed, .timeout = 10) {
+  uint32_t delays[2][4];
+  for (int k = 0; k < 2; k++) {
+    run_t r;
+    run_init(&r, seed_graph(), DAG_OP_PROTECT);
+    r.opts.jitter_seed = 42;
+    r.opts.max_attempts = 5;
+    uint32_t t = dag_task(2, DAG_PARALLEL);
+    r.f.fail_times[t] = 4;
+    r.f.fail_code[t] = EXEC_CODE_ABORTED;
+    run_go(&r);
+    int n = 0;
+    for (size_t i = 0; i < r.tr.n; i++)
+      if (r.tr.ev[i].kind == EXEC_EV_RETRIED)
+        delays[k][n++] = r.tr.ev[i].delay_ms;
+    cr_assert_eq(n, 4);
+    run_free(&r);
+  }
+  cr_assert_arr_eq(delays[0], delays[1], sizeof(delays[0]));
+}
+
+/* ---------------------------------------------------------------- resume */
+
+typedef struct snap_s {
+  run_t *r;
+  uv_timer_t timer;
+  uint32_t dones;
+  uint32_t at;
+  uint8_t *done;
+  uint8_t *inflight;
+  uint32_t *attempts;
+  int taken;
+} snap_t;
+
+static void snap_take(uv_timer_t *timer) {
+  snap_t *s = timer->data;
+  run_t *r = s->r;
+  for (uint32_t t = 0; t < dag_task_count(r->d); t++) {
+    exec_status_t st = exec_op_task_status(r->op, t);
+    s->done[t] = st == EXEC_DONE;
+    s->inflight[t] = st == EXEC_RUNNING;
+    s->attempts[t] = exec_op_task_attempts(r->op, t);
+  }
+  s->taken = 1;
+  cr_assert_eq(exec_op_cancel(r->op, "orchestrator restart"), 0);
+  uv_close((uv_handle_t *)timer, NULL);
+}
+
+static void snap_event(const exec_event_t *ev, void *data) {
+  snap_t *s = data;
+  fx_record(ev, &s->r->tr);
+  if (ev->kind == EXEC_EV_DONE && ++s->dones == s->at)
+    uv_timer_start(&s->timer, snap_take, 0, 0);
+}
+
+Test(exec, resume_from_mid_run_snapshot_runs_nothing_twice, .timeout = 20) {
+  uint64_t rng = 7;
+  run_t r1;
+  run_init(&r1, fx_random_graph(&rng, 300, 5, 3, 20), DAG_OP_PROTECT);
+  uint32_t nt = dag_task_count(r1.d);
+  for (uint32_t t = 0; t < nt; t++)
+    r1.f.duration_ms[t] = 1 + (uint32_t)(fx_rand(&rng) % 8);
+  snap_t s = {.r = &r1, .at = nt / 3};
+  s.done = calloc(nt, 1);
+  s.inflight = calloc(nt, 1);
+  s.attempts = calloc(nt, sizeof(uint32_t));
+  uv_timer_init(&r1.loop, &s.timer);
+  s.timer.data = &s;
+  cr_assert_eq(exec_op_new(&r1.loop, r1.d, "op1", &r1.opts, &fx_runner_vtable,
+                           &r1.f, &r1.op),
+               0);
+  exec_op_set_event_cb(r1.op, snap_event, &s);
+  exec_op_start(r1.op, on_done, &r1);
+  uv_run(&r1.loop, UV_RUN_DEFAULT);
+  cr_assert(s.taken);
+  cr_assert_eq(r1.outcome, EXEC_CANCELLED_OP);
+  uint32_t ndone = 0, ninflight = 0;
+  for (uint32_t t = 0; t < nt; t++) {
+    ndone += s.done[t];
+    ninflight += s.inflight[t];
+  }
+  cr_assert_gt(ndone, 0);
+  cr_assert_gt(ninflight, 0);
+
+  /* Second run: same graph and operation id, seeded from the snapshot. */
+  run_t r2;
+  memset(&r2, 0, sizeof(r2));
+  uv_loop_init(&r2.loop);
+  r2.g = r1.g;
+  r2.d = r1.d;
+  r2.opts = r1.opts;
+  r2.opts.clock_data = &r2.loop;
+  fx_runner_init(&r2.f, &r2.loop, r2.d);
+  cr_assert_eq(exec_op_new(&r2.loop, r2.d, "op1", &r2.opts, &fx_runner_vtable,
+                           &r2.f, &r2.op),
+               0);
+  for (uint32_t t = 0; t < nt; t++) {
+    if (s.done[t]) {
+      exec_resource_t res;
+      exec_op_resource(r1.op, dag_task_node(t), &res);
+      exec_output_t out = {.state = res.state,
+                           .state_len = res.state_len,
+                           .metadata = res.metadata,
+                           .restored_id = res.restored_id};
+      cr_assert_eq(exec_op_seed_done(r2.op, t, &out, 1, 2), 0);
+    } else if (s.inflight[t]) {
+      cr_assert_eq(exec_op_seed_inflight(r2.op, t, s.attempts[t]), 0);
+    }
+  }
+  exec_op_set_event_cb(r2.op, fx_record, &r2.tr);
+  exec_op_start(r2.op, on_done, &r2);
+  uv_run(&r2.loop, UV_RUN_DEFAULT);
+  cr_assert_eq(r2.done_calls, 1);
+  cr_assert_eq(r2.outcome, EXEC_SUCCEEDED);
+  cr_assert_eq(r2.f.errors, 0, "seeded outputs reach the S tasks");
+  for (uint32_t t = 0; t < nt; t++) {
+    cr_assert_eq(exec_op_task_status(r2.op, t), EXEC_DONE);
+    if (s.done[t]) {
+      cr_assert_eq(r2.f.starts[t], 0, "completed task %u ran again", t);
+      cr_assert_eq(count_kind(&r2, t, EXEC_EV_STARTED), 0);
+    }
+    if (s.inflight[t] && !dag_task_noop(r2.d, t)) {
+      cr_assert_eq(r2.f.starts[t], 1);
+      cr_assert_eq(r2.f.last_attempt[t], s.attempts[t] + 1);
+      cr_assert_str_eq(r2.f.last_key[t], r1.f.last_key[t]);
+    }
+  }
+  exec_op_free(r2.op);
+  fx_loop_finish(&r2.loop);
+  fx_runner_free(&r2.f);
+  fx_trace_free(&r2.tr);
+  free(s.done);
+  free(s.inflight);
+  free(s.attempts);
+  run_free(&r1);
+}
