@@ -1,0 +1,72 @@
+/*
+ * error.c - the SDK's error table (smaug/error.h): names, messages and the
+ * gRPC status each code is answered with. The one place where SMAUG_E*
+ * codes become gRPC statuses.
+ */
+#include "sdk.h"
+
+#include <string.h>
+
+typedef struct {
+  int code;
+  const char *name;
+  const char *status;
+  const char *msg;
+} err_row_t;
+
+static const err_row_t rows[] = {
+#define ROW(name, val, status, msg) {-(val), "SMAUG_" #name, status, msg},
+    SMAUG_ERRNO_MAP(ROW)
+#undef ROW
+};
+
+static const err_row_t *lookup(int err) {
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+    if (rows[i].code == err)
+      return &rows[i];
+  return NULL;
+}
+
+const char *smaug_strerror(int err) {
+  if (err == 0)
+    return "success";
+  const err_row_t *r = lookup(err);
+  if (r != NULL)
+    return r->msg;
+  return err < 0 ? strerror(-err) : "unknown error";
+}
+
+const char *smaug_err_name(int err) {
+  const err_row_t *r = lookup(err);
+  return r != NULL ? r->name : "SMAUG_EUNKNOWN";
+}
+
+const char *smaug_err_status(int err) {
+  if (err == 0)
+    return "OK";
+  const err_row_t *r = lookup(err);
+  return r != NULL ? r->status : "INTERNAL";
+}
+
+grpc_status_code sdk_err_to_status(int err) {
+  static const struct {
+    const char *name;
+    grpc_status_code code;
+  } st[] = {{"OK", GRPC_STATUS_OK},
+            {"INVALID_ARGUMENT", GRPC_STATUS_INVALID_ARGUMENT},
+            {"NOT_FOUND", GRPC_STATUS_NOT_FOUND},
+            {"ALREADY_EXISTS", GRPC_STATUS_ALREADY_EXISTS},
+            {"PERMISSION_DENIED", GRPC_STATUS_PERMISSION_DENIED},
+            {"FAILED_PRECONDITION", GRPC_STATUS_FAILED_PRECONDITION},
+            {"UNAVAILABLE", GRPC_STATUS_UNAVAILABLE},
+            {"RESOURCE_EXHAUSTED", GRPC_STATUS_RESOURCE_EXHAUSTED},
+            {"CANCELLED", GRPC_STATUS_CANCELLED},
+            {"DEADLINE_EXCEEDED", GRPC_STATUS_DEADLINE_EXCEEDED},
+            {"UNIMPLEMENTED", GRPC_STATUS_UNIMPLEMENTED},
+            {"ABORTED", GRPC_STATUS_ABORTED}};
+  const char *name = smaug_err_status(err);
+  for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
+    if (strcmp(st[i].name, name) == 0)
+      return st[i].code;
+  return GRPC_STATUS_INTERNAL;
+}

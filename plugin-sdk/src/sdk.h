@@ -1,0 +1,166 @@
+/*
+ * sdk.h - the SDK's internal types and the calls between its modules.
+ *
+ * plugin.c owns the process (options, server, signals, GetPluginInfo,
+ * ListDependents, CancelOperation); activity.c the activity contexts and
+ * their idempotency index; job.c the jobs, queues and polls; bank.c the
+ * file:// bank; log.c the logging glue. Everything runs on the loop thread
+ * unless a comment says otherwise. Never included by a public header.
+ */
+#ifndef SMAUG_SDK_H
+#define SMAUG_SDK_H
+
+#include "map.h"
+#include "rt.h"
+#include "rt_log.h"
+#include "smaug/plugin.h"
+#include "smaug/v1/plugin.pb-c.h"
+#include "smaug/v1/plugin.smaug.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct smaug_plugin_s smaug_plugin_t;
+
+/* A named bounded job queue. */
+typedef struct sdk_queue_s {
+  char *name;
+  unsigned limit;
+  unsigned running;
+  unsigned max_seen; /* highest `running`, for tests and logs */
+  smaug_job_t *wait_head, *wait_tail;
+} sdk_queue_t;
+
+/* Everything a plugin has started for one resource in one operation. */
+typedef struct sdk_res_s {
+  char *key;        /* "op\x1ftype\x1fid" */
+  unsigned pending; /* jobs and polls not finished */
+  int err;          /* first failure, 0 if none */
+  char *err_msg;
+  size_t n_meta; /* metadata set by jobs */
+  char **meta_k, **meta_v;
+  smaug_activity_t **waiters; /* completed Syncs held for the jobs */
+  size_t n_waiters;
+  int refs; /* activities pointing here */
+} sdk_res_t;
+
+struct smaug_plugin_s {
+  uv_loop_t *loop;
+  rt_t *rt;
+  rt_server_t *srv;
+  smaug_v1_protection_plugin_handlers_t handlers;
+  /* the definition, copied into the current struct layout */
+  smaug_plugin_def_t def;
+  smaug_type_def_t *types;
+  sdk_queue_t *queues;
+  size_t n_queues;
+  Smaug__V1__GetPluginInfoResponse *info; /* built once */
+  /* settings */
+  char *listen;
+  int grace_ms;
+  int exit_with_parent;
+  int64_t result_ttl_ms;
+  /* state */
+  map_t acts;              /* idempotency key -> smaug_activity_t */
+  map_t res;               /* sdk_res_t.key -> sdk_res_t */
+  map_t cancelled_ops;     /* operation id -> (void *)1 */
+  unsigned *type_inflight; /* per type, activities not yet answered */
+  unsigned inflight;
+  unsigned live_jobs;
+  int stopping;
+  int port;
+  uv_timer_t sweep;
+  uv_timer_t parent;
+  int parent_pid;
+  void (*on_stopped)(struct smaug_plugin_s *p, void *data);
+  void *on_stopped_data;
+  int timers_open;
+  smaug_job_t *jobs; /* every live job and poll */
+};
+
+/* ------------------------------------------------------ plugin.c */
+
+/* Creates a plugin on an existing runtime (tests share one loop between a
+ * plugin and its clients). Parses `argc/argv` (argv[0] is skipped; may be
+ * 0/NULL) and the environment. Returns 0, SMAUG_EINVAL (bad option or
+ * definition) or SMAUG_ENOMEM; `*out` is released with sdk_plugin_free()
+ * after the stop callback ran. */
+int sdk_plugin_new(rt_t *rt, const smaug_plugin_def_t *def, int argc,
+                   char **argv, smaug_plugin_t **out);
+
+/* Binds, starts serving and logs the listening address. `*port` (may be
+ * NULL) receives the TCP port, 0 for unix sockets. */
+int sdk_plugin_start(smaug_plugin_t *p, int *port);
+
+/* Graceful stop: the server stops taking calls, in-flight calls get the
+ * grace period, then every activity, job and poll is cancelled; `cb` runs
+ * once nothing is left. Safe to call twice (the second call is ignored). */
+void sdk_plugin_stop(smaug_plugin_t *p,
+                     void (*cb)(smaug_plugin_t *p, void *data), void *data);
+
+/* NULL is a no-op; only after the stop callback. */
+void sdk_plugin_free(smaug_plugin_t *p);
+
+/* The queue named `name`, or NULL. */
+sdk_queue_t *sdk_plugin_queue(smaug_plugin_t *p, const char *name);
+
+/* ---------------------------------------------------- activity.c */
+
+/* Handlers of the two activity RPCs. */
+void sdk_activity_rpc(rt_call_t *call, const Smaug__V1__ActivityRequest *req,
+                      void *data);
+
+/* Cancels every activity of operation `op_id` and the jobs of its
+ * resources; returns how many activities and jobs were told to stop. */
+unsigned sdk_activity_cancel_op(smaug_plugin_t *p, const char *op_id);
+
+/* Cancels everything (shutdown). */
+void sdk_activity_cancel_all(smaug_plugin_t *p);
+
+/* Drops finished results older than the TTL (all of them if `all`), and
+ * resources nothing refers to. */
+void sdk_activity_sweep(smaug_plugin_t *p, int all);
+
+/* Jobs call these: a job of `act` starts / ends (refcount of the context
+ * and pending count of its resource). `status` and `msg` of a failed job
+ * are recorded on the resource; `meta` entries are moved to it. */
+void sdk_activity_job_begin(smaug_activity_t *act);
+void sdk_activity_job_end(smaug_activity_t *act, int status, const char *msg,
+                          size_t n_meta, char **meta_k, char **meta_v);
+
+/* The plugin, operation id and resource record of an activity. */
+smaug_plugin_t *sdk_activity_plugin(const smaug_activity_t *act);
+const char *sdk_activity_op_id(const smaug_activity_t *act);
+sdk_res_t *sdk_activity_res(const smaug_activity_t *act);
+
+/* 0 if `act` may start a job now: it is running, or it succeeded and its
+ * resource still has jobs (a done callback chaining the next job). Else
+ * SMAUG_ECANCELED or SMAUG_EINVAL. */
+int sdk_activity_can_start(const smaug_activity_t *act);
+
+/* ---------------------------------------------------------- job.c */
+
+/* Cancels the jobs started by `act`; if `whole_resource`, also every other
+ * job of the same resource. Returns how many were told to stop. Never
+ * calls a done callback from inside the call. */
+unsigned sdk_job_cancel(smaug_plugin_t *p, const smaug_activity_t *act,
+                        const sdk_res_t *res, int whole_resource);
+
+/* Cancels the jobs of operation `op_id` (NULL: all jobs). */
+unsigned sdk_job_cancel_op(smaug_plugin_t *p, const char *op_id);
+
+/* plugin.c: called by job.c whenever the last live job has ended. */
+void sdk_plugin_jobs_drained(smaug_plugin_t *p);
+
+/* --------------------------------------------------------- error.c */
+
+/* The gRPC status for a SMAUG_E* code. */
+grpc_status_code sdk_err_to_status(int err);
+
+/* --------------------------------------------------------- log.c */
+
+/* Converts between the public and the runtime's levels. */
+int sdk_log_parse(const char *name, smaug_log_level_t *out);
+
+#endif
