@@ -607,14 +607,19 @@ int rt_server_new(rt_t *rt, const rt_server_opts_t *opts, rt_server_t **out) {
   if (opts != NULL && opts->shutdown_grace_ms > 0)
     srv->grace_ms = opts->shutdown_grace_ms;
 
-  grpc_arg args[2];
+  grpc_arg args[3];
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
   args[0].value.integer = srv->max_message;
   args[1].type = GRPC_ARG_INTEGER;
   args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
   args[1].value.integer = srv->max_message;
-  grpc_channel_args ca = {2, args};
+  /* gRPC turns SO_REUSEPORT on by default, so a second server on a busy
+   * port would bind "successfully" and share its traffic. */
+  args[2].type = GRPC_ARG_INTEGER;
+  args[2].key = GRPC_ARG_ALLOW_REUSEPORT;
+  args[2].value.integer = 0;
+  grpc_channel_args ca = {3, args};
   srv->server = grpc_server_create(&ca, NULL);
   if (srv->server == NULL) {
     free(srv);

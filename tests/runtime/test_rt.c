@@ -850,3 +850,41 @@ Test(rt, cancel_mid_stream_stops_messages, .timeout = 10) {
   cr_assert_eq(fx.code, GRPC_STATUS_CANCELLED, "%s", rt_status_name(fx.code));
   cr_assert_eq(fx.n_trace, 3, "messages after cancel: %d", fx.n_trace - 3);
 }
+
+Test(rt, listen_on_a_port_in_use_fails, .timeout = 10) {
+  fx_start(&fx, NULL, 0);
+  rt_server_t *other;
+  char addr[64];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", fx.port);
+  cr_assert_eq(rt_server_new(fx.rt, NULL, &other), 0);
+  cr_assert_eq(rt_server_listen(other, addr, NULL), UV_EADDRINUSE);
+  rt_server_free(other); /* never started: no shutdown needed */
+  fx.pending = 1;
+  echo(&fx, "x", "", NULL, NULL);
+  fx_run(&fx);
+  cr_assert_eq(fx.code, GRPC_STATUS_OK, "%s", fx.message);
+}
+
+Test(rt, services_are_added_before_start_only, .timeout = 10) {
+  fx_start(&fx, NULL, 0);
+  cr_assert_eq(rttest_test_register(fx.srv, &handlers, &fx), UV_EBUSY);
+  cr_assert_eq(rt_server_listen(fx.srv, "127.0.0.1:0", NULL), UV_EBUSY);
+  fx.pending = 1;
+  echo(&fx, "x", "", NULL, NULL);
+  fx_run(&fx);
+  cr_assert_eq(fx.code, GRPC_STATUS_OK, "%s", fx.message);
+}
+
+Test(rt, a_service_is_registered_once, .timeout = 10) {
+  uv_loop_t loop;
+  rt_t *rt;
+  rt_server_t *srv;
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(rt_new(&loop, &rt), 0);
+  cr_assert_eq(rt_server_new(rt, NULL, &srv), 0);
+  cr_assert_eq(rttest_test_register(srv, &handlers, NULL), 0);
+  cr_assert_eq(rttest_test_register(srv, &handlers, NULL), UV_EEXIST);
+  rt_server_free(srv);
+  rt_free(rt);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+}
