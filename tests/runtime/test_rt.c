@@ -888,3 +888,37 @@ Test(rt, a_service_is_registered_once, .timeout = 10) {
   rt_free(rt);
   cr_assert_eq(uv_loop_close(&loop), 0);
 }
+
+static rt_channel_t *dead_ch;
+
+static void on_dead_done(rt_client_call_t *call, grpc_status_code code,
+                         const char *message, void *data) {
+  rt_channel_release(dead_ch);
+  dead_ch = NULL;
+  on_done(call, code, message, data);
+}
+
+static void call_dead_target(const rt_call_opts_t *opts) {
+  fx_start(&fx, NULL, 0);
+  fx.pending = 1;
+  /* Port 1 on loopback: nothing listens there. */
+  cr_assert_eq(rt_channel_get(fx.rt, "127.0.0.1:1", &dead_ch), 0);
+  Rttest__EchoRequest req = RTTEST__ECHO_REQUEST__INIT;
+  cr_assert_eq(rttest_test_echo(dead_ch, &req, opts, on_echo_msg, on_dead_done,
+                                &fx, NULL),
+               0);
+  fx_run(&fx);
+}
+
+Test(rt, unreachable_target_is_unavailable, .timeout = 10) {
+  rt_call_opts_t opts = {.timeout_ms = 5000};
+  call_dead_target(&opts);
+  cr_assert_eq(fx.code, GRPC_STATUS_UNAVAILABLE, "%s", rt_status_name(fx.code));
+}
+
+Test(rt, wait_for_ready_waits_until_the_deadline, .timeout = 10) {
+  rt_call_opts_t opts = {.timeout_ms = 200, .wait_for_ready = 1};
+  call_dead_target(&opts);
+  cr_assert_eq(fx.code, GRPC_STATUS_DEADLINE_EXCEEDED, "%s",
+               rt_status_name(fx.code));
+}
