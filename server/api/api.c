@@ -1,5 +1,7 @@
 /*
- * api.c - the smaug.v1.Orchestrator service (see api.h).
+ * api.c - the smaug.v1.Orchestrator service (see api.h): plugin and plan
+ * handlers, reads of checkpoints and restores, and GetFlow. Operations,
+ * events and recovery live in api_op.c.
  */
 #include "api.h"
 
@@ -7,19 +9,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_graph.h"
+#include "api_op.h"
+#include "api_valid.h"
+#include "dag.h"
 #include "rt_log.h"
 #include "smaug/v1/orchestrator.smaug.h"
+
+#define API_PAGE_DEFAULT 100
+#define API_PAGE_MAX     1000
 
 struct api_s {
   rt_t *rt;
   rt_server_t *srv;
   store_t *store;
   reg_t *reg;
-  char *bank_uri;
-  int max_operations;
-  int max_message_bytes;
+  api_ops_t *ops;
   int closing;
 };
+
+static grpc_status_code store_code(int err) {
+  return err == UV_ENOENT ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_INTERNAL;
+}
+
+static const char *store_what(int err) {
+  return err == UV_ENOENT ? "not found" : uv_strerror(err);
+}
 
 /* ---------------------------------------------------------------- plugins */
 
@@ -136,12 +151,517 @@ int api_register_plugin(api_t *api, const char *addr, int replace,
   return err;
 }
 
+/* ------------------------------------------------------------------ paging */
+
+static int page_token(rt_call_t *call, const char *tok, uint64_t *out) {
+  *out = 0;
+  if (tok == NULL || *tok == '\0')
+    return 0;
+  char *end;
+  unsigned long long v = strtoull(tok, &end, 10);
+  if (*end != '\0' || v == 0 || tok[0] == '-') {
+    rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                 "page_token: invalid token '%.64s'", tok);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static uint32_t page_size(uint32_t n) {
+  return n == 0 ? API_PAGE_DEFAULT : n > API_PAGE_MAX ? API_PAGE_MAX : n;
+}
+
+static void token_str(uint64_t next, char *buf, size_t len) {
+  if (next)
+    snprintf(buf, len, "%llu", (unsigned long long)next);
+  else
+    buf[0] = '\0';
+}
+
+/* ------------------------------------------------------------------ plans */
+
+static void h_create_plan(rt_call_t *call,
+                          const Smaug__V1__CreatePlanRequest *req, void *data) {
+  api_t *api = data;
+  char msg[1024], id[48];
+  grpc_status_code rc = api_check_plan(api->reg, req->plan, msg, sizeof(msg));
+  if (rc) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  Smaug__V1__Plan plan = *req->plan;
+  api_new_id("pln", id, sizeof(id));
+  plan.id = id;
+  plan.created_at_ms = plan.updated_at_ms = api_now_ms();
+  int err = store_batch(api->store);
+  if (err == 0)
+    err = store_plan_put(api->store, &plan);
+  if (err == 0)
+    err = api_ops_flush(api->ops);
+  if (err) {
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    return;
+  }
+  Smaug__V1__CreatePlanResponse resp = SMAUG__V1__CREATE_PLAN_RESPONSE__INIT;
+  resp.plan = &plan;
+  rt_call_reply(call, &resp.base);
+}
+
+static void h_get_plan(rt_call_t *call, const Smaug__V1__GetPlanRequest *req,
+                       void *data) {
+  api_t *api = data;
+  char msg[512];
+  grpc_status_code rc = api_check_id("id", req->id, msg, sizeof(msg));
+  if (rc) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  Smaug__V1__Plan *plan;
+  int err = store_plan_get(api->store, req->id, &plan);
+  if (err) {
+    rt_call_fail(call, store_code(err), "plan %s %s", req->id, store_what(err));
+    return;
+  }
+  Smaug__V1__GetPlanResponse resp = SMAUG__V1__GET_PLAN_RESPONSE__INIT;
+  resp.plan = plan;
+  rt_call_reply(call, &resp.base);
+  protobuf_c_message_free_unpacked(&plan->base, NULL);
+}
+
+static void h_list_plans(rt_call_t *call,
+                         const Smaug__V1__ListPlansRequest *req, void *data) {
+  api_t *api = data;
+  uint64_t after, next;
+  if (page_token(call, req->page_token, &after))
+    return;
+  Smaug__V1__Plan **plans;
+  size_t n;
+  int err = store_plan_list(api->store, after, page_size(req->page_size),
+                            &plans, &n, &next);
+  if (err) {
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    return;
+  }
+  char tok[32];
+  token_str(next, tok, sizeof(tok));
+  Smaug__V1__ListPlansResponse resp = SMAUG__V1__LIST_PLANS_RESPONSE__INIT;
+  resp.n_plans = n;
+  resp.plans = plans;
+  resp.next_page_token = tok;
+  rt_call_reply(call, &resp.base);
+  store_msgs_free(plans, n);
+}
+
+static void h_update_plan(rt_call_t *call,
+                          const Smaug__V1__UpdatePlanRequest *req, void *data) {
+  api_t *api = data;
+  char msg[1024];
+  grpc_status_code rc;
+  if (req->plan == NULL) {
+    rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "plan: required");
+    return;
+  }
+  if ((rc = api_check_id("plan.id", req->plan->id, msg, sizeof(msg)))) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  Smaug__V1__Plan *old;
+  int err = store_plan_get(api->store, req->plan->id, &old);
+  if (err) {
+    rt_call_fail(call, store_code(err), "plan %s %s", req->plan->id,
+                 store_what(err));
+    return;
+  }
+  int64_t created = old->created_at_ms;
+  protobuf_c_message_free_unpacked(&old->base, NULL);
+  if ((rc = api_check_plan(api->reg, req->plan, msg, sizeof(msg)))) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  Smaug__V1__Plan plan = *req->plan;
+  plan.created_at_ms = created;
+  plan.updated_at_ms = api_now_ms();
+  if ((err = store_batch(api->store)) == 0 &&
+      (err = store_plan_put(api->store, &plan)) == 0)
+    err = api_ops_flush(api->ops);
+  if (err) {
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    return;
+  }
+  Smaug__V1__UpdatePlanResponse resp = SMAUG__V1__UPDATE_PLAN_RESPONSE__INIT;
+  resp.plan = &plan;
+  rt_call_reply(call, &resp.base);
+}
+
+static void h_delete_plan(rt_call_t *call,
+                          const Smaug__V1__DeletePlanRequest *req, void *data) {
+  api_t *api = data;
+  char msg[512];
+  grpc_status_code rc = api_check_id("id", req->id, msg, sizeof(msg));
+  if (rc) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  int err = store_batch(api->store);
+  if (err == 0)
+    err = store_plan_delete(api->store, req->id);
+  int ferr = api_ops_flush(api->ops);
+  if (err == 0)
+    err = ferr;
+  if (err) {
+    rt_call_fail(call, store_code(err), "plan %s %s", req->id, store_what(err));
+    return;
+  }
+  Smaug__V1__DeletePlanResponse resp = SMAUG__V1__DELETE_PLAN_RESPONSE__INIT;
+  rt_call_reply(call, &resp.base);
+}
+
+/* ------------------------------------------------------------ checkpoints */
+
+static void h_get_checkpoint(rt_call_t *call,
+                             const Smaug__V1__GetCheckpointRequest *req,
+                             void *data) {
+  api_t *api = data;
+  char msg[512];
+  grpc_status_code rc = api_check_id("id", req->id, msg, sizeof(msg));
+  if (rc) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  api_ops_flush(api->ops);
+  Smaug__V1__Checkpoint *cp;
+  int err = store_checkpoint_get(api->store, req->id, &cp);
+  if (err) {
+    rt_call_fail(call, store_code(err), "checkpoint %s %s", req->id,
+                 store_what(err));
+    return;
+  }
+  Smaug__V1__ResourceResult **rs = NULL;
+  size_t n = 0;
+  if ((err = api_checkpoint_results(api->ops, cp, &rs, &n)) != 0) {
+    protobuf_c_message_free_unpacked(&cp->base, NULL);
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    return;
+  }
+  cp->n_results = n;
+  cp->results = rs;
+  Smaug__V1__GetCheckpointResponse resp =
+      SMAUG__V1__GET_CHECKPOINT_RESPONSE__INIT;
+  resp.checkpoint = cp;
+  rt_call_reply(call, &resp.base);
+  cp->n_results = 0;
+  cp->results = NULL;
+  store_msgs_free(rs, n);
+  protobuf_c_message_free_unpacked(&cp->base, NULL);
+}
+
+static void h_list_checkpoints(rt_call_t *call,
+                               const Smaug__V1__ListCheckpointsRequest *req,
+                               void *data) {
+  api_t *api = data;
+  uint64_t before, next;
+  if (page_token(call, req->page_token, &before))
+    return;
+  if (req->created_before_ms && req->created_after_ms &&
+      req->created_before_ms <= req->created_after_ms) {
+    rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                 "created_before_ms: must be after created_after_ms");
+    return;
+  }
+  if (req->status < 0 ||
+      req->status >
+          SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR_DELETING) {
+    rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "status: unknown value %d",
+                 (int)req->status);
+    return;
+  }
+  api_ops_flush(api->ops);
+  store_cp_filter_t f = {.plan_id = req->plan_id,
+                         .status = (int)req->status,
+                         .created_after_ms = req->created_after_ms,
+                         .created_before_ms = req->created_before_ms};
+  Smaug__V1__Checkpoint **cps;
+  size_t n;
+  int err = store_checkpoint_list(api->store, &f, before,
+                                  page_size(req->page_size), &cps, &n, &next);
+  if (err) {
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    return;
+  }
+  char tok[32];
+  token_str(next, tok, sizeof(tok));
+  Smaug__V1__ListCheckpointsResponse resp =
+      SMAUG__V1__LIST_CHECKPOINTS_RESPONSE__INIT;
+  resp.n_checkpoints = n;
+  resp.checkpoints = cps;
+  resp.next_page_token = tok;
+  rt_call_reply(call, &resp.base);
+  store_msgs_free(cps, n);
+}
+
+/* --------------------------------------------------------------- restores */
+
+static void h_get_restore(rt_call_t *call,
+                          const Smaug__V1__GetRestoreRequest *req, void *data) {
+  api_t *api = data;
+  char msg[512];
+  grpc_status_code rc = api_check_id("id", req->id, msg, sizeof(msg));
+  if (rc) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  api_ops_flush(api->ops);
+  Smaug__V1__Restore *r;
+  int err = store_restore_get(api->store, req->id, &r);
+  if (err) {
+    rt_call_fail(call, store_code(err), "restore %s %s", req->id,
+                 store_what(err));
+    return;
+  }
+  Smaug__V1__ResourceResult **rs = NULL;
+  size_t n = 0;
+  if ((err = store_result_list(api->store, r->id, &rs, &n)) != 0) {
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    return;
+  }
+  r->n_results = n;
+  r->results = rs;
+  Smaug__V1__GetRestoreResponse resp = SMAUG__V1__GET_RESTORE_RESPONSE__INIT;
+  resp.restore = r;
+  rt_call_reply(call, &resp.base);
+  r->n_results = 0;
+  r->results = NULL;
+  store_msgs_free(rs, n);
+  protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+static void h_list_restores(rt_call_t *call,
+                            const Smaug__V1__ListRestoresRequest *req,
+                            void *data) {
+  api_t *api = data;
+  uint64_t before, next;
+  if (page_token(call, req->page_token, &before))
+    return;
+  api_ops_flush(api->ops);
+  Smaug__V1__Restore **rs;
+  size_t n;
+  int err = store_restore_list(api->store, req->checkpoint_id, before,
+                               page_size(req->page_size), &rs, &n, &next);
+  if (err) {
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    return;
+  }
+  char tok[32];
+  token_str(next, tok, sizeof(tok));
+  Smaug__V1__ListRestoresResponse resp =
+      SMAUG__V1__LIST_RESTORES_RESPONSE__INIT;
+  resp.n_restores = n;
+  resp.restores = rs;
+  resp.next_page_token = tok;
+  rt_call_reply(call, &resp.base);
+  store_msgs_free(rs, n);
+}
+
+/* ------------------------------------------------------------- operations */
+
+static void h_protect(rt_call_t *call, const Smaug__V1__ProtectRequest *req,
+                      void *data) {
+  api_ops_protect(((api_t *)data)->ops, call, req);
+}
+
+static void h_restore(rt_call_t *call, const Smaug__V1__RestoreRequest *req,
+                      void *data) {
+  api_ops_restore(((api_t *)data)->ops, call, req);
+}
+
+static void h_delete_checkpoint(rt_call_t *call,
+                                const Smaug__V1__DeleteCheckpointRequest *req,
+                                void *data) {
+  api_ops_delete_checkpoint(((api_t *)data)->ops, call, req);
+}
+
+static void h_watch_operation(rt_call_t *call,
+                              const Smaug__V1__WatchOperationRequest *req,
+                              void *data) {
+  api_ops_watch(((api_t *)data)->ops, call, req);
+}
+
+static void h_cancel_operation(rt_call_t *call,
+                               const Smaug__V1__CancelOperationRequest *req,
+                               void *data) {
+  api_ops_cancel(((api_t *)data)->ops, call, req);
+}
+
+/* ------------------------------------------------------------------- flow */
+
+typedef struct flow_req_s {
+  api_t *api;
+  rt_call_t *call;
+  dag_op_t kind;
+} flow_req_t;
+
+static int flow_implemented(void *data, const char *type, dag_op_t kind,
+                            dag_activity_t act) {
+  api_t *api = data;
+  const Smaug__V1__ResourceTypeInfo *ti;
+  if (reg_find_type(api->reg, type, &ti) == NULL)
+    return 1;
+  int p, s;
+  if (reg_type_supports(ti, (int)kind, &p, &s) != 0)
+    return 0;
+  return act == DAG_PARALLEL ? p : s;
+}
+
+static void flow_built(graph_t *g, grpc_status_code code, const char *msg,
+                       void *data) {
+  flow_req_t *fr = data;
+  dag_t *dag = NULL;
+  dag_export_t x = {0};
+  char *dot = NULL;
+  int err = 0;
+  if (code != GRPC_STATUS_OK) {
+    rt_call_fail(fr->call, code, "%s", msg);
+    goto out;
+  }
+  if ((err = dag_new(g, fr->kind, flow_implemented, fr->api, &dag)) != 0 ||
+      (err = dag_export(dag, &x)) != 0 || (err = dag_to_dot(dag, &dot)) != 0) {
+    rt_call_fail(fr->call, GRPC_STATUS_INTERNAL, "flow: %s", uv_strerror(err));
+    goto out;
+  }
+  Smaug__V1__FlowNode *nodes = calloc(x.n_nodes + 1, sizeof(*nodes));
+  Smaug__V1__FlowNode **np = calloc(x.n_nodes + 1, sizeof(*np));
+  Smaug__V1__Resource *res = calloc(x.n_nodes + 1, sizeof(*res));
+  Smaug__V1__FlowEdge *edges = calloc(x.n_edges + 1, sizeof(*edges));
+  Smaug__V1__FlowEdge **ep = calloc(x.n_edges + 1, sizeof(*ep));
+  if (nodes && np && res && edges && ep) {
+    for (size_t i = 0; i < x.n_nodes; i++) {
+      smaug__v1__flow_node__init(&nodes[i]);
+      api_resource_of(graph_node(g, x.nodes[i].node), &res[i]);
+      nodes[i].id = x.nodes[i].id;
+      nodes[i].resource = &res[i];
+      nodes[i].activity = (Smaug__V1__Activity)x.nodes[i].activity;
+      nodes[i].noop = x.nodes[i].noop;
+      np[i] = &nodes[i];
+    }
+    for (size_t i = 0; i < x.n_edges; i++) {
+      smaug__v1__flow_edge__init(&edges[i]);
+      edges[i].from = x.nodes[x.edges[i].from].id;
+      edges[i].to = x.nodes[x.edges[i].to].id;
+      edges[i].kind = (Smaug__V1__FlowEdgeKind)x.edges[i].kind;
+      ep[i] = &edges[i];
+    }
+    Smaug__V1__GetFlowResponse resp = SMAUG__V1__GET_FLOW_RESPONSE__INIT;
+    resp.n_nodes = x.n_nodes;
+    resp.nodes = np;
+    resp.n_edges = x.n_edges;
+    resp.edges = ep;
+    resp.dot = dot;
+    rt_call_reply(fr->call, &resp.base);
+    for (size_t i = 0; i < x.n_nodes; i++)
+      api_resource_free(&res[i]);
+  } else {
+    rt_call_fail(fr->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  free(nodes);
+  free(np);
+  free(res);
+  free(edges);
+  free(ep);
+out:
+  free(dot);
+  dag_export_free(&x);
+  dag_free(dag);
+  graph_free(g);
+  free(fr);
+}
+
+static void h_get_flow(rt_call_t *call, const Smaug__V1__GetFlowRequest *req,
+                       void *data) {
+  api_t *api = data;
+  int has_plan = req->plan_id && *req->plan_id;
+  int has_cp = req->checkpoint_id && *req->checkpoint_id;
+  char msg[512];
+  grpc_status_code rc;
+  if (has_plan == has_cp) {
+    rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                 "plan_id, checkpoint_id: exactly one is required");
+    return;
+  }
+  if ((rc = api_check_id(has_plan ? "plan_id" : "checkpoint_id",
+                         has_plan ? req->plan_id : req->checkpoint_id, msg,
+                         sizeof(msg)))) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  int kind = req->kind ? (int)req->kind : DAG_OP_PROTECT;
+  if (kind < DAG_OP_PROTECT || kind > DAG_OP_DELETE) {
+    rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                 "kind: unknown operation kind %d", kind);
+    return;
+  }
+  flow_req_t *fr = calloc(1, sizeof(*fr));
+  if (fr == NULL) {
+    rt_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  fr->api = api;
+  fr->call = call;
+  fr->kind = (dag_op_t)kind;
+  int err;
+  if (has_plan) {
+    Smaug__V1__Plan *plan;
+    if ((err = store_plan_get(api->store, req->plan_id, &plan)) != 0) {
+      free(fr);
+      rt_call_fail(call, store_code(err), "plan %s %s", req->plan_id,
+                   store_what(err));
+      return;
+    }
+    err = api_graph_build(api->rt, api->reg, plan->resources, plan->n_resources,
+                          plan->edges, plan->n_edges, plan->parameters, 1,
+                          flow_built, fr);
+    protobuf_c_message_free_unpacked(&plan->base, NULL);
+  } else {
+    api_ops_flush(api->ops);
+    Smaug__V1__Checkpoint *cp;
+    if ((err = store_checkpoint_get(api->store, req->checkpoint_id, &cp))) {
+      free(fr);
+      rt_call_fail(call, store_code(err), "checkpoint %s %s",
+                   req->checkpoint_id, store_what(err));
+      return;
+    }
+    err = api_graph_build(api->rt, api->reg, cp->resources, cp->n_resources,
+                          cp->edges, cp->n_edges, NULL, 0, flow_built, fr);
+    protobuf_c_message_free_unpacked(&cp->base, NULL);
+  }
+  if (err) {
+    free(fr);
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "flow: %s", uv_strerror(err));
+  }
+}
+
 /* --------------------------------------------------------------- service */
 
 static const smaug_v1_orchestrator_handlers_t handlers = {
     .register_plugin = h_register_plugin,
     .list_plugins = h_list_plugins,
     .unregister_plugin = h_unregister_plugin,
+    .create_plan = h_create_plan,
+    .get_plan = h_get_plan,
+    .list_plans = h_list_plans,
+    .update_plan = h_update_plan,
+    .delete_plan = h_delete_plan,
+    .protect = h_protect,
+    .get_checkpoint = h_get_checkpoint,
+    .list_checkpoints = h_list_checkpoints,
+    .delete_checkpoint = h_delete_checkpoint,
+    .restore = h_restore,
+    .get_restore = h_get_restore,
+    .list_restores = h_list_restores,
+    .watch_operation = h_watch_operation,
+    .cancel_operation = h_cancel_operation,
+    .get_flow = h_get_flow,
 };
 
 int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
@@ -153,14 +673,18 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
   api->srv = srv;
   api->store = store;
   api->reg = reg;
-  api->max_operations = cfg->max_operations > 0 ? cfg->max_operations : 16;
-  api->max_message_bytes = cfg->max_message_bytes;
-  api->bank_uri = strdup(cfg->bank_uri ? cfg->bank_uri : "");
-  int err = api->bank_uri ? 0 : UV_ENOMEM;
-  if (err == 0)
-    err = smaug_v1_orchestrator_register(srv, &handlers, api);
+  api_ops_config_t oc = {.rt = rt,
+                         .store = store,
+                         .reg = reg,
+                         .bank_uri = cfg->bank_uri,
+                         .max_operations = cfg->max_operations};
+  int err = api_ops_new(&oc, &api->ops);
+  if (err == 0 &&
+      (err = smaug_v1_orchestrator_register(srv, &handlers, api)) != 0) {
+    api_ops_close(api->ops);
+  }
   if (err) {
-    free(api->bank_uri);
+    /* The ops timer handle closes on the loop; free after it ran. */
     free(api);
     return err;
   }
@@ -169,19 +693,19 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
 }
 
 void api_recover(api_t *api) {
-  (void)api;
+  api_ops_recover(api->ops);
 }
 
 void api_close(api_t *api) {
   if (api == NULL || api->closing)
     return;
   api->closing = 1;
-  store_flush(api->store);
+  api_ops_close(api->ops);
 }
 
 void api_free(api_t *api) {
   if (api == NULL)
     return;
-  free(api->bank_uri);
+  api_ops_free(api->ops);
   free(api);
 }

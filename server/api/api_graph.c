@@ -1,0 +1,428 @@
+/*
+ * api_graph.c - graph building with discovery through the plugins (see
+ * api_graph.h). Discovery is graph_expand() with a lister that calls each
+ * node's plugin's ListDependents; a type whose plugin does not list
+ * dependents has no children.
+ */
+#include "api_graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_valid.h"
+#include "smaug/v1/plugin.smaug.h"
+
+#define LIST_TIMEOUT_MS 30000
+#define LIST_PARALLEL   16
+
+typedef struct build_s {
+  rt_t *rt;
+  reg_t *reg;
+  graph_t *g;
+  Smaug__V1__ParameterSet *params; /* own unpacked copy, may be NULL */
+  api_graph_cb cb;
+  void *data;
+  uv_timer_t timer; /* delivers results of builds without discovery */
+  grpc_status_code code;
+  char msg[512];
+} build_t;
+
+typedef struct list_call_s {
+  build_t *b;
+  graph_list_done_cb done;
+  void *done_data;
+  Smaug__V1__ListDependentsResponse *resp;
+  char name[300];
+} list_call_t;
+
+static int kv_of_extra(const Smaug__V1__Resource *r, kv_t *kv) {
+  kv_init(kv);
+  for (size_t i = 0; i < r->n_extra; i++) {
+    int err = kv_set(kv, r->extra[i]->key, r->extra[i]->value);
+    if (err) {
+      kv_free(kv);
+      return err;
+    }
+  }
+  return 0;
+}
+
+static void build_free(build_t *b) {
+  graph_free(b->g);
+  if (b->params)
+    protobuf_c_message_free_unpacked(&b->params->base, NULL);
+  free(b);
+}
+
+static void set_error(build_t *b, grpc_status_code code, const char *msg) {
+  if (b->code != GRPC_STATUS_OK)
+    return; /* keep the first */
+  b->code = code;
+  snprintf(b->msg, sizeof(b->msg), "%s", msg);
+}
+
+static int has_plugin(void *data, const char *type) {
+  return reg_find_type(data, type, NULL) != NULL;
+}
+
+/* Validates and hands the graph over; frees the build. */
+static void finish(build_t *b) {
+  if (b->code == GRPC_STATUS_OK) {
+    char err[400];
+    int rc = graph_validate(b->g, has_plugin, b->reg, err, sizeof(err));
+    if (rc == GRAPH_ECYCLE) {
+      snprintf(b->msg, sizeof(b->msg), "resource graph has a cycle: %s", err);
+      b->code = GRPC_STATUS_INVALID_ARGUMENT;
+    } else if (rc) {
+      snprintf(b->msg, sizeof(b->msg), "resource graph: %s", err);
+      b->code = rc == UV_ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED
+                                : GRPC_STATUS_INVALID_ARGUMENT;
+    }
+  }
+  if (b->code == GRPC_STATUS_OK) {
+    graph_t *g = b->g;
+    b->g = NULL;
+    b->cb(g, GRPC_STATUS_OK, "", b->data);
+  } else {
+    b->cb(NULL, b->code, b->msg, b->data);
+  }
+  build_free(b);
+}
+
+static void timer_closed(uv_handle_t *h) {
+  finish(h->data);
+}
+
+static void timer_fired(uv_timer_t *t) {
+  uv_close((uv_handle_t *)t, timer_closed);
+}
+
+static void list_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
+                     void *data) {
+  list_call_t *lc = data;
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  uint8_t *buf = malloc(n ? n : 1);
+  if (buf == NULL)
+    return;
+  protobuf_c_message_pack(msg, buf);
+  if (lc->resp)
+    protobuf_c_message_free_unpacked(&lc->resp->base, NULL);
+  lc->resp = smaug__v1__list_dependents_response__unpack(NULL, n, buf);
+  free(buf);
+}
+
+static void list_done(rt_client_call_t *call, grpc_status_code code,
+                      const char *message, void *data) {
+  list_call_t *lc = data;
+  build_t *b = lc->b;
+  char msg[512];
+  if (code != GRPC_STATUS_OK || lc->resp == NULL) {
+    snprintf(msg, sizeof(msg), "ListDependents of %s failed: %s: %s", lc->name,
+             rt_status_name(code), message ? message : "");
+    set_error(b,
+              code == GRPC_STATUS_OK                  ? GRPC_STATUS_INTERNAL
+              : code == GRPC_STATUS_DEADLINE_EXCEEDED ? GRPC_STATUS_UNAVAILABLE
+                                                      : code,
+              msg);
+    lc->done(lc->done_data, UV_EIO, NULL, 0, msg);
+  } else {
+    size_t n = lc->resp->n_dependents;
+    graph_child_t *kids = calloc(n ? n : 1, sizeof(*kids));
+    kv_t *extras = calloc(n ? n : 1, sizeof(*extras));
+    int err = kids && extras ? 0 : UV_ENOMEM;
+    size_t made = 0;
+    for (; made < n && err == 0; made++) {
+      const Smaug__V1__Resource *r = lc->resp->dependents[made];
+      if ((err = kv_of_extra(r, &extras[made])) != 0)
+        break;
+      kids[made] = (graph_child_t){r->type, r->id, r->name, &extras[made]};
+    }
+    if (err) {
+      set_error(b, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      lc->done(lc->done_data, err, NULL, 0, "out of memory");
+    } else {
+      lc->done(lc->done_data, 0, kids, n, NULL);
+    }
+    for (size_t i = 0; i < made && extras; i++)
+      kv_free(&extras[i]);
+    free(kids);
+    free(extras);
+  }
+  if (lc->resp)
+    protobuf_c_message_free_unpacked(&lc->resp->base, NULL);
+  free(lc);
+}
+
+static int lister(void *data, uint32_t index, const graph_node_t *node,
+                  graph_list_done_cb done, void *done_data) {
+  build_t *b = data;
+  const Smaug__V1__ResourceTypeInfo *ti;
+  char msg[512];
+  reg_plugin_t *p = reg_find_type(b->reg, node->type, &ti);
+  if (p == NULL) {
+    snprintf(msg, sizeof(msg), "no plugin provides resource type %s (%s#%s)",
+             node->type, node->type, node->id);
+    set_error(b, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    done(done_data, GRAPH_ENOPLUGIN, NULL, 0, msg);
+    return 0;
+  }
+  if (!ti->lists_dependents) {
+    done(done_data, 0, NULL, 0, NULL);
+    return 0;
+  }
+  if (!reg_plugin_available(p)) {
+    snprintf(msg, sizeof(msg), "plugin %s (%s) is unavailable: %s",
+             reg_plugin_name(p), reg_plugin_address(p), reg_plugin_reason(p));
+    set_error(b, GRPC_STATUS_UNAVAILABLE, msg);
+    done(done_data, UV_ECONNREFUSED, NULL, 0, msg);
+    return 0;
+  }
+  list_call_t *lc = calloc(1, sizeof(*lc));
+  if (lc == NULL)
+    return UV_ENOMEM;
+  lc->b = b;
+  lc->done = done;
+  lc->done_data = done_data;
+  snprintf(lc->name, sizeof(lc->name), "%s#%s", node->type, node->id);
+
+  kv_t merged;
+  kv_init(&merged);
+  int err = api_params_merge(b->params, node->type, node->id, &merged);
+  Smaug__V1__Resource res = SMAUG__V1__RESOURCE__INIT;
+  Smaug__V1__Resource__ExtraEntry *ex = calloc(node->extra.n + 1, sizeof(*ex));
+  Smaug__V1__Resource__ExtraEntry **exp =
+      calloc(node->extra.n + 1, sizeof(*exp));
+  Smaug__V1__ListDependentsRequest__ParametersEntry *pe =
+      calloc(merged.n + 1, sizeof(*pe));
+  Smaug__V1__ListDependentsRequest__ParametersEntry **pep =
+      calloc(merged.n + 1, sizeof(*pep));
+  if (err == 0 && (!ex || !exp || !pe || !pep))
+    err = UV_ENOMEM;
+  if (err == 0) {
+    res.type = (char *)node->type;
+    res.id = node->id;
+    res.name = node->name;
+    for (size_t i = 0; i < node->extra.n; i++) {
+      smaug__v1__resource__extra_entry__init(&ex[i]);
+      ex[i].key = node->extra.items[i].key;
+      ex[i].value = node->extra.items[i].val;
+      exp[i] = &ex[i];
+    }
+    res.n_extra = node->extra.n;
+    res.extra = exp;
+    Smaug__V1__ListDependentsRequest req =
+        SMAUG__V1__LIST_DEPENDENTS_REQUEST__INIT;
+    req.resource = &res;
+    for (size_t i = 0; i < merged.n; i++) {
+      smaug__v1__list_dependents_request__parameters_entry__init(&pe[i]);
+      pe[i].key = merged.items[i].key;
+      pe[i].value = merged.items[i].val;
+      pep[i] = &pe[i];
+    }
+    req.n_parameters = merged.n;
+    req.parameters = pep;
+    rt_call_opts_t o = {.timeout_ms = LIST_TIMEOUT_MS};
+    err = smaug_v1_protection_plugin_list_dependents(
+        reg_plugin_channel(p), &req, &o, list_msg, list_done, lc, NULL);
+  }
+  kv_free(&merged);
+  free(ex);
+  free(exp);
+  free(pe);
+  free(pep);
+  if (err)
+    free(lc);
+  return err;
+}
+
+static void expanded(graph_t *g, int status, const char *errmsg, void *data) {
+  build_t *b = data;
+  if (status && b->code == GRPC_STATUS_OK)
+    set_error(b,
+              status == GRAPH_ETOOBIG || status == GRAPH_ECONFLICT ||
+                      status == GRAPH_ENOPLUGIN
+                  ? GRPC_STATUS_INVALID_ARGUMENT
+                  : GRPC_STATUS_INTERNAL,
+              errmsg ? errmsg : uv_strerror(status));
+  finish(b);
+}
+
+int api_graph_build(rt_t *rt, reg_t *reg, Smaug__V1__Resource *const *resources,
+                    size_t n_resources, Smaug__V1__ResourceEdge *const *edges,
+                    size_t n_edges, const Smaug__V1__ParameterSet *params,
+                    int discover, api_graph_cb cb, void *data) {
+  build_t *b = calloc(1, sizeof(*b));
+  if (b == NULL)
+    return UV_ENOMEM;
+  b->rt = rt;
+  b->reg = reg;
+  b->cb = cb;
+  b->data = data;
+  if (graph_new(&b->g) != 0) {
+    free(b);
+    return UV_ENOMEM;
+  }
+  if (params) {
+    size_t n = protobuf_c_message_get_packed_size(&params->base);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL) {
+      build_free(b);
+      return UV_ENOMEM;
+    }
+    protobuf_c_message_pack(&params->base, buf);
+    b->params = smaug__v1__parameter_set__unpack(NULL, n, buf);
+    free(buf);
+    if (b->params == NULL) {
+      build_free(b);
+      return UV_ENOMEM;
+    }
+  }
+  char err[400];
+  for (size_t i = 0; i < n_resources && b->code == GRPC_STATUS_OK; i++) {
+    const Smaug__V1__Resource *r = resources[i];
+    kv_t extra;
+    if (kv_of_extra(r, &extra) != 0) {
+      build_free(b);
+      return UV_ENOMEM;
+    }
+    int rc = graph_add_node(b->g, r->type, r->id, r->name, &extra, NULL, NULL,
+                            err, sizeof(err));
+    kv_free(&extra);
+    if (rc == UV_ENOMEM) {
+      build_free(b);
+      return UV_ENOMEM;
+    }
+    if (rc)
+      set_error(b, GRPC_STATUS_INVALID_ARGUMENT, err);
+  }
+  for (size_t i = 0; i < n_edges && b->code == GRPC_STATUS_OK; i++) {
+    const Smaug__V1__ResourceEdge *e = edges[i];
+    int rc =
+        graph_add_edge_by_key(b->g, e->parent_type, e->parent_id, e->child_type,
+                              e->child_id, err, sizeof(err));
+    if (rc)
+      set_error(b, GRPC_STATUS_INVALID_ARGUMENT, err);
+  }
+  if (b->code == GRPC_STATUS_OK && discover && n_edges == 0 &&
+      n_resources > 0) {
+    graph_lister_t l = {lister, b};
+    int rc = graph_expand(b->g, &l, LIST_PARALLEL, expanded, b);
+    if (rc == 0)
+      return 0;
+    set_error(b, GRPC_STATUS_INVALID_ARGUMENT, uv_strerror(rc));
+  }
+  /* No discovery: deliver from the next loop iteration. */
+  uv_timer_init(rt_loop(rt), &b->timer);
+  b->timer.data = b;
+  uv_timer_start(&b->timer, timer_fired, 0, 0);
+  return 0;
+}
+
+int api_resource_of(const graph_node_t *n, Smaug__V1__Resource *out) {
+  smaug__v1__resource__init(out);
+  out->type = (char *)n->type;
+  out->id = n->id;
+  out->name = n->name;
+  if (n->extra.n == 0)
+    return 0;
+  /* One block: the pointer array followed by the entries. */
+  size_t k = n->extra.n;
+  void *blk =
+      malloc(k * (sizeof(void *) + sizeof(Smaug__V1__Resource__ExtraEntry)));
+  if (blk == NULL)
+    return UV_ENOMEM;
+  Smaug__V1__Resource__ExtraEntry **ptrs = blk;
+  Smaug__V1__Resource__ExtraEntry *ents = (void *)(ptrs + k);
+  for (size_t j = 0; j < k; j++) {
+    smaug__v1__resource__extra_entry__init(&ents[j]);
+    ents[j].key = n->extra.items[j].key;
+    ents[j].value = n->extra.items[j].val;
+    ptrs[j] = &ents[j];
+  }
+  out->n_extra = k;
+  out->extra = ptrs;
+  return 0;
+}
+
+void api_resource_free(Smaug__V1__Resource *r) {
+  if (r == NULL)
+    return;
+  free(r->extra);
+  r->extra = NULL;
+  r->n_extra = 0;
+}
+
+int api_graph_to_proto(const graph_t *g, Smaug__V1__Checkpoint *cp) {
+  uint32_t n = graph_count(g), ne = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t k;
+    graph_children(g, i, &k);
+    ne += k;
+  }
+  Smaug__V1__Resource *rs = calloc(n ? n : 1, sizeof(*rs));
+  Smaug__V1__Resource **rp = calloc(n ? n : 1, sizeof(*rp));
+  Smaug__V1__ResourceEdge *es = calloc(ne ? ne : 1, sizeof(*es));
+  Smaug__V1__ResourceEdge **ep = calloc(ne ? ne : 1, sizeof(*ep));
+  int err = rs && rp && es && ep ? 0 : UV_ENOMEM;
+  uint32_t made = 0, e = 0;
+  for (; made < n && err == 0; made++) {
+    if ((err = api_resource_of(graph_node(g, made), &rs[made])) != 0)
+      break;
+    rp[made] = &rs[made];
+    uint32_t k;
+    const uint32_t *kids = graph_children(g, made, &k);
+    for (uint32_t j = 0; j < k; j++, e++) {
+      const graph_node_t *c = graph_node(g, kids[j]);
+      smaug__v1__resource_edge__init(&es[e]);
+      es[e].parent_type = (char *)rs[made].type;
+      es[e].parent_id = rs[made].id;
+      es[e].child_type = (char *)c->type;
+      es[e].child_id = c->id;
+      ep[e] = &es[e];
+    }
+  }
+  if (err) {
+    for (uint32_t i = 0; i < made; i++)
+      api_resource_free(&rs[i]);
+    free(rs);
+    free(rp);
+    free(es);
+    free(ep);
+    return err;
+  }
+  if (ne == 0) { /* keep the free rule simple: no empty blocks */
+    free(es);
+    free(ep);
+    ep = NULL;
+  }
+  if (n == 0) {
+    free(rs);
+    free(rp);
+    rp = NULL;
+  }
+  cp->n_resources = n;
+  cp->resources = rp;
+  cp->n_edges = ne;
+  cp->edges = ep;
+  return 0;
+}
+
+void api_graph_proto_free(Smaug__V1__Checkpoint *cp) {
+  if (cp->resources) {
+    /* rp[0] is the start of the resource block allocated above. */
+    Smaug__V1__Resource *rs = cp->n_resources ? cp->resources[0] : NULL;
+    for (size_t i = 0; i < cp->n_resources; i++)
+      api_resource_free(cp->resources[i]);
+    free(rs);
+    free(cp->resources);
+  }
+  if (cp->edges) {
+    free(cp->n_edges ? cp->edges[0] : NULL);
+    free(cp->edges);
+  }
+  cp->resources = NULL;
+  cp->n_resources = 0;
+  cp->edges = NULL;
+  cp->n_edges = 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * api_graph.h - builds the validated resource graph of an operation: from
+ * a plan (its roots, expanded through the plugins' ListDependents unless
+ * the plan lists its edges) or from a checkpoint's stored graph; and
+ * converts a graph back to the protocol's resources and edges.
+ *
+ * Thread: the loop thread.
+ */
+#ifndef SMAUG_API_GRAPH_H
+#define SMAUG_API_GRAPH_H
+
+#include <grpc/grpc.h>
+
+#include "graph.h"
+#include "registry.h"
+#include "smaug/v1/orchestrator.pb-c.h"
+
+/* Ends a build. On success `code` is OK and the callee owns `g` (release
+ * with graph_free). Otherwise `g` is NULL and `msg` (valid during the
+ * call) says why: INVALID_ARGUMENT (bad graph: duplicate, cycle, unknown
+ * type), UNAVAILABLE (a plugin needed for discovery is down; the message
+ * names it) or the plugin's own status. */
+typedef void (*api_graph_cb)(graph_t *g, grpc_status_code code, const char *msg,
+                             void *data);
+
+/* Builds a graph from `resources` and `edges`. With `discover` and no
+ * edges, each node is expanded with its plugin's ListDependents, called
+ * with the parameters merged from `params` (may be NULL). The inputs are
+ * copied; they need not outlive the call. Returns 0 and calls `cb` once
+ * later, never from inside the call; or UV_ENOMEM and never calls it. */
+int api_graph_build(rt_t *rt, reg_t *reg, Smaug__V1__Resource *const *resources,
+                    size_t n_resources, Smaug__V1__ResourceEdge *const *edges,
+                    size_t n_edges, const Smaug__V1__ParameterSet *params,
+                    int discover, api_graph_cb cb, void *data);
+
+/* Fills cp->resources and cp->edges from the validated graph `g`; the
+ * arrays and strings are malloc'd and released by api_graph_proto_free(). */
+int api_graph_to_proto(const graph_t *g, Smaug__V1__Checkpoint *cp);
+void api_graph_proto_free(Smaug__V1__Checkpoint *cp);
+
+/* Fills `out` (initialised first) with node `n`; the strings borrow from
+ * the node, and `out->extra` is released by api_resource_free(). */
+int api_resource_of(const graph_node_t *n, Smaug__V1__Resource *out);
+void api_resource_free(Smaug__V1__Resource *r);
+
+#endif /* SMAUG_API_GRAPH_H */

@@ -1,0 +1,1445 @@
+/*
+ * api_op.c - protect, restore and delete operations (see api_op.h).
+ *
+ * An operation goes QUEUED -> BUILDING (graph) -> RUNNING (executor) ->
+ * DONE. Whatever the executor reports is turned into store writes inside
+ * the open batch; the flush timer commits them and then streams the new
+ * events to watchers, so a client never sees an event that a crash could
+ * take back. Results are keyed by their owner: the checkpoint id for a
+ * protect, the restore id for a restore, the operation id for a delete.
+ * Task outputs (what resume needs) are keyed by operation id, each payload
+ * prefixed with the task's start and end times.
+ */
+#include "api_op.h"
+
+#include <inttypes.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api_graph.h"
+#include "api_runner.h"
+#include "api_valid.h"
+#include "dag.h"
+#include "exec.h"
+#include "rt_log.h"
+
+#define OP_TIMEOUT_DEFAULT_MS 3600000
+#define REASON_MAX            2048
+
+enum { OP_QUEUED, OP_BUILDING, OP_RUNNING, OP_DONE };
+
+typedef struct watcher_s {
+  struct watcher_s *next;
+  rt_call_t *call;
+  uint64_t last; /* highest sequence sent */
+  api_ops_t *ops;
+  char op_id[48];
+} watcher_t;
+
+typedef struct pend_s {
+  struct pend_s *next;
+  uint64_t seq;
+  size_t len;
+  uint8_t data[];
+} pend_t;
+
+typedef struct op_s op_t;
+struct op_s {
+  api_ops_t *ops;
+  op_t *next;  /* live list */
+  op_t *qnext; /* queue */
+  char id[48];
+  char cp_id[48];
+  char target_id[48]; /* restore id for a restore, else the checkpoint */
+  char owner[48];     /* results owner */
+  int kind;           /* DAG_OP_* */
+  int fail_fast;
+  int resume;
+  int state;
+  int finished; /* final status committed */
+  int reap;     /* flush passes seen while dead; freed on the second */
+  int cancel_requested;
+  char cancel_reason[256];
+  Smaug__V1__ParameterSet *params;
+  graph_t *g;
+  dag_t *dag;
+  exec_op_t *x;
+  api_runner_ctx_t rctx;
+  uint64_t seq_base;
+  uint64_t last_seq;
+  watcher_t *watchers;
+  pend_t *pend_head, *pend_tail;
+};
+
+struct api_ops_s {
+  rt_t *rt;
+  store_t *store;
+  reg_t *reg;
+  char *bank_uri;
+  int max_operations;
+  int64_t call_timeout_ms;
+  int closing;
+  int running; /* BUILDING or RUNNING */
+  op_t *live;
+  op_t *qhead, *qtail;
+  op_t *dead; /* finished, freed on the next flush */
+  uv_timer_t flush_timer;
+  int flush_armed;
+};
+
+static void op_start(op_t *op);
+static void op_finish_early(op_t *op, exec_outcome_t outcome,
+                            const char *reason);
+static void schedule_flush(api_ops_t *ops);
+static void op_bury(op_t *op, int held_slot);
+
+/* ------------------------------------------------------------- helpers */
+
+void api_new_id(const char *prefix, char *buf, size_t len) {
+  unsigned char r[16];
+  if (RAND_bytes(r, sizeof(r)) != 1) {
+    /* Never expected; fall back to time and address bits, still unique
+     * enough within one process. */
+    uint64_t t = (uint64_t)api_now_ms() ^ (uint64_t)(uintptr_t)buf;
+    for (size_t i = 0; i < sizeof(r); i++)
+      r[i] = (unsigned char)(t >> (8 * (i % 8))) ^ (unsigned char)rand();
+  }
+  int k = snprintf(buf, len, "%s-", prefix);
+  for (size_t i = 0; i < sizeof(r) && k > 0 && (size_t)k + 2 < len; i++)
+    k += snprintf(buf + k, len - (size_t)k, "%02x", r[i]);
+}
+
+int64_t api_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *api_checkpoint_status_name(int status) {
+  switch (status) {
+  case SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_PROTECTING:
+    return "protecting";
+  case SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE:
+    return "available";
+  case SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR:
+    return "error";
+  case SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETING:
+    return "deleting";
+  case SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETED:
+    return "deleted";
+  case SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR_DELETING:
+    return "error-deleting";
+  default:
+    return "unspecified";
+  }
+}
+
+const char *api_restore_status_name(int status) {
+  switch (status) {
+  case SMAUG__V1__RESTORE_STATUS__RESTORE_STATUS_IN_PROGRESS:
+    return "in_progress";
+  case SMAUG__V1__RESTORE_STATUS__RESTORE_STATUS_SUCCESS:
+    return "success";
+  case SMAUG__V1__RESTORE_STATUS__RESTORE_STATUS_FAIL:
+    return "fail";
+  default:
+    return "unspecified";
+  }
+}
+
+static void pack_alloc(const ProtobufCMessage *m, uint8_t **buf, size_t *len) {
+  *len = protobuf_c_message_get_packed_size(m);
+  *buf = malloc(*len ? *len : 1);
+  if (*buf)
+    protobuf_c_message_pack(m, *buf);
+}
+
+static void *unpack_copy(const ProtobufCMessageDescriptor *d,
+                         const ProtobufCMessage *m) {
+  uint8_t *buf;
+  size_t len;
+  pack_alloc(m, &buf, &len);
+  if (buf == NULL)
+    return NULL;
+  void *r = protobuf_c_message_unpack(d, NULL, len, buf);
+  free(buf);
+  return r;
+}
+
+static void log_store_error(api_ops_t *ops, const char *what, int err) {
+  rt_log(RT_LOG_ERROR, "api", "store write failed",
+         "what=%s error=\"%s\" detail=\"%s\"", what, uv_strerror(err),
+         store_errmsg(ops->store));
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static op_t *op_find(const api_ops_t *ops, const char *id) {
+  for (op_t *op = ops->live; op; op = op->next)
+    if (strcmp(op->id, id) == 0)
+      return op;
+  return NULL;
+}
+
+int api_ops_checkpoint_busy(const api_ops_t *ops, const char *checkpoint_id) {
+  for (op_t *op = ops->live; op; op = op->next)
+    if (!op->finished && strcmp(op->cp_id, checkpoint_id) == 0)
+      return 1;
+  return 0;
+}
+
+static op_t *op_new(api_ops_t *ops, int kind) {
+  op_t *op = calloc(1, sizeof(*op));
+  if (op == NULL)
+    return NULL;
+  op->ops = ops;
+  op->kind = kind;
+  op->rctx.reg = ops->reg;
+  op->rctx.bank_uri = ops->bank_uri;
+  op->rctx.checkpoint_id = op->cp_id;
+  op->rctx.timeout_ms = ops->call_timeout_ms;
+  op->rctx.stopping = &ops->closing;
+  return op;
+}
+
+static void op_free(op_t *op) {
+  exec_op_free(op->x); /* normally already freed; NULL-safe */
+  dag_free(op->dag);
+  graph_free(op->g);
+  if (op->params)
+    protobuf_c_message_free_unpacked(&op->params->base, NULL);
+  for (pend_t *p = op->pend_head, *n; p; p = n) {
+    n = p->next;
+    free(p);
+  }
+  free(op);
+}
+
+static void live_unlink(api_ops_t *ops, op_t *op) {
+  for (op_t **pp = &ops->live; *pp; pp = &(*pp)->next)
+    if (*pp == op) {
+      *pp = op->next;
+      return;
+    }
+}
+
+static void enqueue(op_t *op) {
+  api_ops_t *ops = op->ops;
+  op->next = ops->live;
+  ops->live = op;
+  op->state = OP_QUEUED;
+  if (ops->running < ops->max_operations) {
+    op_start(op);
+    return;
+  }
+  op->qnext = NULL;
+  if (ops->qtail)
+    ops->qtail->qnext = op;
+  else
+    ops->qhead = op;
+  ops->qtail = op;
+}
+
+static void queue_remove(api_ops_t *ops, op_t *op) {
+  op_t *prev = NULL;
+  for (op_t *q = ops->qhead; q; prev = q, q = q->qnext)
+    if (q == op) {
+      if (prev)
+        prev->qnext = q->qnext;
+      else
+        ops->qhead = q->qnext;
+      if (ops->qtail == q)
+        ops->qtail = prev;
+      return;
+    }
+}
+
+/* Called when an operation stops using a slot. */
+static void slot_released(api_ops_t *ops) {
+  ops->running--;
+  while (!ops->closing && ops->qhead && ops->running < ops->max_operations) {
+    op_t *op = ops->qhead;
+    ops->qhead = op->qnext;
+    if (ops->qhead == NULL)
+      ops->qtail = NULL;
+    op_start(op);
+  }
+}
+
+/* ----------------------------------------------------------- final state */
+
+static const char *final_name(const op_t *op, exec_outcome_t outcome) {
+  int ok = outcome == EXEC_SUCCEEDED;
+  switch (op->kind) {
+  case DAG_OP_PROTECT:
+    return ok ? "available" : "error";
+  case DAG_OP_DELETE:
+    return ok ? "deleted" : "error-deleting";
+  default:
+    return ok ? "success" : "fail";
+  }
+}
+
+/* Builds the summary of failed resources into buf. */
+static void summarize(const op_t *op, exec_outcome_t outcome, char *buf,
+                      size_t len) {
+  buf[0] = '\0';
+  if (outcome == EXEC_SUCCEEDED)
+    return;
+  size_t k = 0;
+  uint32_t failed = 0, total = op->g ? graph_count(op->g) : 0;
+  if (outcome == EXEC_CANCELLED_OP)
+    k += (size_t)snprintf(buf, len, "cancelled%s%s",
+                          op->cancel_reason[0] ? ": " : "", op->cancel_reason);
+  for (uint32_t i = 0; op->x && i < total; i++) {
+    exec_resource_t r;
+    exec_op_resource(op->x, i, &r);
+    if (r.status != EXEC_FAILED)
+      continue;
+    failed++;
+    if (k + 16 < len) {
+      const graph_node_t *n = graph_node(op->g, i);
+      int w = snprintf(buf + k, len - k, "%s%s#%s: %s", k ? "; " : "", n->type,
+                       n->id, r.reason);
+      if (w > 0)
+        k += (size_t)w;
+    }
+  }
+  if (k >= len)
+    k = len - 1;
+  if (outcome == EXEC_FAILED_OP && failed) {
+    char head[96];
+    snprintf(head, sizeof(head), "%u of %u resources failed: ", failed, total);
+    size_t hl = strlen(head);
+    if (hl + k + 1 > len)
+      k = len - hl - 1;
+    memmove(buf + hl, buf, k);
+    memcpy(buf, head, hl);
+    buf[hl + k] = '\0';
+  }
+}
+
+/* Writes the final status of the operation's object into the open batch. */
+static int write_final(op_t *op, exec_outcome_t outcome, const char *reason) {
+  api_ops_t *ops = op->ops;
+  int err = 0, ok = outcome == EXEC_SUCCEEDED;
+  if (op->kind == DAG_OP_RESTORE) {
+    Smaug__V1__Restore *r;
+    if ((err = store_restore_get(ops->store, op->target_id, &r)) != 0)
+      return err;
+    r->status = ok ? SMAUG__V1__RESTORE_STATUS__RESTORE_STATUS_SUCCESS
+                   : SMAUG__V1__RESTORE_STATUS__RESTORE_STATUS_FAIL;
+    r->finished_at_ms = api_now_ms();
+    char *old = r->reason;
+    r->reason = (char *)reason;
+    err = store_restore_put(ops->store, r);
+    r->reason = old;
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+  } else {
+    Smaug__V1__Checkpoint *cp;
+    if ((err = store_checkpoint_get(ops->store, op->cp_id, &cp)) != 0)
+      return err;
+    if (op->kind == DAG_OP_PROTECT) {
+      cp->status =
+          ok ? SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE
+             : SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR;
+      cp->finished_at_ms = api_now_ms();
+    } else {
+      cp->status =
+          ok ? SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETED
+             : SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR_DELETING;
+    }
+    char *old = cp->reason;
+    cp->reason = (char *)reason;
+    err = store_checkpoint_put(ops->store, cp);
+    cp->reason = old;
+    protobuf_c_message_free_unpacked(&cp->base, NULL);
+  }
+  if (err == 0)
+    err = store_op_set_running(ops->store, op->id, 0);
+  return err;
+}
+
+/* ----------------------------------------------------------------- events */
+
+static void pend_push(op_t *op, const Smaug__V1__OperationEvent *ev) {
+  size_t len = protobuf_c_message_get_packed_size(&ev->base);
+  pend_t *p = malloc(sizeof(*p) + len);
+  if (p == NULL)
+    return; /* the watcher will miss it; logged below */
+  p->next = NULL;
+  p->seq = ev->sequence;
+  p->len = len;
+  protobuf_c_message_pack(&ev->base, p->data);
+  if (op->pend_tail)
+    op->pend_tail->next = p;
+  else
+    op->pend_head = p;
+  op->pend_tail = p;
+}
+
+/* Appends `ev` to the store and queues it for watchers. */
+static void emit(op_t *op, Smaug__V1__OperationEvent *ev) {
+  api_ops_t *ops = op->ops;
+  int err = store_batch(ops->store);
+  if (err == 0)
+    err = store_event_append(ops->store, ev);
+  if (err)
+    log_store_error(ops, "event", err);
+  if (op->watchers)
+    pend_push(op, ev);
+  schedule_flush(ops);
+}
+
+static void result_write(op_t *op, uint32_t node) {
+  exec_resource_t r;
+  exec_op_resource(op->x, node, &r);
+  Smaug__V1__Resource res;
+  Smaug__V1__ResourceResult rr = SMAUG__V1__RESOURCE_RESULT__INIT;
+  if (api_resource_of(graph_node(op->g, node), &res) != 0)
+    return;
+  size_t nm = r.metadata ? r.metadata->n : 0;
+  Smaug__V1__ResourceResult__MetadataEntry *me = calloc(nm + 1, sizeof(*me));
+  Smaug__V1__ResourceResult__MetadataEntry **mp = calloc(nm + 1, sizeof(*mp));
+  if (me && mp) {
+    for (size_t i = 0; i < nm; i++) {
+      smaug__v1__resource_result__metadata_entry__init(&me[i]);
+      me[i].key = r.metadata->items[i].key;
+      me[i].value = r.metadata->items[i].val;
+      mp[i] = &me[i];
+    }
+    rr.resource = &res;
+    rr.status = (Smaug__V1__TaskStatus)r.status;
+    rr.reason = (char *)(r.reason ? r.reason : "");
+    rr.n_metadata = nm;
+    rr.metadata = mp;
+    rr.restored_id = (char *)(r.restored_id ? r.restored_id : "");
+    rr.started_at_ms = r.started_ms;
+    rr.finished_at_ms = r.finished_ms;
+    int err = store_result_put(op->ops->store, op->owner, &rr);
+    if (err)
+      log_store_error(op->ops, "result", err);
+  }
+  free(me);
+  free(mp);
+  api_resource_free(&res);
+}
+
+/* Task output payload: started and finished times, then the output. */
+static void task_write(op_t *op, uint32_t task, exec_status_t status,
+                       const char *reason) {
+  exec_resource_t r;
+  uint32_t node = dag_task_node(task);
+  exec_op_resource(op->x, node, &r);
+  char tid[1100];
+  dag_task_id(op->dag, task, tid, sizeof(tid));
+  uint8_t *body = NULL;
+  size_t blen = 0;
+  if (status == EXEC_FAILED) {
+    blen = strlen(reason ? reason : "");
+    body = malloc(blen + 1);
+    if (body)
+      memcpy(body, reason ? reason : "", blen);
+  } else if (dag_task_activity(task) == DAG_PARALLEL) {
+    blen = r.state ? r.state_len : 0;
+    body = malloc(blen + 1);
+    if (body && blen)
+      memcpy(body, r.state, blen);
+  } else {
+    Smaug__V1__SyncResult sr = SMAUG__V1__SYNC_RESULT__INIT;
+    size_t nm = r.metadata ? r.metadata->n : 0;
+    Smaug__V1__SyncResult__MetadataEntry *me = calloc(nm + 1, sizeof(*me));
+    Smaug__V1__SyncResult__MetadataEntry **mp = calloc(nm + 1, sizeof(*mp));
+    if (me && mp) {
+      for (size_t i = 0; i < nm; i++) {
+        smaug__v1__sync_result__metadata_entry__init(&me[i]);
+        me[i].key = r.metadata->items[i].key;
+        me[i].value = r.metadata->items[i].val;
+        mp[i] = &me[i];
+      }
+      sr.n_metadata = nm;
+      sr.metadata = mp;
+      sr.restored_id = (char *)(r.restored_id ? r.restored_id : "");
+      pack_alloc(&sr.base, &body, &blen);
+    }
+    free(me);
+    free(mp);
+  }
+  if (body == NULL) {
+    log_store_error(op->ops, "task", UV_ENOMEM);
+    return;
+  }
+  uint8_t *pl = malloc(16 + blen);
+  if (pl == NULL) {
+    free(body);
+    return;
+  }
+  int64_t times[2] = {r.started_ms, r.finished_ms};
+  memcpy(pl, times, 16);
+  memcpy(pl + 16, body, blen);
+  int err =
+      store_task_put(op->ops->store, op->id, tid, (int)status, pl, 16 + blen);
+  if (err)
+    log_store_error(op->ops, "task", err);
+  free(pl);
+  free(body);
+}
+
+static void on_exec_event(const exec_event_t *ev, void *data) {
+  op_t *op = data;
+  api_ops_t *ops = op->ops;
+  if (ops->closing)
+    return; /* stopping: the next start resumes from the store */
+  if (store_batch(ops->store) != 0)
+    log_store_error(ops, "batch", UV_EIO);
+
+  Smaug__V1__OperationEvent e = SMAUG__V1__OPERATION_EVENT__INIT;
+  Smaug__V1__Resource res = SMAUG__V1__RESOURCE__INIT;
+  Smaug__V1__Progress pr = SMAUG__V1__PROGRESS__INIT;
+  char reason[REASON_MAX];
+  e.sequence = op->seq_base + ev->seq;
+  e.operation_id = op->id;
+  e.kind = (Smaug__V1__EventKind)ev->kind;
+  e.attempt = ev->attempt;
+  e.time_ms = ev->time_ms;
+  e.message = (char *)ev->message;
+  op->last_seq = e.sequence;
+
+  if (ev->kind == EXEC_EV_OPERATION_FINISHED) {
+    summarize(op, ev->outcome, reason, sizeof(reason));
+    e.message = reason;
+    e.final_status = (char *)final_name(op, ev->outcome);
+    int err = write_final(op, ev->outcome, reason);
+    if (err)
+      log_store_error(ops, "final status", err);
+    op->finished = 1;
+    emit(op, &e);
+    rt_log(RT_LOG_INFO, "api", "operation finished",
+           "op=%s status=%s events=%" PRIu64, op->id, e.final_status,
+           e.sequence);
+    return;
+  }
+
+  if (api_resource_of(graph_node(op->g, ev->node), &res) != 0)
+    return;
+  e.resource = &res;
+  e.activity = (Smaug__V1__Activity)ev->activity;
+  if (ev->kind == EXEC_EV_PROGRESS) {
+    pr.done = ev->done;
+    pr.total = ev->total;
+    pr.unit = (char *)ev->unit;
+    pr.message = (char *)ev->message;
+    e.progress = &pr;
+  }
+  emit(op, &e);
+  api_resource_free(&res);
+
+  switch (ev->kind) {
+  case EXEC_EV_DONE:
+    task_write(op, ev->task, EXEC_DONE, NULL);
+    result_write(op, ev->node);
+    break;
+  case EXEC_EV_FAILED:
+    task_write(op, ev->task, EXEC_FAILED, ev->message);
+    result_write(op, ev->node);
+    break;
+  case EXEC_EV_STARTED:
+  case EXEC_EV_SKIPPED:
+  case EXEC_EV_CANCELLED:
+    result_write(op, ev->node);
+    break;
+  default:
+    break;
+  }
+}
+
+static void on_exec_done(exec_op_t *x, exec_outcome_t outcome, void *data) {
+  op_t *op = data;
+  exec_op_free(x);
+  op->x = NULL;
+  /* The DAG and graph go with the op, once the executor's handle closed. */
+  op_bury(op, 1);
+}
+
+/* --------------------------------------------------------- flush, watch */
+
+static void watcher_finish_all(op_t *op, grpc_status_code code,
+                               const char *msg) {
+  for (watcher_t *w = op->watchers, *n; w; w = n) {
+    n = w->next;
+    rt_call_finish(w->call, code, msg, NULL);
+    free(w);
+  }
+  op->watchers = NULL;
+}
+
+static void deliver(op_t *op) {
+  for (pend_t *p = op->pend_head, *n; p; p = n) {
+    n = p->next;
+    Smaug__V1__OperationEvent *ev = NULL;
+    for (watcher_t *w = op->watchers; w; w = w->next) {
+      if (p->seq <= w->last)
+        continue;
+      if (ev == NULL)
+        ev = smaug__v1__operation_event__unpack(NULL, p->len, p->data);
+      if (ev == NULL)
+        break;
+      Smaug__V1__WatchOperationResponse r =
+          SMAUG__V1__WATCH_OPERATION_RESPONSE__INIT;
+      r.event = ev;
+      rt_call_send(w->call, &r.base);
+      w->last = p->seq;
+    }
+    if (ev)
+      protobuf_c_message_free_unpacked(&ev->base, NULL);
+    free(p);
+  }
+  op->pend_head = op->pend_tail = NULL;
+  if (op->finished)
+    watcher_finish_all(op, GRPC_STATUS_OK, NULL);
+}
+
+int api_ops_flush(api_ops_t *ops) {
+  int err = 0;
+  if (store_in_batch(ops->store) && (err = store_flush(ops->store)) != 0)
+    log_store_error(ops, "commit", err);
+  for (op_t *op = ops->live; op; op = op->next)
+    deliver(op);
+  for (op_t *op = ops->dead; op; op = op->next)
+    deliver(op);
+  return err;
+}
+
+static void flush_timer_cb(uv_timer_t *t) {
+  api_ops_t *ops = t->data;
+  ops->flush_armed = 0;
+  api_ops_flush(ops);
+  /* Ops that died before this iteration: their executor handle has
+   * closed by now, so the DAG and graph can go. */
+  op_t *keep = NULL;
+  for (op_t *op = ops->dead, *n; op; op = n) {
+    n = op->next;
+    if (op->watchers == NULL && op->pend_head == NULL && op->reap++ > 0) {
+      op_free(op);
+      continue;
+    }
+    op->next = keep;
+    keep = op;
+  }
+  ops->dead = keep;
+  if (ops->dead && !ops->flush_armed) {
+    ops->flush_armed = 1;
+    uv_timer_start(&ops->flush_timer, flush_timer_cb, 1, 0);
+  }
+}
+
+static void schedule_flush(api_ops_t *ops) {
+  if (ops->flush_armed || ops->closing)
+    return;
+  ops->flush_armed = 1;
+  uv_timer_start(&ops->flush_timer, flush_timer_cb, 0, 0);
+}
+
+static void watch_cancelled(rt_call_t *call, void *data) {
+  watcher_t *w = data;
+  op_t *op = op_find(w->ops, w->op_id);
+  if (op == NULL)
+    for (op_t *d = w->ops->dead; d; d = d->next)
+      if (strcmp(d->id, w->op_id) == 0)
+        op = d;
+  for (watcher_t **pp = op ? &op->watchers : NULL; pp && *pp; pp = &(*pp)->next)
+    if (*pp == w) {
+      *pp = w->next;
+      break;
+    }
+  rt_call_finish(call, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+  free(w);
+}
+
+void api_ops_watch(api_ops_t *ops, rt_call_t *call,
+                   const Smaug__V1__WatchOperationRequest *req) {
+  char msg[512];
+  grpc_status_code rc;
+  if ((rc =
+           api_check_id("operation_id", req->operation_id, msg, sizeof(msg)))) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  if (ops->closing) {
+    rt_call_fail(call, GRPC_STATUS_UNAVAILABLE, "smaugd is stopping");
+    return;
+  }
+  api_ops_flush(ops);
+  store_op_t *sop;
+  int err = store_op_get(ops->store, req->operation_id, &sop);
+  if (err) {
+    rt_call_fail(
+        call, err == UV_ENOENT ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_INTERNAL,
+        "operation %s %s", req->operation_id,
+        err == UV_ENOENT ? "not found" : uv_strerror(err));
+    return;
+  }
+  int running = sop->running;
+  store_op_free(sop);
+  Smaug__V1__OperationEvent **evs;
+  size_t n;
+  if ((err = store_event_list(ops->store, req->operation_id,
+                              req->after_sequence, 0, &evs, &n)) != 0) {
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    return;
+  }
+  uint64_t last = req->after_sequence;
+  for (size_t i = 0; i < n; i++) {
+    Smaug__V1__WatchOperationResponse r =
+        SMAUG__V1__WATCH_OPERATION_RESPONSE__INIT;
+    r.event = evs[i];
+    rt_call_send(call, &r.base);
+    last = evs[i]->sequence;
+  }
+  store_msgs_free(evs, n);
+  op_t *op = op_find(ops, req->operation_id);
+  if (!running || (op && op->finished)) {
+    rt_call_finish(call, GRPC_STATUS_OK, NULL, NULL);
+    return;
+  }
+  if (op == NULL) {
+    rt_call_fail(call, GRPC_STATUS_UNAVAILABLE,
+                 "operation %s is waiting for recovery; retry",
+                 req->operation_id);
+    return;
+  }
+  watcher_t *w = calloc(1, sizeof(*w));
+  if (w == NULL) {
+    rt_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  w->call = call;
+  w->last = last;
+  w->ops = ops;
+  snprintf(w->op_id, sizeof(w->op_id), "%s", op->id);
+  w->next = op->watchers;
+  op->watchers = w;
+  rt_call_on_cancel(call, watch_cancelled, w);
+}
+
+/* ------------------------------------------------------------ running */
+
+static int implemented(void *data, const char *type, dag_op_t kind,
+                       dag_activity_t act) {
+  api_ops_t *ops = data;
+  const Smaug__V1__ResourceTypeInfo *ti;
+  if (reg_find_type(ops->reg, type, &ti) == NULL)
+    return 1; /* make the call, so that the runner fails it with why */
+  int p, s;
+  if (reg_type_supports(ti, (int)kind, &p, &s) != 0)
+    return 0;
+  return act == DAG_PARALLEL ? p : s;
+}
+
+static void limits(void *data, const char *type, const char **plugin,
+                   unsigned *plugin_limit, unsigned *type_limit) {
+  api_ops_t *ops = data;
+  const Smaug__V1__ResourceTypeInfo *ti;
+  reg_plugin_t *p = reg_find_type(ops->reg, type, &ti);
+  *plugin = p ? reg_plugin_name(p) : NULL;
+  *plugin_limit = p ? reg_plugin_info(p)->max_concurrency : 0;
+  *type_limit = p ? ti->max_concurrency : 0;
+}
+
+/* Moves a finished or abandoned op to the dead list. */
+static void op_bury(op_t *op, int held_slot) {
+  api_ops_t *ops = op->ops;
+  op->state = OP_DONE;
+  live_unlink(ops, op);
+  op->next = ops->dead;
+  ops->dead = op;
+  if (held_slot && !ops->closing)
+    slot_released(ops);
+  schedule_flush(ops);
+}
+
+static void op_finish_early(op_t *op, exec_outcome_t outcome,
+                            const char *reason) {
+  api_ops_t *ops = op->ops;
+  int held = op->state == OP_BUILDING || op->state == OP_RUNNING;
+  int err = store_batch(ops->store);
+  if (err == 0)
+    err = write_final(op, outcome, reason);
+  if (err)
+    log_store_error(ops, "final status", err);
+  Smaug__V1__OperationEvent e = SMAUG__V1__OPERATION_EVENT__INIT;
+  e.sequence = ++op->last_seq;
+  e.operation_id = op->id;
+  e.kind = SMAUG__V1__EVENT_KIND__EVENT_KIND_OPERATION_FINISHED;
+  e.time_ms = api_now_ms();
+  e.message = (char *)reason;
+  e.final_status = (char *)final_name(op, outcome);
+  op->finished = 1;
+  emit(op, &e);
+  rt_log(RT_LOG_INFO, "api", "operation finished",
+         "op=%s status=%s reason=\"%s\"", op->id, e.final_status, reason);
+  op_bury(op, held);
+}
+
+static void seed_task(const char *task_id, int status, const uint8_t *payload,
+                      size_t len, void *data) {
+  op_t *op = data;
+  if (strlen(task_id) < 3 || task_id[1] != ':' || len < 16)
+    return;
+  char buf[1100];
+  snprintf(buf, sizeof(buf), "%s", task_id + 2);
+  char *hash = strchr(buf, '#');
+  if (hash == NULL)
+    return;
+  *hash = '\0';
+  int64_t node = graph_find(op->g, buf, hash + 1);
+  if (node < 0)
+    return;
+  dag_activity_t act = task_id[0] == 'P' ? DAG_PARALLEL : DAG_SYNC;
+  uint32_t task = dag_task((uint32_t)node, act);
+  int64_t times[2];
+  memcpy(times, payload, 16);
+  payload += 16;
+  len -= 16;
+  if (status == EXEC_FAILED) {
+    char reason[REASON_MAX];
+    snprintf(reason, sizeof(reason), "%.*s", (int)len, (const char *)payload);
+    exec_op_seed_failed(op->x, task, EXEC_CODE_UNKNOWN, reason);
+    return;
+  }
+  if (status != EXEC_DONE)
+    return;
+  exec_output_t out = {0};
+  kv_t md;
+  kv_init(&md);
+  Smaug__V1__SyncResult *sr = NULL;
+  if (act == DAG_PARALLEL) {
+    out.state = payload;
+    out.state_len = len;
+  } else {
+    sr = smaug__v1__sync_result__unpack(NULL, len, payload);
+    if (sr == NULL)
+      return;
+    for (size_t i = 0; i < sr->n_metadata; i++)
+      kv_set(&md, sr->metadata[i]->key, sr->metadata[i]->value);
+    out.metadata = &md;
+    out.restored_id = sr->restored_id;
+  }
+  exec_op_seed_done(op->x, task, &out, times[0], times[1]);
+  kv_free(&md);
+  if (sr)
+    protobuf_c_message_free_unpacked(&sr->base, NULL);
+}
+
+/* Restore and delete: hand each resource the metadata its protect saved. */
+static int set_saved_metadata(op_t *op) {
+  Smaug__V1__ResourceResult **rs;
+  size_t n;
+  int err = store_result_list(op->ops->store, op->cp_id, &rs, &n);
+  if (err)
+    return err;
+  for (size_t i = 0; i < n && err == 0; i++) {
+    const Smaug__V1__ResourceResult *r = rs[i];
+    int64_t node = graph_find(op->g, r->resource->type, r->resource->id);
+    if (node < 0 || r->n_metadata == 0)
+      continue;
+    kv_t md;
+    kv_init(&md);
+    for (size_t j = 0; j < r->n_metadata && err == 0; j++)
+      err = kv_set(&md, r->metadata[j]->key, r->metadata[j]->value);
+    if (err == 0)
+      err = exec_op_set_saved_metadata(op->x, (uint32_t)node, &md);
+    kv_free(&md);
+  }
+  store_msgs_free(rs, n);
+  return err;
+}
+
+static void on_built(graph_t *g, grpc_status_code code, const char *msg,
+                     void *data) {
+  op_t *op = data;
+  api_ops_t *ops = op->ops;
+  char reason[REASON_MAX];
+  if (ops->closing) {
+    graph_free(g);
+    op_bury(op, 0);
+    return;
+  }
+  if (code != GRPC_STATUS_OK) {
+    snprintf(reason, sizeof(reason), "%s: %s", rt_status_name(code), msg);
+    op_finish_early(op, EXEC_FAILED_OP, reason);
+    return;
+  }
+  op->g = g;
+  if (op->cancel_requested) {
+    snprintf(reason, sizeof(reason), "cancelled: %s", op->cancel_reason);
+    op_finish_early(op, EXEC_CANCELLED_OP, reason);
+    return;
+  }
+  int err = 0;
+  if (op->kind == DAG_OP_PROTECT) {
+    /* The full graph is what restore and delete will use. */
+    Smaug__V1__Checkpoint *cp;
+    if ((err = store_checkpoint_get(ops->store, op->cp_id, &cp)) == 0) {
+      Smaug__V1__Checkpoint copy = *cp;
+      if ((err = api_graph_to_proto(g, &copy)) == 0) {
+        if ((err = store_batch(ops->store)) == 0)
+          err = store_checkpoint_put(ops->store, &copy);
+        api_graph_proto_free(&copy);
+      }
+      protobuf_c_message_free_unpacked(&cp->base, NULL);
+    }
+  }
+  exec_opts_t o;
+  exec_opts_init(&o);
+  o.max_in_flight = 512;
+  o.limits = limits;
+  o.limits_data = ops;
+  o.deadline_ms = (uint32_t)ops->call_timeout_ms;
+  o.fail_fast = op->fail_fast;
+  if (err == 0)
+    err = dag_new(g, (dag_op_t)op->kind, implemented, ops, &op->dag);
+  if (err == 0)
+    err = exec_op_new(rt_loop(ops->rt), op->dag, op->id, &o, api_runner(),
+                      &op->rctx, &op->x);
+  if (err == 0) {
+    exec_op_set_event_cb(op->x, on_exec_event, op);
+    if (op->kind != DAG_OP_PROTECT)
+      err = set_saved_metadata(op);
+  }
+  if (err == 0 && op->resume)
+    err = store_task_each(ops->store, op->id, seed_task, op);
+  if (err == 0) {
+    op->state = OP_RUNNING;
+    err = exec_op_start(op->x, on_exec_done, op);
+  }
+  if (err) {
+    snprintf(reason, sizeof(reason), "INTERNAL: cannot start: %s",
+             uv_strerror(err));
+    exec_op_free(op->x);
+    op->x = NULL;
+    op_finish_early(op, EXEC_FAILED_OP, reason);
+  }
+}
+
+static void op_start(op_t *op) {
+  api_ops_t *ops = op->ops;
+  char reason[REASON_MAX];
+  ops->running++;
+  op->state = OP_BUILDING;
+  if (op->cancel_requested) {
+    snprintf(reason, sizeof(reason), "cancelled: %s", op->cancel_reason);
+    op_finish_early(op, EXEC_CANCELLED_OP, reason);
+    return;
+  }
+  Smaug__V1__Checkpoint *cp;
+  int err = store_checkpoint_get(ops->store, op->cp_id, &cp);
+  if (err == 0) {
+    int discover = op->kind == DAG_OP_PROTECT && cp->n_edges == 0;
+    err = api_graph_build(ops->rt, ops->reg, cp->resources, cp->n_resources,
+                          cp->edges, cp->n_edges, op->params, discover,
+                          on_built, op);
+    protobuf_c_message_free_unpacked(&cp->base, NULL);
+  }
+  if (err) {
+    snprintf(reason, sizeof(reason), "INTERNAL: cannot start: %s",
+             uv_strerror(err));
+    op_finish_early(op, EXEC_FAILED_OP, reason);
+  }
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static grpc_status_code store_status(int err) {
+  return err == UV_ENOENT ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_INTERNAL;
+}
+
+/* Checks that every type in `res` has an available plugin. */
+static grpc_status_code check_plugins(const api_ops_t *ops,
+                                      Smaug__V1__Resource *const *res, size_t n,
+                                      const char *field, char *msg,
+                                      size_t len) {
+  for (size_t i = 0; i < n; i++) {
+    reg_plugin_t *p = reg_find_type(ops->reg, res[i]->type, NULL);
+    if (p == NULL) {
+      snprintf(msg, len, "%s[%zu].type: no plugin provides resource type %s",
+               field, i, res[i]->type);
+      return GRPC_STATUS_FAILED_PRECONDITION;
+    }
+    if (!reg_plugin_available(p)) {
+      snprintf(msg, len, "plugin %s (%s) is unavailable: %s",
+               reg_plugin_name(p), reg_plugin_address(p), reg_plugin_reason(p));
+      return GRPC_STATUS_UNAVAILABLE;
+    }
+  }
+  return GRPC_STATUS_OK;
+}
+
+/* Records a new running operation; the caller commits. */
+static int op_record(op_t *op, const Smaug__V1__ParameterSet *params) {
+  store_op_t so = {.id = op->id,
+                   .kind = op->kind,
+                   .target_id = op->target_id,
+                   .checkpoint_id = op->cp_id,
+                   .running = 1,
+                   .fail_fast = op->fail_fast,
+                   .created_at_ms = api_now_ms()};
+  if (params) {
+    pack_alloc(&params->base, &so.params, &so.params_len);
+    if (so.params == NULL)
+      return UV_ENOMEM;
+    op->params =
+        unpack_copy(&smaug__v1__parameter_set__descriptor, &params->base);
+    if (op->params == NULL) {
+      free(so.params);
+      return UV_ENOMEM;
+    }
+  }
+  int err = store_op_put(op->ops->store, &so);
+  free(so.params);
+  return err;
+}
+
+/* Commits what a handler wrote; on failure answers the call. */
+static int commit_or_fail(api_ops_t *ops, rt_call_t *call) {
+  int err = api_ops_flush(ops);
+  if (err)
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s: %s", uv_strerror(err),
+                 store_errmsg(ops->store));
+  return err;
+}
+
+void api_ops_protect(api_ops_t *ops, rt_call_t *call,
+                     const Smaug__V1__ProtectRequest *req) {
+  char msg[1024];
+  grpc_status_code rc;
+  if ((rc = api_check_id("plan_id", req->plan_id, msg, sizeof(msg)))) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  api_ops_flush(ops);
+  Smaug__V1__Plan *plan;
+  int err = store_plan_get(ops->store, req->plan_id, &plan);
+  if (err) {
+    rt_call_fail(call, store_status(err), "plan %s %s", req->plan_id,
+                 err == UV_ENOENT ? "not found" : uv_strerror(err));
+    return;
+  }
+  if ((rc = check_plugins(ops, plan->resources, plan->n_resources,
+                          "plan.resources", msg, sizeof(msg)))) {
+    protobuf_c_message_free_unpacked(&plan->base, NULL);
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  op_t *op = op_new(ops, DAG_OP_PROTECT);
+  if (op == NULL) {
+    protobuf_c_message_free_unpacked(&plan->base, NULL);
+    rt_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  api_new_id("op", op->id, sizeof(op->id));
+  api_new_id("ckp", op->cp_id, sizeof(op->cp_id));
+  snprintf(op->target_id, sizeof(op->target_id), "%s", op->cp_id);
+  snprintf(op->owner, sizeof(op->owner), "%s", op->cp_id);
+  op->fail_fast = req->fail_fast;
+
+  /* The checkpoint starts with the plan's roots and edges; the full graph
+   * replaces them once built, and a resume rebuilds from what is there. */
+  Smaug__V1__Checkpoint cp = SMAUG__V1__CHECKPOINT__INIT;
+  cp.id = op->cp_id;
+  cp.plan_id = plan->id;
+  cp.status = SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_PROTECTING;
+  cp.operation_id = op->id;
+  cp.n_resources = plan->n_resources;
+  cp.resources = plan->resources;
+  cp.n_edges = plan->n_edges;
+  cp.edges = plan->edges;
+  cp.created_at_ms = api_now_ms();
+  cp.bank_uri = ops->bank_uri;
+  if ((err = store_batch(ops->store)) == 0 &&
+      (err = store_checkpoint_put(ops->store, &cp)) == 0)
+    err = op_record(op, plan->parameters);
+  protobuf_c_message_free_unpacked(&plan->base, NULL);
+  if (err) {
+    store_flush(ops->store);
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    op_free(op);
+    return;
+  }
+  if (commit_or_fail(ops, call)) {
+    op_free(op);
+    return;
+  }
+  Smaug__V1__ProtectResponse resp = SMAUG__V1__PROTECT_RESPONSE__INIT;
+  resp.checkpoint_id = op->cp_id;
+  resp.operation_id = op->id;
+  rt_call_reply(call, &resp.base);
+  rt_log(RT_LOG_INFO, "api", "protect started", "op=%s checkpoint=%s plan=%s",
+         op->id, op->cp_id, req->plan_id);
+  enqueue(op);
+}
+
+void api_ops_restore(api_ops_t *ops, rt_call_t *call,
+                     const Smaug__V1__RestoreRequest *req) {
+  char msg[1024];
+  grpc_status_code rc;
+  if ((rc = api_check_id("checkpoint_id", req->checkpoint_id, msg,
+                         sizeof(msg)))) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  api_ops_flush(ops);
+  Smaug__V1__Checkpoint *cp;
+  int err = store_checkpoint_get(ops->store, req->checkpoint_id, &cp);
+  if (err) {
+    rt_call_fail(call, store_status(err), "checkpoint %s %s",
+                 req->checkpoint_id,
+                 err == UV_ENOENT ? "not found" : uv_strerror(err));
+    return;
+  }
+  rc = GRPC_STATUS_OK;
+  if (cp->status != SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE) {
+    snprintf(msg, sizeof(msg),
+             "checkpoint %s is %s; only an available checkpoint can be "
+             "restored",
+             cp->id, api_checkpoint_status_name(cp->status));
+    rc = GRPC_STATUS_FAILED_PRECONDITION;
+  }
+  if (rc == GRPC_STATUS_OK)
+    rc = check_plugins(ops, cp->resources, cp->n_resources,
+                       "checkpoint.resources", msg, sizeof(msg));
+  if (rc == GRPC_STATUS_OK)
+    rc = api_check_params(ops->reg, req->parameters, cp->resources,
+                          cp->n_resources, 1, "parameters", msg, sizeof(msg));
+  if (rc) {
+    protobuf_c_message_free_unpacked(&cp->base, NULL);
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  protobuf_c_message_free_unpacked(&cp->base, NULL);
+  op_t *op = op_new(ops, DAG_OP_RESTORE);
+  if (op == NULL) {
+    rt_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  api_new_id("op", op->id, sizeof(op->id));
+  api_new_id("rst", op->target_id, sizeof(op->target_id));
+  snprintf(op->cp_id, sizeof(op->cp_id), "%s", req->checkpoint_id);
+  snprintf(op->owner, sizeof(op->owner), "%s", op->target_id);
+  op->fail_fast = req->fail_fast;
+  Smaug__V1__Restore r = SMAUG__V1__RESTORE__INIT;
+  r.id = op->target_id;
+  r.checkpoint_id = op->cp_id;
+  r.status = SMAUG__V1__RESTORE_STATUS__RESTORE_STATUS_IN_PROGRESS;
+  r.operation_id = op->id;
+  r.parameters = req->parameters;
+  r.created_at_ms = api_now_ms();
+  Smaug__V1__ParameterSet empty = SMAUG__V1__PARAMETER_SET__INIT;
+  if ((err = store_batch(ops->store)) == 0 &&
+      (err = store_restore_put(ops->store, &r)) == 0)
+    err = op_record(op, req->parameters ? req->parameters : &empty);
+  if (err) {
+    store_flush(ops->store);
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    op_free(op);
+    return;
+  }
+  if (commit_or_fail(ops, call)) {
+    op_free(op);
+    return;
+  }
+  Smaug__V1__RestoreResponse resp = SMAUG__V1__RESTORE_RESPONSE__INIT;
+  resp.restore_id = op->target_id;
+  resp.operation_id = op->id;
+  rt_call_reply(call, &resp.base);
+  rt_log(RT_LOG_INFO, "api", "restore started",
+         "op=%s restore=%s checkpoint=%s", op->id, op->target_id, op->cp_id);
+  enqueue(op);
+}
+
+void api_ops_delete_checkpoint(api_ops_t *ops, rt_call_t *call,
+                               const Smaug__V1__DeleteCheckpointRequest *req) {
+  char msg[1024];
+  grpc_status_code rc;
+  if ((rc = api_check_id("id", req->id, msg, sizeof(msg)))) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  api_ops_flush(ops);
+  Smaug__V1__Checkpoint *cp;
+  int err = store_checkpoint_get(ops->store, req->id, &cp);
+  if (err) {
+    rt_call_fail(call, store_status(err), "checkpoint %s %s", req->id,
+                 err == UV_ENOENT ? "not found" : uv_strerror(err));
+    return;
+  }
+  rc = GRPC_STATUS_OK;
+  int st = cp->status;
+  if (st != SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE &&
+      st != SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR &&
+      st != SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR_DELETING) {
+    snprintf(msg, sizeof(msg), "checkpoint %s is %s and cannot be deleted now",
+             cp->id, api_checkpoint_status_name(st));
+    rc = GRPC_STATUS_FAILED_PRECONDITION;
+  } else if (api_ops_checkpoint_busy(ops, cp->id)) {
+    snprintf(msg, sizeof(msg),
+             "checkpoint %s is in use by a running operation (restore)",
+             cp->id);
+    rc = GRPC_STATUS_FAILED_PRECONDITION;
+  }
+  if (rc == GRPC_STATUS_OK)
+    rc = check_plugins(ops, cp->resources, cp->n_resources,
+                       "checkpoint.resources", msg, sizeof(msg));
+  op_t *op = rc ? NULL : op_new(ops, DAG_OP_DELETE);
+  if (rc == GRPC_STATUS_OK && op == NULL) {
+    rc = GRPC_STATUS_RESOURCE_EXHAUSTED;
+    snprintf(msg, sizeof(msg), "out of memory");
+  }
+  if (rc) {
+    protobuf_c_message_free_unpacked(&cp->base, NULL);
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  api_new_id("op", op->id, sizeof(op->id));
+  snprintf(op->cp_id, sizeof(op->cp_id), "%s", cp->id);
+  snprintf(op->target_id, sizeof(op->target_id), "%s", cp->id);
+  snprintf(op->owner, sizeof(op->owner), "%s", op->id);
+  cp->status = SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETING;
+  char *old_op = cp->operation_id, *old_reason = cp->reason;
+  cp->operation_id = op->id;
+  cp->reason = "";
+  if ((err = store_batch(ops->store)) == 0 &&
+      (err = store_checkpoint_put(ops->store, cp)) == 0)
+    err = op_record(op, NULL);
+  cp->operation_id = old_op;
+  cp->reason = old_reason;
+  protobuf_c_message_free_unpacked(&cp->base, NULL);
+  if (err) {
+    store_flush(ops->store);
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    op_free(op);
+    return;
+  }
+  if (commit_or_fail(ops, call)) {
+    op_free(op);
+    return;
+  }
+  Smaug__V1__DeleteCheckpointResponse resp =
+      SMAUG__V1__DELETE_CHECKPOINT_RESPONSE__INIT;
+  resp.operation_id = op->id;
+  rt_call_reply(call, &resp.base);
+  rt_log(RT_LOG_INFO, "api", "delete started", "op=%s checkpoint=%s", op->id,
+         op->cp_id);
+  enqueue(op);
+}
+
+void api_ops_cancel(api_ops_t *ops, rt_call_t *call,
+                    const Smaug__V1__CancelOperationRequest *req) {
+  char msg[512];
+  grpc_status_code rc;
+  if ((rc =
+           api_check_id("operation_id", req->operation_id, msg, sizeof(msg)))) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  op_t *op = op_find(ops, req->operation_id);
+  if (op == NULL || op->finished) {
+    store_op_t *sop;
+    int err = store_op_get(ops->store, req->operation_id, &sop);
+    if (err) {
+      rt_call_fail(call, store_status(err), "operation %s %s",
+                   req->operation_id,
+                   err == UV_ENOENT ? "not found" : uv_strerror(err));
+      return;
+    }
+    store_op_free(sop);
+    rt_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+                 "operation %s has already finished", req->operation_id);
+    return;
+  }
+  snprintf(op->cancel_reason, sizeof(op->cancel_reason), "%s",
+           req->reason && *req->reason ? req->reason : "requested by a client");
+  uint32_t count = 0;
+  if (op->state == OP_QUEUED) {
+    char reason[400];
+    queue_remove(ops, op);
+    snprintf(reason, sizeof(reason), "cancelled: %s", op->cancel_reason);
+    op_finish_early(op, EXEC_CANCELLED_OP, reason);
+    count = 1;
+  } else if (op->state == OP_BUILDING) {
+    op->cancel_requested = 1;
+    count = 1;
+  } else if (op->state == OP_RUNNING && op->x) {
+    for (uint32_t t = 0; t < dag_task_count(op->dag); t++)
+      count += exec_op_task_status(op->x, t) == EXEC_RUNNING;
+    exec_op_cancel(op->x, op->cancel_reason);
+  }
+  if (commit_or_fail(ops, call))
+    return;
+  Smaug__V1__CancelOperationResponse resp =
+      SMAUG__V1__CANCEL_OPERATION_RESPONSE__INIT;
+  resp.cancelled = count;
+  rt_call_reply(call, &resp.base);
+}
+
+int api_checkpoint_results(api_ops_t *ops, const Smaug__V1__Checkpoint *cp,
+                           Smaug__V1__ResourceResult ***out, size_t *n) {
+  Smaug__V1__ResourceResult **rs;
+  size_t k;
+  int err = store_result_list(ops->store, cp->id, &rs, &k);
+  if (err)
+    return err;
+  int del =
+      cp->status == SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETING ||
+      cp->status == SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETED ||
+      cp->status ==
+          SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR_DELETING;
+  Smaug__V1__ResourceResult **ds = NULL;
+  size_t nd = 0;
+  if (del && cp->operation_id && *cp->operation_id &&
+      store_result_list(ops->store, cp->operation_id, &ds, &nd) == 0) {
+    /* Both lists are ordered by (type, id): merge the delete outcome. */
+    size_t j = 0;
+    for (size_t i = 0; i < k; i++) {
+      Smaug__V1__Resource *a = rs[i]->resource;
+      while (j < nd) {
+        Smaug__V1__Resource *b = ds[j]->resource;
+        int c = strcmp(b->type, a->type);
+        if (c == 0)
+          c = strcmp(b->id, a->id);
+        if (c >= 0) {
+          if (c == 0) {
+            rs[i]->status = ds[j]->status;
+            char *t = rs[i]->reason;
+            rs[i]->reason = ds[j]->reason;
+            ds[j]->reason = t;
+            rs[i]->started_at_ms = ds[j]->started_at_ms;
+            rs[i]->finished_at_ms = ds[j]->finished_at_ms;
+          }
+          break;
+        }
+        j++;
+      }
+    }
+    store_msgs_free(ds, nd);
+  }
+  *out = rs;
+  *n = k;
+  return 0;
+}
+
+/* ------------------------------------------------------------- recovery */
+
+void api_ops_recover(api_ops_t *ops) {
+  store_op_t **sops;
+  size_t n;
+  int err = store_op_list_running(ops->store, &sops, &n);
+  if (err) {
+    log_store_error(ops, "recovery", err);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    store_op_t *so = sops[i];
+    op_t *op = op_new(ops, so->kind);
+    if (op == NULL)
+      break;
+    snprintf(op->id, sizeof(op->id), "%s", so->id);
+    snprintf(op->cp_id, sizeof(op->cp_id), "%s", so->checkpoint_id);
+    snprintf(op->target_id, sizeof(op->target_id), "%s", so->target_id);
+    snprintf(op->owner, sizeof(op->owner), "%s",
+             so->kind == DAG_OP_DELETE ? so->id : so->target_id);
+    op->fail_fast = so->fail_fast;
+    op->resume = 1;
+    if (so->params_len)
+      op->params =
+          smaug__v1__parameter_set__unpack(NULL, so->params_len, so->params);
+    store_event_last_seq(ops->store, op->id, &op->seq_base);
+    op->last_seq = op->seq_base;
+
+    /* Resume only when every plugin the stored graph needs is back. */
+    char msg[1024];
+    grpc_status_code rc = GRPC_STATUS_OK;
+    Smaug__V1__Checkpoint *cp = NULL;
+    if ((err = store_checkpoint_get(ops->store, op->cp_id, &cp)) != 0) {
+      snprintf(msg, sizeof(msg), "checkpoint %s: %s", op->cp_id,
+               uv_strerror(err));
+      rc = GRPC_STATUS_INTERNAL;
+    } else {
+      rc = check_plugins(ops, cp->resources, cp->n_resources,
+                         "checkpoint.resources", msg, sizeof(msg));
+      protobuf_c_message_free_unpacked(&cp->base, NULL);
+    }
+    op->next = ops->live;
+    ops->live = op;
+    op->state = OP_QUEUED;
+    if (rc) {
+      char reason[REASON_MAX];
+      snprintf(reason, sizeof(reason), "cannot resume after restart: %s", msg);
+      rt_log(RT_LOG_WARN, "api", "operation not resumed", "op=%s reason=\"%s\"",
+             op->id, reason);
+      op_finish_early(op, EXEC_FAILED_OP, reason);
+      continue;
+    }
+    rt_log(RT_LOG_INFO, "api", "resuming operation", "op=%s kind=%d", op->id,
+           op->kind);
+    live_unlink(ops, op);
+    enqueue(op);
+  }
+  store_ops_free(sops, n);
+  api_ops_flush(ops);
+}
+
+/* ---------------------------------------------------------- create/free */
+
+int api_ops_new(const api_ops_config_t *cfg, api_ops_t **out) {
+  api_ops_t *ops = calloc(1, sizeof(*ops));
+  if (ops == NULL)
+    return UV_ENOMEM;
+  ops->rt = cfg->rt;
+  ops->store = cfg->store;
+  ops->reg = cfg->reg;
+  ops->max_operations = cfg->max_operations > 0 ? cfg->max_operations : 16;
+  ops->call_timeout_ms =
+      cfg->call_timeout_ms > 0 ? cfg->call_timeout_ms : OP_TIMEOUT_DEFAULT_MS;
+  if ((ops->bank_uri = strdup(cfg->bank_uri ? cfg->bank_uri : "")) == NULL) {
+    free(ops);
+    return UV_ENOMEM;
+  }
+  uv_timer_init(rt_loop(cfg->rt), &ops->flush_timer);
+  ops->flush_timer.data = ops;
+  *out = ops;
+  return 0;
+}
+
+void api_ops_close(api_ops_t *ops) {
+  if (ops == NULL || ops->closing)
+    return;
+  api_ops_flush(ops);
+  ops->closing = 1;
+  uv_close((uv_handle_t *)&ops->flush_timer, NULL);
+  for (op_t *op = ops->live; op; op = op->next) {
+    watcher_finish_all(op, GRPC_STATUS_UNAVAILABLE, "smaugd is stopping");
+    if (op->state == OP_RUNNING && op->x)
+      exec_op_cancel(op->x, "smaugd is stopping");
+  }
+  for (op_t *op = ops->dead; op; op = op->next)
+    watcher_finish_all(op, GRPC_STATUS_UNAVAILABLE, "smaugd is stopping");
+}
+
+void api_ops_free(api_ops_t *ops) {
+  if (ops == NULL)
+    return;
+  for (op_t *op = ops->live, *n; op; op = n) {
+    n = op->next;
+    op_free(op);
+  }
+  for (op_t *op = ops->dead, *n; op; op = n) {
+    n = op->next;
+    op_free(op);
+  }
+  free(ops->bank_uri);
+  free(ops);
+}

@@ -1,0 +1,295 @@
+/*
+ * api_valid.c - request checks for the Orchestrator (see api_valid.h).
+ * Graph checks (duplicates, cycles) reuse the graph module so that a plan
+ * is refused for exactly the reasons an operation would fail on it.
+ */
+#include "api_valid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+
+int api_utf8_valid(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  if (p == NULL)
+    return 1;
+  while (*p) {
+    unsigned c = *p;
+    size_t n;
+    unsigned cp;
+    if (c < 0x80) {
+      p++;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return 0;
+    }
+    for (size_t i = 1; i <= n; i++) {
+      if ((p[i] & 0xc0) != 0x80)
+        return 0;
+      cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    static const unsigned min[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return 0;
+    p += n + 1;
+  }
+  return 1;
+}
+
+/* A string field: optionally required, bounded, UTF-8. */
+static grpc_status_code check_str(const char *field, const char *s,
+                                  int required, size_t max, char *msg,
+                                  size_t len) {
+  if (s == NULL || *s == '\0') {
+    if (!required)
+      return GRPC_STATUS_OK;
+    snprintf(msg, len, "%s: required", field);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  if (!api_utf8_valid(s)) {
+    snprintf(msg, len, "%s: invalid UTF-8", field);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  size_t n = strlen(s);
+  if (n > max) {
+    snprintf(msg, len, "%s: %zu bytes, more than the limit of %zu", field, n,
+             max);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  return GRPC_STATUS_OK;
+}
+
+grpc_status_code api_check_id(const char *field, const char *id, char *msg,
+                              size_t len) {
+  return check_str(field, id, 1, API_MAX_KEY_BYTES, msg, len);
+}
+
+int api_params_merge(const Smaug__V1__ParameterSet *ps, const char *type,
+                     const char *id, kv_t *out) {
+  if (ps == NULL)
+    return 0;
+  char key[2 * API_MAX_KEY_BYTES + 2];
+  snprintf(key, sizeof(key), "%s#%s", type, id);
+  for (int pass = 0; pass < 2; pass++) {
+    const char *want = pass == 0 ? type : key;
+    for (size_t i = 0; i < ps->n_entries; i++) {
+      const Smaug__V1__ParameterSet__EntriesEntry *e = ps->entries[i];
+      if (e->value == NULL || strcmp(e->key, want) != 0)
+        continue;
+      for (size_t j = 0; j < e->value->n_values; j++) {
+        int err =
+            kv_set(out, e->value->values[j]->key, e->value->values[j]->value);
+        if (err)
+          return err;
+      }
+    }
+  }
+  return 0;
+}
+
+static const reg_schema_t *schema_of(const reg_t *reg, const char *type,
+                                     int restore) {
+  return restore ? reg_restore_schema(reg, type)
+                 : reg_options_schema(reg, type);
+}
+
+static grpc_status_code check_kv(const reg_schema_t *schema, const kv_t *kv,
+                                 const char *field, int required, char *msg,
+                                 size_t len) {
+  const char **keys = malloc((kv->n + 1) * sizeof(*keys));
+  const char **vals = malloc((kv->n + 1) * sizeof(*vals));
+  if (keys == NULL || vals == NULL) {
+    free(keys);
+    free(vals);
+    snprintf(msg, len, "out of memory");
+    return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  }
+  for (size_t i = 0; i < kv->n; i++) {
+    keys[i] = kv->items[i].key;
+    vals[i] = kv->items[i].val;
+  }
+  int rc =
+      reg_schema_check(schema, field, keys, vals, kv->n, required, msg, len);
+  free(keys);
+  free(vals);
+  return rc == 0 ? GRPC_STATUS_OK : GRPC_STATUS_INVALID_ARGUMENT;
+}
+
+grpc_status_code api_check_params(const reg_t *reg,
+                                  const Smaug__V1__ParameterSet *ps,
+                                  Smaug__V1__Resource *const *resources,
+                                  size_t n_resources, int restore,
+                                  const char *field, char *msg, size_t len) {
+  char f[600];
+  grpc_status_code rc;
+  if (ps == NULL)
+    ps = &(Smaug__V1__ParameterSet)SMAUG__V1__PARAMETER_SET__INIT;
+  if (ps->n_entries > API_MAX_PLAN_ENTRIES) {
+    snprintf(msg, len, "%s: more than %d entries", field, API_MAX_PLAN_ENTRIES);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  for (size_t i = 0; i < ps->n_entries; i++) {
+    const Smaug__V1__ParameterSet__EntriesEntry *e = ps->entries[i];
+    snprintf(f, sizeof(f), "%s[%.300s]", field, e->key);
+    if ((rc = check_str(f, e->key, 1, 2 * API_MAX_KEY_BYTES + 1, msg, len)))
+      return rc;
+    char type[2 * API_MAX_KEY_BYTES + 2];
+    snprintf(type, sizeof(type), "%s", e->key);
+    char *hash = strchr(type, '#');
+    if (hash)
+      *hash = '\0';
+    if (reg_find_type(reg, type, NULL) == NULL) {
+      snprintf(msg, len, "%s: no plugin provides resource type %s", f, type);
+      return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    kv_t kv;
+    kv_init(&kv);
+    size_t nv = e->value ? e->value->n_values : 0;
+    for (size_t j = 0; j < nv; j++) {
+      const Smaug__V1__Parameters__ValuesEntry *v = e->value->values[j];
+      char vf[700];
+      snprintf(vf, sizeof(vf), "%s.%.64s", f, v->key);
+      if ((rc = check_str(vf, v->key, 1, API_MAX_KEY_BYTES, msg, len)) ||
+          (rc = check_str(vf, v->value, 0, API_MAX_VALUE_BYTES, msg, len))) {
+        kv_free(&kv);
+        return rc;
+      }
+      if (kv_set(&kv, v->key, v->value) != 0) {
+        kv_free(&kv);
+        snprintf(msg, len, "out of memory");
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+      }
+    }
+    /* `required` is left to the merged check of each resource below. */
+    rc = check_kv(schema_of(reg, type, restore), &kv, f, 0, msg, len);
+    kv_free(&kv);
+    if (rc)
+      return rc;
+  }
+  for (size_t i = 0; i < n_resources; i++) {
+    const Smaug__V1__Resource *r = resources[i];
+    kv_t kv;
+    kv_init(&kv);
+    if (api_params_merge(ps, r->type, r->id, &kv) != 0) {
+      kv_free(&kv);
+      snprintf(msg, len, "out of memory");
+      return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    }
+    snprintf(f, sizeof(f), "%s[%.200s#%.200s]", field, r->type, r->id);
+    rc = check_kv(schema_of(reg, r->type, restore), &kv, f, 1, msg, len);
+    kv_free(&kv);
+    if (rc)
+      return rc;
+  }
+  return GRPC_STATUS_OK;
+}
+
+static int has_plugin(void *data, const char *type) {
+  return reg_find_type(data, type, NULL) != NULL;
+}
+
+grpc_status_code api_check_plan(const reg_t *reg, const Smaug__V1__Plan *plan,
+                                char *msg, size_t len) {
+  grpc_status_code rc;
+  char f[128];
+  if (plan == NULL) {
+    snprintf(msg, len, "plan: required");
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  if ((rc =
+           check_str("plan.name", plan->name, 1, API_MAX_NAME_BYTES, msg, len)))
+    return rc;
+  if (plan->n_resources == 0) {
+    snprintf(msg, len, "plan.resources: at least one resource is required");
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  if (plan->n_resources > API_MAX_PLAN_ENTRIES ||
+      plan->n_edges > API_MAX_PLAN_ENTRIES) {
+    snprintf(msg, len, "plan.resources: more than %d resources or edges",
+             API_MAX_PLAN_ENTRIES);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  for (size_t i = 0; i < plan->n_resources; i++) {
+    const Smaug__V1__Resource *r = plan->resources[i];
+    snprintf(f, sizeof(f), "plan.resources[%zu].type", i);
+    if ((rc = check_str(f, r->type, 1, API_MAX_KEY_BYTES, msg, len)))
+      return rc;
+    snprintf(f, sizeof(f), "plan.resources[%zu].id", i);
+    if ((rc = check_str(f, r->id, 1, API_MAX_KEY_BYTES, msg, len)))
+      return rc;
+    snprintf(f, sizeof(f), "plan.resources[%zu].name", i);
+    if ((rc = check_str(f, r->name, 0, API_MAX_NAME_BYTES, msg, len)))
+      return rc;
+    for (size_t j = 0; j < r->n_extra; j++) {
+      snprintf(f, sizeof(f), "plan.resources[%zu].extra", i);
+      if ((rc = check_str(f, r->extra[j]->key, 1, API_MAX_KEY_BYTES, msg,
+                          len)) ||
+          (rc = check_str(f, r->extra[j]->value, 0, API_MAX_VALUE_BYTES, msg,
+                          len)))
+        return rc;
+    }
+    if (reg_find_type(reg, r->type, NULL) == NULL) {
+      snprintf(msg, len,
+               "plan.resources[%zu].type: no plugin provides resource type %s",
+               i, r->type);
+      return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+  }
+
+  /* Duplicates, edge endpoints and cycles, through the graph module. */
+  graph_t *g;
+  if (graph_new(&g) != 0) {
+    snprintf(msg, len, "out of memory");
+    return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  }
+  rc = GRPC_STATUS_OK;
+  char gerr[400];
+  for (size_t i = 0; i < plan->n_resources && rc == GRPC_STATUS_OK; i++) {
+    const Smaug__V1__Resource *r = plan->resources[i];
+    int added = 0;
+    int err = graph_add_node(g, r->type, r->id, r->name, NULL, NULL, &added,
+                             gerr, sizeof(gerr));
+    if (err == 0 && !added)
+      err = GRAPH_ECONFLICT;
+    if (err) {
+      snprintf(msg, len, "plan.resources[%zu]: duplicate resource %s#%s", i,
+               r->type, r->id);
+      rc = GRPC_STATUS_INVALID_ARGUMENT;
+    }
+  }
+  for (size_t i = 0; i < plan->n_edges && rc == GRPC_STATUS_OK; i++) {
+    const Smaug__V1__ResourceEdge *e = plan->edges[i];
+    int err =
+        graph_add_edge_by_key(g, e->parent_type, e->parent_id, e->child_type,
+                              e->child_id, gerr, sizeof(gerr));
+    if (err) {
+      snprintf(msg, len, "plan.edges[%zu]: %s", i,
+               err == UV_ENOENT ? gerr : uv_strerror(err));
+      rc = GRPC_STATUS_INVALID_ARGUMENT;
+    }
+  }
+  if (rc == GRPC_STATUS_OK) {
+    int err = graph_validate(g, has_plugin, (void *)reg, gerr, sizeof(gerr));
+    if (err) {
+      snprintf(msg, len, "plan.%s: %s",
+               err == GRAPH_ECYCLE ? "edges: cycle" : "resources", gerr);
+      rc = GRPC_STATUS_INVALID_ARGUMENT;
+    }
+  }
+  graph_free(g);
+  if (rc)
+    return rc;
+  return api_check_params(reg, plan->parameters, plan->resources,
+                          plan->n_resources, 0, "plan.parameters", msg, len);
+}

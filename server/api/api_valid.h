@@ -1,0 +1,56 @@
+/*
+ * api_valid.h - request checks shared by the Orchestrator handlers: ids,
+ * names, UTF-8, plans and parameter sets against the plugins' schemas.
+ *
+ * Every check writes a message that starts with the offending field, e.g.
+ * "plan.resources[2].id: required", and returns the gRPC status to answer
+ * with (GRPC_STATUS_OK when the input is fine).
+ *
+ * Thread: the loop thread (reads the registry).
+ */
+#ifndef SMAUG_API_VALID_H
+#define SMAUG_API_VALID_H
+
+#include <grpc/grpc.h>
+#include <stddef.h>
+
+#include "kv.h"
+#include "registry.h"
+#include "smaug/v1/orchestrator.pb-c.h"
+
+#define API_MAX_NAME_BYTES   255   /* plan name */
+#define API_MAX_KEY_BYTES    255   /* resource types and ids, parameter keys */
+#define API_MAX_VALUE_BYTES  65536 /* parameter values, extra values */
+#define API_MAX_PLAN_ENTRIES 100000
+
+/* 1 when `s` is well-formed UTF-8 (no overlongs, surrogates or values
+ * beyond U+10FFFF). NULL counts as valid (empty). */
+int api_utf8_valid(const char *s);
+
+/* Checks a required object id (`field` names it in the message). */
+grpc_status_code api_check_id(const char *field, const char *id, char *msg,
+                              size_t len);
+
+/* Checks a plan for CreatePlan/UpdatePlan: name, resources (required,
+ * unique, known types), edges (endpoints listed, no cycle) and parameters
+ * (known types, plugin schemas). */
+grpc_status_code api_check_plan(const reg_t *reg, const Smaug__V1__Plan *plan,
+                                char *msg, size_t len);
+
+/* Checks parameters for the resources of a graph: keys, UTF-8, then each
+ * entry and each resource's merged parameters against the type's protect
+ * (restore == 0) or restore (restore == 1) schema. `field` prefixes the
+ * message ("plan.parameters"). `resources` may be NULL. */
+grpc_status_code api_check_params(const reg_t *reg,
+                                  const Smaug__V1__ParameterSet *ps,
+                                  Smaug__V1__Resource *const *resources,
+                                  size_t n_resources, int restore,
+                                  const char *field, char *msg, size_t len);
+
+/* Merges the parameters of resource (type, id): first the entry for
+ * `type`, then the one for "type#id", which wins. `out` must be empty or
+ * initialised; on error (UV_ENOMEM) it may hold a partial merge. */
+int api_params_merge(const Smaug__V1__ParameterSet *ps, const char *type,
+                     const char *id, kv_t *out);
+
+#endif /* SMAUG_API_VALID_H */
