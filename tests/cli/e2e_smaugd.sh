@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # The smaug client against a real smaugd on an ephemeral port with a
-# temporary data dir: health, plugin list, and plan create/list/show/delete
-# with -o json output parsed back (jq). smaugd is stopped with SIGTERM at
-# the end, and killed if the script dies early.
+# temporary data dir and a minimal plugin (smaug-cli-test-plugin): health,
+# plugin register/list, plan create/list/show/delete with -o json output
+# parsed back (jq), protect --wait, checkpoint list/show and flow --dot.
+# Both servers are stopped with SIGTERM at the end (killed if that fails).
 set -u
 SMAUG=$1
 SMAUGD=$2
+PLUGIN=$3
 tmp=$(mktemp -d)
 pid=
-cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
+ppid_=
+stop() {
+  local p=$1
+  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+    kill -TERM "$p"
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
   fi
+}
+cleanup() {
+  stop "$pid"
+  stop "$ppid_"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -24,12 +32,22 @@ fail() {
   exit 1
 }
 
+"$PLUGIN" >"$tmp/plugin.out" 2>"$tmp/plugin.log" &
+ppid_=$!
+pport=
+for _ in $(seq 100); do
+  pport=$(sed -n 's/^port=//p' "$tmp/plugin.out" 2>/dev/null)
+  [ -n "$pport" ] && break
+  sleep 0.1
+done
+[ -n "$pport" ] || fail "the test plugin did not start"
+
 mkdir -p "$tmp/data"
 "$SMAUGD" --listen 127.0.0.1:0 --data-dir "$tmp/data" 2>"$tmp/log" &
 pid=$!
 addr=
 for _ in $(seq 100); do
-  addr=$(sed -n 's/.*msg=listening addr=\([^ ]*\).*/\1/p' "$tmp/log" | head -1)
+  addr=$(sed -n 's/.*msg=listening addr=\([^ ]*\).*/\1/p' "$tmp/log" 2>/dev/null | head -1)
   [ -n "$addr" ] && break
   kill -0 "$pid" 2>/dev/null || fail "smaugd exited before listening"
   sleep 0.1
@@ -40,8 +58,12 @@ export SMAUG_SERVER=$addr
 out=$("$SMAUG" health "$addr") || fail "health exit $?"
 [ "$out" = SERVING ] || fail "health printed '$out'"
 
+"$SMAUG" plugin register "127.0.0.1:$pport" >"$tmp/reg" ||
+  fail "plugin register exit $?"
+grep -q '^registered cli-test 1.0.0' "$tmp/reg" || fail "register: $(cat "$tmp/reg")"
 "$SMAUG" -o json plugin list >"$tmp/plugins.json" || fail "plugin list exit $?"
-jq -e '.plugins | length == 0' "$tmp/plugins.json" >/dev/null ||
+jq -e '.plugins | length == 1 and .[0].info.name == "cli-test"' \
+  "$tmp/plugins.json" >/dev/null ||
   fail "plugin list json: $(cat "$tmp/plugins.json")"
 
 cat >"$tmp/plan.json" <<'JSON'
@@ -82,5 +104,26 @@ rc=$?
 grep -q NOT_FOUND "$tmp/err" || fail "show of a deleted plan: $(cat "$tmp/err")"
 "$SMAUG" -o json plan list | jq -e --arg b "$id2" '[.plans[].id] == [$b]' \
   >/dev/null || fail "plan list after delete"
+
+# protect --wait against the plugin; not a terminal, so plain lines.
+"$SMAUG" protect "$id2" --wait >"$tmp/protect" 2>"$tmp/err" ||
+  fail "protect --wait exit $?: $(cat "$tmp/protect" "$tmp/err")"
+ckp=$(sed -n 's/^checkpoint  *//p' "$tmp/protect")
+case "$ckp" in ckp-*) ;; *) fail "protect printed: $(cat "$tmp/protect")" ;; esac
+grep -q 'smaug.volume#vol-1  done  *done' "$tmp/protect" ||
+  fail "protect summary: $(cat "$tmp/protect")"
+grep -q '^operation available' "$tmp/protect" ||
+  fail "protect outcome: $(cat "$tmp/protect")"
+
+"$SMAUG" -o json checkpoint list --plan "$id2" >"$tmp/ckps.json" ||
+  fail "checkpoint list exit $?"
+jq -e --arg c "$ckp" '.checkpoints[0].id == $c and
+  .checkpoints[0].status == "CHECKPOINT_STATUS_AVAILABLE"' "$tmp/ckps.json" \
+  >/dev/null || fail "checkpoint list json: $(cat "$tmp/ckps.json")"
+"$SMAUG" checkpoint show "$ckp" >"$tmp/show" || fail "checkpoint show exit $?"
+grep -q '^status: *available' "$tmp/show" || fail "checkpoint show: $(cat "$tmp/show")"
+
+"$SMAUG" flow "$ckp" --dot >"$tmp/flow.dot" || fail "flow --dot exit $?"
+grep -q 'digraph' "$tmp/flow.dot" || fail "flow --dot: $(cat "$tmp/flow.dot")"
 
 echo "smaugd end-to-end passed"
