@@ -19,7 +19,7 @@ build_pkgs=(build-essential cmake pkg-config libgrpc-dev protobuf-compiler
 python_pkgs=(python3 python3-grpcio python3-protobuf)
 # Tests also need: the formatter, valgrind, Graphviz for the flow picture, and
 # a Docker engine with debootstrap for the container test.
-test_pkgs=(clang-format valgrind graphviz docker.io docker-compose containerd
+test_pkgs=(clang-format valgrind graphviz jq docker.io docker-compose containerd
   runc iptables debootstrap)
 
 case "$mode" in
