@@ -1,0 +1,343 @@
+/*
+ * test_job.c - jobs, queues and polls (plugin-sdk/src/job.c): Sync waits
+ * for the jobs Parallel started, a job's failure fails Sync, queue limits
+ * hold, polls finish or time out, and cancellation reaches running jobs.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+static h_t h;
+
+static void teardown(void) {
+  h_stop(&h);
+}
+
+/* Keeps the loop turning while a test waits for a pool thread's trace. */
+static void tick(uv_timer_t *t) {}
+
+static void wait_trace(const char *ev) {
+  uv_timer_t t;
+  uv_timer_init(&h.loop, &t);
+  uv_timer_start(&t, tick, 1, 1);
+  while (trace_pos(ev) < 0)
+    uv_run(&h.loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&h.loop, UV_RUN_NOWAIT);
+}
+
+/* ------------------------------------------------ Sync waits for jobs */
+
+static int slow_job(smaug_job_t *job, void *data) {
+  while (trace_pos("sync-cb") < 0)
+    usleep(1000);
+  usleep(50000); /* an SDK that did not wait would answer Sync now */
+  smaug_job_set_metadata(job, "bytes", "42");
+  trace_add("job-end");
+  return 0;
+}
+
+static int failing_job(smaug_job_t *job, void *data) {
+  smaug_job_set_message(job, "disk on fire");
+  return SMAUG_EIO;
+}
+
+static void par_start_job(smaug_activity_t *act, void *data) {
+  const char *mode = smaug_activity_param(act, "mode");
+  int fail = mode != NULL && strcmp(mode, "fail") == 0;
+  cr_assert_eq(smaug_job_start(act, fail ? failing_job : slow_job, NULL, NULL),
+               0);
+  smaug_activity_set_state(act, "st", 2);
+  smaug_activity_complete(act, NULL);
+}
+
+static void sync_record(smaug_activity_t *act, void *data) {
+  size_t len;
+  const char *st = smaug_activity_state(act, &len);
+  cr_assert_eq(len, 2);
+  cr_assert_eq(memcmp(st, "st", 2), 0);
+  trace_add("sync-cb");
+  smaug_activity_set_metadata(act, "own", "yes");
+  smaug_activity_complete(act, NULL);
+}
+
+static const smaug_type_def_t wait_types[] = {
+    {.size = sizeof(smaug_type_def_t),
+     .type = "t.wait",
+     .protect = {.parallel = par_start_job, .sync = sync_record}},
+    {.size = sizeof(smaug_type_def_t),
+     .type = "t.implicit",
+     .protect = {.parallel = par_start_job}}};
+static const smaug_plugin_def_t wait_def = {.size = sizeof(smaug_plugin_def_t),
+                                            .name = "t",
+                                            .version = "1",
+                                            .types = wait_types,
+                                            .n_types = 2};
+
+static void run_pair(const char *type, const char *mode, chk_act_t *par,
+                     chk_act_t *sync) {
+  chk_req_t r;
+  h_req(&r, "op1", type, "r1", 0);
+  if (mode != NULL) {
+    r.n_params = 1;
+    r.param_k[0] = "mode";
+    r.param_v[0] = mode;
+  }
+  cr_assert_eq(chk_act_run(&h.c, &r, 10000, par), 0);
+  cr_assert_eq(par->code, GRPC_STATUS_OK, "%s", par->message);
+  r.sync = 1;
+  r.key = "op1/sync";
+  r.state = par->state;
+  r.state_len = par->state_len;
+  cr_assert_eq(chk_act_run(&h.c, &r, 10000, sync), 0);
+  trace_add("sync-answered");
+}
+
+Test(job, sync_waits_for_jobs_started_in_parallel, .fini = teardown,
+     .timeout = 20) {
+  trace_reset();
+  h_start(&h, &wait_def, NULL);
+  chk_act_t par, sync;
+  run_pair("t.wait", NULL, &par, &sync);
+  cr_assert_eq(sync.code, GRPC_STATUS_OK, "%s", sync.message);
+  cr_assert_lt(trace_pos("sync-cb"), trace_pos("job-end"));
+  cr_assert_lt(trace_pos("job-end"), trace_pos("sync-answered"));
+  cr_assert_str_eq(chk_act_meta(&sync, "bytes"), "42");
+  cr_assert_str_eq(chk_act_meta(&sync, "own"), "yes");
+  chk_act_clear(&par);
+  chk_act_clear(&sync);
+}
+
+Test(job, implicit_sync_waits_for_parallel_jobs, .fini = teardown,
+     .timeout = 20) {
+  trace_reset();
+  trace_add("sync-cb"); /* no Sync callback: let the job go at once */
+  h_start(&h, &wait_def, NULL);
+  chk_act_t par, sync;
+  run_pair("t.implicit", NULL, &par, &sync);
+  cr_assert_eq(sync.code, GRPC_STATUS_OK, "%s", sync.message);
+  cr_assert_lt(trace_pos("job-end"), trace_pos("sync-answered"));
+  cr_assert_str_eq(chk_act_meta(&sync, "bytes"), "42");
+  chk_act_clear(&par);
+  chk_act_clear(&sync);
+}
+
+Test(job, job_failure_fails_sync_with_its_message, .fini = teardown,
+     .timeout = 20) {
+  trace_reset();
+  h_start(&h, &wait_def, NULL);
+  chk_act_t par, sync;
+  run_pair("t.wait", "fail", &par, &sync);
+  cr_assert_eq(sync.code, GRPC_STATUS_INTERNAL);
+  cr_assert_str_eq(sync.message, "disk on fire");
+  chk_act_clear(&par);
+  chk_act_clear(&sync);
+}
+
+/* ------------------------------------------------------------- queues */
+
+static atomic_int q_running, q_max, q_done;
+
+static int queued_job(smaug_job_t *job, void *data) {
+  int now = atomic_fetch_add(&q_running, 1) + 1;
+  int max = atomic_load(&q_max);
+  while (now > max && !atomic_compare_exchange_weak(&q_max, &max, now))
+    ;
+  usleep(2000);
+  atomic_fetch_sub(&q_running, 1);
+  atomic_fetch_add(&q_done, 1);
+  return 0;
+}
+
+static void par_enqueue(smaug_activity_t *act, void *data) {
+  for (int i = 0; i < 100; i++)
+    cr_assert_eq(smaug_job_enqueue(act, "heavy", queued_job, NULL, NULL), 0);
+  cr_assert_eq(smaug_job_enqueue(act, "nope", queued_job, NULL, NULL),
+               SMAUG_ENOENT);
+  smaug_activity_complete(act, NULL);
+}
+
+static const smaug_type_def_t q_types[] = {
+    {.size = sizeof(smaug_type_def_t),
+     .type = "t.q",
+     .protect = {.parallel = par_enqueue}}};
+static const smaug_queue_def_t q_queues[] = {{"heavy", 3}};
+static const smaug_plugin_def_t q_def = {.size = sizeof(smaug_plugin_def_t),
+                                         .name = "t",
+                                         .version = "1",
+                                         .types = q_types,
+                                         .n_types = 1,
+                                         .queues = q_queues,
+                                         .n_queues = 1};
+
+static void run_queue(int want_max) {
+  chk_act_t par, sync;
+  run_pair("t.q", NULL, &par, &sync);
+  cr_assert_eq(sync.code, GRPC_STATUS_OK, "%s", sync.message);
+  cr_assert_eq(atomic_load(&q_done), 100, "Sync answered before all jobs");
+  cr_assert_leq(atomic_load(&q_max), want_max);
+  cr_assert_geq(atomic_load(&q_max), 1);
+  cr_assert_leq(sdk_plugin_queue(h.p, "heavy")->max_seen, (unsigned)want_max);
+  chk_act_clear(&par);
+  chk_act_clear(&sync);
+}
+
+Test(job, queue_limit_holds_under_100_jobs, .fini = teardown, .timeout = 30) {
+  h_start(&h, &q_def, NULL);
+  run_queue(3);
+}
+
+Test(job, queue_limit_comes_from_the_flag, .fini = teardown, .timeout = 30) {
+  const char *args[] = {"--queue", "heavy=1", NULL};
+  h_start(&h, &q_def, args);
+  run_queue(1);
+  cr_assert_eq(atomic_load(&q_max), 1);
+}
+
+Test(job, queue_limit_comes_from_the_environment, .fini = teardown,
+     .timeout = 30) {
+  setenv("SMAUG_QUEUE_HEAVY", "2", 1);
+  h_start(&h, &q_def, NULL);
+  cr_assert_eq(sdk_plugin_queue(h.p, "heavy")->limit, 2);
+  run_queue(2);
+}
+
+/* -------------------------------------------------------------- polls */
+
+static atomic_int poll_calls;
+static int poll_status = 1;
+
+static int status_never(smaug_job_t *job, void *data) {
+  atomic_fetch_add(&poll_calls, 1);
+  return 0;
+}
+
+static int status_third(smaug_job_t *job, void *data) {
+  return atomic_fetch_add(&poll_calls, 1) + 1 >= 3 ? 1 : 0;
+}
+
+static void poll_done(smaug_job_t *job, int status, void *data) {
+  poll_status = status;
+}
+
+static void par_poll(smaug_activity_t *act, void *data) {
+  const char *mode = smaug_activity_param(act, "mode");
+  smaug_poll_opts_t o = {.size = sizeof(o), .interval_ms = 5, .timeout_ms = 60};
+  cr_assert_eq(smaug_poll_start(act, &o,
+                                mode != NULL ? status_third : status_never,
+                                poll_done, NULL),
+               0);
+  smaug_activity_complete(act, NULL);
+}
+
+static const smaug_type_def_t p_types[] = {{.size = sizeof(smaug_type_def_t),
+                                            .type = "t.poll",
+                                            .protect = {.parallel = par_poll}}};
+static const smaug_plugin_def_t p_def = {.size = sizeof(smaug_plugin_def_t),
+                                         .name = "t",
+                                         .version = "1",
+                                         .types = p_types,
+                                         .n_types = 1};
+
+Test(job, poll_times_out, .fini = teardown, .timeout = 20) {
+  h_start(&h, &p_def, NULL);
+  chk_act_t par, sync;
+  run_pair("t.poll", NULL, &par, &sync);
+  cr_assert_eq(poll_status, SMAUG_ETIMEDOUT);
+  cr_assert_geq(atomic_load(&poll_calls), 2);
+  cr_assert_eq(sync.code, GRPC_STATUS_DEADLINE_EXCEEDED);
+  chk_act_clear(&par);
+  chk_act_clear(&sync);
+}
+
+Test(job, poll_finishes_when_status_succeeds, .fini = teardown, .timeout = 20) {
+  h_start(&h, &p_def, NULL);
+  chk_act_t par, sync;
+  run_pair("t.poll", "third", &par, &sync);
+  cr_assert_eq(poll_status, 0);
+  cr_assert_eq(atomic_load(&poll_calls), 3);
+  cr_assert_eq(sync.code, GRPC_STATUS_OK, "%s", sync.message);
+  chk_act_clear(&par);
+  chk_act_clear(&sync);
+}
+
+/* ------------------------------------------------------- cancellation */
+
+static int job_status = 1;
+
+static int until_cancelled(smaug_job_t *job, void *data) {
+  trace_add("job-running");
+  while (!smaug_job_is_cancelled(job))
+    usleep(1000);
+  trace_add("job-saw-cancel");
+  return SMAUG_ECANCELED;
+}
+
+static void job_done(smaug_job_t *job, int status, void *data) {
+  job_status = status;
+  trace_add("job-done");
+}
+
+static void par_forever(smaug_activity_t *act, void *data) {
+  cr_assert_eq(smaug_job_start(act, until_cancelled, job_done, NULL), 0);
+  smaug_activity_complete(act, NULL);
+}
+
+static const smaug_type_def_t c_types[] = {
+    {.size = sizeof(smaug_type_def_t),
+     .type = "t.cancel",
+     .protect = {.parallel = par_forever}}};
+static const smaug_plugin_def_t c_def = {.size = sizeof(smaug_plugin_def_t),
+                                         .name = "t",
+                                         .version = "1",
+                                         .types = c_types,
+                                         .n_types = 1};
+
+Test(job, cancel_operation_reaches_a_running_job, .fini = teardown,
+     .timeout = 20) {
+  trace_reset();
+  h_start(&h, &c_def, NULL);
+  chk_req_t r;
+  chk_act_t par, sync;
+  h_req(&r, "opc", "t.cancel", "r1", 0);
+  cr_assert_eq(chk_act_run(&h.c, &r, 10000, &par), 0);
+  cr_assert_eq(par.code, GRPC_STATUS_OK);
+  wait_trace("job-running");
+  unsigned n = 0;
+  grpc_status_code code;
+  cr_assert_eq(chk_cancel_op(&h.c, "opc", &n, &code), 0);
+  cr_assert_eq(code, GRPC_STATUS_OK);
+  cr_assert_eq(n, 1);
+  wait_trace("job-done");
+  cr_assert_eq(job_status, SMAUG_ECANCELED);
+  cr_assert_lt(trace_pos("job-saw-cancel"), trace_pos("job-done"));
+  /* The operation stays cancelled for later calls. */
+  r.sync = 1;
+  r.key = "opc/sync";
+  cr_assert_eq(chk_act_run(&h.c, &r, 10000, &sync), 0);
+  cr_assert_eq(sync.code, GRPC_STATUS_CANCELLED);
+  chk_act_clear(&par);
+  chk_act_clear(&sync);
+}
+
+Test(job, deadline_of_sync_reaches_the_job_it_waits_for, .fini = teardown,
+     .timeout = 20) {
+  trace_reset();
+  h_start(&h, &c_def, NULL);
+  chk_req_t r;
+  chk_act_t par, sync;
+  h_req(&r, "opd", "t.cancel", "r1", 0);
+  cr_assert_eq(chk_act_run(&h.c, &r, 10000, &par), 0);
+  wait_trace("job-running");
+  r.sync = 1;
+  r.key = "opd/sync";
+  cr_assert_eq(chk_act_run(&h.c, &r, 100, &sync), 0);
+  cr_assert_eq(sync.code, GRPC_STATUS_DEADLINE_EXCEEDED);
+  wait_trace("job-done");
+  cr_assert_eq(job_status, SMAUG_ECANCELED);
+  chk_act_clear(&par);
+  chk_act_clear(&sync);
+}
