@@ -1,19 +1,133 @@
 /*
- * cli_verify.c - `smaug checkpoint verify ID`, the hook for bank-side
- * verification of a checkpoint.
+ * cli_verify.c - `smaug checkpoint verify ID`: checks a checkpoint's data
+ * in its bank without restoring it.
  *
- * Verifying means reading every chunk a checkpoint references in its bank
- * and checking its hash, which needs the bank's reader. That belongs with
- * the bank and its sample plugins; this file is where it plugs in. The
- * dispatch table in cli_cmd.c already routes "checkpoint verify" here, with
- * ctx->args holding the positional ID and the global options.
+ * smaugd stays out of the data path, so verification runs here, next to
+ * the bank: the client asks smaugd for the checkpoint (to learn its bank
+ * URI), then reads every manifest under the checkpoint's section
+ * (`checkpoints/<id>`) and every chunk they reference, decompresses it and
+ * checks its SHA-256. Every problem is printed, not only the first. The
+ * bank must be reachable from where the client runs (a file:// bank on
+ * this machine, or the same volume mounted).
  */
+#include <jansson.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "bank.h"
 #include "cli_cmd.h"
 #include "cli_rpc.h"
+#include "smaug/v1/orchestrator.smaug.h"
+
+typedef struct {
+  cli_ctx_t *ctx;
+  json_t *problems; /* -o json: collected; otherwise printed at once */
+} verify_state_t;
+
+static void on_problem(void *data, const char *section, const char *object,
+                       const char *msg) {
+  verify_state_t *st = data;
+  if (st->problems != NULL)
+    json_array_append_new(st->problems,
+                          json_pack("{s:s, s:s, s:s}", "section", section,
+                                    "object", object, "problem", msg));
+  else
+    fprintf(st->ctx->out, "CORRUPT  %s/%s: %s\n", section, object, msg);
+}
+
+/* Fetches the checkpoint's bank URI; returns an exit code. */
+static int checkpoint_bank(cli_ctx_t *ctx, const char *id, char **bank_uri) {
+  cli_rpc_t *r;
+  int rc = cli_rpc_new(ctx->server, &r);
+  if (rc != 0) {
+    fprintf(ctx->err, "smaug: %s: %s\n", ctx->server, uv_strerror(rc));
+    return rc == UV_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_UNREACHABLE;
+  }
+  Smaug__V1__GetCheckpointRequest req = SMAUG__V1__GET_CHECKPOINT_REQUEST__INIT;
+  req.id = (char *)id;
+  ProtobufCMessage *m = NULL;
+  grpc_status_code code = cli_rpc_unary(
+      r, &smaug_v1_orchestrator_methods[SMAUG_V1_ORCHESTRATOR_GET_CHECKPOINT],
+      &req.base, ctx->timeout_ms, &m);
+  if (code != GRPC_STATUS_OK) {
+    fprintf(ctx->err, "smaug: GetCheckpoint: %s: %s\n", rt_status_name(code),
+            cli_rpc_message(r));
+    rc = cli_rpc_exit_code(code, cli_rpc_message(r));
+  } else {
+    const Smaug__V1__Checkpoint *c =
+        ((Smaug__V1__GetCheckpointResponse *)m)->checkpoint;
+    if (c == NULL || c->bank_uri == NULL || c->bank_uri[0] == '\0') {
+      fprintf(ctx->err, "smaug: checkpoint %s has no bank\n", id);
+      rc = CLI_EXIT_FAILED;
+    } else if ((*bank_uri = strdup(c->bank_uri)) == NULL) {
+      fprintf(ctx->err, "smaug: out of memory\n");
+      rc = CLI_EXIT_FAILED;
+    } else {
+      rc = CLI_EXIT_OK;
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+  }
+  cli_rpc_free(r);
+  return rc;
+}
 
 int cli_cmd_checkpoint_verify(cli_ctx_t *ctx) {
-  fprintf(ctx->err, "smaug: checkpoint verify: not available in this build\n");
-  return CLI_EXIT_FAILED;
+  const char *id = ctx->args->pos[0];
+  char section[BANK_SECTION_MAX + 1];
+  /* The id becomes one path component of the bank section. */
+  if (bank_check_object(id) != 0 ||
+      snprintf(section, sizeof section, "checkpoints/%s", id) >=
+          (int)sizeof section) {
+    fprintf(ctx->err, "smaug: checkpoint verify: invalid checkpoint id '%s'\n",
+            id);
+    return CLI_EXIT_USAGE;
+  }
+  char *uri = NULL;
+  int rc = checkpoint_bank(ctx, id, &uri);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+
+  bank_t *bank = NULL;
+  bank_err_t err = {0};
+  verify_state_t st = {ctx, ctx->json ? json_array() : NULL};
+  bank_verify_report_t rep = {0};
+  int vrc = bank_open(uri, &bank, &err);
+  if (vrc == 0)
+    vrc = bank_verify(bank, section, NULL, on_problem, &st, &rep, &err);
+  if (vrc != 0 && vrc != BANK_ECORRUPT) {
+    fprintf(ctx->err, "smaug: checkpoint verify: %s: %s\n", uri,
+            err.msg[0] ? err.msg : uv_strerror(vrc));
+    rc = CLI_EXIT_FAILED;
+  } else if (ctx->json) {
+    json_t *j = json_pack(
+        "{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:O}", "checkpoint", id,
+        "bank", uri, "ok", vrc == 0, "objects", (json_int_t)rep.objects,
+        "chunks", (json_int_t)rep.chunks, "bytes", (json_int_t)rep.bytes,
+        "bad_objects", (json_int_t)rep.bad_objects, "bad_chunks",
+        (json_int_t)rep.bad_chunks, "problems", st.problems);
+    if (j != NULL) {
+      json_dumpf(j, ctx->out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+      fputc('\n', ctx->out);
+      json_decref(j);
+    }
+    rc = vrc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+  } else {
+    if (rep.objects == 0)
+      fprintf(ctx->out, "checkpoint %s: no objects in %s/%s\n", id, uri,
+              section);
+    fprintf(ctx->out,
+            "checkpoint %s: %llu objects, %llu chunks, %llu bytes checked: "
+            "%s\n",
+            id, (unsigned long long)rep.objects, (unsigned long long)rep.chunks,
+            (unsigned long long)rep.bytes, vrc == 0 ? "OK" : "CORRUPT");
+    if (vrc != 0)
+      fprintf(ctx->out, "%llu objects and %llu chunks failed\n",
+              (unsigned long long)rep.bad_objects,
+              (unsigned long long)rep.bad_chunks);
+    rc = vrc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+  }
+  json_decref(st.problems);
+  bank_close(bank);
+  free(uri);
+  return rc;
 }

@@ -126,6 +126,12 @@ fi
 ckp=$(grep -o 'ckp-[0-9a-f]*' "$dir/protect.jsonl" | head -1)
 [ -n "$ckp" ] || fail "no checkpoint id"
 bank_before=$(du -sb "$dir/smaugd/bank" | cut -f1)
+say "verifying checkpoint $ckp in the bank (no restore)"
+if [ -n "$check" ]; then
+  smaug checkpoint verify "$ckp" >"$dir/verify.txt" || { cat "$dir/verify.txt" >&2; fail "verify"; }
+else
+  smaug checkpoint verify "$ckp"
+fi
 
 say "damaging the cloud: deleting server p1-srv-2, corrupting volume p1-vol-1"
 rm "$proj/servers/p1-srv-2.json"
