@@ -424,10 +424,11 @@ static int put_common(bank_t *bank, const char *section, const char *object,
   snprintf(path, sizeof(path), "manifests/%s", section);
   if (rc == 0)
     rc = bank_fs_mkdirs(bank->root_fd, path);
-  /* New chunks must be durable before a manifest names them; one syncfs
-   * is far cheaper than an fsync per chunk file. */
-  if (rc == 0 && bank->sync && atomic_load(&job.new_chunks) > 0 &&
-      syncfs(bank->root_fd) != 0)
+  /* Chunks must be durable before a manifest names them; one syncfs is
+   * far cheaper than an fsync per chunk file. It runs even when this put
+   * wrote no chunk, because a reused chunk may have been written a moment
+   * ago by a concurrent put that has not synced yet. */
+  if (rc == 0 && bank->sync && m.n > 0 && syncfs(bank->root_fd) != 0)
     rc = -errno;
   manifest_path(section, object, path, sizeof(path));
   if (rc == 0)

@@ -46,14 +46,15 @@ static void record_failure(pool_t *p, int rc, size_t item, const char *why) {
 }
 
 /* Works items until none are left or the pool stops. `report` is set on
- * the calling thread only: it then calls the progress callback. */
-static void work(pool_t *p, int report) {
+ * the calling thread only: it then calls the progress callback, and
+ * returns the last value it reported. */
+static uint64_t work(pool_t *p, int report) {
   bank_worker_t w;
   char why[256];
   int rc = bank_worker_init(&w, p->buf_size);
   if (rc != 0) {
     record_failure(p, rc, SIZE_MAX, "out of memory");
-    return;
+    return UINT64_MAX;
   }
   uint64_t last = UINT64_MAX;
   while (!atomic_load(&p->stop)) {
@@ -81,6 +82,7 @@ static void work(pool_t *p, int report) {
     }
   }
   bank_worker_free(&w);
+  return last;
 }
 
 static void *helper_main(void *arg) {
@@ -128,19 +130,22 @@ int bank_pool_run(size_t nitems, int threads, size_t buf_size, uint64_t total,
     }
     started++;
   }
-  work(&p, 1);
+  uint64_t last = work(&p, 1);
 
-  /* Keep reporting progress while the helpers finish their last chunks. */
+  /* Keep reporting progress while the helpers finish their last chunks,
+   * and once more for whatever they finished after our last report. */
   pthread_mutex_lock(&p.mu);
-  uint64_t last = p.done;
-  while (p.running > 0) {
-    pthread_cond_wait(&p.cv, &p.mu);
+  for (;;) {
     if (p.done != last && io != NULL && io->progress != NULL) {
       last = p.done;
       pthread_mutex_unlock(&p.mu);
       io->progress(io->data, last, total);
       pthread_mutex_lock(&p.mu);
+      continue; /* re-check: more may have finished meanwhile */
     }
+    if (p.running == 0)
+      break;
+    pthread_cond_wait(&p.cv, &p.mu);
   }
   pthread_mutex_unlock(&p.mu);
   for (int i = 0; i < started; i++)

@@ -214,6 +214,20 @@ Test(bank, put_and_get_bytes_roundtrip) {
   free(out);
 }
 
+Test(bank, empty_object_roundtrips) {
+  bank_err_t err = {0};
+  bank_put_stats_t st;
+  cr_assert_eq(bank_put_bytes(bank, "s", "empty", NULL, 0, &st, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(st.chunks, 0);
+  void *out = NULL;
+  size_t len = 1;
+  cr_assert_eq(bank_get_bytes(bank, "s", "empty", 10, &out, &len, &err), 0,
+               "%s", err.msg);
+  cr_assert_eq(len, 0);
+  free(out);
+}
+
 Test(bank, get_bytes_refuses_objects_over_the_limit) {
   bank_err_t err = {0};
   cr_assert_eq(bank_put_bytes(bank, "s", "o", "0123456789", 10, NULL, &err), 0);
