@@ -116,31 +116,15 @@ static void manifest_path(const char *section, const char *object, char *out,
 /* ---- open, close, settings ---------------------------------------------- */
 
 int bank_open(const char *uri, bank_t **out, bank_err_t *err) {
-  if (uri == NULL || out == NULL)
-    return bank_fail(err, UV_EINVAL, "no bank URI");
-  const char *path = uri;
-  if (strncmp(uri, "file://", 7) == 0) {
-    path = uri + 7;
-    if (strncmp(path, "localhost/", 10) == 0)
-      path += 9;
-  }
-  if (path[0] != '/' || strpbrk(path, "?#%") != NULL)
-    return bank_fail(err, UV_EINVAL,
-                     "unsupported bank URI \"%.200s\" (want file:///path)",
-                     uri);
-  int rc = bank_fs_mkdirs(AT_FDCWD, path);
-  if (rc != 0)
-    return bank_fail(err, rc, "cannot create bank %.200s: %s", path,
-                     uv_strerror(rc));
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    rc = -errno;
-    return bank_fail(err, rc, "cannot open bank %.200s: %s", path,
-                     uv_strerror(rc));
-  }
-  /* The 256 fan-out directories are made once here, so that storing a
-   * chunk never needs a mkdir. */
+  return bank_open_ex(uri, 0, out, err);
+}
+
+/* Creates the layout under the root open at `fd`. The 256 fan-out
+ * directories are made once here, so that storing a chunk never needs a
+ * mkdir. */
+static int create_layout(int fd) {
   char dir[16];
+  int rc = 0;
   for (int i = 0; i < 256 && rc == 0; i++) {
     snprintf(dir, sizeof(dir), "chunks/%02x", i);
     rc = bank_fs_mkdirs(fd, dir);
@@ -154,11 +138,50 @@ int bank_open(const char *uri, bank_t **out, bank_err_t *err) {
     else
       close(lfd);
   }
+  return rc;
+}
+
+static int check_layout(int fd) {
+  struct stat st;
+  if (fstatat(fd, "chunks", &st, 0) != 0 || !S_ISDIR(st.st_mode) ||
+      fstatat(fd, "manifests", &st, 0) != 0 || !S_ISDIR(st.st_mode))
+    return UV_ENOENT;
+  return 0;
+}
+
+int bank_open_ex(const char *uri, unsigned flags, bank_t **out,
+                 bank_err_t *err) {
+  if (uri == NULL || out == NULL || (flags & ~BANK_OPEN_EXISTING) != 0)
+    return bank_fail(err, UV_EINVAL, "no bank URI");
+  const char *path = uri;
+  if (strncmp(uri, "file://", 7) == 0) {
+    path = uri + 7;
+    if (strncmp(path, "localhost/", 10) == 0)
+      path += 9;
+  }
+  if (path[0] != '/' || strpbrk(path, "?#%") != NULL)
+    return bank_fail(err, UV_EINVAL,
+                     "unsupported bank URI \"%.200s\" (want file:///path)",
+                     uri);
+  int existing = (flags & BANK_OPEN_EXISTING) != 0;
+  int rc = existing ? 0 : bank_fs_mkdirs(AT_FDCWD, path);
+  if (rc != 0)
+    return bank_fail(err, rc, "cannot create bank %.200s: %s", path,
+                     uv_strerror(rc));
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    rc = -errno;
+    return bank_fail(err, rc, "cannot open bank %.200s: %s", path,
+                     uv_strerror(rc));
+  }
+  rc = existing ? check_layout(fd) : create_layout(fd);
   bank_t *bank = rc == 0 ? calloc(1, sizeof(*bank)) : NULL;
   if (rc == 0 && bank == NULL)
     rc = UV_ENOMEM;
   if (rc != 0) {
     close(fd);
+    if (existing && rc == UV_ENOENT)
+      return bank_fail(err, rc, "no bank at %.200s", path);
     return bank_fail(err, rc, "cannot set up bank %.200s: %s", path,
                      uv_strerror(rc));
   }

@@ -123,6 +123,16 @@ typedef struct {
  * thread. */
 int bank_open(const char *uri, bank_t **out, bank_err_t *err);
 
+/* bank_open_ex flag: open an existing bank only, creating nothing (for
+ * readers such as verify, and for read-only mounts). A directory without
+ * the bank layout fails with UV_ENOENT. Puts and GC on a bank opened this
+ * way need the layout to be complete (a bank_open creates it). */
+#define BANK_OPEN_EXISTING 1u
+
+/* bank_open with flags (0 or BANK_OPEN_EXISTING). */
+int bank_open_ex(const char *uri, unsigned flags, bank_t **out,
+                 bank_err_t *err);
+
 /* Releases a bank. NULL is a no-op. No call may be running on it. */
 void bank_close(bank_t *bank);
 

@@ -114,9 +114,14 @@ int bank_chunk_store(int root_fd, bank_worker_t *w, int level,
   char path[80];
   bank_chunk_path(hash, path);
   *written = 0;
-  if (faccessat(root_fd, path, F_OK, 0) == 0)
-    return 0;
-  if (errno != ENOENT) {
+  /* An empty chunk file is what a power loss before writeback can leave
+   * behind (a put that died before its syncfs); it is rewritten, not
+   * trusted. A valid frame is never empty. */
+  struct stat st;
+  if (fstatat(root_fd, path, &st, 0) == 0) {
+    if (st.st_size > 0)
+      return 0;
+  } else if (errno != ENOENT) {
     int rc = -errno;
     say(why, why_size, "cannot check for the chunk: %s", uv_strerror(rc));
     return rc;

@@ -363,6 +363,23 @@ Test(bank, missing_chunk_fails_get) {
   cr_assert_not_null(strstr(err.msg, "missing"), "%s", err.msg);
 }
 
+Test(bank, empty_chunk_file_left_by_a_crash_is_rewritten) {
+  const char *src = path_in("src");
+  write_region(src, MiB, 0, MiB, 24);
+  put_file("s1", "o", src, NULL);
+  char hex[65], path[600];
+  chunk_hex("s1", "o", 0, hex);
+  chunk_file(hex, path);
+  cr_assert_eq(truncate(path, 0), 0);
+  bank_put_stats_t st;
+  put_file("s2", "o", src, &st);
+  cr_assert_eq(st.new_chunks, 1);
+  bank_err_t err = {0};
+  cr_assert_eq(bank_get_file(bank, "s2", "o", path_in("d"), NULL, NULL, &err),
+               0, "%s", err.msg);
+  assert_same_file(src, path_in("d"));
+}
+
 Test(bank, corrupted_manifest_is_detected) {
   bank_err_t err = {0};
   cr_assert_eq(bank_put_bytes(bank, "s", "o", "hello", 5, NULL, &err), 0);
@@ -697,6 +714,23 @@ Test(bank, calls_reject_bad_names_before_touching_the_bank) {
   char escaped[600];
   snprintf(escaped, sizeof(escaped), "%s/escape", dir);
   cr_assert(!exists(escaped));
+}
+
+Test(bank, open_existing_creates_nothing) {
+  char path[400], uri[420];
+  snprintf(path, sizeof(path), "%s/none", dir);
+  snprintf(uri, sizeof(uri), "file://%s", path);
+  bank_t *b = NULL;
+  bank_err_t err = {0};
+  cr_assert_eq(bank_open_ex(uri, BANK_OPEN_EXISTING, &b, &err), UV_ENOENT);
+  cr_assert(!exists(path));
+  cr_assert_eq(mkdir(path, 0755), 0);
+  cr_assert_eq(bank_open_ex(uri, BANK_OPEN_EXISTING, &b, &err), UV_ENOENT,
+               "an empty directory is not a bank");
+  snprintf(uri, sizeof(uri), "file://%s", bank_dir);
+  cr_assert_eq(bank_open_ex(uri, BANK_OPEN_EXISTING, &b, &err), 0, "%s",
+               err.msg);
+  bank_close(b);
 }
 
 Test(bank, open_rejects_other_schemes) {
