@@ -133,8 +133,9 @@ grpc_status_code api_check_params(const reg_t *reg,
                                   const char *field, char *msg, size_t len) {
   char f[600];
   grpc_status_code rc;
+  Smaug__V1__ParameterSet none = SMAUG__V1__PARAMETER_SET__INIT;
   if (ps == NULL)
-    ps = &(Smaug__V1__ParameterSet)SMAUG__V1__PARAMETER_SET__INIT;
+    ps = &none;
   if (ps->n_entries > API_MAX_PLAN_ENTRIES) {
     snprintf(msg, len, "%s: more than %d entries", field, API_MAX_PLAN_ENTRIES);
     return GRPC_STATUS_INVALID_ARGUMENT;

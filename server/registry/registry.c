@@ -229,7 +229,7 @@ static void info_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
 /* Checks the plugin info; on error writes a message and returns a status. */
 static grpc_status_code check_info(reg_t *reg, reg_pending_t *q, char *msg,
                                    size_t len, reg_plugin_t *p) {
-  const Smaug__V1__GetPluginInfoResponse *info = q->info;
+  const Smaug__V1__GetPluginInfoResponse *info = p->info;
   if (info->protocol_major != SMAUG__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_1) {
     snprintf(msg, len,
              "plugin %s at %s speaks protocol major version %u; smaugd "

@@ -1,0 +1,370 @@
+/*
+ * fake_plugin.c - a scriptable protection plugin for smaugd's integration
+ * tests, written directly on the runtime (no SDK), so that the tests see
+ * exactly what goes over the wire.
+ *
+ * Flags:
+ *   --listen ADDR           host:port (0: ephemeral) or unix:/path
+ *   --name NAME             plugin name (default fake)
+ *   --types T1,T2           resource types served (P and S for all ops)
+ *   --no-parallel TYPE      TYPE does not implement ParallelActivity
+ *   --lists-dependents      children come from the resource's extra
+ *                           "children" = "type/id;type/id"
+ *   --delay-ms N            every activity takes N ms (progress every 50)
+ *   --fail-id ID            activities of resource ID fail with INTERNAL
+ *   --trace FILE            appends "<P|S> <idempotency key> <attempt>"
+ *                           per call, flushed at once
+ *   --protocol-major N      announced protocol major version
+ *   --options-schema JSON   protect parameter schema of every type
+ *   --restore-schema JSON   restore parameter schema of every type
+ * It logs "msg=listening addr=..." like smaugd and stops on SIGTERM.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt.h"
+#include "rt_log.h"
+#include "smaug/v1/plugin.smaug.h"
+
+typedef struct fake_s {
+  rt_server_t *srv;
+  const char *name;
+  char **types;
+  size_t n_types;
+  const char *no_parallel;
+  int lists_dependents;
+  int delay_ms;
+  const char *fail_id;
+  FILE *trace;
+  unsigned protocol_major;
+  const char *options_schema;
+  const char *restore_schema;
+} fake_t;
+
+static fake_t F = {.name = "fake", .protocol_major = 1};
+static uv_loop_t *loop;
+
+/* One activity call in progress. */
+typedef struct act_s {
+  rt_call_t *call;
+  uv_timer_t timer;
+  int sync;
+  int left_ms;
+  uint64_t done;
+  char *id;
+  char *type;
+  char *state_in; /* S: the state it received */
+  char *op_id;
+  size_t n_children;
+  int ended;
+} act_t;
+
+static void act_closed(uv_handle_t *h) {
+  act_t *a = h->data;
+  free(a->id);
+  free(a->type);
+  free(a->state_in);
+  free(a->op_id);
+  free(a);
+}
+
+static void act_end(act_t *a) {
+  a->ended = 1;
+  uv_timer_stop(&a->timer);
+  uv_close((uv_handle_t *)&a->timer, act_closed);
+}
+
+static void act_finish(act_t *a) {
+  if (F.fail_id && strcmp(a->id, F.fail_id) == 0) {
+    rt_call_fail(a->call, GRPC_STATUS_INTERNAL, "injected failure for %s",
+                 a->id);
+    act_end(a);
+    return;
+  }
+  if (!a->sync) {
+    char state[300];
+    snprintf(state, sizeof(state), "state:%s", a->id);
+    Smaug__V1__ParallelResult r = SMAUG__V1__PARALLEL_RESULT__INIT;
+    r.state.data = (uint8_t *)state;
+    r.state.len = strlen(state);
+    Smaug__V1__ParallelActivityResponse resp =
+        SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__INIT;
+    resp.event_case = SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__EVENT_RESULT;
+    resp.result = &r;
+    rt_call_finish(a->call, GRPC_STATUS_OK, NULL, &resp.base);
+  } else {
+    char want[300], kids[32], restored[300];
+    snprintf(want, sizeof(want), "state:%s", a->id);
+    snprintf(kids, sizeof(kids), "%zu", a->n_children);
+    snprintf(restored, sizeof(restored), "%s-r", a->id);
+    Smaug__V1__SyncResult__MetadataEntry m[3], *mp[3];
+    const char *keys[3] = {"plugin", "state_ok", "children"};
+    const char *vals[3] = {
+        F.name, a->state_in && strcmp(a->state_in, want) == 0 ? "1" : "0",
+        kids};
+    for (int i = 0; i < 3; i++) {
+      smaug__v1__sync_result__metadata_entry__init(&m[i]);
+      m[i].key = (char *)keys[i];
+      m[i].value = (char *)vals[i];
+      mp[i] = &m[i];
+    }
+    Smaug__V1__SyncResult r = SMAUG__V1__SYNC_RESULT__INIT;
+    r.n_metadata = 3;
+    r.metadata = mp;
+    r.restored_id = restored;
+    Smaug__V1__SyncActivityResponse resp =
+        SMAUG__V1__SYNC_ACTIVITY_RESPONSE__INIT;
+    resp.event_case = SMAUG__V1__SYNC_ACTIVITY_RESPONSE__EVENT_RESULT;
+    resp.result = &r;
+    rt_call_finish(a->call, GRPC_STATUS_OK, NULL, &resp.base);
+  }
+  act_end(a);
+}
+
+static void act_tick(uv_timer_t *t) {
+  act_t *a = t->data;
+  if (a->left_ms <= 0) {
+    act_finish(a);
+    return;
+  }
+  Smaug__V1__Progress pr = SMAUG__V1__PROGRESS__INIT;
+  pr.done = ++a->done;
+  pr.unit = "ticks";
+  if (a->sync) {
+    Smaug__V1__SyncActivityResponse r = SMAUG__V1__SYNC_ACTIVITY_RESPONSE__INIT;
+    r.event_case = SMAUG__V1__SYNC_ACTIVITY_RESPONSE__EVENT_PROGRESS;
+    r.progress = &pr;
+    rt_call_send(a->call, &r.base);
+  } else {
+    Smaug__V1__ParallelActivityResponse r =
+        SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__INIT;
+    r.event_case = SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__EVENT_PROGRESS;
+    r.progress = &pr;
+    rt_call_send(a->call, &r.base);
+  }
+  int step = a->left_ms < 50 ? a->left_ms : 50;
+  a->left_ms -= step;
+  uv_timer_start(&a->timer, act_tick, (uint64_t)step, 0);
+}
+
+static void act_cancelled(rt_call_t *call, void *data) {
+  act_t *a = data;
+  if (a->ended)
+    return;
+  rt_call_finish(call, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+  act_end(a);
+}
+
+static void activity(rt_call_t *call, const Smaug__V1__ActivityRequest *req,
+                     int sync) {
+  if (req->resource == NULL || req->operation == NULL) {
+    rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "resource: required");
+    return;
+  }
+  if (F.trace) {
+    fprintf(F.trace, "%c %s %u\n", sync ? 'S' : 'P', req->idempotency_key,
+            req->attempt);
+    fflush(F.trace);
+  }
+  act_t *a = calloc(1, sizeof(*a));
+  a->call = call;
+  a->sync = sync;
+  a->left_ms = F.delay_ms;
+  a->id = strdup(req->resource->id);
+  a->type = strdup(req->resource->type);
+  a->op_id = strdup(req->operation->id);
+  a->n_children = req->n_children;
+  if (sync && req->state.len) {
+    a->state_in = malloc(req->state.len + 1);
+    memcpy(a->state_in, req->state.data, req->state.len);
+    a->state_in[req->state.len] = '\0';
+  }
+  uv_timer_init(loop, &a->timer);
+  a->timer.data = a;
+  rt_call_on_cancel(call, act_cancelled, a);
+  uv_timer_start(&a->timer, act_tick, 0, 0);
+}
+
+static void h_parallel(rt_call_t *call, const Smaug__V1__ActivityRequest *req,
+                       void *data) {
+  activity(call, req, 0);
+}
+
+static void h_sync(rt_call_t *call, const Smaug__V1__ActivityRequest *req,
+                   void *data) {
+  activity(call, req, 1);
+}
+
+static void h_info(rt_call_t *call, const Smaug__V1__GetPluginInfoRequest *req,
+                   void *data) {
+  Smaug__V1__ResourceTypeInfo *ti = calloc(F.n_types, sizeof(*ti));
+  Smaug__V1__ResourceTypeInfo **tp = calloc(F.n_types, sizeof(*tp));
+  Smaug__V1__OperationSupport *all[64][3];
+  for (size_t i = 0; i < F.n_types && i < 64; i++) {
+    smaug__v1__resource_type_info__init(&ti[i]);
+    ti[i].type = F.types[i];
+    int np = F.no_parallel && strcmp(F.no_parallel, F.types[i]) == 0;
+    for (int k = 0; k < 3; k++) {
+      Smaug__V1__OperationSupport *o = malloc(sizeof(*o));
+      smaug__v1__operation_support__init(o);
+      o->kind = (Smaug__V1__OperationKind)(k + 1);
+      o->parallel = !np;
+      o->sync = 1;
+      all[i][k] = o;
+    }
+    ti[i].n_operations = 3;
+    ti[i].operations = all[i];
+    ti[i].lists_dependents = F.lists_dependents;
+    ti[i].options_schema = (char *)(F.options_schema ? F.options_schema : "");
+    ti[i].restore_schema = (char *)(F.restore_schema ? F.restore_schema : "");
+    tp[i] = &ti[i];
+  }
+  Smaug__V1__GetPluginInfoResponse resp =
+      SMAUG__V1__GET_PLUGIN_INFO_RESPONSE__INIT;
+  resp.name = (char *)F.name;
+  resp.version = "0.0.1";
+  resp.protocol_major = F.protocol_major;
+  resp.n_types = F.n_types;
+  resp.types = tp;
+  rt_call_reply(call, &resp.base);
+  for (size_t i = 0; i < F.n_types && i < 64; i++)
+    for (int k = 0; k < 3; k++)
+      free(all[i][k]);
+  free(ti);
+  free(tp);
+}
+
+static void h_list(rt_call_t *call, const Smaug__V1__ListDependentsRequest *req,
+                   void *data) {
+  const char *spec = NULL;
+  for (size_t i = 0; req->resource && i < req->resource->n_extra; i++)
+    if (strcmp(req->resource->extra[i]->key, "children") == 0)
+      spec = req->resource->extra[i]->value;
+  Smaug__V1__Resource kids[64], *kp[64];
+  char *copy = strdup(spec ? spec : ""), *save = NULL;
+  size_t n = 0;
+  for (char *t = strtok_r(copy, ";", &save); t && n < 64;
+       t = strtok_r(NULL, ";", &save)) {
+    char *slash = strchr(t, '/');
+    if (slash == NULL)
+      continue;
+    *slash = '\0';
+    smaug__v1__resource__init(&kids[n]);
+    kids[n].type = t;
+    kids[n].id = slash + 1;
+    kp[n] = &kids[n];
+    n++;
+  }
+  Smaug__V1__ListDependentsResponse resp =
+      SMAUG__V1__LIST_DEPENDENTS_RESPONSE__INIT;
+  resp.n_dependents = n;
+  resp.dependents = kp;
+  rt_call_reply(call, &resp.base);
+  free(copy);
+}
+
+static void h_cancel(rt_call_t *call,
+                     const Smaug__V1__CancelOperationRequest *req, void *data) {
+  Smaug__V1__CancelOperationResponse resp =
+      SMAUG__V1__CANCEL_OPERATION_RESPONSE__INIT;
+  rt_call_reply(call, &resp.base);
+}
+
+static const smaug_v1_protection_plugin_handlers_t handlers = {
+    .get_plugin_info = h_info,
+    .list_dependents = h_list,
+    .parallel_activity = h_parallel,
+    .sync_activity = h_sync,
+    .cancel_operation = h_cancel,
+};
+
+static void stopped(rt_server_t *srv, void *data) {}
+
+int main(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"listen", required_argument, NULL, 'l'},
+      {"name", required_argument, NULL, 'n'},
+      {"types", required_argument, NULL, 't'},
+      {"no-parallel", required_argument, NULL, 'N'},
+      {"lists-dependents", no_argument, NULL, 'd'},
+      {"delay-ms", required_argument, NULL, 'D'},
+      {"fail-id", required_argument, NULL, 'f'},
+      {"trace", required_argument, NULL, 'T'},
+      {"protocol-major", required_argument, NULL, 'p'},
+      {"options-schema", required_argument, NULL, 'o'},
+      {"restore-schema", required_argument, NULL, 'r'},
+      {NULL, 0, NULL, 0}};
+  const char *listen = "127.0.0.1:0";
+  int c;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (c) {
+    case 'l':
+      listen = optarg;
+      break;
+    case 'n':
+      F.name = optarg;
+      break;
+    case 't': {
+      char *save = NULL, *copy = strdup(optarg);
+      for (char *t = strtok_r(copy, ",", &save); t;
+           t = strtok_r(NULL, ",", &save)) {
+        F.types = realloc(F.types, (F.n_types + 1) * sizeof(*F.types));
+        F.types[F.n_types++] = strdup(t);
+      }
+      free(copy);
+      break;
+    }
+    case 'N':
+      F.no_parallel = optarg;
+      break;
+    case 'd':
+      F.lists_dependents = 1;
+      break;
+    case 'D':
+      F.delay_ms = atoi(optarg);
+      break;
+    case 'f':
+      F.fail_id = optarg;
+      break;
+    case 'T':
+      F.trace = fopen(optarg, "a");
+      break;
+    case 'p':
+      F.protocol_major = (unsigned)atoi(optarg);
+      break;
+    case 'o':
+      F.options_schema = optarg;
+      break;
+    case 'r':
+      F.restore_schema = optarg;
+      break;
+    default:
+      return 2;
+    }
+  }
+  loop = uv_default_loop();
+  rt_t *rt;
+  int port = 0;
+  if (rt_new(loop, &rt) || rt_server_new(rt, NULL, &F.srv) ||
+      smaug_v1_protection_plugin_register(F.srv, &handlers, NULL) ||
+      rt_server_listen(F.srv, listen, &port) || rt_server_start(F.srv) ||
+      rt_server_stop_on_signals(F.srv, stopped, NULL)) {
+    fprintf(stderr, "fake plugin: cannot start on %s\n", listen);
+    return 1;
+  }
+  if (strncmp(listen, "unix:", 5) == 0)
+    rt_log(RT_LOG_INFO, "fake", "listening", "addr=%s", listen);
+  else
+    rt_log(RT_LOG_INFO, "fake", "listening", "addr=127.0.0.1:%d", port);
+  uv_run(loop, UV_RUN_DEFAULT);
+  rt_server_free(F.srv);
+  rt_free(rt);
+  for (size_t i = 0; i < F.n_types; i++)
+    free(F.types[i]);
+  free(F.types);
+  if (F.trace)
+    fclose(F.trace);
+  return 0;
+}

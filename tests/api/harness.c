@@ -1,0 +1,294 @@
+/*
+ * harness.c - see harness.h. Binaries come from the build tree through the
+ * SMAUGD_PATH and FAKE_PLUGIN_PATH definitions.
+ */
+#include "harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct client_s {
+  uv_loop_t loop;
+  rt_t *rt;
+  rt_channel_t *ch;
+};
+
+void tmpdir_make(char *buf, size_t len) {
+  snprintf(buf, len, "/tmp/smaug-api-XXXXXX");
+  if (mkdtemp(buf) == NULL)
+    abort();
+}
+
+void tmpdir_remove(const char *dir) {
+  char cmd[600];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static int read_addr(const char *log, char *addr, size_t len) {
+  FILE *f = fopen(log, "r");
+  if (f == NULL)
+    return -1;
+  char line[2048];
+  int found = -1;
+  while (fgets(line, sizeof(line), f)) {
+    const char *m = strstr(line, "msg=listening addr=");
+    if (m == NULL)
+      continue;
+    m += strlen("msg=listening addr=");
+    size_t k = strcspn(m, " \n");
+    if (k >= len)
+      k = len - 1;
+    memcpy(addr, m, k);
+    addr[k] = '\0';
+    found = 0; /* keep the last one: a restarted process appends */
+  }
+  fclose(f);
+  return found;
+}
+
+int proc_start(proc_t *p, const char *log, char *const argv[]) {
+  snprintf(p->log, sizeof(p->log), "%s", log);
+  /* Lines from an earlier run of the same log are not this start. */
+  FILE *t = fopen(log, "a");
+  if (t) {
+    fprintf(t, "---- start\n");
+    fclose(t);
+  }
+  long before = 0;
+  FILE *f = fopen(log, "r");
+  if (f) {
+    fseek(f, 0, SEEK_END);
+    before = ftell(f);
+    fclose(f);
+  }
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    int fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close(fd);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  p->pid = pid;
+  for (int i = 0; i < 1500; i++) {
+    f = fopen(log, "r");
+    if (f) {
+      fseek(f, before, SEEK_SET);
+      char line[2048];
+      while (fgets(line, sizeof(line), f))
+        if (strstr(line, "msg=listening addr=")) {
+          fclose(f);
+          return read_addr(log, p->addr, sizeof(p->addr));
+        }
+      fclose(f);
+    }
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      p->pid = 0;
+      return -1;
+    }
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return -1;
+}
+
+int proc_stop(proc_t *p, int sig) {
+  int st = -1;
+  if (p->pid <= 0)
+    return -1;
+  kill(p->pid, sig);
+  waitpid(p->pid, &st, 0);
+  p->pid = 0;
+  return st;
+}
+
+int proc_log_count(const proc_t *p, const char *needle) {
+  FILE *f = fopen(p->log, "r");
+  if (f == NULL)
+    return 0;
+  char line[4096];
+  int n = 0;
+  while (fgets(line, sizeof(line), f))
+    n += strstr(line, needle) != NULL;
+  fclose(f);
+  return n;
+}
+
+int smaugd_start(proc_t *p, const char *dir, const char *listen,
+                 const char *const *extra) {
+  char data[600], log[600];
+  snprintf(data, sizeof(data), "%s/data", dir);
+  snprintf(log, sizeof(log), "%s/smaugd.log", dir);
+  const char *argv[64] = {SMAUGD_PATH, "--listen",
+                          listen ? listen : "127.0.0.1:0", "--data-dir", data};
+  size_t n = 5;
+  for (size_t i = 0; extra && extra[i] && n < 62; i++)
+    argv[n++] = extra[i];
+  argv[n] = NULL;
+  return proc_start(p, log, (char *const *)argv);
+}
+
+int plugin_start(proc_t *p, const char *dir, const char *name,
+                 const char *const *extra) {
+  char log[600];
+  snprintf(log, sizeof(log), "%s/%s.log", dir, name);
+  const char *argv[64] = {FAKE_PLUGIN_PATH, "--name", name};
+  size_t n = 3;
+  for (size_t i = 0; extra && extra[i] && n < 62; i++)
+    argv[n++] = extra[i];
+  argv[n] = NULL;
+  return proc_start(p, log, (char *const *)argv);
+}
+
+client_t *client_new(const char *addr) {
+  client_t *c = calloc(1, sizeof(*c));
+  uv_loop_init(&c->loop);
+  if (rt_new(&c->loop, &c->rt) != 0 || rt_channel_get(c->rt, addr, &c->ch)) {
+    free(c);
+    return NULL;
+  }
+  return c;
+}
+
+void client_free(client_t *c) {
+  if (c == NULL)
+    return;
+  rt_channel_release(c->ch);
+  rt_free(c->rt);
+  uv_run(&c->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&c->loop);
+  free(c);
+}
+
+typedef struct wait_s {
+  int done;
+  int code;
+  char msg[1024];
+  ProtobufCMessage **resps;
+  size_t n;
+  const ProtobufCMessageDescriptor *out;
+} wait_t;
+
+static void on_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
+                   void *data) {
+  wait_t *w = data;
+  size_t len = protobuf_c_message_get_packed_size(msg);
+  uint8_t *buf = malloc(len ? len : 1);
+  protobuf_c_message_pack(msg, buf);
+  w->resps = realloc(w->resps, (w->n + 1) * sizeof(*w->resps));
+  w->resps[w->n++] = protobuf_c_message_unpack(w->out, NULL, len, buf);
+  free(buf);
+}
+
+static void on_done(rt_client_call_t *call, grpc_status_code code,
+                    const char *message, void *data) {
+  wait_t *w = data;
+  w->done = 1;
+  w->code = code;
+  snprintf(w->msg, sizeof(w->msg), "%s", message ? message : "");
+}
+
+int client_call(client_t *c, size_t index, const ProtobufCMessage *req,
+                ProtobufCMessage ***resps, size_t *n, char *msg, size_t len) {
+  wait_t w = {0};
+  const rt_method_t *m = &smaug_v1_orchestrator_methods[index];
+  w.out = m->output;
+  rt_call_opts_t o = {.timeout_ms = 120000, .max_message_bytes = 64 << 20};
+  if (rt_client_call_start(c->ch, m, req, &o, on_msg, on_done, &w, NULL))
+    return -1;
+  while (!w.done)
+    uv_run(&c->loop, UV_RUN_ONCE);
+  if (msg)
+    snprintf(msg, len, "%s", w.msg);
+  if (resps) {
+    *resps = w.resps;
+    *n = w.n;
+  } else {
+    resps_free(w.resps, w.n);
+  }
+  return w.code;
+}
+
+void resps_free(ProtobufCMessage **r, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (r[i])
+      protobuf_c_message_free_unpacked(r[i], NULL);
+  free(r);
+}
+
+ProtobufCMessage *client_unary(client_t *c, size_t index,
+                               const ProtobufCMessage *req, int *code,
+                               char *msg, size_t len) {
+  ProtobufCMessage **r = NULL;
+  size_t n = 0;
+  *code = client_call(c, index, req, &r, &n, msg, len);
+  ProtobufCMessage *one = n ? r[0] : NULL;
+  for (size_t i = 1; i < n; i++)
+    protobuf_c_message_free_unpacked(r[i], NULL);
+  free(r);
+  return one;
+}
+
+int client_watch(client_t *c, const char *op_id, uint64_t after,
+                 Smaug__V1__WatchOperationResponse ***evs, size_t *n) {
+  Smaug__V1__WatchOperationRequest req =
+      SMAUG__V1__WATCH_OPERATION_REQUEST__INIT;
+  req.operation_id = (char *)op_id;
+  req.after_sequence = after;
+  return client_call(c, SMAUG_V1_ORCHESTRATOR_WATCH_OPERATION, &req.base,
+                     (ProtobufCMessage ***)evs, n, NULL, 0);
+}
+
+const char *client_wait(client_t *c, const char *op_id) {
+  static char final[64];
+  Smaug__V1__WatchOperationResponse **evs;
+  size_t n;
+  final[0] = '\0';
+  if (client_watch(c, op_id, 0, &evs, &n) == 0 && n > 0 &&
+      evs[n - 1]->event->final_status)
+    snprintf(final, sizeof(final), "%s", evs[n - 1]->event->final_status);
+  resps_free((ProtobufCMessage **)evs, n);
+  return final;
+}
+
+int client_register(client_t *c, const char *addr, int replace, char *msg,
+                    size_t len) {
+  Smaug__V1__RegisterPluginRequest req =
+      SMAUG__V1__REGISTER_PLUGIN_REQUEST__INIT;
+  req.address = (char *)addr;
+  req.replace = replace;
+  return client_call(c, SMAUG_V1_ORCHESTRATOR_REGISTER_PLUGIN, &req.base, NULL,
+                     NULL, msg, len);
+}
+
+int client_wait_plugins(client_t *c, size_t n) {
+  Smaug__V1__ListPluginsRequest req = SMAUG__V1__LIST_PLUGINS_REQUEST__INIT;
+  for (int i = 0; i < 1500; i++) {
+    int code;
+    Smaug__V1__ListPluginsResponse *r = (void *)client_unary(
+        c, SMAUG_V1_ORCHESTRATOR_LIST_PLUGINS, &req.base, &code, NULL, 0);
+    size_t serving = 0;
+    for (size_t k = 0; r && k < r->n_plugins; k++)
+      serving += r->plugins[k]->health ==
+                 SMAUG__V1__PLUGIN_HEALTH__PLUGIN_HEALTH_SERVING;
+    if (r)
+      protobuf_c_message_free_unpacked(&r->base, NULL);
+    if (serving >= n)
+      return 0;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return -1;
+}

@@ -1,0 +1,79 @@
+/*
+ * harness.h - process and RPC helpers for smaugd's integration tests:
+ * start smaugd and fake plugins on ephemeral ports or unix sockets, parse
+ * their "msg=listening addr=" line, and make blocking Orchestrator calls
+ * through the runtime on a private loop.
+ */
+#ifndef SMAUG_TEST_HARNESS_H
+#define SMAUG_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "rt.h"
+#include "smaug/v1/orchestrator.pb-c.h"
+#include "smaug/v1/orchestrator.smaug.h"
+
+typedef struct proc_s {
+  pid_t pid;
+  char log[512];
+  char addr[512];
+} proc_t;
+
+/* A fresh temporary directory; removed by tmpdir_remove(). */
+void tmpdir_make(char *buf, size_t len);
+void tmpdir_remove(const char *dir);
+
+/* Starts argv[0] with stdout and stderr appended to `log`, and waits (up
+ * to 15 s) for its listening line. Returns 0 and fills p->addr. */
+int proc_start(proc_t *p, const char *log, char *const argv[]);
+/* Sends `sig`, waits for the exit; returns the wait status. */
+int proc_stop(proc_t *p, int sig);
+/* Counts lines of p->log containing `needle`. */
+int proc_log_count(const proc_t *p, const char *needle);
+
+/* Starts smaugd on 127.0.0.1:0 (or `listen` if non-NULL) with the given
+ * data dir and extra arguments (NULL-terminated). */
+int smaugd_start(proc_t *p, const char *dir, const char *listen,
+                 const char *const *extra);
+
+/* Starts the fake plugin with extra arguments; its log goes to
+ * <dir>/<name>.log. */
+int plugin_start(proc_t *p, const char *dir, const char *name,
+                 const char *const *extra);
+
+typedef struct client_s client_t;
+
+client_t *client_new(const char *addr);
+void client_free(client_t *c);
+
+/* A blocking call of Orchestrator method `index`. Returns the gRPC status
+ * code; `msg` receives the status message. Every response message is
+ * appended to *resps (caller frees with resps_free); resps may be NULL. */
+int client_call(client_t *c, size_t index, const ProtobufCMessage *req,
+                ProtobufCMessage ***resps, size_t *n, char *msg, size_t len);
+void resps_free(ProtobufCMessage **r, size_t n);
+
+/* Unary helper: the single response or NULL; `code` receives the status. */
+ProtobufCMessage *client_unary(client_t *c, size_t index,
+                               const ProtobufCMessage *req, int *code,
+                               char *msg, size_t len);
+
+/* WatchOperation from `after`; events in *evs (free with resps_free on the
+ * WatchOperationResponse array). Returns the status code. */
+int client_watch(client_t *c, const char *op_id, uint64_t after,
+                 Smaug__V1__WatchOperationResponse ***evs, size_t *n);
+
+/* Watches until the end; returns the final status name (static copy) or
+ * "" when the stream ended without one. */
+const char *client_wait(client_t *c, const char *op_id);
+
+/* Polls ListPlugins (up to 15 s) until `n` plugins are registered and
+ * serving. Returns 0, or -1 on timeout. */
+int client_wait_plugins(client_t *c, size_t n);
+
+/* Registers a plugin; returns the status code. */
+int client_register(client_t *c, const char *addr, int replace, char *msg,
+                    size_t len);
+
+#endif /* SMAUG_TEST_HARNESS_H */
