@@ -201,8 +201,17 @@ int graph_add_node(graph_t *g, const char *type, const char *id,
   if (found >= 0) {
     graph_node_t *nd = &g->nodes[found];
     int bare = name[0] == '\0' && kv_count(extra) == 0;
-    if (!bare &&
-        (strcmp(nd->name, name) != 0 || !kv_equal(&nd->extra, extra))) {
+    int was_bare = nd->name[0] == '\0' && kv_count(&nd->extra) == 0;
+    if (!bare && was_bare) { /* a bare reference gets its data now */
+      char *nm = strdup(name);
+      if (nm == NULL || kv_copy(&nd->extra, extra) != 0) {
+        free(nm);
+        return UV_ENOMEM;
+      }
+      free(nd->name);
+      nd->name = nm;
+    } else if (!bare &&
+               (strcmp(nd->name, name) != 0 || !kv_equal(&nd->extra, extra))) {
       graph__err(err, errlen,
                  "resource %s#%s given twice with conflicting data "
                  "(name \"%s\" vs \"%s\")",

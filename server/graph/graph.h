@@ -74,9 +74,10 @@ void graph_set_max_nodes(graph_t *g, uint32_t max_nodes);
 
 /* Adds resource (type, id) with `name` (NULL: "") and `extra` (NULL:
  * empty; copied). When the key already exists the existing node is
- * returned if the data agree: either the same name and extra, or the new
- * mention is a bare reference (empty name and extra). Otherwise
- * GRAPH_ECONFLICT. `*index_out` (may be NULL) receives the node index, and
+ * returned if the data agree: the same name and extra, or either mention
+ * is a bare reference (empty name and extra; a bare node takes the data of
+ * a later full mention). Otherwise GRAPH_ECONFLICT. `*index_out` (may be NULL)
+ * receives the node index, and
  * `*added_out` (may be NULL) 1 when the node is new. Empty type or id is
  * UV_EINVAL. Fails with UV_EBUSY once the graph is validated. */
 int graph_add_node(graph_t *g, const char *type, const char *id,

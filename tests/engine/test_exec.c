@@ -599,3 +599,57 @@ Test(exec, resume_from_mid_run_snapshot_runs_nothing_twice, .timeout = 20) {
   free(s.attempts);
   run_free(&r1);
 }
+
+static void free_in_done(exec_op_t *op, exec_outcome_t outcome, void *data) {
+  ++*(int *)data;
+  exec_op_free(op);
+}
+
+Test(exec, op_can_be_freed_from_its_done_callback, .timeout = 10) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  graph_t *g = seed_graph();
+  dag_t *d;
+  dag_new(g, DAG_OP_PROTECT, NULL, NULL, &d);
+  fx_runner_t f;
+  fx_runner_init(&f, &loop, d);
+  exec_op_t *op;
+  cr_assert_eq(exec_op_new(&loop, d, "x", NULL, &fx_runner_vtable, &f, &op), 0);
+  int done = 0;
+  cr_assert_eq(exec_op_start(op, free_in_done, &done), 0);
+  fx_loop_finish(&loop);
+  cr_assert_eq(done, 1);
+  fx_runner_free(&f);
+  dag_free(d);
+  graph_free(g);
+}
+
+static int all_noop(void *data, const char *type, dag_op_t op,
+                    dag_activity_t act) {
+  return 0;
+}
+
+Test(exec, all_noop_dag_completes_without_calls, .timeout = 10) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  graph_t *g = seed_graph();
+  dag_t *d;
+  dag_new(g, DAG_OP_DELETE, all_noop, NULL, &d);
+  fx_runner_t f;
+  fx_runner_init(&f, &loop, d);
+  exec_op_t *op;
+  cr_assert_eq(exec_op_new(&loop, d, "x", NULL, &fx_runner_vtable, &f, &op), 0);
+  int done = 0;
+  cr_assert_eq(exec_op_start(op, count_done, &done), 0);
+  cr_assert_eq(done, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(done, 1);
+  cr_assert_eq(exec_op_outcome(op), EXEC_SUCCEEDED);
+  for (uint32_t t = 0; t < 10; t++)
+    cr_assert_eq(f.starts[t], 0);
+  exec_op_free(op);
+  fx_loop_finish(&loop);
+  fx_runner_free(&f);
+  dag_free(d);
+  graph_free(g);
+}

@@ -123,6 +123,22 @@ static int only_servers(void *data, const char *type) {
   return strcmp(type, "smaug.server") == 0;
 }
 
+Test(graph, bare_reference_takes_later_data, .timeout = 5) {
+  graph_t *g;
+  graph_new(&g);
+  kv_t x;
+  kv_init(&x);
+  kv_set(&x, "path", "/a");
+  uint32_t a, b;
+  cr_assert_eq(graph_add_node(g, "t", "v", NULL, NULL, &a, NULL, NULL, 0), 0);
+  cr_assert_eq(graph_add_node(g, "t", "v", "vol", &x, &b, NULL, NULL, 0), 0);
+  cr_assert_eq(a, b);
+  cr_assert_str_eq(graph_node(g, a)->name, "vol");
+  cr_assert_str_eq(kv_get(&graph_node(g, a)->extra, "path"), "/a");
+  kv_free(&x);
+  graph_free(g);
+}
+
 Test(graph, type_without_plugin_names_a_resource, .timeout = 5) {
   graph_t *g;
   graph_new(&g);
