@@ -800,10 +800,9 @@ static void exec__finish_cb(uv_timer_t *timer) {
     nskip += op->tasks[t].status == EXEC_SKIPPED;
     ncanc += op->tasks[t].status == EXEC_CANCELLED;
   }
+  /* A stop set the outcome already (cancel, or fail-fast). */
   if (!op->stopping)
     op->outcome = op->failed ? EXEC_FAILED_OP : EXEC_SUCCEEDED;
-  else if (op->failed && op->outcome == EXEC_CANCELLED_OP)
-    op->outcome = EXEC_CANCELLED_OP;
   snprintf(summary, sizeof(summary),
            "%u tasks: %u done, %u failed, %u skipped, %u cancelled", op->ntasks,
            op->ntasks - nfail - nskip - ncanc, nfail, nskip, ncanc);
