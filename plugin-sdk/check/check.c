@@ -449,13 +449,13 @@ static void check_flow(ctx_t *x) {
   sleep_ms(x->settle_ms);
   snap_take(x, sec, &s2);
   const char *d = snap_diff(&s1, &s2, diff, sizeof(diff));
-  if (s1.n == 0)
+  if (d != NULL)
+    result(x, 0, "protect-waits",
+           "the bank section changed after Sync returned: %s", d);
+  else if (s1.n == 0)
     result(x, 0, "protect-waits",
            "the bank section is empty after Sync (the plugin must write its "
            "data there)");
-  else if (d != NULL)
-    result(x, 0, "protect-waits",
-           "the bank section changed after Sync returned: %s", d);
   else
     result(x, 1, "protect-waits", "%zu object(s), unchanged %d ms after Sync",
            s1.n, x->settle_ms);
