@@ -1,0 +1,437 @@
+/*
+ * sp_cloud.c - the sample cloud as the C sample plugins see it: options,
+ * request checks, paths, the restored-id rule and small file helpers.
+ * See sp_cloud.h.
+ */
+#define _GNU_SOURCE
+#include "sp_cloud.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ID_OK                                                                  \
+  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+
+static int take_opt(int *argc, char **argv, int i, const char *name,
+                    const char **out) {
+  size_t nl = strlen(name);
+  const char *a = argv[i];
+  int used;
+  if (strncmp(a, name, nl) != 0)
+    return 0;
+  if (a[nl] == '=') {
+    *out = a + nl + 1;
+    used = 1;
+  } else if (a[nl] == '\0') {
+    if (i + 1 >= *argc) {
+      fprintf(stderr, "%s: %s needs a value\n", argv[0], name);
+      return SMAUG_EINVAL;
+    }
+    *out = argv[i + 1];
+    used = 2;
+  } else {
+    return 0;
+  }
+  memmove(&argv[i], &argv[i + used],
+          (size_t)(*argc - i - used + 1) *
+              sizeof(*argv)); /* keeps argv[argc] */
+  *argc -= used;
+  return 1;
+}
+
+int sp_opts_parse(int *argc, char **argv, sp_opts_t *opts) {
+  opts->cloud = getenv("SMAUG_CLOUD");
+  opts->work_dir = getenv("SMAUG_WORK_DIR");
+  for (int i = 1; i < *argc;) {
+    int r = take_opt(argc, argv, i, "--cloud", &opts->cloud);
+    if (r == 0)
+      r = take_opt(argc, argv, i, "--work-dir", &opts->work_dir);
+    if (r < 0)
+      return r;
+    if (r == 0)
+      i++;
+  }
+  if (opts->cloud != NULL && opts->cloud[0] == '\0')
+    opts->cloud = NULL;
+  if (opts->work_dir == NULL || opts->work_dir[0] == '\0')
+    opts->work_dir = getenv("TMPDIR");
+  if (opts->work_dir == NULL || opts->work_dir[0] == '\0')
+    opts->work_dir = "/tmp";
+  /* Copies hold a pool thread for their whole length; the SDK's polls and
+   * short jobs need threads of their own meanwhile. */
+  setenv("UV_THREADPOOL_SIZE", "8", 0);
+  return 0;
+}
+
+int sp_check_id(const char *id) {
+  size_t n = id != NULL ? strlen(id) : 0;
+  if (n == 0 || n > 128 || id[0] == '.' || id[0] == '_' || id[0] == '-' ||
+      strspn(id, ID_OK) != n)
+    return SMAUG_EINVAL;
+  return 0;
+}
+
+int sp_restored_id(const char *id, const char *op_id, char *buf, size_t len) {
+  char hex[9];
+  size_t h = 0;
+  for (const char *c = op_id; *c != '\0' && h < 8; c++) {
+    if ((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))
+      hex[h++] = *c;
+    else if (*c >= 'A' && *c <= 'F')
+      hex[h++] = (char)(*c - 'A' + 'a');
+  }
+  if (h < 8)
+    return SMAUG_EINVAL;
+  hex[8] = '\0';
+  int n = snprintf(buf, len, "%s-r%s", id, hex);
+  if (n < 0 || (size_t)n >= len || sp_check_id(buf) != 0)
+    return SMAUG_EINVAL;
+  return 0;
+}
+
+int sp_cloud_path(const sp_opts_t *opts, const char *project, const char *kind,
+                  const char *id, const char *ext, char *buf, size_t len) {
+  int n = snprintf(buf, len, "%s/projects/%s%s%s/%s%s", opts->cloud, project,
+                   kind[0] != '\0' ? "/" : "", kind, id, ext);
+  return n < 0 || (size_t)n >= len ? SMAUG_EINVAL : 0;
+}
+
+/* Ids are unique within their type across the cloud, so a resource that
+ * comes without extra["project"] (a plan written by hand) is looked up.
+ * Returns the project id (in `buf`) when exactly one project holds it. */
+static const char *find_project(const sp_opts_t *opts, const char *kind,
+                                const char *id, const char *ext, char *buf,
+                                size_t len) {
+  char dir[PATH_MAX], path[PATH_MAX];
+  snprintf(dir, sizeof(dir), "%s/projects", opts->cloud);
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return NULL;
+  int found = 0;
+  struct dirent *e;
+  struct stat st;
+  while ((e = readdir(d)) != NULL) {
+    if (sp_check_id(e->d_name) != 0 ||
+        sp_cloud_path(opts, e->d_name, kind, id, ext, path, sizeof(path)) !=
+            0 ||
+        stat(path, &st) != 0)
+      continue;
+    if (found++ == 0)
+      sp_msg(buf, len, "%s", e->d_name);
+  }
+  closedir(d);
+  return found == 1 ? buf : NULL;
+}
+
+int sp_req_init(sp_req_t *r, smaug_activity_t *act, const sp_opts_t *opts,
+                const char *kind, const char *ext) {
+  smaug_op_t op = smaug_activity_op(act);
+  memset(r, 0, sizeof(*r));
+  r->id = smaug_activity_resource_id(act);
+  r->project = "";
+  if (sp_check_id(r->id) != 0) {
+    smaug_activity_fail(act, SMAUG_EINVAL,
+                        "resource.id: '%s' is not a valid id", r->id);
+    return SMAUG_EINVAL;
+  }
+  const char *uri = smaug_activity_bank_uri(act);
+  if (uri[0] == '\0') {
+    smaug_activity_fail(act, SMAUG_EINVAL, "bank_uri is required");
+    return SMAUG_EINVAL;
+  }
+  if (strncmp(uri, "file:///", 8) != 0) {
+    smaug_activity_fail(act, SMAUG_EINVAL,
+                        "bank_uri: '%s' is not a local file:/// URI", uri);
+    return SMAUG_EINVAL;
+  }
+  if (smaug_activity_bank_section(act)[0] == '\0') {
+    smaug_activity_fail(act, SMAUG_EINVAL, "bank_section is required");
+    return SMAUG_EINVAL;
+  }
+  if (op == SMAUG_OP_DELETE)
+    return 0;
+  const char *project = smaug_activity_extra(act, "project");
+  if (project == NULL && kind[0] == '\0')
+    project = r->id; /* the project resource names itself */
+  if (project == NULL && opts->cloud != NULL)
+    project = find_project(opts, kind, r->id, ext, r->found, sizeof(r->found));
+  if (project == NULL) {
+    smaug_activity_fail(act, SMAUG_EINVAL,
+                        "resource.extra[project] is required (no single "
+                        "project of the cloud holds %s/%s%s)",
+                        kind, r->id, ext);
+    return SMAUG_EINVAL;
+  }
+  if (sp_check_id(project) != 0) {
+    smaug_activity_fail(act, SMAUG_EINVAL,
+                        "resource.extra[project]: '%s' is not a valid id",
+                        project);
+    return SMAUG_EINVAL;
+  }
+  r->project = project;
+  if (opts->cloud == NULL) {
+    smaug_activity_fail(act, SMAUG_EBUSY,
+                        "no cloud directory: start the plugin with --cloud "
+                        "DIR or SMAUG_CLOUD");
+    return SMAUG_EBUSY;
+  }
+  int n = kind[0] != '\0'
+              ? snprintf(r->dir, sizeof(r->dir), "%s/projects/%s/%s",
+                         opts->cloud, project, kind)
+              : snprintf(r->dir, sizeof(r->dir), "%s/projects/%s", opts->cloud,
+                         project);
+  if (n < 0 || (size_t)n >= sizeof(r->dir) ||
+      snprintf(r->path, sizeof(r->path), "%s/%s%s", r->dir, r->id, ext) >=
+          (int)sizeof(r->path)) {
+    smaug_activity_fail(act, SMAUG_EINVAL, "--cloud: path too long");
+    return SMAUG_EINVAL;
+  }
+  if (op != SMAUG_OP_RESTORE)
+    return 0;
+  if (sp_restored_id(r->id, smaug_activity_operation_id(act), r->new_id,
+                     sizeof(r->new_id)) != 0) {
+    smaug_activity_fail(act, SMAUG_EINVAL,
+                        "operation.id: '%s' does not give a restored id for "
+                        "'%s' (8 hex digits needed, at most 128 bytes)",
+                        smaug_activity_operation_id(act), r->id);
+    return SMAUG_EINVAL;
+  }
+  if (snprintf(r->new_path, sizeof(r->new_path), "%s/%s%s", r->dir, r->new_id,
+               ext) >= (int)sizeof(r->new_path)) {
+    smaug_activity_fail(act, SMAUG_EINVAL, "--cloud: path too long");
+    return SMAUG_EINVAL;
+  }
+  return 0;
+}
+
+int sp_read_file(const char *path, size_t max, char **buf, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  int err = 0;
+  struct stat st;
+  char *b = NULL;
+  if (fstat(fd, &st) != 0) {
+    err = -errno;
+    goto out;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    err = SMAUG_EINVAL;
+    goto out;
+  }
+  if ((size_t)st.st_size > max) {
+    err = SMAUG_EINVAL;
+    goto out;
+  }
+  if ((b = malloc((size_t)st.st_size + 1)) == NULL) {
+    err = SMAUG_ENOMEM;
+    goto out;
+  }
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t n = read(fd, b + got, (size_t)st.st_size - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      err = -errno;
+      goto out;
+    }
+    if (n == 0)
+      break; /* shrank meanwhile: take what is there */
+    got += (size_t)n;
+  }
+  b[got] = '\0';
+  *buf = b;
+  *len = got;
+  b = NULL;
+out:
+  free(b);
+  close(fd);
+  return err;
+}
+
+static int fsync_dir(const char *path) {
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof(dir), "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == NULL)
+    return 0;
+  *slash = '\0';
+  int fd = open(dir[0] != '\0' ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  int err = fsync(fd) != 0 ? -errno : 0;
+  close(fd);
+  return err;
+}
+
+int sp_mkdir_parent(const char *path) {
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+    return -ENAMETOOLONG;
+  char *slash = strrchr(tmp, '/');
+  if (slash == NULL || slash == tmp)
+    return 0;
+  *slash = '\0';
+  for (char *p = tmp + 1; *p != '\0'; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+      return -errno;
+    *p = '/';
+  }
+  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+    return -errno;
+  return 0;
+}
+
+int sp_write_atomic(const char *path, const void *buf, size_t len) {
+  static atomic_uint seq;
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d-%u", path, (int)getpid(),
+               atomic_fetch_add(&seq, 1)) >= (int)sizeof(tmp))
+    return -ENAMETOOLONG;
+  int err = sp_mkdir_parent(path);
+  if (err != 0)
+    return err;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return -errno;
+  const char *p = buf;
+  size_t left = len;
+  while (left > 0 && err == 0) {
+    ssize_t n = write(fd, p, left);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      err = -errno;
+    else {
+      p += n;
+      left -= (size_t)n;
+    }
+  }
+  if (err == 0 && fsync(fd) != 0)
+    err = -errno;
+  if (close(fd) != 0 && err == 0)
+    err = -errno;
+  if (err == 0 && rename(tmp, path) != 0)
+    err = -errno;
+  if (err != 0) {
+    unlink(tmp);
+    return err;
+  }
+  return fsync_dir(path);
+}
+
+int sp_sha256_hex(const void *buf, size_t len, char out[65]) {
+  unsigned char md[32];
+  unsigned int mdlen = 0;
+  if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+    return SMAUG_ENOMEM;
+  for (int i = 0; i < 32; i++)
+    snprintf(out + 2 * i, 3, "%02x", md[i]);
+  return 0;
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void sp_names_free(char **names) {
+  if (names == NULL)
+    return;
+  for (char **p = names; *p != NULL; p++)
+    free(*p);
+  free(names);
+}
+
+int sp_list_ids(const char *dir, const char *ext, char ***names, size_t *n) {
+  size_t cnt = 0, cap = 8, el = strlen(ext);
+  char **v = calloc(cap + 1, sizeof(*v));
+  if (v == NULL)
+    return SMAUG_ENOMEM;
+  DIR *d = opendir(dir);
+  if (d == NULL) {
+    if (errno == ENOENT)
+      goto done;
+    int err = -errno;
+    free(v);
+    return err;
+  }
+  struct dirent *e;
+  int err = 0;
+  while (err == 0 && (e = readdir(d)) != NULL) {
+    size_t nl = strlen(e->d_name);
+    if (nl <= el || strcmp(e->d_name + nl - el, ext) != 0)
+      continue;
+    if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
+      continue;
+    char *id = strndup(e->d_name, nl - el);
+    if (id == NULL) {
+      err = SMAUG_ENOMEM;
+      break;
+    }
+    if (sp_check_id(id) != 0) {
+      free(id);
+      continue;
+    }
+    if (cnt == cap) {
+      char **nv = realloc(v, (cap * 2 + 1) * sizeof(*v));
+      if (nv == NULL) {
+        free(id);
+        err = SMAUG_ENOMEM;
+        break;
+      }
+      v = nv;
+      cap *= 2;
+    }
+    v[cnt++] = id;
+    v[cnt] = NULL;
+  }
+  closedir(d);
+  if (err != 0) {
+    sp_names_free(v);
+    return err;
+  }
+  qsort(v, cnt, sizeof(*v), cmp_names);
+done:
+  v[cnt] = NULL;
+  *names = v;
+  if (n != NULL)
+    *n = cnt;
+  return 0;
+}
+
+int sp_fs_err(int err) {
+  switch (err) {
+  case SMAUG_ENOENT:
+  case SMAUG_ENOSPC:
+  case SMAUG_EACCES:
+  case SMAUG_EPERM:
+  case SMAUG_ENOMEM:
+  case SMAUG_EINVAL:
+  case SMAUG_ECANCELED:
+    return err;
+  case -EDQUOT:
+    return SMAUG_ENOSPC;
+  default:
+    return SMAUG_EIO;
+  }
+}
+
+void sp_msg(char *buf, size_t len, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, len, fmt, ap);
+  va_end(ap);
+}

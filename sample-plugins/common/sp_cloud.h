@@ -1,0 +1,111 @@
+/*
+ * sp_cloud.h - what the four C sample plugins share about the sample cloud:
+ * the command-line options they add to the SDK's, the checks on a request
+ * (resource id, extra["project"], the cloud directory), the paths of a
+ * resource and of its restored copy, the restored-id rule and small file
+ * helpers (read, atomic write, SHA-256, directory listing).
+ *
+ * The layout is described in docs/sample-cloud.md:
+ *   <cloud>/projects/<project>/{project.json, servers/, volumes/, images/,
+ *                               networks/}
+ * Everything here may be called from any thread unless it takes a
+ * smaug_activity_t, in which case the rules of smaug/activity.h apply.
+ */
+#ifndef SP_CLOUD_H
+#define SP_CLOUD_H
+
+#include <limits.h>
+#include <smaug/plugin.h>
+#include <stddef.h>
+
+/* Options every sample plugin adds to the SDK's. */
+typedef struct {
+  const char *cloud;    /* --cloud DIR / SMAUG_CLOUD; NULL when unset */
+  const char *work_dir; /* --work-dir DIR / SMAUG_WORK_DIR; default TMPDIR */
+} sp_opts_t;
+
+/* Takes --cloud DIR (or --cloud=DIR) and --work-dir DIR out of argv,
+ * shifting the rest down and lowering *argc, so that the remaining
+ * arguments can go to smaug_plugin_main(). Falls back to SMAUG_CLOUD and
+ * SMAUG_WORK_DIR. The strings point into argv or the environment. Also
+ * raises the libuv thread pool to 8 threads unless UV_THREADPOOL_SIZE is
+ * set, so that long copies do not starve the SDK's polls. Returns 0 or
+ * SMAUG_EINVAL (an option without its value; a message is printed).
+ * Main thread, before smaug_plugin_main(). */
+int sp_opts_parse(int *argc, char **argv, sp_opts_t *opts);
+
+/* 0 if `id` matches [A-Za-z0-9][A-Za-z0-9._-]{0,127}, else SMAUG_EINVAL. */
+int sp_check_id(const char *id);
+
+/* Writes "<id>-r<first 8 hex digits of op_id>" (hex digits taken in order,
+ * lower-cased) to `buf`. Returns 0, or SMAUG_EINVAL when op_id has fewer
+ * than 8 hex digits or the result is not a valid id or does not fit. */
+int sp_restored_id(const char *id, const char *op_id, char *buf, size_t len);
+
+/* A checked activity request with the paths the work needs. */
+typedef struct {
+  const char *id;          /* resource id (owned by the activity) */
+  const char *project;     /* extra["project"] ("" for delete) */
+  char dir[PATH_MAX];      /* <cloud>/projects/<project>/<kind> */
+  char path[PATH_MAX];     /* dir/<id><ext> */
+  char new_id[160];        /* restore: the restored id */
+  char new_path[PATH_MAX]; /* restore: dir/<new_id><ext> */
+  char found[130];         /* the project, when it was looked up */
+} sp_req_t;
+
+/* Checks `act` and fills `r`: the resource id must be valid; for protect
+ * and restore extra["project"] must be a valid id (the project resource
+ * itself may leave it out; without it the one project of the cloud that
+ * holds the resource is used) and a cloud directory must be configured;
+ * restore also needs a restored id; every operation needs a file:// bank_uri
+ * and a bank_section. `kind` is the cloud folder
+ * ("volumes", ...; "" for the project folder itself) and `ext` the file
+ * extension (".raw", ...). On failure it fails `act` with a message naming
+ * the field (INVALID_ARGUMENT, or FAILED_PRECONDITION without a cloud) and
+ * returns the error; on success returns 0. Loop thread. */
+int sp_req_init(sp_req_t *r, smaug_activity_t *act, const sp_opts_t *opts,
+                const char *kind, const char *ext);
+
+/* Builds <cloud>/projects/<project>/<kind>/<id><ext> (kind "" leaves the
+ * folder level out). Returns 0 or SMAUG_EINVAL when it does not fit. */
+int sp_cloud_path(const sp_opts_t *opts, const char *project, const char *kind,
+                  const char *id, const char *ext, char *buf, size_t len);
+
+/* Reads a whole file of at most `max` bytes into a new NUL-terminated
+ * buffer (*buf, released with free(); *len without the NUL), written only
+ * on success. Returns 0, SMAUG_EINVAL (larger than max) or -errno. */
+int sp_read_file(const char *path, size_t max, char **buf, size_t *len);
+
+/* Creates the folder that holds `path`, and its parents. Returns 0 or
+ * -errno. */
+int sp_mkdir_parent(const char *path);
+
+/* Writes `len` bytes to `path` so that readers see the old file or the
+ * whole new one: temporary file in the same folder, fsync, rename, fsync
+ * of the folder. Creates the folder if needed. Returns 0 or -errno. */
+int sp_write_atomic(const char *path, const void *buf, size_t len);
+
+/* Lowercase hex SHA-256 of `len` bytes into out[65]. Returns 0 or
+ * SMAUG_ENOMEM. */
+int sp_sha256_hex(const void *buf, size_t len, char out[65]);
+
+/* Sorted names of the regular files in `dir` that end in `ext`, with the
+ * extension removed and only valid ids kept, as a NULL-terminated array
+ * released with sp_names_free(). A missing folder lists as empty. Returns
+ * 0, SMAUG_ENOMEM or -errno. */
+int sp_list_ids(const char *dir, const char *ext, char ***names, size_t *n);
+
+/* NULL is a no-op. */
+void sp_names_free(char **names);
+
+/* snprintf for messages, where truncation is acceptable. */
+void sp_msg(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Maps an errno-style code from the file system to the SDK code an
+ * activity should fail with (ENOENT stays NOT_FOUND, ENOSPC stays
+ * RESOURCE_EXHAUSTED, EACCES stays PERMISSION_DENIED, the rest become
+ * SMAUG_EIO). */
+int sp_fs_err(int err);
+
+#endif

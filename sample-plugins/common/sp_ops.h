@@ -1,0 +1,42 @@
+/*
+ * sp_ops.h - activity steps that several sample plugins share: the delete
+ * Sync of every type (remove the section's manifests, then collect the
+ * chunks no checkpoint references), and saving a small descriptor file
+ * (project.json, a server's JSON) into the resource's section.
+ */
+#ifndef SP_OPS_H
+#define SP_OPS_H
+
+#include "sp_cloud.h"
+#include "sp_store.h"
+
+#include <smaug/plugin.h>
+
+/* Largest descriptor the samples accept. */
+#define SP_MAX_DESCRIPTOR (1u << 20)
+
+/* The delete Sync of every sample type; `data` is the plugin's sp_opts_t.
+ * Removes the resource's section from the bank in a job, then runs the
+ * bank's GC unless the parameter gc is "false" or "0". Metadata:
+ * freed_bytes. Usable directly as smaug_type_def_t.remove.sync. */
+void sp_delete_sync(smaug_activity_t *act, void *data);
+
+/* Starts a job that reads the file at `path` (at most SP_MAX_DESCRIPTOR
+ * bytes, a JSON object whose "id" is `id` when `id` is not NULL) and
+ * stores it as `object` of the activity's section. The job adds metadata
+ * sha256, bytes and manifest_sha256 to the resource's Sync result, and
+ * fails NOT_FOUND naming the path when the file is missing. Returns 0 or
+ * the errors of smaug_job_start (the job then never runs). `path`, `id`
+ * and `object` are copied. Loop thread. */
+int sp_save_small_start(smaug_activity_t *act, const char *path, const char *id,
+                        const char *object);
+
+/* Writes the receipt of a stored object: "<object>.json" in the section's
+ * own folder of the bank (<bank>/<section>/), with the object's name,
+ * size, chunk count and manifest digest, so that a reader sees what a
+ * checkpoint holds without knowing the chunk store's layout. From a job's
+ * work function. Returns 0 or a SMAUG_E* code. */
+int sp_receipt_put(smaug_activity_t *act, const char *object,
+                   const sp_put_info_t *info);
+
+#endif

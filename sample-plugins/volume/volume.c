@@ -1,0 +1,345 @@
+/*
+ * smaug-plugin-volume - the protection plugin for smaug.volume, the raw
+ * (possibly sparse) volume files of the sample cloud.
+ *
+ * A volume copy is heavy, so it follows the "high resource demand" pattern
+ * of the design: protect's Parallel enqueues the copy on the bounded queue
+ * "copy" (limit 2; --queue copy=N or SMAUG_QUEUE_COPY) and returns at
+ * once; Sync waits for it, sending heartbeats with the bytes copied. The
+ * copy goes through the bank's chunk store as object "data" of the
+ * resource's section, so holes and zero blocks cost nothing and unchanged
+ * chunks are stored once. Restore's Sync writes the volume back under the
+ * restored id (every chunk verified, temp file then rename), through the
+ * same queue. Delete removes the section and collects unused chunks.
+ */
+#include "sp_cloud.h"
+#include "sp_ops.h"
+#include "sp_store.h"
+#include "sp_task.h"
+#include "sp_wait.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <smaug/plugin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TYPE   "smaug.volume"
+#define OBJECT "data"
+#define QUEUE  "copy"
+
+static sp_opts_t opts;
+
+/* One copy into or out of the bank, run as a queued job. */
+typedef struct {
+  sp_task_t *task;
+  smaug_job_t *job;
+  smaug_op_t op;
+  char path[PATH_MAX]; /* protect: the volume; restore: the destination */
+} copy_t;
+
+/* A Sync waiting for a copy. */
+typedef struct {
+  sp_task_t *task;
+  char new_id[160];
+} waiter_t;
+
+static const char schema[] =
+    "{\n"
+    "  \"$schema\": \"https://json-schema.org/draft/2020-12/schema\",\n"
+    "  \"title\": \"smaug.volume parameters\",\n"
+    "  \"type\": \"object\",\n"
+    "  \"properties\": {\n"
+    "    \"timeout_ms\": {\"type\": \"integer\", \"minimum\": 1,\n"
+    "      \"description\": \"How long Sync waits for the copy. Default "
+    "3600000.\"},\n"
+    "    \"gc\": {\"type\": \"string\", \"enum\": [\"true\", \"false\"],\n"
+    "      \"description\": \"Delete only: collect unused chunks. Default "
+    "true.\"}\n"
+    "  }\n"
+    "}\n";
+
+static void on_bank_progress(void *data, uint64_t done, uint64_t total) {
+  copy_t *c = data;
+  sp_task_progress(c->task, done, total);
+  if (smaug_job_is_cancelled(c->job))
+    sp_task_cancel(c->task);
+}
+
+static int set_num(smaug_job_t *job, const char *key, uint64_t v) {
+  char num[32];
+  snprintf(num, sizeof(num), "%" PRIu64, v);
+  return smaug_job_set_metadata(job, key, num);
+}
+
+static int protect_copy(smaug_job_t *job, copy_t *c, const sp_io_t *io,
+                        char *msg, size_t msglen) {
+  smaug_activity_t *act = smaug_job_activity(job);
+  sp_put_info_t info;
+  int err = sp_store_put_file(smaug_activity_bank_uri(act),
+                              smaug_activity_bank_section(act), OBJECT, c->path,
+                              io, &info, msg, msglen);
+  if (err != 0)
+    return err;
+  if ((err = sp_receipt_put(act, OBJECT, &info)) != 0) {
+    sp_msg(msg, msglen, "writing the receipt of %s: %s", OBJECT,
+           smaug_strerror(err));
+    return err;
+  }
+  if ((err = set_num(job, "size", info.size)) != 0 ||
+      (err = set_num(job, "chunks", info.chunks)) != 0 ||
+      (err = set_num(job, "new_chunks", info.new_chunks)) != 0 ||
+      (err = set_num(job, "stored_bytes", info.new_bytes)) != 0 ||
+      (err = set_num(job, "zero_bytes", info.zero_bytes)) != 0)
+    return err;
+  return smaug_job_set_metadata(job, "manifest_sha256", info.manifest_sha256);
+}
+
+static int restore_copy(smaug_job_t *job, copy_t *c, const sp_io_t *io,
+                        char *msg, size_t msglen) {
+  smaug_activity_t *act = smaug_job_activity(job);
+  int err = sp_mkdir_parent(c->path);
+  if (err != 0) {
+    sp_msg(msg, msglen, "%s: %s", c->path, smaug_strerror(err));
+    return err;
+  }
+  uint64_t size = 0;
+  err = sp_store_get_file(smaug_activity_bank_uri(act),
+                          smaug_activity_bank_section(act), OBJECT, c->path,
+                          smaug_activity_saved(act, "manifest_sha256"), io,
+                          &size, msg, msglen);
+  if (err != 0)
+    return err;
+  const char *want = smaug_activity_saved(act, "size");
+  char got[32];
+  snprintf(got, sizeof(got), "%" PRIu64, size);
+  if (want != NULL && strcmp(want, got) != 0) {
+    sp_msg(msg, msglen, "restored %s has %s bytes, the checkpoint recorded %s",
+           c->path, got, want);
+    return SMAUG_EIO;
+  }
+  return set_num(job, "size", size);
+}
+
+static int copy_work(smaug_job_t *job, void *data) {
+  copy_t *c = data;
+  c->job = job;
+  char msg[256] = "";
+  int err = SMAUG_ECANCELED;
+  sp_io_t io = {.progress = on_bank_progress,
+                .data = c,
+                .cancel = sp_task_cancel_flag(c->task)};
+  if (!smaug_job_is_cancelled(job))
+    err = c->op == SMAUG_OP_PROTECT
+              ? protect_copy(job, c, &io, msg, sizeof(msg))
+              : restore_copy(job, c, &io, msg, sizeof(msg));
+  if (err != 0) {
+    err = sp_fs_err(err);
+    if (msg[0] == '\0')
+      snprintf(msg, sizeof(msg), "%s", smaug_strerror(err));
+    smaug_job_set_message(job, "%s", msg);
+  }
+  sp_task_finish(c->task, err, msg);
+  return err;
+}
+
+static void copy_done(smaug_job_t *job, int status, void *data) {
+  copy_t *c = data;
+  if (status != 0) /* also when the job never ran (cancelled in the queue) */
+    sp_task_finish(c->task, status, smaug_job_message(job));
+  sp_task_unref(c->task);
+  free(c);
+}
+
+/* Enqueues a copy of `path` for `act`; `*out` gets a task reference. */
+static int copy_start(smaug_activity_t *act, const char *path,
+                      sp_task_t **out) {
+  copy_t *c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return SMAUG_ENOMEM;
+  int err = sp_task_new(&c->task);
+  if (err != 0) {
+    free(c);
+    return err;
+  }
+  c->op = smaug_activity_op(act);
+  snprintf(c->path, sizeof(c->path), "%s", path);
+  sp_task_t *t = c->task;
+  sp_task_ref(t);
+  if ((err = smaug_job_enqueue(act, QUEUE, copy_work, copy_done, c)) != 0) {
+    sp_task_unref(t);
+    sp_task_unref(c->task);
+    free(c);
+    return err;
+  }
+  *out = t;
+  return 0;
+}
+
+static uint64_t timeout_ms(const smaug_activity_t *act) {
+  const char *v = smaug_activity_param(act, "timeout_ms");
+  char *end;
+  unsigned long long n = v != NULL ? strtoull(v, &end, 10) : 0;
+  return v != NULL && *end == '\0' && n > 0 ? n : 3600000;
+}
+
+static int task_status(smaug_job_t *job, void *data) {
+  waiter_t *w = data;
+  char msg[256];
+  int st = sp_task_state(w->task, msg, sizeof(msg));
+  if (st < 0)
+    smaug_job_set_message(job, "%s", msg);
+  return st;
+}
+
+static void task_beat(smaug_activity_t *act, void *data) {
+  waiter_t *w = data;
+  uint64_t done, total;
+  sp_task_get_progress(w->task, &done, &total);
+  smaug_activity_progress(act, done, total, "bytes", "copying");
+}
+
+static void task_done(smaug_activity_t *act, int status, const char *msg,
+                      void *data) {
+  waiter_t *w = data;
+  uint64_t done, total;
+  sp_task_get_progress(w->task, &done, &total);
+  sp_task_unref(w->task);
+  if (status != 0) {
+    smaug_activity_fail(act, status, "%s",
+                        msg[0] ? msg : smaug_strerror(status));
+  } else {
+    smaug_activity_progress(act, total, total, "bytes", "copied");
+    int err = w->new_id[0] ? smaug_activity_set_restored_id(act, w->new_id) : 0;
+    if (err != 0)
+      smaug_activity_fail(act, err, "out of memory");
+    else
+      smaug_activity_complete(act, w->new_id[0] ? "restored" : "stored");
+  }
+  free(w);
+}
+
+/* Sync: waits for `t` (the caller's reference moves to the waiter). */
+static void await(smaug_activity_t *act, sp_task_t *t, const char *new_id) {
+  waiter_t *w = calloc(1, sizeof(*w));
+  if (w == NULL) {
+    sp_task_unref(t);
+    smaug_activity_fail(act, SMAUG_ENOMEM, "out of memory");
+    return;
+  }
+  w->task = t;
+  snprintf(w->new_id, sizeof(w->new_id), "%s", new_id != NULL ? new_id : "");
+  sp_wait_opts_t wo = {.interval_ms = 100, .timeout_ms = timeout_ms(act)};
+  int err = sp_wait_start(act, &wo, task_status, task_beat, task_done, w);
+  if (err != 0) {
+    sp_task_unref(t);
+    free(w);
+    smaug_activity_fail(act, err, "cannot wait for the copy: %s",
+                        smaug_strerror(err));
+  }
+}
+
+static int check_source(smaug_activity_t *act, const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    int err = sp_fs_err(-errno);
+    smaug_activity_fail(act, err, "volume %s: %s", path, strerror(errno));
+    return err;
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    smaug_activity_fail(act, SMAUG_EBUSY, "volume %s is not a file", path);
+    return SMAUG_EBUSY;
+  }
+  smaug_activity_progress(act, 0, (uint64_t)st.st_size, "bytes", "queued");
+  return 0;
+}
+
+static void protect_parallel(smaug_activity_t *act, void *data) {
+  sp_req_t r;
+  char key[1024];
+  sp_task_t *t = NULL;
+  if (sp_req_init(&r, act, data, "volumes", ".raw") != 0 ||
+      check_source(act, r.path) != 0)
+    return;
+  int err = sp_task_key(act, key, sizeof(key));
+  if (err == 0)
+    err = copy_start(act, r.path, &t);
+  if (err == 0) {
+    err = sp_task_register(key, t);
+    sp_task_unref(t);
+  }
+  if (err != 0) {
+    smaug_activity_fail(act, err, "cannot queue the copy of %s: %s", r.path,
+                        smaug_strerror(err));
+    return;
+  }
+  smaug_activity_complete(act, "copy queued");
+}
+
+static void protect_sync(smaug_activity_t *act, void *data) {
+  sp_req_t r;
+  char key[1024];
+  if (sp_req_init(&r, act, data, "volumes", ".raw") != 0)
+    return;
+  sp_task_t *t = NULL;
+  if (sp_task_key(act, key, sizeof(key)) == 0)
+    t = sp_task_take(key);
+  if (t == NULL) {
+    /* Parallel ran in an earlier process (or its key was forgotten after a
+     * cancel): copy again; chunks already stored are not written twice. */
+    if (check_source(act, r.path) != 0)
+      return;
+    int err = copy_start(act, r.path, &t);
+    if (err != 0) {
+      smaug_activity_fail(act, err, "cannot queue the copy of %s: %s", r.path,
+                          smaug_strerror(err));
+      return;
+    }
+  }
+  await(act, t, NULL);
+}
+
+static void restore_sync(smaug_activity_t *act, void *data) {
+  sp_req_t r;
+  if (sp_req_init(&r, act, data, "volumes", ".raw") != 0)
+    return;
+  sp_task_t *t = NULL;
+  int err = copy_start(act, r.new_path, &t);
+  if (err != 0) {
+    smaug_activity_fail(act, err, "cannot queue the restore of %s: %s",
+                        r.new_path, smaug_strerror(err));
+    return;
+  }
+  await(act, t, r.new_id);
+}
+
+static const smaug_type_def_t types[] = {{
+    .size = sizeof(smaug_type_def_t),
+    .type = TYPE,
+    .protect = {.parallel = protect_parallel, .sync = protect_sync},
+    .restore = {.sync = restore_sync},
+    .remove = {.sync = sp_delete_sync},
+    .options_schema = schema,
+    .restore_schema = schema,
+    .data = &opts,
+}};
+
+static const smaug_queue_def_t queues[] = {{.name = QUEUE, .limit = 2}};
+
+static const smaug_plugin_def_t def = {
+    .size = sizeof(def),
+    .name = "smaug-plugin-volume",
+    .version = "0.1.0",
+    .types = types,
+    .n_types = 1,
+    .queues = queues,
+    .n_queues = 1,
+};
+
+int main(int argc, char **argv) {
+  if (sp_opts_parse(&argc, argv, &opts) != 0)
+    return 2;
+  return smaug_plugin_main(argc, argv, &def);
+}
