@@ -91,7 +91,7 @@ int cli_cmd_checkpoint_verify(cli_ctx_t *ctx) {
   bank_err_t err = {0};
   verify_state_t st = {ctx, ctx->json ? json_array() : NULL};
   bank_verify_report_t rep = {0};
-  int vrc = bank_open(uri, &bank, &err);
+  int vrc = bank_open_ex(uri, BANK_OPEN_EXISTING, &bank, &err);
   if (vrc == 0)
     vrc = bank_verify(bank, section, NULL, on_problem, &st, &rep, &err);
   if (vrc != 0 && vrc != BANK_ECORRUPT) {
