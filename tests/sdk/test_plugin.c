@@ -1,0 +1,199 @@
+/*
+ * test_plugin.c - the plugin process (plugin-sdk/src/plugin.c), run as a
+ * real child process: the listening line, unix sockets, a bad command
+ * line, a graceful SIGTERM with work in flight, and exit with the parent.
+ */
+#include "chk_client.h"
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+typedef struct {
+  pid_t pid;
+  int fd; /* the plugin's stderr */
+  char log[65536];
+  size_t len;
+} proc_t;
+
+static void spawn_plugin(proc_t *p, const char *const *args) {
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  char *argv[16] = {HOLD_PLUGIN};
+  int n = 1;
+  for (; args[n - 1] != NULL && n < 15; n++)
+    argv[n] = (char *)args[n - 1];
+  argv[n] = NULL;
+  memset(p, 0, sizeof(*p));
+  cr_assert_eq(posix_spawn(&p->pid, HOLD_PLUGIN, &fa, NULL, argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  p->fd = fds[0];
+}
+
+/* Reads the log until `needle` shows up (1) or the stream ends (0). */
+static int read_until(proc_t *p, const char *needle) {
+  for (;;) {
+    if (strstr(p->log, needle) != NULL)
+      return 1;
+    struct pollfd pfd = {p->fd, POLLIN, 0};
+    if (poll(&pfd, 1, 20000) <= 0)
+      return 0;
+    ssize_t r = read(p->fd, p->log + p->len, sizeof(p->log) - 1 - p->len);
+    if (r <= 0)
+      return 0;
+    p->len += (size_t)r;
+    p->log[p->len] = '\0';
+  }
+}
+
+/* The address from "msg=listening addr=...". */
+static void listen_addr(proc_t *p, char *out, size_t n) {
+  cr_assert(read_until(p, "msg=listening addr="), "%s", p->log);
+  const char *a = strstr(p->log, "msg=listening addr=") + 19;
+  while (strchr(a, ' ') == NULL && !read_until(p, " "))
+    ;
+  size_t l = strcspn(a, " \n");
+  cr_assert_lt(l, n);
+  memcpy(out, a, l);
+  out[l] = '\0';
+}
+
+static int wait_exit(proc_t *p) {
+  int st;
+  cr_assert_eq(waitpid(p->pid, &st, 0), p->pid);
+  read_until(p, "\x01"); /* drain to EOF */
+  close(p->fd);
+  cr_assert(WIFEXITED(st), "killed by signal %d", WTERMSIG(st));
+  return WEXITSTATUS(st);
+}
+
+Test(plugin, sigterm_with_work_in_flight_exits_cleanly, .timeout = 30) {
+  proc_t p;
+  const char *args[] = {"--grace-ms", "300", NULL};
+  spawn_plugin(&p, args);
+  char addr[128];
+  listen_addr(&p, addr, sizeof(addr));
+  chk_t c;
+  cr_assert_eq(chk_open(&c, addr), 0);
+  chk_req_t r = {.op_id = "op1",
+                 .op_kind = 1,
+                 .type = "t.hold",
+                 .id = "r1",
+                 .key = "op1/p"};
+  chk_act_t par, sync;
+  cr_assert_eq(chk_act_run(&c, &r, 10000, &par), 0);
+  cr_assert_eq(par.code, GRPC_STATUS_OK, "%s", par.message);
+  r.sync = 1;
+  r.key = "op1/s";
+  cr_assert_eq(chk_act_start(&c, &r, 20000, &sync), 0);
+  /* Sync waits for the job, which only a cancel ends; whether the signal
+   * arrives before or after the Sync call, the call must fail and the job
+   * must be cancelled by the shutdown. */
+  cr_assert_eq(kill(p.pid, SIGTERM), 0);
+  chk_wait(&c, &sync.done);
+  cr_assert_neq(sync.code, GRPC_STATUS_OK);
+  chk_act_clear(&par);
+  chk_act_clear(&sync);
+  chk_close(&c);
+  cr_assert_eq(wait_exit(&p), 0, "%s", p.log);
+  cr_assert(strstr(p.log, "job ended cancelled=1") != NULL, "%s", p.log);
+  cr_assert(strstr(p.log, "msg=stopped") != NULL, "%s", p.log);
+}
+
+Test(plugin, sigterm_when_idle_exits_zero, .timeout = 30) {
+  proc_t p;
+  const char *args[] = {NULL};
+  spawn_plugin(&p, args);
+  char addr[128];
+  listen_addr(&p, addr, sizeof(addr));
+  cr_assert(strncmp(addr, "127.0.0.1:", 10) == 0);
+  cr_assert_gt(atoi(addr + 10), 0, "the bound port is logged");
+  cr_assert_eq(kill(p.pid, SIGTERM), 0);
+  cr_assert_eq(wait_exit(&p), 0);
+}
+
+Test(plugin, listens_on_a_unix_socket_from_the_environment, .timeout = 30) {
+  char dir[] = "/tmp/smaug-sdk-sock-XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  char env[128];
+  snprintf(env, sizeof(env), "unix:%s/p.sock", dir);
+  setenv("SMAUG_PLUGIN_LISTEN", env, 1);
+  proc_t p;
+  const char *args[] = {NULL};
+  spawn_plugin(&p, args);
+  unsetenv("SMAUG_PLUGIN_LISTEN");
+  char addr[128];
+  listen_addr(&p, addr, sizeof(addr));
+  cr_assert_str_eq(addr, env);
+  chk_t c;
+  cr_assert_eq(chk_open(&c, addr), 0);
+  Smaug__V1__GetPluginInfoResponse *info;
+  grpc_status_code code;
+  cr_assert_eq(chk_info(&c, &info, &code, 5000), 0);
+  cr_assert_eq(code, GRPC_STATUS_OK);
+  cr_assert_str_eq(info->name, "hold");
+  smaug__v1__get_plugin_info_response__free_unpacked(info, NULL);
+  chk_close(&c);
+  kill(p.pid, SIGTERM);
+  cr_assert_eq(wait_exit(&p), 0);
+  char sock[160];
+  snprintf(sock, sizeof(sock), "%s/p.sock", dir);
+  unlink(sock);
+  rmdir(dir);
+}
+
+Test(plugin, a_bad_command_line_exits_2, .timeout = 30) {
+  proc_t p;
+  const char *args[] = {"--no-such-option", "x", NULL};
+  spawn_plugin(&p, args);
+  cr_assert_eq(wait_exit(&p), 2);
+  cr_assert(strstr(p.log, "unknown option") != NULL, "%s", p.log);
+}
+
+Test(plugin, exits_when_its_parent_dies, .timeout = 30) {
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  pid_t mid = fork();
+  cr_assert_geq(mid, 0);
+  if (mid == 0) {
+    /* The plugin's parent: wait until it serves, then die. */
+    close(fds[0]);
+    proc_t p;
+    const char *args[] = {"--exit-with-parent", NULL};
+    spawn_plugin(&p, args);
+    if (!read_until(&p, "msg=listening"))
+      _exit(1);
+    dprintf(fds[1], "%d\n", (int)p.pid);
+    _exit(0);
+  }
+  close(fds[1]);
+  char buf[32] = {0};
+  cr_assert_gt(read(fds[0], buf, sizeof(buf) - 1), 0);
+  close(fds[0]);
+  pid_t plugin = (pid_t)atoi(buf);
+  int st;
+  cr_assert_eq(waitpid(mid, &st, 0), mid);
+  cr_assert_eq(WEXITSTATUS(st), 0);
+  /* The plugin is not our child: wait for it to disappear. */
+  int gone = 0;
+  for (int i = 0; i < 1000 && !gone; i++) {
+    gone = kill(plugin, 0) != 0;
+    if (!gone)
+      usleep(10000);
+  }
+  cr_assert(gone, "the plugin outlived its parent");
+}
