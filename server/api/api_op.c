@@ -85,7 +85,9 @@ struct api_ops_s {
   int running; /* BUILDING or RUNNING */
   op_t *live;
   op_t *qhead, *qtail;
-  op_t *dead; /* finished, freed on the next flush */
+  op_t *dead;        /* finished, freed on the next flush */
+  watcher_t *parked; /* watchers of operations not yet recovered */
+  int recovered;
   uv_timer_t flush_timer;
   int flush_armed;
 };
@@ -705,9 +707,9 @@ void api_ops_watch(api_ops_t *ops, rt_call_t *call,
     rt_call_finish(call, GRPC_STATUS_OK, NULL, NULL);
     return;
   }
-  if (op == NULL) {
-    rt_call_fail(call, GRPC_STATUS_UNAVAILABLE,
-                 "operation %s is waiting for recovery; retry",
+  if (op == NULL && ops->recovered) {
+    rt_call_fail(call, GRPC_STATUS_INTERNAL,
+                 "operation %s is running in the store but not here",
                  req->operation_id);
     return;
   }
@@ -719,9 +721,11 @@ void api_ops_watch(api_ops_t *ops, rt_call_t *call,
   w->call = call;
   w->last = last;
   w->ops = ops;
-  snprintf(w->op_id, sizeof(w->op_id), "%s", op->id);
-  w->next = op->watchers;
-  op->watchers = w;
+  snprintf(w->op_id, sizeof(w->op_id), "%s", req->operation_id);
+  /* Before recovery the operation is parked until it is rebuilt. */
+  watcher_t **list = op ? &op->watchers : &ops->parked;
+  w->next = *list;
+  *list = w;
   rt_call_on_cancel(call, watch_cancelled, w);
 }
 
@@ -1375,6 +1379,16 @@ void api_ops_recover(api_ops_t *ops) {
     op->next = ops->live;
     ops->live = op;
     op->state = OP_QUEUED;
+    for (watcher_t **pp = &ops->parked; *pp;) {
+      watcher_t *w = *pp;
+      if (strcmp(w->op_id, op->id) == 0) {
+        *pp = w->next;
+        w->next = op->watchers;
+        op->watchers = w;
+      } else {
+        pp = &w->next;
+      }
+    }
     if (rc) {
       char reason[REASON_MAX];
       snprintf(reason, sizeof(reason), "cannot resume after restart: %s", msg);
@@ -1389,6 +1403,14 @@ void api_ops_recover(api_ops_t *ops) {
     enqueue(op);
   }
   store_ops_free(sops, n);
+  ops->recovered = 1;
+  for (watcher_t *w = ops->parked, *nx; w; w = nx) {
+    nx = w->next;
+    rt_call_finish(w->call, GRPC_STATUS_INTERNAL, "operation was not recovered",
+                   NULL);
+    free(w);
+  }
+  ops->parked = NULL;
   api_ops_flush(ops);
 }
 
@@ -1427,6 +1449,13 @@ void api_ops_close(api_ops_t *ops) {
   }
   for (op_t *op = ops->dead; op; op = op->next)
     watcher_finish_all(op, GRPC_STATUS_UNAVAILABLE, "smaugd is stopping");
+  for (watcher_t *w = ops->parked, *nx; w; w = nx) {
+    nx = w->next;
+    rt_call_finish(w->call, GRPC_STATUS_UNAVAILABLE, "smaugd is stopping",
+                   NULL);
+    free(w);
+  }
+  ops->parked = NULL;
 }
 
 void api_ops_free(api_ops_t *ops) {

@@ -93,8 +93,8 @@ void reg_close(reg_t *reg) {
 static void plugin_free(reg_plugin_t *p) {
   if (p->info) {
     for (size_t i = 0; i < p->info->n_types; i++) {
-      reg_schema_free(p->options[i]);
-      reg_schema_free(p->restore[i]);
+      reg_schema_free(p->options ? p->options[i] : NULL);
+      reg_schema_free(p->restore ? p->restore[i] : NULL);
     }
     protobuf_c_message_free_unpacked(&p->info->base, NULL);
   }

@@ -200,12 +200,13 @@ static void on_done(rt_client_call_t *call, grpc_status_code code,
   snprintf(w->msg, sizeof(w->msg), "%s", message ? message : "");
 }
 
-int client_call(client_t *c, size_t index, const ProtobufCMessage *req,
-                ProtobufCMessage ***resps, size_t *n, char *msg, size_t len) {
+static int call_timed(client_t *c, size_t index, const ProtobufCMessage *req,
+                      ProtobufCMessage ***resps, size_t *n, char *msg,
+                      size_t len, int64_t timeout_ms) {
   wait_t w = {0};
   const rt_method_t *m = &smaug_v1_orchestrator_methods[index];
   w.out = m->output;
-  rt_call_opts_t o = {.timeout_ms = 120000, .max_message_bytes = 64 << 20};
+  rt_call_opts_t o = {.timeout_ms = timeout_ms, .max_message_bytes = 64 << 20};
   if (rt_client_call_start(c->ch, m, req, &o, on_msg, on_done, &w, NULL))
     return -1;
   while (!w.done)
@@ -219,6 +220,21 @@ int client_call(client_t *c, size_t index, const ProtobufCMessage *req,
     resps_free(w.resps, w.n);
   }
   return w.code;
+}
+
+int client_call(client_t *c, size_t index, const ProtobufCMessage *req,
+                ProtobufCMessage ***resps, size_t *n, char *msg, size_t len) {
+  return call_timed(c, index, req, resps, n, msg, len, 120000);
+}
+
+int client_watch_for(client_t *c, const char *op_id, uint64_t after, int ms,
+                     Smaug__V1__WatchOperationResponse ***evs, size_t *n) {
+  Smaug__V1__WatchOperationRequest req =
+      SMAUG__V1__WATCH_OPERATION_REQUEST__INIT;
+  req.operation_id = (char *)op_id;
+  req.after_sequence = after;
+  return call_timed(c, SMAUG_V1_ORCHESTRATOR_WATCH_OPERATION, &req.base,
+                    (ProtobufCMessage ***)evs, n, NULL, 0, ms);
 }
 
 void resps_free(ProtobufCMessage **r, size_t n) {

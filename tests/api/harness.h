@@ -64,6 +64,11 @@ ProtobufCMessage *client_unary(client_t *c, size_t index,
 int client_watch(client_t *c, const char *op_id, uint64_t after,
                  Smaug__V1__WatchOperationResponse ***evs, size_t *n);
 
+/* Like client_watch but gives up after `ms` (the status is then
+ * DEADLINE_EXCEEDED and *evs holds what arrived). */
+int client_watch_for(client_t *c, const char *op_id, uint64_t after, int ms,
+                     Smaug__V1__WatchOperationResponse ***evs, size_t *n);
+
 /* Watches until the end; returns the final status name (static copy) or
  * "" when the stream ended without one. */
 const char *client_wait(client_t *c, const char *op_id);

@@ -1,0 +1,514 @@
+/*
+ * test_faults.c - integration suite for smaugd under faults: failing and
+ * dying plugins, SIGKILL of smaugd mid-protect and resume, the plugin
+ * registry's refusals, unix sockets, the operation limit and cancel.
+ * Ordering is checked on recorded event streams and plugin call traces.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define M(name) SMAUG_V1_ORCHESTRATOR_##name
+#define EV(k)   SMAUG__V1__EVENT_KIND__EVENT_KIND_##k
+
+static char dir[256];
+static proc_t smaugd, plug, plug2;
+static client_t *cl;
+
+static void setup(void) {
+  tmpdir_make(dir, sizeof(dir));
+}
+
+static void teardown(void) {
+  client_free(cl);
+  cl = NULL;
+  proc_stop(&smaugd, SIGTERM);
+  proc_stop(&plug, SIGTERM);
+  proc_stop(&plug2, SIGTERM);
+  tmpdir_remove(dir);
+}
+
+TestSuite(faults, .init = setup, .fini = teardown, .timeout = 90);
+
+static void start_plugin(proc_t *p, const char *name, const char *types,
+                         const char *const *more) {
+  const char *a[32] = {"--types", types, "--lists-dependents"};
+  size_t n = 3;
+  for (size_t i = 0; more && more[i]; i++)
+    a[n++] = more[i];
+  a[n] = NULL;
+  cr_assert_eq(plugin_start(p, dir, name, a), 0, "start %s", name);
+}
+
+static void start_smaugd(const char *listen, const char *const *extra,
+                         size_t plugins) {
+  cr_assert_eq(smaugd_start(&smaugd, dir, listen, extra), 0, "smaugd");
+  client_free(cl);
+  cl = client_new(smaugd.addr);
+  cr_assert_not_null(cl);
+  cr_assert_eq(client_wait_plugins(cl, plugins), 0, "plugins");
+}
+
+static int make_plan(Smaug__V1__Resource **rp, size_t n,
+                     Smaug__V1__ParameterSet *ps, char *id, char *msg,
+                     size_t len) {
+  Smaug__V1__Plan plan = SMAUG__V1__PLAN__INIT;
+  plan.name = "faults";
+  plan.n_resources = n;
+  plan.resources = rp;
+  plan.parameters = ps;
+  Smaug__V1__CreatePlanRequest req = SMAUG__V1__CREATE_PLAN_REQUEST__INIT;
+  req.plan = &plan;
+  int code;
+  Smaug__V1__CreatePlanResponse *r =
+      (void *)client_unary(cl, M(CREATE_PLAN), &req.base, &code, msg, len);
+  if (r) {
+    snprintf(id, 64, "%s", r->plan->id);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+  }
+  return code;
+}
+
+/* Roots "type:id:children" triples. */
+static void plan_of(const char *const *spec, size_t n, char *id) {
+  Smaug__V1__Resource rs[16], *rp[16];
+  Smaug__V1__Resource__ExtraEntry ex[16], *exp[16];
+  char buf[16][256];
+  for (size_t i = 0; i < n; i++) {
+    snprintf(buf[i], sizeof(buf[i]), "%s", spec[i]);
+    char *type = buf[i], *rid = strchr(type, ':');
+    *rid++ = '\0';
+    char *kids = strchr(rid, ':');
+    if (kids)
+      *kids++ = '\0';
+    smaug__v1__resource__init(&rs[i]);
+    rs[i].type = type;
+    rs[i].id = rid;
+    if (kids && *kids) {
+      smaug__v1__resource__extra_entry__init(&ex[i]);
+      ex[i].key = "children";
+      ex[i].value = kids;
+      exp[i] = &ex[i];
+      rs[i].n_extra = 1;
+      rs[i].extra = &exp[i];
+    }
+    rp[i] = &rs[i];
+  }
+  char msg[512];
+  cr_assert_eq(make_plan(rp, n, NULL, id, msg, sizeof(msg)), 0,
+               "CreatePlan: %s", msg);
+}
+
+static int protect(const char *plan, char *cp, char *op, char *msg,
+                   size_t len) {
+  Smaug__V1__ProtectRequest req = SMAUG__V1__PROTECT_REQUEST__INIT;
+  req.plan_id = (char *)plan;
+  int code;
+  Smaug__V1__ProtectResponse *r =
+      (void *)client_unary(cl, M(PROTECT), &req.base, &code, msg, len);
+  if (r) {
+    snprintf(cp, 64, "%s", r->checkpoint_id);
+    snprintf(op, 64, "%s", r->operation_id);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+  }
+  return code;
+}
+
+static Smaug__V1__Checkpoint *get_cp(const char *id) {
+  Smaug__V1__GetCheckpointRequest req = SMAUG__V1__GET_CHECKPOINT_REQUEST__INIT;
+  req.id = (char *)id;
+  int code;
+  char msg[512];
+  Smaug__V1__GetCheckpointResponse *r = (void *)client_unary(
+      cl, M(GET_CHECKPOINT), &req.base, &code, msg, sizeof(msg));
+  cr_assert_eq(code, 0, "GetCheckpoint: %s", msg);
+  Smaug__V1__Checkpoint *cp = r->checkpoint;
+  r->checkpoint = NULL;
+  protobuf_c_message_free_unpacked(&r->base, NULL);
+  return cp;
+}
+
+static const Smaug__V1__ResourceResult *
+result_of(const Smaug__V1__Checkpoint *c, const char *id) {
+  for (size_t i = 0; i < c->n_results; i++)
+    if (strcmp(c->results[i]->resource->id, id) == 0)
+      return c->results[i];
+  return NULL;
+}
+
+Test(faults, failed_resource_has_reason_and_skips_parents) {
+  const char *fail[] = {"--fail-id", "v2", NULL};
+  start_plugin(&plug, "fake", "t.server,t.volume", fail);
+  const char *extra[] = {"--plugin", plug.addr, NULL};
+  start_smaugd(NULL, extra, 1);
+  const char *spec[] = {"t.server:s1:t.volume/v1;t.volume/v2",
+                        "t.server:s2:t.volume/v3"};
+  char plan[64], cp[64], op[64], msg[512];
+  plan_of(spec, 2, plan);
+  cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
+  cr_assert_str_eq(client_wait(cl, op), "error");
+  Smaug__V1__Checkpoint *c = get_cp(cp);
+  cr_expect_eq(c->status,
+               SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR);
+  const Smaug__V1__ResourceResult *v2 = result_of(c, "v2");
+  cr_assert_not_null(v2);
+  cr_expect_eq(v2->status, SMAUG__V1__TASK_STATUS__TASK_STATUS_FAILED);
+  cr_expect(strstr(v2->reason, "injected failure for v2") &&
+                strstr(v2->reason, "plugin fake"),
+            "reason: %s", v2->reason);
+  const Smaug__V1__ResourceResult *s1 = result_of(c, "s1");
+  cr_expect_eq(s1->status, SMAUG__V1__TASK_STATUS__TASK_STATUS_SKIPPED);
+  cr_expect_str_neq(s1->reason, "");
+  /* The independent branch finished. */
+  cr_expect_eq(result_of(c, "s2")->status,
+               SMAUG__V1__TASK_STATUS__TASK_STATUS_DONE);
+  cr_expect_eq(result_of(c, "v3")->status,
+               SMAUG__V1__TASK_STATUS__TASK_STATUS_DONE);
+  cr_expect(strstr(c->reason, "t.volume#v2") != NULL, "summary: %s", c->reason);
+  protobuf_c_message_free_unpacked(&c->base, NULL);
+
+  /* Only an available checkpoint can be restored. */
+  Smaug__V1__RestoreRequest rq = SMAUG__V1__RESTORE_REQUEST__INIT;
+  rq.checkpoint_id = cp;
+  int code =
+      client_call(cl, M(RESTORE), &rq.base, NULL, NULL, msg, sizeof(msg));
+  cr_expect_eq(code, GRPC_STATUS_FAILED_PRECONDITION, "%s", msg);
+}
+
+/* Reads the trace file: counts calls per idempotency key. */
+static int trace_count(const char *path, const char *key) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  char line[1024], k[900];
+  unsigned att;
+  char act;
+  int n = 0;
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "%c %899s %u", &act, k, &att) == 3 && strcmp(k, key) == 0)
+      n++;
+  fclose(f);
+  return n;
+}
+
+/* The events streamed so far: a watch cut after 200 ms. */
+static size_t committed_events(const char *op,
+                               Smaug__V1__WatchOperationResponse ***out) {
+  size_t n = 0;
+  client_watch_for(cl, op, 0, 200, out, &n);
+  return n;
+}
+
+Test(faults, sigkill_mid_protect_resumes_to_available) {
+  char trace[300];
+  snprintf(trace, sizeof(trace), "%s/trace", dir);
+  const char *slow[] = {"--delay-ms", "400", "--trace", trace, NULL};
+  start_plugin(&plug, "fake", "t.server,t.volume", slow);
+  const char *extra[] = {"--plugin", plug.addr, NULL};
+  start_smaugd(NULL, extra, 1);
+  /* A chain: s1 <- v1, s2 <- v2, and a root over both servers. */
+  const char *spec[] = {"t.server:root:t.server/s1;t.server/s2",
+                        "t.server:s1:t.volume/v1", "t.server:s2:t.volume/v2"};
+  char plan[64], cp[64], op[64], msg[512];
+  plan_of(spec, 3, plan);
+  cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
+
+  /* Wait until some tasks are done, but not all. */
+  Smaug__V1__WatchOperationResponse **evs = NULL;
+  size_t n = 0;
+  for (int i = 0; i < 200; i++) {
+    resps_free((ProtobufCMessage **)evs, n);
+    n = committed_events(op, &evs);
+    size_t done = 0;
+    for (size_t k = 0; k < n; k++)
+      done += evs[k]->event->kind == EV(DONE);
+    if (done >= 3)
+      break;
+    usleep(50 * 1000);
+  }
+  proc_stop(&smaugd, SIGKILL);
+  /* What was committed and streamed before the kill. */
+  char done_keys[64][300];
+  size_t nd = 0;
+  for (size_t k = 0; k < n && nd < 64; k++) {
+    const Smaug__V1__OperationEvent *e = evs[k]->event;
+    if (e->kind != EV(DONE) || e->resource == NULL)
+      continue;
+    snprintf(done_keys[nd++], 300, "%s/%s/%s/%s", op, e->resource->type,
+             e->resource->id,
+             e->activity == SMAUG__V1__ACTIVITY__ACTIVITY_PARALLEL ? "parallel"
+                                                                   : "sync");
+  }
+  uint64_t last_seq = n ? evs[n - 1]->event->sequence : 0;
+  resps_free((ProtobufCMessage **)evs, n);
+  cr_assert_gt(nd, 0, "nothing was done before the kill");
+
+  start_smaugd(NULL, extra, 1);
+  cr_assert_str_eq(client_wait(cl, op), "available");
+  Smaug__V1__Checkpoint *c = get_cp(cp);
+  cr_expect_eq(c->status,
+               SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE);
+  cr_expect_eq(c->n_results, 5);
+  protobuf_c_message_free_unpacked(&c->base, NULL);
+  /* No task completed before the kill ran again. */
+  for (size_t k = 0; k < nd; k++)
+    cr_expect_eq(trace_count(trace, done_keys[k]), 1, "%s ran %d times",
+                 done_keys[k], trace_count(trace, done_keys[k]));
+  /* Sequence numbers continue past what was streamed before. */
+  cr_assert_eq(client_watch(cl, op, 0, &evs, &n), 0);
+  for (size_t k = 0; k < n; k++)
+    cr_assert_eq(evs[k]->event->sequence, k + 1);
+  cr_expect_gt(n, last_seq);
+  resps_free((ProtobufCMessage **)evs, n);
+}
+
+Test(faults, unresumable_operation_marked_error_with_reason) {
+  const char *slow[] = {"--delay-ms", "2000", NULL};
+  start_plugin(&plug, "fake", "t.server,t.volume", slow);
+  const char *extra[] = {"--plugin", plug.addr, NULL};
+  start_smaugd(NULL, extra, 1);
+  const char *spec[] = {"t.volume:v1:"};
+  char plan[64], cp[64], op[64], msg[512];
+  plan_of(spec, 1, plan);
+  cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
+  usleep(300 * 1000);
+  proc_stop(&smaugd, SIGKILL);
+  proc_stop(&plug, SIGKILL);
+  /* Restart without the plugin: the operation cannot resume. */
+  start_smaugd(NULL, extra, 0);
+  cr_assert_str_eq(client_wait(cl, op), "error");
+  Smaug__V1__Checkpoint *c = get_cp(cp);
+  cr_expect_eq(c->status,
+               SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR);
+  cr_expect(strstr(c->reason, "cannot resume") != NULL, "reason: %s",
+            c->reason);
+  protobuf_c_message_free_unpacked(&c->base, NULL);
+}
+
+Test(faults, plugin_killed_mid_activity_fails_its_branch) {
+  const char *slow[] = {"--delay-ms", "3000", NULL};
+  start_plugin(&plug, "slow", "t.slow", slow);
+  const char *quick[] = {"--delay-ms", "100", NULL};
+  start_plugin(&plug2, "quick", "t.server,t.volume", quick);
+  const char *extra[] = {"--plugin", plug.addr, "--plugin", plug2.addr, NULL};
+  start_smaugd(NULL, extra, 2);
+  const char *spec[] = {"t.slow:x1:", "t.server:s1:t.volume/v1"};
+  char plan[64], cp[64], op[64], msg[512];
+  plan_of(spec, 2, plan);
+  cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
+  usleep(500 * 1000);
+  proc_stop(&plug, SIGKILL);
+  cr_assert_str_eq(client_wait(cl, op), "error");
+  Smaug__V1__Checkpoint *c = get_cp(cp);
+  const Smaug__V1__ResourceResult *x1 = result_of(c, "x1");
+  cr_assert_not_null(x1);
+  cr_expect_eq(x1->status, SMAUG__V1__TASK_STATUS__TASK_STATUS_FAILED);
+  cr_expect(strstr(x1->reason, "slow") != NULL, "reason names the plugin: %s",
+            x1->reason);
+  cr_expect_eq(result_of(c, "s1")->status,
+               SMAUG__V1__TASK_STATUS__TASK_STATUS_DONE);
+  cr_expect_eq(result_of(c, "v1")->status,
+               SMAUG__V1__TASK_STATUS__TASK_STATUS_DONE);
+  protobuf_c_message_free_unpacked(&c->base, NULL);
+
+  /* The plugin shows as unavailable, and a new protect is refused with
+   * UNAVAILABLE naming it. */
+  Smaug__V1__ListPluginsRequest lq = SMAUG__V1__LIST_PLUGINS_REQUEST__INIT;
+  int unavailable = 0;
+  for (int i = 0; i < 100 && !unavailable; i++) {
+    int code;
+    Smaug__V1__ListPluginsResponse *lr =
+        (void *)client_unary(cl, M(LIST_PLUGINS), &lq.base, &code, NULL, 0);
+    for (size_t k = 0; lr && k < lr->n_plugins; k++)
+      if (strcmp(lr->plugins[k]->info->name, "slow") == 0 &&
+          lr->plugins[k]->health ==
+              SMAUG__V1__PLUGIN_HEALTH__PLUGIN_HEALTH_UNAVAILABLE)
+        unavailable = 1;
+    if (lr)
+      protobuf_c_message_free_unpacked(&lr->base, NULL);
+    if (!unavailable)
+      usleep(100 * 1000);
+  }
+  cr_expect(unavailable, "ListPlugins never showed the plugin unavailable");
+  int code = protect(plan, cp, op, msg, sizeof(msg));
+  cr_expect_eq(code, GRPC_STATUS_UNAVAILABLE, "%d %s", code, msg);
+  cr_expect(strstr(msg, "slow") != NULL, "%s", msg);
+}
+
+Test(faults, registry_refusals_and_replace) {
+  start_plugin(&plug, "first", "t.volume", NULL);
+  const char *extra[] = {"--plugin", plug.addr, NULL};
+  start_smaugd(NULL, extra, 1);
+  const char *v2[] = {"--protocol-major", "2", NULL};
+  start_plugin(&plug2, "future", "t.other", v2);
+  char msg[512];
+  cr_expect_eq(client_register(cl, plug2.addr, 0, msg, sizeof(msg)),
+               GRPC_STATUS_FAILED_PRECONDITION, "%s", msg);
+  cr_expect(strstr(msg, "protocol major") != NULL, "%s", msg);
+  proc_stop(&plug2, SIGTERM);
+
+  start_plugin(&plug2, "second", "t.volume", NULL);
+  cr_expect_eq(client_register(cl, plug2.addr, 0, msg, sizeof(msg)),
+               GRPC_STATUS_ALREADY_EXISTS, "%s", msg);
+  cr_expect(strstr(msg, "t.volume") && strstr(msg, "first"), "%s", msg);
+  cr_expect_eq(client_register(cl, plug2.addr, 1, msg, sizeof(msg)),
+               GRPC_STATUS_OK, "%s", msg);
+  Smaug__V1__ListPluginsRequest lq = SMAUG__V1__LIST_PLUGINS_REQUEST__INIT;
+  int code;
+  Smaug__V1__ListPluginsResponse *lr =
+      (void *)client_unary(cl, M(LIST_PLUGINS), &lq.base, &code, NULL, 0);
+  cr_assert_eq(lr->n_plugins, 1);
+  cr_expect_str_eq(lr->plugins[0]->info->name, "second");
+  protobuf_c_message_free_unpacked(&lr->base, NULL);
+  cr_expect_eq(client_register(cl, "127.0.0.1:1", 0, msg, sizeof(msg)),
+               GRPC_STATUS_UNAVAILABLE, "%s", msg);
+  Smaug__V1__UnregisterPluginRequest uq =
+      SMAUG__V1__UNREGISTER_PLUGIN_REQUEST__INIT;
+  uq.name = "second";
+  code = client_call(cl, M(UNREGISTER_PLUGIN), &uq.base, NULL, NULL, msg,
+                     sizeof(msg));
+  cr_expect_eq(code, 0, "%s", msg);
+  code = client_call(cl, M(UNREGISTER_PLUGIN), &uq.base, NULL, NULL, msg,
+                     sizeof(msg));
+  cr_expect_eq(code, GRPC_STATUS_NOT_FOUND, "%s", msg);
+}
+
+Test(faults, unix_sockets_and_parameter_schema) {
+  char paddr[300], saddr[300];
+  snprintf(paddr, sizeof(paddr), "unix:%s/plugin.sock", dir);
+  snprintf(saddr, sizeof(saddr), "unix:%s/smaugd.sock", dir);
+  const char *more[] = {"--listen", paddr, "--options-schema",
+                        "{\"type\":\"object\",\"properties\":{\"level\":"
+                        "{\"type\":\"integer\",\"maximum\":9}},"
+                        "\"additionalProperties\":false}",
+                        NULL};
+  start_plugin(&plug, "fake", "t.volume", more);
+  const char *extra[] = {"--plugin", paddr, NULL};
+  start_smaugd(saddr, extra, 1);
+  cr_expect_str_eq(smaugd.addr, saddr);
+
+  Smaug__V1__Resource r = SMAUG__V1__RESOURCE__INIT, *rp = &r;
+  r.type = "t.volume";
+  r.id = "v1";
+  Smaug__V1__Parameters__ValuesEntry ve =
+      SMAUG__V1__PARAMETERS__VALUES_ENTRY__INIT;
+  Smaug__V1__Parameters__ValuesEntry *vep = &ve;
+  ve.key = "level";
+  ve.value = "12";
+  Smaug__V1__Parameters pv = SMAUG__V1__PARAMETERS__INIT;
+  pv.n_values = 1;
+  pv.values = &vep;
+  Smaug__V1__ParameterSet__EntriesEntry pe =
+      SMAUG__V1__PARAMETER_SET__ENTRIES_ENTRY__INIT;
+  Smaug__V1__ParameterSet__EntriesEntry *pep = &pe;
+  pe.key = "t.volume";
+  pe.value = &pv;
+  Smaug__V1__ParameterSet ps = SMAUG__V1__PARAMETER_SET__INIT;
+  ps.n_entries = 1;
+  ps.entries = &pep;
+  char plan[64], cp[64], op[64], msg[512];
+  cr_expect_eq(make_plan(&rp, 1, &ps, plan, msg, sizeof(msg)),
+               GRPC_STATUS_INVALID_ARGUMENT);
+  cr_expect(strstr(msg, "plan.parameters") && strstr(msg, "level") &&
+                strstr(msg, "at most 9"),
+            "%s", msg);
+  ve.value = "x";
+  cr_expect_eq(make_plan(&rp, 1, &ps, plan, msg, sizeof(msg)),
+               GRPC_STATUS_INVALID_ARGUMENT);
+  cr_expect(strstr(msg, "integer") != NULL, "%s", msg);
+  ve.key = "colour";
+  cr_expect_eq(make_plan(&rp, 1, &ps, plan, msg, sizeof(msg)),
+               GRPC_STATUS_INVALID_ARGUMENT);
+  ve.key = "level";
+  ve.value = "3";
+  cr_assert_eq(make_plan(&rp, 1, &ps, plan, msg, sizeof(msg)), 0, "%s", msg);
+  cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
+  cr_expect_str_eq(client_wait(cl, op), "available");
+}
+
+Test(faults, operation_limit_queues_and_cancel) {
+  const char *slow[] = {"--delay-ms", "300", NULL};
+  start_plugin(&plug, "fake", "t.volume", slow);
+  const char *extra[] = {"--plugin", plug.addr, "--max-operations", "1", NULL};
+  start_smaugd(NULL, extra, 1);
+  const char *spec[] = {"t.volume:v1:"};
+  char plan[64], cp[3][64], op[3][64], msg[512];
+  plan_of(spec, 1, plan);
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(protect(plan, cp[i], op[i], msg, sizeof(msg)), 0, "%s", msg);
+  /* The third waits in the queue: cancel it there. */
+  Smaug__V1__CancelOperationRequest cq =
+      SMAUG__V1__CANCEL_OPERATION_REQUEST__INIT;
+  cq.operation_id = op[2];
+  cq.reason = "test";
+  int code = client_call(cl, M(CANCEL_OPERATION), &cq.base, NULL, NULL, msg,
+                         sizeof(msg));
+  cr_expect_eq(code, 0, "%s", msg);
+  cr_expect_str_eq(client_wait(cl, op[2]), "error");
+  Smaug__V1__Checkpoint *c = get_cp(cp[2]);
+  cr_expect(strstr(c->reason, "cancelled") != NULL, "%s", c->reason);
+  protobuf_c_message_free_unpacked(&c->base, NULL);
+  cr_expect_str_eq(client_wait(cl, op[0]), "available");
+  cr_expect_str_eq(client_wait(cl, op[1]), "available");
+  /* With one slot, the second started only after the first finished. */
+  Smaug__V1__WatchOperationResponse **a, **b;
+  size_t na, nb;
+  cr_assert_eq(client_watch(cl, op[0], 0, &a, &na), 0);
+  cr_assert_eq(client_watch(cl, op[1], 0, &b, &nb), 0);
+  int64_t first_end = a[na - 1]->event->time_ms;
+  int64_t second_start = 0;
+  for (size_t k = 0; k < nb && !second_start; k++)
+    if (b[k]->event->kind == EV(STARTED))
+      second_start = b[k]->event->time_ms;
+  cr_expect_geq(second_start, first_end, "second started %lld < %lld",
+                (long long)second_start, (long long)first_end);
+  resps_free((ProtobufCMessage **)a, na);
+  resps_free((ProtobufCMessage **)b, nb);
+  /* Cancelling a finished operation is refused. */
+  cq.operation_id = op[0];
+  code = client_call(cl, M(CANCEL_OPERATION), &cq.base, NULL, NULL, msg,
+                     sizeof(msg));
+  cr_expect_eq(code, GRPC_STATUS_FAILED_PRECONDITION, "%s", msg);
+}
+
+Test(faults, running_cancel_and_second_delete_refused) {
+  const char *slow[] = {"--delay-ms", "1500", NULL};
+  start_plugin(&plug, "fake", "t.volume", slow);
+  const char *extra[] = {"--plugin", plug.addr, NULL};
+  start_smaugd(NULL, extra, 1);
+  const char *spec[] = {"t.volume:v1:"};
+  char plan[64], cp[64], op[64], msg[512];
+  plan_of(spec, 1, plan);
+  cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
+  usleep(300 * 1000);
+  /* Deleting a checkpoint that is being written is refused. */
+  Smaug__V1__DeleteCheckpointRequest dq =
+      SMAUG__V1__DELETE_CHECKPOINT_REQUEST__INIT;
+  dq.id = cp;
+  int code = client_call(cl, M(DELETE_CHECKPOINT), &dq.base, NULL, NULL, msg,
+                         sizeof(msg));
+  cr_expect_eq(code, GRPC_STATUS_FAILED_PRECONDITION, "%s", msg);
+  Smaug__V1__CancelOperationRequest cq =
+      SMAUG__V1__CANCEL_OPERATION_REQUEST__INIT;
+  cq.operation_id = op;
+  code = client_call(cl, M(CANCEL_OPERATION), &cq.base, NULL, NULL, msg,
+                     sizeof(msg));
+  cr_expect_eq(code, 0, "%s", msg);
+  cr_assert_str_eq(client_wait(cl, op), "error");
+  Smaug__V1__Checkpoint *c = get_cp(cp);
+  cr_expect(strstr(c->reason, "cancelled") != NULL, "%s", c->reason);
+  protobuf_c_message_free_unpacked(&c->base, NULL);
+  /* The first delete runs; a second one at the same time is refused. */
+  code = client_call(cl, M(DELETE_CHECKPOINT), &dq.base, NULL, NULL, msg,
+                     sizeof(msg));
+  cr_expect_eq(code, 0, "%s", msg);
+  code = client_call(cl, M(DELETE_CHECKPOINT), &dq.base, NULL, NULL, msg,
+                     sizeof(msg));
+  cr_expect_eq(code, GRPC_STATUS_FAILED_PRECONDITION, "%s", msg);
+}
