@@ -30,6 +30,7 @@ typedef struct {
   chk_t c;
   const char *target;
   const char *type;
+  char *type_owned; /* the type chosen from GetPluginInfo */
   const char *rid;
   char bank_uri[1100];
   char bank_dir[1024];
@@ -349,7 +350,7 @@ static int check_info(ctx_t *x) {
   if (bad == NULL && mine == NULL)
     bad = "the --type is not among the plugin's types";
   if (bad == NULL) {
-    x->type = strdup(mine->type);
+    x->type = x->type_owned = strdup(mine->type);
     for (size_t k = 0; k < mine->n_operations; k++) {
       x->ops[mine->operations[k]->kind][0] = mine->operations[k]->parallel;
       x->ops[mine->operations[k]->kind][1] = mine->operations[k]->sync;
@@ -727,5 +728,8 @@ int main(int argc, char **argv) {
   if (x.own_bank)
     nftw(x.bank_dir, rm_visit, 16, FTW_DEPTH | FTW_PHYS);
   printf("%d passed, %d failed\n", x.passed, x.failed);
+  free(x.type_owned);
+  for (size_t i = 0; i < x.n_params; i++)
+    free((char *)x.pk[i]);
   return x.failed > 0 ? 1 : 0;
 }

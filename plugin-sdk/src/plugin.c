@@ -637,18 +637,18 @@ int smaug_plugin_main(int argc, char **argv, const smaug_plugin_def_t *def) {
   }
   m.p->on_stopped = on_main_stopped;
   m.p->on_stopped_data = &m;
-  if (sdk_plugin_start(m.p, NULL) != 0) {
-    /* Stop the never-used server the normal way. */
-    sdk_plugin_stop(m.p, NULL, NULL);
-    m.p->on_stopped = NULL;
-    uv_run(&loop, UV_RUN_DEFAULT);
-    goto out_plugin;
-  }
+  /* Handlers first: a SIGTERM right after the listening line is graceful. */
   int sigs[2] = {SIGTERM, SIGINT};
   for (int i = 0; i < 2; i++) {
     uv_signal_init(&loop, &m.sig[i]);
     m.sig[i].data = &m;
     uv_signal_start(&m.sig[i], on_signal, sigs[i]);
+  }
+  if (sdk_plugin_start(m.p, NULL) != 0) {
+    /* Stop the never-started server the normal way; rc stays 1. */
+    sdk_plugin_stop(m.p, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    goto out_plugin;
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   rc = 0;
