@@ -51,6 +51,19 @@ static int take_opt(int *argc, char **argv, int i, const char *name,
 int sp_opts_parse(int *argc, char **argv, sp_opts_t *opts) {
   opts->cloud = getenv("SMAUG_CLOUD");
   opts->work_dir = getenv("SMAUG_WORK_DIR");
+  for (int i = 1; i < *argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      printf("usage: %s [--cloud DIR] [--work-dir DIR] [--listen ADDR]\n"
+             "         [--log-level LEVEL] [--grace-ms N] [--exit-with-parent]"
+             "\n         [--queue NAME=N] [--result-ttl-ms N]\n"
+             "--cloud DIR (SMAUG_CLOUD): the sample cloud's root\n"
+             "--work-dir DIR (SMAUG_WORK_DIR): temporary files (default "
+             "TMPDIR or /tmp)\n"
+             "The other options are the SDK's (see smaug/plugin.h).\n",
+             argv[0]);
+      return 1;
+    }
+  }
   for (int i = 1; i < *argc;) {
     int r = take_opt(argc, argv, i, "--cloud", &opts->cloud);
     if (r == 0)
@@ -108,9 +121,9 @@ int sp_cloud_path(const sp_opts_t *opts, const char *project, const char *kind,
 /* Ids are unique within their type across the cloud, so a resource that
  * comes without extra["project"] (a plan written by hand) is looked up.
  * Returns the project id (in `buf`) when exactly one project holds it. */
-static const char *find_project(const sp_opts_t *opts, const char *kind,
-                                const char *id, const char *ext, char *buf,
-                                size_t len) {
+const char *sp_find_project(const sp_opts_t *opts, const char *kind,
+                            const char *id, const char *ext, char *buf,
+                            size_t len) {
   char dir[PATH_MAX], path[PATH_MAX];
   snprintf(dir, sizeof(dir), "%s/projects", opts->cloud);
   DIR *d = opendir(dir);
@@ -163,7 +176,8 @@ int sp_req_init(sp_req_t *r, smaug_activity_t *act, const sp_opts_t *opts,
   if (project == NULL && kind[0] == '\0')
     project = r->id; /* the project resource names itself */
   if (project == NULL && opts->cloud != NULL)
-    project = find_project(opts, kind, r->id, ext, r->found, sizeof(r->found));
+    project =
+        sp_find_project(opts, kind, r->id, ext, r->found, sizeof(r->found));
   if (project == NULL) {
     smaug_activity_fail(act, SMAUG_EINVAL,
                         "resource.extra[project] is required (no single "

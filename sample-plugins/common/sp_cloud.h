@@ -29,8 +29,9 @@ typedef struct {
  * arguments can go to smaug_plugin_main(). Falls back to SMAUG_CLOUD and
  * SMAUG_WORK_DIR. The strings point into argv or the environment. Also
  * raises the libuv thread pool to 8 threads unless UV_THREADPOOL_SIZE is
- * set, so that long copies do not starve the SDK's polls. Returns 0 or
- * SMAUG_EINVAL (an option without its value; a message is printed).
+ * set, so that long copies do not starve the SDK's polls. Returns 0, 1
+ * after printing the usage for --help (exit 0), or SMAUG_EINVAL (an option
+ * without its value; a message is printed).
  * Main thread, before smaug_plugin_main(). */
 int sp_opts_parse(int *argc, char **argv, sp_opts_t *opts);
 
@@ -70,6 +71,14 @@ int sp_req_init(sp_req_t *r, smaug_activity_t *act, const sp_opts_t *opts,
  * folder level out). Returns 0 or SMAUG_EINVAL when it does not fit. */
 int sp_cloud_path(const sp_opts_t *opts, const char *project, const char *kind,
                   const char *id, const char *ext, char *buf, size_t len);
+
+/* Finds the project holding <kind>/<id><ext> (ids are unique within their
+ * type across the cloud), for resources sent without extra["project"].
+ * Returns `buf` holding the project id when exactly one project holds it,
+ * else NULL. Any thread. */
+const char *sp_find_project(const sp_opts_t *opts, const char *kind,
+                            const char *id, const char *ext, char *buf,
+                            size_t len);
 
 /* Reads a whole file of at most `max` bytes into a new NUL-terminated
  * buffer (*buf, released with free(); *len without the NUL), written only

@@ -4,11 +4,15 @@
  */
 #include "sp_ops.h"
 
+#include "sp_wait.h"
+
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 static int gc_wanted(const smaug_activity_t *act) {
   const char *v = smaug_activity_param(act, "gc");
@@ -41,7 +45,8 @@ static int delete_work(smaug_job_t *job, void *data) {
 
 void sp_delete_sync(smaug_activity_t *act, void *data) {
   sp_req_t r;
-  if (sp_req_init(&r, act, data, "", "") != 0)
+  if (sp_req_init(&r, act, data, "", "") != 0 ||
+      sp_delayed(act, sp_delete_sync, data))
     return;
   smaug_activity_progress(act, 0, 1, NULL, "deleting");
   int err = smaug_job_start(act, delete_work, NULL, NULL);
@@ -155,4 +160,72 @@ int sp_receipt_put(smaug_activity_t *act, const char *object,
   err = smaug_bank_put(bank, key, text, strlen(text));
   free(text);
   return err;
+}
+
+typedef struct {
+  smaug_activity_cb self;
+  void *data;
+  uint64_t until_ns;
+} delay_t;
+
+static const char delay_done_mark = 0; /* activity data: delay is over */
+
+static int delay_status(smaug_job_t *job, void *data) {
+  delay_t *d = data;
+  return uv_hrtime() >= d->until_ns ? 1 : 0;
+}
+
+static void delay_beat(smaug_activity_t *act, void *data) {
+  smaug_activity_progress(act, 0, 0, NULL, "waiting (delay_ms)");
+}
+
+static void delay_done(smaug_activity_t *act, int status, const char *msg,
+                       void *data) {
+  delay_t *d = data;
+  smaug_activity_cb self = d->self;
+  void *udata = d->data;
+  free(d);
+  if (status != 0) {
+    smaug_activity_fail(act, status, "%s",
+                        msg[0] ? msg : smaug_strerror(status));
+    return;
+  }
+  smaug_activity_set_data(act, (void *)&delay_done_mark);
+  self(act, udata);
+}
+
+int sp_delayed(smaug_activity_t *act, smaug_activity_cb self, void *data) {
+  const char *v = smaug_activity_param(act, "delay_ms");
+  if (v == NULL || smaug_activity_data(act) == &delay_done_mark)
+    return 0;
+  char *end;
+  errno = 0;
+  unsigned long long ms = strtoull(v, &end, 10);
+  if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 ||
+      ms > SP_MAX_DELAY_MS) {
+    smaug_activity_fail(act, SMAUG_EINVAL,
+                        "parameters[delay_ms]: '%s' is not a number of "
+                        "milliseconds up to %d",
+                        v, SP_MAX_DELAY_MS);
+    return 1;
+  }
+  if (ms == 0)
+    return 0;
+  delay_t *d = calloc(1, sizeof(*d));
+  if (d == NULL) {
+    smaug_activity_fail(act, SMAUG_ENOMEM, "out of memory");
+    return 1;
+  }
+  d->self = self;
+  d->data = data;
+  d->until_ns = uv_hrtime() + ms * 1000000ull;
+  sp_wait_opts_t wo = {
+      .interval_ms = 20, .timeout_ms = ms + 60000, .beat_ms = 100};
+  smaug_activity_progress(act, 0, 0, NULL, "waiting (delay_ms)");
+  int err = sp_wait_start(act, &wo, delay_status, delay_beat, delay_done, d);
+  if (err != 0) {
+    free(d);
+    smaug_activity_fail(act, err, "cannot wait: %s", smaug_strerror(err));
+  }
+  return 1;
 }

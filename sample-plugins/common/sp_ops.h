@@ -31,6 +31,28 @@ void sp_delete_sync(smaug_activity_t *act, void *data);
 int sp_save_small_start(smaug_activity_t *act, const char *path, const char *id,
                         const char *object);
 
+/* The JSON Schema properties every sample type accepts (delay_ms, gc),
+ * for building a type's options and restore schemas. */
+#define SP_SCHEMA_COMMON_PROPS                                                 \
+  "    \"delay_ms\": {\"type\": \"integer\", \"minimum\": 0, "                 \
+  "\"maximum\": 600000,\n"                                                     \
+  "      \"description\": \"Extra time an activity takes, with progress "      \
+  "every 100 ms. Default 0.\"},\n"                                             \
+  "    \"gc\": {\"type\": \"string\", \"enum\": [\"true\", \"false\"],\n"      \
+  "      \"description\": \"Delete only: collect unused chunks. Default "      \
+  "true.\"}\n"
+
+/* Longest accepted delay_ms parameter. */
+#define SP_MAX_DELAY_MS 600000
+
+/* The delay_ms parameter (0 to SP_MAX_DELAY_MS) makes an activity slower,
+ * with progress every 100 ms: for trying deadlines, heartbeats and
+ * cancellation. Call first thing in an activity callback `self`: returns 0
+ * when there is nothing to wait for (go on), or 1 when the activity was
+ * taken over: it waits, then calls self(act, data) again (this time
+ * returning 0), or fails it (bad parameter, cancelled). Loop thread. */
+int sp_delayed(smaug_activity_t *act, smaug_activity_cb self, void *data);
+
 /* Writes the receipt of a stored object: "<object>.json" in the section's
  * own folder of the bank (<bank>/<section>/), with the object's name,
  * size, chunk count and manifest digest, so that a reader sees what a

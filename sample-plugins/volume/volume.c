@@ -54,11 +54,7 @@ static const char schema[] =
     "  \"properties\": {\n"
     "    \"timeout_ms\": {\"type\": \"integer\", \"minimum\": 1,\n"
     "      \"description\": \"How long Sync waits for the copy. Default "
-    "3600000.\"},\n"
-    "    \"gc\": {\"type\": \"string\", \"enum\": [\"true\", \"false\"],\n"
-    "      \"description\": \"Delete only: collect unused chunks. Default "
-    "true.\"}\n"
-    "  }\n"
+    "3600000.\"},\n" SP_SCHEMA_COMMON_PROPS "  }\n"
     "}\n";
 
 static void on_bank_progress(void *data, uint64_t done, uint64_t total) {
@@ -257,6 +253,8 @@ static int check_source(smaug_activity_t *act, const char *path) {
 }
 
 static void protect_parallel(smaug_activity_t *act, void *data) {
+  if (sp_delayed(act, protect_parallel, data))
+    return;
   sp_req_t r;
   char key[1024];
   sp_task_t *t = NULL;
@@ -279,6 +277,8 @@ static void protect_parallel(smaug_activity_t *act, void *data) {
 }
 
 static void protect_sync(smaug_activity_t *act, void *data) {
+  if (sp_delayed(act, protect_sync, data))
+    return;
   sp_req_t r;
   char key[1024];
   if (sp_req_init(&r, act, data, "volumes", ".raw") != 0)
@@ -302,6 +302,8 @@ static void protect_sync(smaug_activity_t *act, void *data) {
 }
 
 static void restore_sync(smaug_activity_t *act, void *data) {
+  if (sp_delayed(act, restore_sync, data))
+    return;
   sp_req_t r;
   if (sp_req_init(&r, act, data, "volumes", ".raw") != 0)
     return;
@@ -339,7 +341,8 @@ static const smaug_plugin_def_t def = {
 };
 
 int main(int argc, char **argv) {
-  if (sp_opts_parse(&argc, argv, &opts) != 0)
-    return 2;
+  int rc = sp_opts_parse(&argc, argv, &opts);
+  if (rc != 0)
+    return rc > 0 ? 0 : 2;
   return smaug_plugin_main(argc, argv, &def);
 }
