@@ -52,6 +52,7 @@ struct smaug_activity_s {
   size_t n_retry, cap_retry;
   /* last progress, for callers that join */
   int has_progress;
+  int author_progress; /* the plugin reported progress itself */
   uint64_t p_done, p_total;
   char *p_unit, *p_msg;
   /* result */
@@ -73,6 +74,8 @@ struct smaug_activity_s {
 
 static void dispatch(smaug_plugin_t *p, rt_call_t *call,
                      const Smaug__V1__ActivityRequest *req);
+static void progress(smaug_activity_t *act, uint64_t done, uint64_t total,
+                     const char *unit, const char *message);
 
 /* ------------------------------------------------------------ helpers */
 
@@ -458,6 +461,37 @@ void sdk_activity_sweep(smaug_plugin_t *p, int all) {
 void sdk_activity_job_begin(smaug_activity_t *act) {
   act->refs++;
   act->res->pending++;
+  act->res->started++;
+}
+
+/* A held Sync reports the resource's jobs, unless the plugin reports its
+ * own progress. */
+static void jobs_progress(smaug_activity_t *a) {
+  if (!a->author_progress)
+    progress(a, a->res->finished, a->res->started, "jobs",
+             "waiting for background work");
+}
+
+typedef struct {
+  smaug_plugin_t *p;
+} beat_arg_t;
+
+static void beat_each(const char *key, void *val, void *arg) {
+  smaug_activity_t *a = val;
+  if (a->st == ST_DONE || a->n_calls == 0)
+    return;
+  if (a->st == ST_HELD && !a->author_progress) {
+    jobs_progress(a);
+    return;
+  }
+  a->has_progress = 1; /* zeros until the plugin says more */
+  for (size_t i = 0; i < a->n_calls; i++)
+    send_progress(a, a->calls[i]);
+}
+
+void sdk_activity_heartbeat(smaug_plugin_t *p) {
+  beat_arg_t b = {p};
+  map_each(&p->acts, beat_each, &b);
 }
 
 void sdk_activity_job_end(smaug_activity_t *act, int status, const char *msg,
@@ -465,6 +499,7 @@ void sdk_activity_job_end(smaug_activity_t *act, int status, const char *msg,
   sdk_res_t *r = act->res;
   assert(r->pending > 0);
   r->pending--;
+  r->finished++;
   if (status != 0 && r->err == 0) {
     r->err = status;
     r->err_msg =
@@ -474,11 +509,11 @@ void sdk_activity_job_end(smaug_activity_t *act, int status, const char *msg,
     if (kv_set(&r->n_meta, &r->meta_k, &r->meta_v, meta_k[i], meta_v[i]) != 0)
       rt_log(RT_LOG_WARN, "plugin", "job metadata dropped", "key=%s",
              meta_k[i]);
-  if (r->pending == 0) {
-    /* finalize() removes each waiter from the list. */
-    while (r->n_waiters > 0)
-      release_sync(r->waiters[0]);
-  }
+  for (size_t i = 0; i < r->n_waiters; i++)
+    jobs_progress(r->waiters[i]);
+  /* finalize() removes each waiter from the list. */
+  while (r->pending == 0 && r->n_waiters > 0)
+    release_sync(r->waiters[0]);
   release(act); /* `act` may be gone */
 }
 
@@ -808,6 +843,12 @@ static int replace_str(char **dst, const char *src) {
 void smaug_activity_progress(smaug_activity_t *act, uint64_t done,
                              uint64_t total, const char *unit,
                              const char *message) {
+  act->author_progress = 1;
+  progress(act, done, total, unit, message);
+}
+
+static void progress(smaug_activity_t *act, uint64_t done, uint64_t total,
+                     const char *unit, const char *message) {
   if (act->st == ST_DONE)
     return;
   if (act->has_progress && done < act->p_done)
@@ -869,6 +910,7 @@ void smaug_activity_complete(smaug_activity_t *act, const char *message) {
         r->waiters = w;
         r->waiters[r->n_waiters++] = act;
         act->st = ST_HELD;
+        jobs_progress(act);
       }
     } else {
       release_sync(act);

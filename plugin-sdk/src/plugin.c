@@ -13,9 +13,10 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#define DEFAULT_LISTEN   "127.0.0.1:0"
-#define DEFAULT_GRACE_MS 5000
-#define DEFAULT_TTL_MS   3600000
+#define DEFAULT_LISTEN       "127.0.0.1:0"
+#define DEFAULT_GRACE_MS     5000
+#define DEFAULT_TTL_MS       3600000
+#define DEFAULT_HEARTBEAT_MS 5000
 
 /* ------------------------------------------------------------ options */
 
@@ -78,7 +79,8 @@ static int usage(const char *why) {
   rt_log(RT_LOG_ERROR, "plugin", "bad command line", "reason=\"%s\"", why);
   fprintf(stderr,
           "options: --listen ADDR  --log-level LEVEL  --grace-ms N\n"
-          "         --exit-with-parent  --queue NAME=N  --result-ttl-ms N\n");
+          "         --exit-with-parent  --queue NAME=N  --result-ttl-ms N\n"
+          "         --heartbeat-ms N\n");
   return SMAUG_EINVAL;
 }
 
@@ -95,6 +97,9 @@ static int parse_args(smaug_plugin_t *p, int argc, char **argv) {
   if ((env = getenv("SMAUG_PLUGIN_RESULT_TTL_MS")) != NULL &&
       parse_int(env, 1, &v) == 0)
     p->result_ttl_ms = v;
+  if ((env = getenv("SMAUG_PLUGIN_HEARTBEAT_MS")) != NULL &&
+      parse_int(env, 1, &v) == 0 && v <= 3600000)
+    p->heartbeat_ms = (int)v;
   if ((env = getenv("SMAUG_PLUGIN_EXIT_WITH_PARENT")) != NULL)
     p->exit_with_parent = strcmp(env, "1") == 0;
   for (size_t i = 0; i < p->n_queues; i++)
@@ -137,6 +142,10 @@ static int parse_args(smaug_plugin_t *p, int argc, char **argv) {
       if (parse_int(val, 1, &v) != 0)
         return usage("--result-ttl-ms: a number of milliseconds");
       p->result_ttl_ms = v;
+    } else if (strcmp(opt, "--heartbeat-ms") == 0) {
+      if (parse_int(val, 1, &v) != 0 || v > 3600000)
+        return usage("--heartbeat-ms: a number of milliseconds");
+      p->heartbeat_ms = (int)v;
     } else if (strcmp(opt, "--queue") == 0) {
       if (queue_flag(p, val) != 0)
         return usage("--queue: NAME=N for a declared queue, N >= 1");
@@ -405,6 +414,10 @@ static void on_sweep(uv_timer_t *t) {
   sdk_activity_sweep(t->data, 0);
 }
 
+static void on_heartbeat(uv_timer_t *t) {
+  sdk_activity_heartbeat(t->data);
+}
+
 static void on_parent_check(uv_timer_t *t) {
   smaug_plugin_t *p = t->data;
   if ((int)getppid() != p->parent_pid) {
@@ -429,6 +442,7 @@ int sdk_plugin_new(rt_t *rt, const smaug_plugin_def_t *def, int argc,
   memcpy(&p->def, def, def->size < sizeof(p->def) ? def->size : sizeof(p->def));
   p->grace_ms = DEFAULT_GRACE_MS;
   p->result_ttl_ms = DEFAULT_TTL_MS;
+  p->heartbeat_ms = DEFAULT_HEARTBEAT_MS;
   map_init(&p->acts);
   map_init(&p->res);
   map_init(&p->cancelled_ops);
@@ -515,6 +529,12 @@ int sdk_plugin_start(smaug_plugin_t *p, int *port) {
       p->result_ttl_ms < 60000 ? (uint64_t)p->result_ttl_ms : 60000;
   uv_timer_start(&p->sweep, on_sweep, every, every);
   uv_unref((uv_handle_t *)&p->sweep);
+  uv_timer_init(p->loop, &p->heartbeat);
+  p->heartbeat.data = p;
+  p->timers_open++;
+  uv_timer_start(&p->heartbeat, on_heartbeat, (uint64_t)p->heartbeat_ms,
+                 (uint64_t)p->heartbeat_ms);
+  uv_unref((uv_handle_t *)&p->heartbeat);
   if (p->exit_with_parent) {
     p->parent_pid = (int)getppid();
     /* The signal covers the common case; the poll covers a parent thread
@@ -549,6 +569,7 @@ static void stop_finish(smaug_plugin_t *p) {
     return;
   }
   uv_close((uv_handle_t *)&p->sweep, on_timer_closed);
+  uv_close((uv_handle_t *)&p->heartbeat, on_timer_closed);
   if (p->exit_with_parent)
     uv_close((uv_handle_t *)&p->parent, on_timer_closed);
 }

@@ -34,9 +34,10 @@ typedef struct sdk_queue_s {
 
 /* Everything a plugin has started for one resource in one operation. */
 typedef struct sdk_res_s {
-  char *key;        /* "op\x1ftype\x1fid" */
-  unsigned pending; /* jobs and polls not finished */
-  int err;          /* first failure, 0 if none */
+  char *key;                  /* "op\x1ftype\x1fid" */
+  unsigned pending;           /* jobs and polls not finished */
+  unsigned started, finished; /* cumulative, for Sync's progress */
+  int err;                    /* first failure, 0 if none */
   char *err_msg;
   size_t n_meta; /* metadata set by jobs */
   char **meta_k, **meta_v;
@@ -61,6 +62,7 @@ struct smaug_plugin_s {
   int grace_ms;
   int exit_with_parent;
   int64_t result_ttl_ms;
+  int heartbeat_ms;
   /* state */
   map_t acts;              /* idempotency key -> smaug_activity_t */
   map_t res;               /* sdk_res_t.key -> sdk_res_t */
@@ -72,6 +74,7 @@ struct smaug_plugin_s {
   int port;
   uv_timer_t sweep;
   uv_timer_t parent;
+  uv_timer_t heartbeat;
   int parent_pid;
   void (*on_stopped)(struct smaug_plugin_s *p, void *data);
   void *on_stopped_data;
@@ -117,6 +120,10 @@ unsigned sdk_activity_cancel_op(smaug_plugin_t *p, const char *op_id);
 
 /* Cancels everything (shutdown). */
 void sdk_activity_cancel_all(smaug_plugin_t *p);
+
+/* Re-sends the last progress of every answered-to-be activity, so callers
+ * see a heartbeat during long work; a Sync held for jobs reports them. */
+void sdk_activity_heartbeat(smaug_plugin_t *p);
 
 /* Drops finished results older than the TTL (all of them if `all`), and
  * resources nothing refers to. */

@@ -107,6 +107,9 @@ Test(job, sync_waits_for_jobs_started_in_parallel, .fini = teardown,
   cr_assert_lt(trace_pos("job-end"), trace_pos("sync-answered"));
   cr_assert_str_eq(chk_act_meta(&sync, "bytes"), "42");
   cr_assert_str_eq(chk_act_meta(&sync, "own"), "yes");
+  cr_assert_geq(sync.n_progress, 1, "a held Sync reports its jobs");
+  cr_assert(sync.monotonic);
+  cr_assert_eq(sync.last_done, 1);
   chk_act_clear(&par);
   chk_act_clear(&sync);
 }
@@ -338,6 +341,33 @@ Test(job, deadline_of_sync_reaches_the_job_it_waits_for, .fini = teardown,
   cr_assert_eq(sync.code, GRPC_STATUS_DEADLINE_EXCEEDED);
   wait_trace("job-done");
   cr_assert_eq(job_status, SMAUG_ECANCELED);
+  chk_act_clear(&par);
+  chk_act_clear(&sync);
+}
+
+Test(job, a_sync_held_for_jobs_sends_heartbeats, .fini = teardown,
+     .timeout = 20) {
+  trace_reset();
+  const char *args[] = {"--heartbeat-ms", "10", NULL};
+  h_start(&h, &c_def, args);
+  chk_req_t r;
+  chk_act_t par, sync;
+  h_req(&r, "oph", "t.cancel", "r1", 0);
+  cr_assert_eq(chk_act_run(&h.c, &r, 10000, &par), 0);
+  r.sync = 1;
+  r.key = "oph/sync";
+  cr_assert_eq(chk_act_start(&h.c, &r, 10000, &sync), 0);
+  /* The job only ends when cancelled: every message is a heartbeat. */
+  while (sync.n_progress < 3)
+    uv_run(&h.loop, UV_RUN_ONCE);
+  unsigned n;
+  grpc_status_code code;
+  cr_assert_eq(chk_cancel_op(&h.c, "oph", &n, &code), 0);
+  chk_wait(&h.c, &sync.done);
+  cr_assert_eq(sync.code, GRPC_STATUS_CANCELLED);
+  cr_assert(sync.monotonic);
+  cr_assert_eq(sync.last_done, 0);
+  wait_trace("job-done");
   chk_act_clear(&par);
   chk_act_clear(&sync);
 }

@@ -133,6 +133,11 @@ typedef struct smaug_plugin_def_s {
  *   --result-ttl-ms N   SMAUG_PLUGIN_RESULT_TTL_MS how long finished results
  *                                                 are kept for replays
  *                                                 (default 3600000)
+ *   --heartbeat-ms N    SMAUG_PLUGIN_HEARTBEAT_MS  while a call runs, its
+ *                                                 last progress is re-sent
+ *                                                 this often (default 5000);
+ *                                                 a Sync held for jobs
+ *                                                 reports them as progress
  *
  * Once serving it logs `msg=listening addr=HOST:PORT` (or the unix path).
  * Call it from the main thread; it blocks. */
