@@ -69,7 +69,8 @@ struct smaug_activity_s {
   smaug_cancel_cb cancel_cb;
   void *cancel_data;
   void *user_data;
-  smaug_bank_t *bank;
+  smaug_bank_t *bank; /* opened at creation: jobs read it concurrently */
+  int bank_err;
 };
 
 static void dispatch(smaug_plugin_t *p, rt_call_t *call,
@@ -702,6 +703,10 @@ static void dispatch(smaug_plugin_t *p, rt_call_t *call,
       (a->res = res_ref(p, req)) == NULL || map_put(&p->acts, a->key, a) != 0)
     goto nomem_free;
   a->in_index = 1;
+  a->bank_err =
+      a->req->bank_uri[0] != '\0'
+          ? smaug_bank_open(a->req->bank_uri, a->req->bank_section, &a->bank)
+          : SMAUG_EINVAL;
   if (attach(a, call) != 0) {
     map_del(&p->acts, a->key);
     goto nomem_free;
@@ -928,9 +933,9 @@ void smaug_activity_fail(smaug_activity_t *act, int err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    /* A failed resource keeps nothing running behind it. */
-    if (act->kind == SMAUG_SYNC)
-      sdk_job_cancel(act->p, act, act->res, 1);
+    /* A failed activity keeps nothing running behind it (for Sync: the
+     * whole resource, which has failed). */
+    sdk_job_cancel(act->p, act, act->res, act->kind == SMAUG_SYNC);
     finalize(act, err == 0 ? GRPC_STATUS_UNKNOWN : sdk_err_to_status(err), msg);
   }
   release(act);
@@ -957,12 +962,8 @@ void *smaug_activity_data(const smaug_activity_t *act) {
 }
 
 int smaug_activity_bank(smaug_activity_t *act, smaug_bank_t **out) {
-  if (act->bank == NULL) {
-    int err =
-        smaug_bank_open(act->req->bank_uri, act->req->bank_section, &act->bank);
-    if (err != 0)
-      return err;
-  }
+  if (act->bank == NULL)
+    return act->bank_err;
   *out = act->bank;
   return 0;
 }

@@ -11,6 +11,7 @@
 #include "sdk.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,7 +184,7 @@ static int start(smaug_activity_t *act, const char *queue,
   if (status != NULL) {
     j->is_poll = 1;
     uint64_t interval = 0, timeout = 0;
-    if (opts != NULL && opts->size >= sizeof(size_t) + sizeof(uint64_t))
+    if (opts != NULL && opts->size >= offsetof(smaug_poll_opts_t, timeout_ms))
       interval = opts->interval_ms;
     if (opts != NULL && opts->size >= sizeof(smaug_poll_opts_t))
       timeout = opts->timeout_ms;

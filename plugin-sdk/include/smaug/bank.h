@@ -37,9 +37,10 @@ int smaug_bank_open(const char *uri, const char *section, smaug_bank_t **out);
 /* NULL is a no-op. */
 void smaug_bank_free(smaug_bank_t *bank);
 
-/* The bank of an activity's request, opened on first use and owned by the
- * context (do not free it). Loop thread, or a job's work function. Returns
- * the errors of smaug_bank_open. */
+/* The bank of an activity's request, opened when the activity started and
+ * owned by the context (do not free it). Any thread while the activity is
+ * alive, so jobs may use it concurrently. Returns the errors of
+ * smaug_bank_open (SMAUG_EINVAL when the request names no bank). */
 int smaug_activity_bank(smaug_activity_t *act, smaug_bank_t **out);
 
 /* The absolute directory of the section. Owned by the bank. */
