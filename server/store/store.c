@@ -413,7 +413,8 @@ int store_plan_list(store_t *st, uint64_t after, uint32_t limit,
       st, "SELECT seq, body FROM plans WHERE seq > ?1 ORDER BY seq", &err);
   if (s == NULL)
     return err;
-  sqlite3_bind_int64(s, 1, (sqlite3_int64)after);
+  sqlite3_bind_int64(s, 1,
+                     after > INT64_MAX ? INT64_MAX : (sqlite3_int64)after);
   return store__collect(st, s, limit, &smaug__v1__plan__descriptor, out, n,
                         next);
 }
@@ -787,7 +788,9 @@ int store_event_list(store_t *st, const char *op_id, uint64_t after,
   if (s == NULL)
     return err;
   sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
+  /* Sequences are stored as signed 64-bit: clamp, do not wrap. */
+  sqlite3_bind_int64(s, 2,
+                     after > INT64_MAX ? INT64_MAX : (sqlite3_int64)after);
   return store__collect(st, s, limit, &smaug__v1__operation_event__descriptor,
                         out, n, NULL);
 }

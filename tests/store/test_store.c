@@ -279,6 +279,15 @@ Test(store, events_listed_after_sequence) {
   cr_assert_eq(last, 5);
 }
 
+Test(store, huge_after_sequence_lists_nothing) {
+  append("op-1", 1, SMAUG__V1__EVENT_KIND__EVENT_KIND_QUEUED);
+  Smaug__V1__OperationEvent **evs;
+  size_t n;
+  cr_assert_eq(store_event_list(st, "op-1", UINT64_MAX - 1, 0, &evs, &n), 0);
+  cr_expect_eq(n, 0);
+  store_msgs_free(evs, n);
+}
+
 Test(store, duplicate_event_sequence_refused) {
   append("op-1", 1, SMAUG__V1__EVENT_KIND__EVENT_KIND_QUEUED);
   Smaug__V1__OperationEvent ev = SMAUG__V1__OPERATION_EVENT__INIT;
