@@ -28,7 +28,12 @@ static void setup(void) {
 static void teardown(void) {
   client_free(cl);
   cl = NULL;
-  proc_stop(&smaugd, SIGTERM);
+  if (smaugd.pid) {
+    int st = proc_stop(&smaugd, SIGTERM);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "smaugd did not stop cleanly: status %d (see %s)", st,
+              smaugd.log);
+  }
   proc_stop(&plug, SIGTERM);
   proc_stop(&plug2, SIGTERM);
   tmpdir_remove(dir);
