@@ -18,6 +18,7 @@
 #include "chk_client.h"
 
 #include <ftw.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,6 +334,15 @@ static int check_info(ctx_t *x) {
     for (size_t j = 0; bad == NULL && j < i; j++)
       if (strcmp(info->types[j]->type, t->type) == 0)
         bad = "a type is listed twice";
+    const char *schemas[] = {t->options_schema, t->restore_schema};
+    for (int k = 0; bad == NULL && k < 2; k++) {
+      if (schemas[k][0] == '\0')
+        continue;
+      json_t *j = json_loads(schemas[k], 0, NULL);
+      if (j == NULL || !json_is_object(j))
+        bad = "a schema is not a JSON object";
+      json_decref(j);
+    }
     int seen[4] = {0};
     for (size_t k = 0; bad == NULL && k < t->n_operations; k++) {
       const Smaug__V1__OperationSupport *o = t->operations[k];

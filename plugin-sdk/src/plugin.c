@@ -7,6 +7,7 @@
 #include "rt_log.h"
 #include "sdk.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,6 +402,20 @@ static int check_def(const smaug_plugin_def_t *def) {
   return 0;
 }
 
+/* A schema is published as text: it must at least be a JSON object. */
+static int schema_ok(const char *type, const char *schema) {
+  if (schema == NULL || schema[0] == '\0')
+    return 1;
+  json_error_t e;
+  json_t *j = json_loads(schema, 0, &e);
+  int ok = j != NULL && json_is_object(j);
+  json_decref(j);
+  if (!ok)
+    rt_log(RT_LOG_ERROR, "plugin", "schema is not a JSON object",
+           "type=%s line=%d error=\"%s\"", type, e.line, e.text);
+  return ok;
+}
+
 static void on_timer_closed(uv_handle_t *h) {
   smaug_plugin_t *p = h->data;
   if (--p->timers_open > 0)
@@ -465,6 +480,9 @@ int sdk_plugin_new(rt_t *rt, const smaug_plugin_def_t *def, int argc,
     for (size_t k = 0; k < i; k++)
       if (strcmp(p->types[k].type, p->types[i].type) == 0)
         goto fail;
+    if (!schema_ok(p->types[i].type, p->types[i].options_schema) ||
+        !schema_ok(p->types[i].type, p->types[i].restore_schema))
+      goto fail;
   }
   if (p->def.n_queues > 0) {
     err = SMAUG_ENOMEM;

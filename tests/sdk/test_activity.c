@@ -349,3 +349,50 @@ Test(activity, list_dependents_comes_from_the_callback, .fini = teardown,
   list_deps("t.back", "r1", &d);
   cr_assert_eq(d.code, GRPC_STATUS_UNIMPLEMENTED);
 }
+
+Test(activity, a_definition_with_a_broken_schema_is_refused, .timeout = 20) {
+  static const smaug_type_def_t bad_types[] = {
+      {.size = sizeof(smaug_type_def_t),
+       .type = "t.bad",
+       .protect = {.parallel = par_backwards},
+       .options_schema = "{not json"}};
+  static const smaug_plugin_def_t bad = {.size = sizeof(smaug_plugin_def_t),
+                                         .name = "bad",
+                                         .version = "1",
+                                         .types = bad_types,
+                                         .n_types = 1};
+  uv_loop_t loop;
+  rt_t *rt;
+  smaug_plugin_t *p = NULL;
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(rt_new(&loop, &rt), 0);
+  cr_assert_eq(sdk_plugin_new(rt, &bad, 0, NULL, &p), SMAUG_EINVAL);
+  cr_assert_null(p);
+  rt_free(rt);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+Test(activity, a_definition_with_a_duplicate_type_is_refused, .timeout = 20) {
+  static const smaug_type_def_t dup[] = {
+      {.size = sizeof(smaug_type_def_t),
+       .type = "t.same",
+       .protect = {.parallel = par_backwards}},
+      {.size = sizeof(smaug_type_def_t),
+       .type = "t.same",
+       .protect = {.parallel = par_backwards}}};
+  static const smaug_plugin_def_t d = {.size = sizeof(smaug_plugin_def_t),
+                                       .name = "dup",
+                                       .version = "1",
+                                       .types = dup,
+                                       .n_types = 2};
+  uv_loop_t loop;
+  rt_t *rt;
+  smaug_plugin_t *p = NULL;
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(rt_new(&loop, &rt), 0);
+  cr_assert_eq(sdk_plugin_new(rt, &d, 0, NULL, &p), SMAUG_EINVAL);
+  rt_free(rt);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+}
