@@ -228,9 +228,11 @@ static void poll_done(smaug_job_t *job, int status, void *data) {
 
 static void par_poll(smaug_activity_t *act, void *data) {
   const char *mode = smaug_activity_param(act, "mode");
-  smaug_poll_opts_t o = {.size = sizeof(o), .interval_ms = 5, .timeout_ms = 60};
-  cr_assert_eq(smaug_poll_start(act, &o,
-                                mode != NULL ? status_third : status_never,
+  int third = mode != NULL && strcmp(mode, "third") == 0;
+  int forever = mode != NULL && strcmp(mode, "forever") == 0;
+  smaug_poll_opts_t o = {
+      .size = sizeof(o), .interval_ms = 5, .timeout_ms = forever ? 600000 : 60};
+  cr_assert_eq(smaug_poll_start(act, &o, third ? status_third : status_never,
                                 poll_done, NULL),
                0);
   smaug_activity_complete(act, NULL);
@@ -370,4 +372,24 @@ Test(job, a_sync_held_for_jobs_sends_heartbeats, .fini = teardown,
   wait_trace("job-done");
   chk_act_clear(&par);
   chk_act_clear(&sync);
+}
+
+Test(job, cancel_operation_stops_a_poll, .fini = teardown, .timeout = 20) {
+  h_start(&h, &p_def, NULL);
+  chk_req_t r;
+  chk_act_t par;
+  h_req(&r, "opp", "t.poll", "r1", 0);
+  r.n_params = 1;
+  r.param_k[0] = "mode";
+  r.param_v[0] = "forever";
+  cr_assert_eq(chk_act_run(&h.c, &r, 10000, &par), 0);
+  cr_assert_eq(par.code, GRPC_STATUS_OK);
+  unsigned n;
+  grpc_status_code code;
+  cr_assert_eq(chk_cancel_op(&h.c, "opp", &n, &code), 0);
+  cr_assert_eq(n, 1);
+  while (poll_status == 1)
+    uv_run(&h.loop, UV_RUN_ONCE);
+  cr_assert_eq(poll_status, SMAUG_ECANCELED);
+  chk_act_clear(&par);
 }
