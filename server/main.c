@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,7 @@ typedef struct daemon_s {
   api_t *api;
   settings_t set;
   size_t pending_plugins;
-  int exit_code;
+  uv_signal_t sig[2]; /* end watch streams at once on SIGTERM/SIGINT */
 } daemon_t;
 
 static void usage(FILE *f) {
@@ -294,11 +295,28 @@ static int default_bank(settings_t *s) {
   return 0;
 }
 
+static void sig_closed(uv_handle_t *h) {}
+
 static void on_stopped(rt_server_t *srv, void *data) {
   daemon_t *d = data;
   rt_log(RT_LOG_INFO, "smaugd", "stopped", NULL);
   api_close(d->api);
   reg_close(d->reg);
+  for (int i = 0; i < 2; i++)
+    if (!uv_is_closing((uv_handle_t *)&d->sig[i]))
+      uv_close((uv_handle_t *)&d->sig[i], sig_closed);
+}
+
+/* Runs next to the runtime's own handlers: ending the watch streams and
+ * the operations first lets the server's graceful stop finish at once
+ * instead of waiting out its grace period for open streams. */
+static void on_signal(uv_signal_t *s, int signum) {
+  daemon_t *d = s->data;
+  rt_log(RT_LOG_INFO, "smaugd", "stopping", "signal=%d", signum);
+  api_close(d->api);
+  for (int i = 0; i < 2; i++)
+    if (!uv_is_closing((uv_handle_t *)&d->sig[i]))
+      uv_close((uv_handle_t *)&d->sig[i], sig_closed);
 }
 
 static void on_plugin(int err, const char *addr, const char *msg, void *data) {
@@ -358,6 +376,11 @@ int main(int argc, char **argv) {
     goto fail_api;
   if ((err = rt_server_stop_on_signals(d.srv, on_stopped, &d)) != 0)
     goto fail_api;
+  for (int i = 0; i < 2; i++) {
+    uv_signal_init(loop, &d.sig[i]);
+    d.sig[i].data = &d;
+    uv_signal_start(&d.sig[i], on_signal, i ? SIGINT : SIGTERM);
+  }
 
   if (strncmp(d.set.listen, "unix:", 5) == 0) {
     rt_log(RT_LOG_INFO, "smaugd", "listening", "addr=%s", d.set.listen);

@@ -273,6 +273,22 @@ Test(faults, sigkill_mid_protect_resumes_to_available) {
   resps_free((ProtobufCMessage **)evs, n);
 }
 
+Test(faults, sigterm_mid_protect_stops_cleanly_and_resumes) {
+  const char *slow[] = {"--delay-ms", "600", NULL};
+  start_plugin(&plug, "fake", "t.server,t.volume", slow);
+  const char *extra[] = {"--plugin", plug.addr, NULL};
+  start_smaugd(NULL, extra, 1);
+  const char *spec[] = {"t.server:s1:t.volume/v1;t.volume/v2"};
+  char plan[64], cp[64], op[64], msg[512];
+  plan_of(spec, 1, plan);
+  cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
+  usleep(200 * 1000);
+  int st = proc_stop(&smaugd, SIGTERM);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+  start_smaugd(NULL, extra, 1);
+  cr_assert_str_eq(client_wait(cl, op), "available");
+}
+
 Test(faults, unresumable_operation_marked_error_with_reason) {
   const char *slow[] = {"--delay-ms", "2000", NULL};
   start_plugin(&plug, "fake", "t.server,t.volume", slow);
