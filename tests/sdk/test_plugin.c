@@ -37,8 +37,15 @@ static void spawn_plugin(proc_t *p, const char *const *args) {
   for (; args[n - 1] != NULL && n < 15; n++)
     argv[n] = (char *)args[n - 1];
   argv[n] = NULL;
+  /* Its own process group: the test runner's clean-up of other tests'
+   * process groups must not deliver signals to this plugin. */
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
   memset(p, 0, sizeof(*p));
-  cr_assert_eq(posix_spawn(&p->pid, HOLD_PLUGIN, &fa, NULL, argv, environ), 0);
+  cr_assert_eq(posix_spawn(&p->pid, HOLD_PLUGIN, &fa, &attr, argv, environ), 0);
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   close(fds[1]);
   p->fd = fds[0];
