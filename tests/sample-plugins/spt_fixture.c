@@ -244,7 +244,8 @@ static void on_msg(rt_client_call_t *call, const ProtobufCMessage *m,
              SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__EVENT_RESULT) {
       size_t n = r->result->state.len;
       cr_assert(n <= sizeof(out->state));
-      memcpy(out->state, r->result->state.data, n);
+      if (n > 0)
+        memcpy(out->state, r->result->state.data, n);
       out->state_len = n;
     }
   } else if (m->descriptor == &smaug__v1__sync_activity_response__descriptor) {
