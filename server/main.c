@@ -398,8 +398,21 @@ int main(int argc, char **argv) {
          "data_dir=%s bank=%s max_operations=%ld", d.set.data_dir, d.set.bank,
          d.set.max_operations);
 
-  /* Recovery waits for the configured plugins, so that an operation whose
-   * plugins are back is resumed rather than failed. */
+  /* Plugins registered through the API in an earlier run come back too. */
+  char **stored = NULL;
+  size_t n_stored = 0;
+  if (store_plugins_list(d.store, &stored, &n_stored) == 0)
+    for (size_t i = 0; i < n_stored; i++) {
+      int dup = 0;
+      for (size_t j = 0; j < d.set.n_plugins; j++)
+        dup |= strcmp(d.set.plugins[j], stored[i]) == 0;
+      if (!dup && add_plugin(&d.set, stored[i]) != 0)
+        break;
+    }
+  store_strs_free(stored, n_stored);
+
+  /* Recovery waits for the plugins, so that an operation whose plugins are
+   * back is resumed rather than failed. */
   d.pending_plugins = d.set.n_plugins;
   for (size_t i = 0; i < d.set.n_plugins; i++) {
     if (api_register_plugin(d.api, d.set.plugins[i], 1, on_plugin, &d) != 0) {

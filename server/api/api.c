@@ -36,6 +36,12 @@ static const char *store_what(int err) {
   return err == UV_ENOENT ? "not found" : uv_strerror(err);
 }
 
+/* A RegisterPlugin call waiting for the plugin's handshake. */
+typedef struct reg_call_s {
+  api_t *api;
+  rt_call_t *call;
+} reg_call_t;
+
 /* ---------------------------------------------------------------- plugins */
 
 static void plugin_to_proto(const reg_plugin_t *p, Smaug__V1__Plugin *out) {
@@ -48,11 +54,41 @@ static void plugin_to_proto(const reg_plugin_t *p, Smaug__V1__Plugin *out) {
   out->health_reason = (char *)reg_plugin_reason(p);
 }
 
+/* Stores the current plugin addresses, so that plugins registered through
+ * the API are registered again on the next start. */
+static int save_plugins(api_t *api) {
+  size_t n = reg_count(api->reg);
+  const char **addrs = calloc(n + 1, sizeof(*addrs));
+  if (addrs == NULL)
+    return UV_ENOMEM;
+  for (size_t i = 0; i < n; i++)
+    addrs[i] = reg_plugin_address(reg_at(api->reg, i));
+  int err = store_batch(api->store);
+  if (err == 0)
+    err = store_plugins_set(api->store, addrs, n, api_now_ms());
+  free(addrs);
+  if (err == 0)
+    err = api_ops_flush(api->ops);
+  if (err)
+    rt_log(RT_LOG_ERROR, "api", "cannot store plugins", "error=\"%s\"",
+           uv_strerror(err));
+  return err;
+}
+
 static void on_registered(reg_t *reg, grpc_status_code code, const char *msg,
                           reg_plugin_t *p, void *data) {
-  rt_call_t *call = data;
+  reg_call_t *rc = data;
+  rt_call_t *call = rc->call;
+  api_t *api = rc->api;
+  free(rc);
   if (code != GRPC_STATUS_OK) {
     rt_call_fail(call, code, "%s", msg);
+    return;
+  }
+  if (save_plugins(api) != 0) {
+    rt_call_fail(call, GRPC_STATUS_INTERNAL,
+                 "plugin registered but not stored: %s",
+                 store_errmsg(api->store));
     return;
   }
   Smaug__V1__Plugin pl;
@@ -67,15 +103,26 @@ static void h_register_plugin(rt_call_t *call,
                               const Smaug__V1__RegisterPluginRequest *req,
                               void *data) {
   api_t *api = data;
-  if (req->address == NULL || *req->address == '\0') {
-    rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                 "address: required (host:port or unix:/path)");
+  char msg[512];
+  grpc_status_code code =
+      api_check_id("address", req->address, msg, sizeof(msg));
+  if (code) {
+    rt_call_fail(call, code, "%s (host:port or unix:/path)", msg);
     return;
   }
-  int err = reg_add(api->reg, req->address, req->replace, on_registered, call);
-  if (err)
+  reg_call_t *rc = malloc(sizeof(*rc));
+  if (rc == NULL) {
+    rt_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  rc->api = api;
+  rc->call = call;
+  int err = reg_add(api->reg, req->address, req->replace, on_registered, rc);
+  if (err) {
+    free(rc);
     rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "address: %s: %s",
                  req->address, uv_strerror(err));
+  }
 }
 
 static void h_list_plugins(rt_call_t *call,
@@ -115,6 +162,11 @@ static void h_unregister_plugin(rt_call_t *call,
     rt_call_fail(call, GRPC_STATUS_NOT_FOUND, "plugin %s not found", req->name);
     return;
   }
+  if (save_plugins(api) != 0) {
+    rt_call_fail(call, GRPC_STATUS_INTERNAL,
+                 "plugin removed but not stored: %s", store_errmsg(api->store));
+    return;
+  }
   Smaug__V1__UnregisterPluginResponse resp =
       SMAUG__V1__UNREGISTER_PLUGIN_RESPONSE__INIT;
   rt_call_reply(call, &resp.base);
@@ -124,11 +176,14 @@ typedef struct api_reg_req_s {
   api_plugin_cb cb;
   void *data;
   char *addr;
+  api_t *api;
 } api_reg_req_t;
 
 static void on_config_registered(reg_t *reg, grpc_status_code code,
                                  const char *msg, reg_plugin_t *p, void *data) {
   api_reg_req_t *r = data;
+  if (code == GRPC_STATUS_OK)
+    save_plugins(r->api);
   r->cb(code == GRPC_STATUS_OK ? 0 : UV_ECONNREFUSED, r->addr, msg, r->data);
   free(r->addr);
   free(r);
@@ -143,6 +198,7 @@ int api_register_plugin(api_t *api, const char *addr, int replace,
   }
   r->cb = cb;
   r->data = data;
+  r->api = api;
   int err = reg_add(api->reg, addr, replace, on_config_registered, r);
   if (err) {
     free(r->addr);

@@ -56,6 +56,9 @@ static const char *const migrations[] = {
     "  PRIMARY KEY(op_id, task_id)) WITHOUT ROWID;"
     "CREATE TABLE events(op_id TEXT NOT NULL, seq INTEGER NOT NULL,"
     "  body BLOB NOT NULL, PRIMARY KEY(op_id, seq)) WITHOUT ROWID;",
+    /* 1 -> 2: plugins registered through the API survive a restart. */
+    "CREATE TABLE plugins(address TEXT PRIMARY KEY,"
+    "  registered_at_ms INTEGER NOT NULL);",
 };
 
 /* The one boundary from SQLite result codes to ours. */
@@ -809,4 +812,71 @@ int store_event_last_seq(store_t *st, const char *op_id, uint64_t *out) {
     err = store__err(st, rc);
   sqlite3_reset(s);
   return err;
+}
+
+/* ----------------------------------------------------------- plugins */
+
+int store_plugins_set(store_t *st, const char *const *addrs, size_t n,
+                      int64_t now_ms) {
+  int err = 0;
+  sqlite3_stmt *del = store__stmt(st, "DELETE FROM plugins", &err);
+  if (del == NULL)
+    return err;
+  if ((err = store__step_done(st, del)) != 0)
+    return err;
+  sqlite3_stmt *s =
+      store__stmt(st,
+                  "INSERT OR REPLACE INTO plugins(address, registered_at_ms) "
+                  "VALUES(?1, ?2)",
+                  &err);
+  if (s == NULL)
+    return err;
+  for (size_t i = 0; i < n && err == 0; i++) {
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, addrs[i], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now_ms);
+    err = store__step_done(st, s);
+  }
+  return err;
+}
+
+int store_plugins_list(store_t *st, char ***out, size_t *n) {
+  int err = 0, rc;
+  sqlite3_stmt *s = store__stmt(
+      st, "SELECT address FROM plugins ORDER BY registered_at_ms, address",
+      &err);
+  if (s == NULL)
+    return err;
+  char **arr = NULL;
+  size_t cnt = 0;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    char **p = realloc(arr, (cnt + 1) * sizeof(*arr));
+    char *a = store__dup_col(s, 0);
+    if (p == NULL || a == NULL) {
+      free(a);
+      arr = p ? p : arr;
+      err = UV_ENOMEM;
+      break;
+    }
+    arr = p;
+    arr[cnt++] = a;
+  }
+  if (err == 0 && rc != SQLITE_DONE)
+    err = store__err(st, rc);
+  sqlite3_reset(s);
+  if (err) {
+    store_strs_free(arr, cnt);
+    return err;
+  }
+  *out = arr;
+  *n = cnt;
+  return 0;
+}
+
+void store_strs_free(char **strs, size_t n) {
+  if (strs == NULL)
+    return;
+  for (size_t i = 0; i < n; i++)
+    free(strs[i]);
+  free(strs);
 }

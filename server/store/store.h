@@ -34,7 +34,7 @@
 typedef struct store_s store_t;
 
 /* The schema version this build writes. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Opens (creating if needed) `<dir>/smaug.db`, creating `dir` too. Sets WAL
  * mode and synchronous=FULL and runs pending migrations. A database written
@@ -171,5 +171,16 @@ int store_event_list(store_t *st, const char *op_id, uint64_t after,
 
 /* Highest stored sequence of `op_id`, 0 if none. */
 int store_event_last_seq(store_t *st, const char *op_id, uint64_t *out);
+
+/* ----------------------------------------------------------- plugins */
+
+/* Replaces the stored plugin addresses with `addrs` (schema 2). */
+int store_plugins_set(store_t *st, const char *const *addrs, size_t n,
+                      int64_t now_ms);
+
+/* The stored plugin addresses, oldest first. Release with
+ * store_strs_free(). */
+int store_plugins_list(store_t *st, char ***out, size_t *n);
+void store_strs_free(char **strs, size_t n);
 
 #endif /* SMAUG_STORE_H */

@@ -73,6 +73,9 @@ int proc_start(proc_t *p, const char *log, char *const argv[]) {
   if (pid < 0)
     return -1;
   if (pid == 0) {
+    /* Its own process group: signals meant for a test runner's group do
+     * not reach it, and it never outlives the test by accident of one. */
+    setpgid(0, 0);
     int fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0600);
     dup2(fd, 1);
     dup2(fd, 2);

@@ -538,3 +538,30 @@ Test(faults, running_cancel_and_second_delete_refused) {
                      sizeof(msg));
   cr_expect_eq(code, GRPC_STATUS_FAILED_PRECONDITION, "%s", msg);
 }
+
+Test(faults, registered_plugins_survive_restart) {
+  start_plugin(&plug, "fake", "t.volume", NULL);
+  start_smaugd(NULL, NULL, 0);
+  char msg[512];
+  cr_assert_eq(client_register(cl, plug.addr, 0, msg, sizeof(msg)), 0, "%s",
+               msg);
+  int st = proc_stop(&smaugd, SIGTERM);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  start_smaugd(NULL, NULL, 1);
+  Smaug__V1__UnregisterPluginRequest uq =
+      SMAUG__V1__UNREGISTER_PLUGIN_REQUEST__INIT;
+  uq.name = "fake";
+  cr_assert_eq(client_call(cl, M(UNREGISTER_PLUGIN), &uq.base, NULL, NULL, msg,
+                           sizeof(msg)),
+               0, "%s", msg);
+  st = proc_stop(&smaugd, SIGTERM);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  start_smaugd(NULL, NULL, 0);
+  Smaug__V1__ListPluginsRequest lq = SMAUG__V1__LIST_PLUGINS_REQUEST__INIT;
+  int code;
+  Smaug__V1__ListPluginsResponse *lr =
+      (void *)client_unary(cl, M(LIST_PLUGINS), &lq.base, &code, NULL, 0);
+  cr_assert_eq(code, 0);
+  cr_expect_eq(lr->n_plugins, 0, "an unregistered plugin came back");
+  protobuf_c_message_free_unpacked(&lr->base, NULL);
+}

@@ -333,3 +333,36 @@ Test(store, restore_list_by_checkpoint) {
   Smaug__V1__Restore *got;
   cr_assert_eq(store_restore_get(st, "rst-3", &got), UV_ENOENT);
 }
+
+Test(store, migrates_version_1_database) {
+  /* Make the database look like schema 1: no plugins table. */
+  store_close(st);
+  st = NULL;
+  char path[96];
+  snprintf(path, sizeof(path), "%s/smaug.db", dir);
+  sqlite3 *db;
+  cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+  cr_assert_eq(sqlite3_exec(db,
+                            "DROP TABLE plugins; UPDATE schema_version SET "
+                            "version=1",
+                            NULL, NULL, NULL),
+               SQLITE_OK);
+  sqlite3_close(db);
+  cr_assert_eq(store_open(dir, &st), 0);
+  cr_expect_eq(store_schema_version(st), 2);
+  const char *addrs[] = {"127.0.0.1:1"};
+  cr_expect_eq(store_plugins_set(st, addrs, 1, 5), 0, "%s", store_errmsg(st));
+}
+
+Test(store, plugin_addresses_replaced_as_a_set) {
+  const char *a[] = {"127.0.0.1:1", "unix:/tmp/p.sock"};
+  cr_assert_eq(store_plugins_set(st, a, 2, 10), 0);
+  const char *b[] = {"unix:/tmp/p.sock"};
+  cr_assert_eq(store_plugins_set(st, b, 1, 11), 0);
+  char **got;
+  size_t n;
+  cr_assert_eq(store_plugins_list(st, &got, &n), 0);
+  cr_assert_eq(n, 1);
+  cr_expect_str_eq(got[0], "unix:/tmp/p.sock");
+  store_strs_free(got, n);
+}
