@@ -1,36 +1,56 @@
 /*
  * main.c - smaug-bench-e2e: end-to-end protect throughput of smaugd.
  *
- * It starts a no-op plugin (this same binary with --serve-plugin, written
- * directly on the runtime: every activity answers its result at once) and
- * smaugd on 127.0.0.1 with a fresh data directory, then:
- *   1. measures the floor: empty unary RPCs (health Check) to the plugin,
- *      64 in flight, for about two seconds;
- *   2. creates a plan of N resources (a tree with fan-out 16, listed with
- *      its edges, so no discovery) and protects it, watching the operation
- *      to its end; every P and S task is a real RPC;
- *   3. reads smaugd's peak RSS (VmHWM) before stopping it.
+ * It starts a no-op plugin (smaug-bench-noop-plugin, built with the SDK;
+ * or, with --raw-plugin, this same binary with --serve-plugin, written
+ * directly on the runtime) and smaugd on 127.0.0.1 with a fresh data
+ * directory, then:
+ *   1. measures the floor: empty unary RPCs (grpc.health.v1.Health/Check)
+ *      from this process to the plugin, one at a time and with as many in
+ *      flight as smaugd's engine keeps per operation;
+ *   2. creates a plan of N resources (a tree of the given fan-out, listed
+ *      with its edges, so no discovery) and protects it, timing Protect to
+ *      the OPERATION_FINISHED event of WatchOperation; every P and S task
+ *      is a real RPC to the plugin;
+ *   3. reads smaugd's peak RSS (VmHWM), stops both processes with SIGTERM
+ *      and checks that they exit 0.
  * Last line:
  *   RESULT resources=N tasks=T wall_ms=X tasks_per_s=Y rpc_floor_per_s=Z
  *          ratio=R peak_rss_kib=M
+ * The floor compared against is the concurrent one (see bench/README.md).
  */
+#define _GNU_SOURCE /* nftw */
+#include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_rpc.h"
 #include "grpc/health/v1/health.smaug.h"
 #include "rt.h"
 #include "rt_log.h"
 #include "smaug/v1/orchestrator.smaug.h"
 #include "smaug/v1/plugin.smaug.h"
 
-/* ------------------------------------------------------ no-op plugin */
+/* smaugd's engine keeps at most this many plugin calls in flight per
+ * operation (server/api/api_op.c, exec_opts_t.max_in_flight). */
+#define ENGINE_IN_FLIGHT 512
+/* WatchOperation events per task of a successful run without progress:
+ * QUEUED, STARTED, DONE. Used to ask only for the final event. */
+#define EVENTS_PER_TASK 3
+/* The plan travels in one message; smaugd is started with this limit. */
+#define MAX_MESSAGE_BYTES (256 << 20)
+#define MAX_RESOURCES     50000
+#define CALL_TIMEOUT_MS   3600000
+
+/* ---------------------------------------------- raw no-op plugin */
 
 static void p_info(rt_call_t *call, const Smaug__V1__GetPluginInfoRequest *req,
                    void *data) {
@@ -77,20 +97,26 @@ static void p_sync(rt_call_t *call, const Smaug__V1__ActivityRequest *req,
 
 static void p_stopped(rt_server_t *srv, void *data) {}
 
-static int serve_plugin(void) {
+/* The plugin without the SDK: no idempotency bookkeeping, so comparing
+ * the two shows what the SDK costs per call. */
+static int serve_raw_plugin(void) {
   static const smaug_v1_protection_plugin_handlers_t h = {
       .get_plugin_info = p_info,
       .parallel_activity = p_parallel,
       .sync_activity = p_sync};
   uv_loop_t *loop = uv_default_loop();
-  rt_t *rt;
-  rt_server_t *srv;
-  int port;
-  if (rt_new(loop, &rt) || rt_server_new(rt, NULL, &srv) ||
-      smaug_v1_protection_plugin_register(srv, &h, NULL) ||
-      rt_server_listen(srv, "127.0.0.1:0", &port) || rt_server_start(srv) ||
-      rt_server_stop_on_signals(srv, p_stopped, NULL))
-    return 1;
+  rt_t *rt = NULL;
+  rt_server_t *srv = NULL;
+  int port, err;
+  if ((err = rt_new(loop, &rt)) != 0 ||
+      (err = rt_server_new(rt, NULL, &srv)) != 0 ||
+      (err = smaug_v1_protection_plugin_register(srv, &h, NULL)) != 0 ||
+      (err = rt_server_listen(srv, "127.0.0.1:0", &port)) != 0 ||
+      (err = rt_server_start(srv)) != 0 ||
+      (err = rt_server_stop_on_signals(srv, p_stopped, NULL)) != 0) {
+    fprintf(stderr, "bench: raw plugin: %s\n", uv_strerror(err));
+    return 1; /* the bench sees the exit and reports it */
+  }
   rt_log(RT_LOG_INFO, "bench", "listening", "addr=127.0.0.1:%d", port);
   uv_run(loop, UV_RUN_DEFAULT);
   rt_server_free(srv);
@@ -101,45 +127,110 @@ static int serve_plugin(void) {
 /* ------------------------------------------------------------ process */
 
 typedef struct proc_s {
-  pid_t pid;
-  char addr[128];
+  uv_process_t h;
+  const char *name;
+  char log[PATH_MAX];
+  char addr[128]; /* from the `msg=listening addr=` log line */
+  int started, exited, term_signal;
+  int64_t exit_status;
 } proc_t;
 
-static int spawn(proc_t *p, const char *log, char *const argv[]) {
-  pid_t pid = fork();
-  if (pid < 0)
-    return -1;
-  if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 2);
-    dup2(fd, 1);
-    close(fd);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  p->pid = pid;
-  for (int i = 0; i < 2000; i++) {
-    FILE *f = fopen(log, "r");
-    char line[1024];
-    while (f && fgets(line, sizeof(line), f)) {
-      const char *m = strstr(line, "msg=listening addr=");
-      if (m) {
-        m += strlen("msg=listening addr=");
-        snprintf(p->addr, sizeof(p->addr), "%.*s", (int)strcspn(m, " \n"), m);
-        fclose(f);
-        return 0;
-      }
-    }
-    if (f)
-      fclose(f);
-    usleep(5000);
-  }
-  return -1;
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static long peak_rss_kib(pid_t pid) {
+static void proc_exited(uv_process_t *h, int64_t status, int sig) {
+  proc_t *p = h->data;
+  p->exited = 1;
+  p->exit_status = status;
+  p->term_signal = sig;
+  uv_close((uv_handle_t *)h, NULL);
+}
+
+/* Looks for the listening line in the process's log. */
+static int proc_find_addr(proc_t *p) {
+  FILE *f = fopen(p->log, "r");
+  char line[1024];
+  int found = 0;
+  while (f && !found && fgets(line, sizeof(line), f)) {
+    const char *m = strstr(line, "msg=listening addr=");
+    if (m) {
+      m += strlen("msg=listening addr=");
+      snprintf(p->addr, sizeof(p->addr), "%.*s", (int)strcspn(m, " \n"), m);
+      found = 1;
+    }
+  }
+  if (f)
+    fclose(f);
+  return found;
+}
+
+/* Starts argv with stdout and stderr in p->log and waits up to 10 s for it
+ * to log its address. Returns 0 or a UV_E* code. */
+static int proc_start(uv_loop_t *loop, proc_t *p, char **argv) {
+  int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -errno;
+  uv_stdio_container_t io[3] = {{.flags = UV_IGNORE},
+                                {.flags = UV_INHERIT_FD, .data.fd = fd},
+                                {.flags = UV_INHERIT_FD, .data.fd = fd}};
+  uv_process_options_t o = {.file = argv[0],
+                            .args = argv,
+                            .exit_cb = proc_exited,
+                            .stdio_count = 3,
+                            .stdio = io};
+  p->h.data = p;
+  int err = uv_spawn(loop, &p->h, &o);
+  close(fd);
+  if (err != 0) {
+    uv_close((uv_handle_t *)&p->h, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return err;
+  }
+  p->started = 1;
+  for (double until = now_s() + 10; now_s() < until && !p->exited;) {
+    if (proc_find_addr(p))
+      return 0;
+    uv_run(loop, UV_RUN_NOWAIT);
+    usleep(5000);
+  }
+  return p->exited ? UV_ESRCH : UV_ETIMEDOUT;
+}
+
+/* Sends SIGTERM and waits up to 30 s for the exit (then SIGKILL). Returns
+ * 0 if the process exited with status 0, -1 otherwise (reported). */
+static int proc_stop(uv_loop_t *loop, proc_t *p) {
+  if (!p->started)
+    return 0;
+  if (!p->exited && uv_process_kill(&p->h, SIGTERM) != 0)
+    uv_run(loop, UV_RUN_NOWAIT); /* it is gone: collect the exit */
+  for (double until = now_s() + 30; !p->exited && now_s() < until;) {
+    uv_run(loop, UV_RUN_NOWAIT);
+    usleep(2000);
+  }
+  if (!p->exited) {
+    fprintf(stderr, "bench: %s ignored SIGTERM for 30 s; killing it\n",
+            p->name);
+    uv_process_kill(&p->h, SIGKILL);
+    while (!p->exited)
+      uv_run(loop, UV_RUN_ONCE);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return -1;
+  }
+  uv_run(loop, UV_RUN_NOWAIT); /* the close callback */
+  if (p->term_signal != 0 || p->exit_status != 0) {
+    fprintf(stderr, "bench: %s exited with status %lld, signal %d (log %s)\n",
+            p->name, (long long)p->exit_status, p->term_signal, p->log);
+    return -1;
+  }
+  return 0;
+}
+
+static long peak_rss_kib(const proc_t *p) {
   char path[64], line[256];
-  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  snprintf(path, sizeof(path), "/proc/%d/status", p->h.pid);
   FILE *f = fopen(path, "r");
   long kib = -1;
   while (f && fgets(line, sizeof(line), f))
@@ -150,77 +241,22 @@ static long peak_rss_kib(pid_t pid) {
   return kib;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw) {
+  return remove(path);
 }
 
-/* ------------------------------------------------------------ client */
+/* -------------------------------------------------------------- floor */
 
-static uv_loop_t loop;
-static rt_t *rt;
-
-typedef struct call_s {
-  int done;
-  int code;
-  char msg[512];
-  ProtobufCMessage *last;
-  uint8_t *buf; /* the last message, packed: unpacked once at the end */
-  size_t len;
-  uint64_t n_msgs;
-  const ProtobufCMessageDescriptor *out;
-} call_t;
-
-static void c_msg(rt_client_call_t *c, const ProtobufCMessage *m, void *data) {
-  call_t *w = data;
-  w->n_msgs++;
-  if (w->out == NULL)
-    return;
-  size_t len = protobuf_c_message_get_packed_size(m);
-  if (len > w->len || w->buf == NULL) {
-    free(w->buf);
-    w->buf = malloc(len ? len : 1);
-  }
-  w->len = len;
-  protobuf_c_message_pack(m, w->buf);
-}
-
-static void c_done(rt_client_call_t *c, grpc_status_code code, const char *m,
-                   void *data) {
-  call_t *w = data;
-  w->done = 1;
-  w->code = code;
-  snprintf(w->msg, sizeof(w->msg), "%s", m ? m : "");
-}
-
-static int call(rt_channel_t *ch, size_t idx, const ProtobufCMessage *req,
-                call_t *w, int keep) {
-  const rt_method_t *m = &smaug_v1_orchestrator_methods[idx];
-  memset(w, 0, sizeof(*w));
-  w->out = keep ? m->output : NULL;
-  rt_call_opts_t o = {.timeout_ms = 3600000, .max_message_bytes = 256 << 20};
-  if (rt_client_call_start(ch, m, req, &o, c_msg, c_done, w, NULL))
-    return -1;
-  while (!w->done)
-    uv_run(&loop, UV_RUN_ONCE);
-  if (w->buf) {
-    w->last = protobuf_c_message_unpack(w->out, NULL, w->len, w->buf);
-    free(w->buf);
-    w->buf = NULL;
-  }
-  return w->code;
-}
-
-/* The floor: health Check calls with 64 in flight for ~2 s. */
+/* Health/Check calls kept `width` in flight until `until`. */
 typedef struct floor_s {
   rt_channel_t *ch;
-  uint64_t done;
-  int in_flight;
+  uint64_t ok, failed;
+  int in_flight, width;
   double until;
 } floor_t;
 
-static void floor_start(floor_t *f);
+static void floor_issue(floor_t *f);
 
 static void floor_msg(rt_client_call_t *c, const ProtobufCMessage *m,
                       void *data) {}
@@ -229,133 +265,119 @@ static void floor_done(rt_client_call_t *c, grpc_status_code code,
                        const char *m, void *data) {
   floor_t *f = data;
   f->in_flight--;
-  f->done += code == GRPC_STATUS_OK;
+  if (code == GRPC_STATUS_OK)
+    f->ok++;
+  else
+    f->failed++;
   if (now_s() < f->until)
-    floor_start(f);
+    floor_issue(f);
 }
 
-static void floor_start(floor_t *f) {
+static void floor_issue(floor_t *f) {
   Grpc__Health__V1__HealthCheckRequest req =
       GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-  if (grpc_health_v1_health_check(f->ch, &req, NULL, floor_msg, floor_done, f,
+  rt_call_opts_t o = {.timeout_ms = 10000};
+  if (grpc_health_v1_health_check(f->ch, &req, &o, floor_msg, floor_done, f,
                                   NULL) == 0)
     f->in_flight++;
+  else
+    f->failed++;
 }
 
-static double measure_floor(const char *addr) {
-  floor_t f = {0};
-  rt_channel_get(rt, addr, &f.ch);
-  /* warm up */
-  f.until = now_s() + 0.3;
-  for (int i = 0; i < 64; i++)
-    floor_start(&f);
-  while (f.in_flight)
-    uv_run(&loop, UV_RUN_ONCE);
-  f.done = 0;
+/* Keeps `width` calls in flight for `seconds`; returns calls/s, or -1 if
+ * any call failed. */
+static double floor_run(uv_loop_t *loop, rt_channel_t *ch, int width,
+                        double seconds) {
+  floor_t f = {.ch = ch, .width = width};
   double t0 = now_s();
-  f.until = t0 + 2.0;
-  for (int i = 0; i < 64; i++)
-    floor_start(&f);
+  f.until = t0 + seconds;
+  for (int i = 0; i < width; i++)
+    floor_issue(&f);
   while (f.in_flight)
-    uv_run(&loop, UV_RUN_ONCE);
-  double rate = (double)f.done / (now_s() - t0);
-  rt_channel_release(f.ch);
-  return rate;
+    uv_run(loop, UV_RUN_ONCE);
+  return f.failed ? -1 : (double)f.ok / (now_s() - t0);
 }
 
-int main(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"resources", required_argument, NULL, 'n'},
-      {"serve-plugin", no_argument, NULL, 'p'},
-      {"smaugd", required_argument, NULL, 's'},
-      {"keep", no_argument, NULL, 'k'},
-      {"stream", no_argument, NULL, 'S'},
-      {NULL, 0, NULL, 0}};
-  long n = 1000;
-  int keep = 0, stream = 0;
-  const char *smaugd = NULL;
-  int c;
-  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    switch (c) {
-    case 'n':
-      n = strtol(optarg, NULL, 10);
-      break;
-    case 'p':
-      return serve_plugin();
-    case 's':
-      smaugd = optarg;
-      break;
-    case 'k':
-      keep = 1;
-      break;
-    case 'S':
-      stream = 1;
-      break;
-    default:
-      fprintf(stderr, "usage: smaug-bench-e2e [--resources N] [--smaugd PATH] "
-                      "[--keep] [--stream]\n");
-      return 2;
-    }
-  }
-  if (n < 1 || n > 1000000)
-    return 2;
-  char self[4096], sd[4200];
-  ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (k <= 0)
-    return 1;
-  self[k] = '\0';
-  if (smaugd == NULL) {
-    snprintf(sd, sizeof(sd), "%.*s/smaugd", (int)(strrchr(self, '/') - self),
-             self);
-    smaugd = sd;
-  }
-  char dir[] = "/tmp/smaug-bench-e2e-XXXXXX";
-  if (mkdtemp(dir) == NULL)
-    return 1;
-  char plog[128], slog[128], data[128];
-  snprintf(plog, sizeof(plog), "%s/plugin.log", dir);
-  snprintf(slog, sizeof(slog), "%s/smaugd.log", dir);
-  snprintf(data, sizeof(data), "%s/data", dir);
-
-  proc_t plug = {0}, sm = {0};
-  char *pargv[] = {self, "--serve-plugin", NULL};
-  if (spawn(&plug, plog, pargv) != 0) {
-    fprintf(stderr, "bench: plugin did not start (%s)\n", plog);
-    return 1;
-  }
-  char *sargv[] = {(char *)smaugd, "--listen", "127.0.0.1:0", "--data-dir",
-                   data,           "--plugin", plug.addr,     NULL};
-  if (spawn(&sm, slog, sargv) != 0) {
-    fprintf(stderr, "bench: smaugd did not start (%s)\n", slog);
-    kill(plug.pid, SIGTERM);
-    return 1;
-  }
-
-  uv_loop_init(&loop);
-  rt_new(&loop, &rt);
-  double floor = measure_floor(plug.addr);
-
+/* Measures both floors on a runtime of its own, on `loop`. */
+static int measure_floor(uv_loop_t *loop, const char *addr, double seconds,
+                         double *seq, double *conc) {
+  rt_t *rt;
   rt_channel_t *ch;
-  rt_channel_get(rt, sm.addr, &ch);
-  call_t w;
-  Smaug__V1__ListPluginsRequest lp = SMAUG__V1__LIST_PLUGINS_REQUEST__INIT;
-  for (int i = 0; i < 500; i++) {
-    call(ch, SMAUG_V1_ORCHESTRATOR_LIST_PLUGINS, &lp.base, &w, 1);
-    size_t np =
-        w.last ? ((Smaug__V1__ListPluginsResponse *)w.last)->n_plugins : 0;
-    if (w.last)
-      protobuf_c_message_free_unpacked(w.last, NULL);
-    if (np)
-      break;
-    usleep(10000);
+  int err = rt_new(loop, &rt);
+  if (err != 0)
+    return err;
+  if ((err = rt_channel_get(rt, addr, &ch)) != 0) {
+    rt_free(rt);
+    return err;
   }
+  /* Warm-up: connection, HTTP/2 windows, allocator. */
+  double w = floor_run(loop, ch, ENGINE_IN_FLIGHT, 0.3);
+  double s = w < 0 ? -1 : floor_run(loop, ch, 1, seconds);
+  double c = s < 0 ? -1 : floor_run(loop, ch, ENGINE_IN_FLIGHT, seconds);
+  rt_channel_release(ch);
+  rt_free(rt);
+  if (c < 0)
+    return UV_EIO;
+  *seq = s;
+  *conc = c;
+  return 0;
+}
 
-  /* The plan: node 0 is the root; node i's parent is (i - 1) / 16. */
+/* ------------------------------------------------------- orchestrator */
+
+typedef struct watch_s {
+  uint64_t n_msgs, last_seq;
+  int finished; /* the last message was OPERATION_FINISHED */
+  char final_status[64];
+  double t_finished;
+} watch_t;
+
+static void on_event(const ProtobufCMessage *m, void *data) {
+  const Smaug__V1__WatchOperationResponse *r = (const void *)m;
+  watch_t *w = data;
+  w->n_msgs++;
+  w->finished = 0;
+  if (r->event == NULL)
+    return;
+  w->last_seq = r->event->sequence;
+  if (r->event->kind == SMAUG__V1__EVENT_KIND__EVENT_KIND_OPERATION_FINISHED) {
+    w->finished = 1;
+    w->t_finished = now_s();
+    snprintf(w->final_status, sizeof(w->final_status), "%s",
+             r->event->final_status);
+  }
+}
+
+/* Waits until smaugd lists a plugin (its handshake is asynchronous). */
+static int wait_for_plugin(cli_rpc_t *c) {
+  Smaug__V1__ListPluginsRequest req = SMAUG__V1__LIST_PLUGINS_REQUEST__INIT;
+  for (double until = now_s() + 10; now_s() < until; usleep(10000)) {
+    ProtobufCMessage *resp;
+    if (cli_rpc_unary(
+            c,
+            &smaug_v1_orchestrator_methods[SMAUG_V1_ORCHESTRATOR_LIST_PLUGINS],
+            &req.base, 10000, &resp) != GRPC_STATUS_OK)
+      continue;
+    size_t n = ((Smaug__V1__ListPluginsResponse *)resp)->n_plugins;
+    protobuf_c_message_free_unpacked(resp, NULL);
+    if (n > 0)
+      return 0;
+  }
+  return UV_ETIMEDOUT;
+}
+
+/* The plan: node 0 is the root, node i's parent is (i - 1) / fanout.
+ * Stores the plan id in `id`. */
+static int create_plan(cli_rpc_t *c, long n, long fanout, char *id,
+                       size_t id_size, int *depth) {
+  int rc = UV_ENOMEM;
   Smaug__V1__Resource *res = calloc((size_t)n, sizeof(*res));
   Smaug__V1__Resource **rp = calloc((size_t)n, sizeof(*rp));
   Smaug__V1__ResourceEdge *ed = calloc((size_t)n, sizeof(*ed));
   Smaug__V1__ResourceEdge **ep = calloc((size_t)n, sizeof(*ep));
   char(*ids)[16] = calloc((size_t)n, 16);
+  if (!res || !rp || !ed || !ep || !ids)
+    goto out;
   for (long i = 0; i < n; i++) {
     snprintf(ids[i], 16, "n%ld", i);
     smaug__v1__resource__init(&res[i]);
@@ -366,95 +388,281 @@ int main(int argc, char **argv) {
   for (long i = 1; i < n; i++) {
     smaug__v1__resource_edge__init(&ed[i - 1]);
     ed[i - 1].parent_type = ed[i - 1].child_type = "b.node";
-    ed[i - 1].parent_id = ids[(i - 1) / 16];
+    ed[i - 1].parent_id = ids[(i - 1) / fanout];
     ed[i - 1].child_id = ids[i];
     ep[i - 1] = &ed[i - 1];
   }
+  *depth = 0; /* levels below the root, from the deepest node */
+  for (long i = n - 1; i > 0; i = (i - 1) / fanout)
+    (*depth)++;
   Smaug__V1__Plan plan = SMAUG__V1__PLAN__INIT;
   plan.name = "bench";
   plan.n_resources = (size_t)n;
   plan.resources = rp;
   plan.n_edges = (size_t)n - 1;
   plan.edges = ep;
-  Smaug__V1__CreatePlanRequest cp = SMAUG__V1__CREATE_PLAN_REQUEST__INIT;
-  cp.plan = &plan;
-  int rc = 1;
-  if (call(ch, SMAUG_V1_ORCHESTRATOR_CREATE_PLAN, &cp.base, &w, 1) != 0) {
-    fprintf(stderr, "bench: CreatePlan: %s\n", w.msg);
+  Smaug__V1__CreatePlanRequest req = SMAUG__V1__CREATE_PLAN_REQUEST__INIT;
+  req.plan = &plan;
+  ProtobufCMessage *resp;
+  if (cli_rpc_unary(
+          c, &smaug_v1_orchestrator_methods[SMAUG_V1_ORCHESTRATOR_CREATE_PLAN],
+          &req.base, CALL_TIMEOUT_MS, &resp) != GRPC_STATUS_OK) {
+    fprintf(stderr, "bench: CreatePlan: %s\n", cli_rpc_message(c));
+    rc = UV_EIO;
     goto out;
   }
-  Smaug__V1__CreatePlanResponse *cr = (void *)w.last;
-  char plan_id[64];
-  snprintf(plan_id, sizeof(plan_id), "%s", cr->plan->id);
-  protobuf_c_message_free_unpacked(w.last, NULL);
-
-  double t0 = now_s();
-  Smaug__V1__ProtectRequest pr = SMAUG__V1__PROTECT_REQUEST__INIT;
-  pr.plan_id = plan_id;
-  if (call(ch, SMAUG_V1_ORCHESTRATOR_PROTECT, &pr.base, &w, 1) != 0) {
-    fprintf(stderr, "bench: Protect: %s\n", w.msg);
-    goto out;
-  }
-  Smaug__V1__ProtectResponse *resp = (void *)w.last;
-  Smaug__V1__WatchOperationRequest wr =
-      SMAUG__V1__WATCH_OPERATION_REQUEST__INIT;
-  char op_id[64], cp_id[64];
-  snprintf(op_id, sizeof(op_id), "%s", resp->operation_id);
-  snprintf(cp_id, sizeof(cp_id), "%s", resp->checkpoint_id);
-  protobuf_c_message_free_unpacked(w.last, NULL);
-  wr.operation_id = op_id;
-  /* With --stream every event comes to this client; otherwise the watch
-   * starts past any sequence, so it only waits for the end. */
-  wr.after_sequence = stream ? 0 : UINT64_MAX - 1;
-  call(ch, SMAUG_V1_ORCHESTRATOR_WATCH_OPERATION, &wr.base, &w, 1);
-  double wall = now_s() - t0;
-  uint64_t events = w.n_msgs;
-  if (w.last)
-    protobuf_c_message_free_unpacked(w.last, NULL);
-  Smaug__V1__GetCheckpointRequest gq = SMAUG__V1__GET_CHECKPOINT_REQUEST__INIT;
-  gq.id = cp_id;
-  call(ch, SMAUG_V1_ORCHESTRATOR_GET_CHECKPOINT, &gq.base, &w, 1);
-  Smaug__V1__GetCheckpointResponse *gr = (void *)w.last;
-  const char *final =
-      gr && gr->checkpoint->status ==
-                  SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE
-          ? "available"
-          : "not-available";
-  if (strcmp(final, "available") != 0)
-    fprintf(stderr, "bench: protect ended %s: %s\n", final,
-            gr ? gr->checkpoint->reason : w.msg);
-  else
-    rc = 0;
-  long tasks = 2 * n;
-  double tps = (double)tasks / wall;
-  long rss = peak_rss_kib(sm.pid);
-  printf("events_streamed=%llu final=%s\n", (unsigned long long)events, final);
-  printf("RESULT resources=%ld tasks=%ld wall_ms=%.0f tasks_per_s=%.0f "
-         "rpc_floor_per_s=%.0f ratio=%.2f peak_rss_kib=%ld\n",
-         n, tasks, wall * 1000, tps, floor, tps / floor, rss);
-  if (w.last)
-    protobuf_c_message_free_unpacked(w.last, NULL);
+  snprintf(id, id_size, "%s",
+           ((Smaug__V1__CreatePlanResponse *)resp)->plan->id);
+  protobuf_c_message_free_unpacked(resp, NULL);
+  rc = 0;
 out:
-  rt_channel_release(ch);
-  rt_free(rt);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  kill(sm.pid, SIGTERM);
-  waitpid(sm.pid, NULL, 0);
-  kill(plug.pid, SIGTERM);
-  waitpid(plug.pid, NULL, 0);
-  if (!keep) {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-      fprintf(stderr, "bench: cannot remove %s\n", dir);
-  } else {
-    fprintf(stderr, "bench: kept %s\n", dir);
-  }
   free(res);
   free(rp);
   free(ed);
   free(ep);
   free(ids);
   return rc;
+}
+
+/* Protects the plan and watches the operation to its end: only the final
+ * event unless `stream`. Sets *wall to Protect -> OPERATION_FINISHED. */
+static int protect(cli_rpc_t *c, const char *plan_id, long tasks, int stream,
+                   watch_t *w, double *wall) {
+  Smaug__V1__ProtectRequest pr = SMAUG__V1__PROTECT_REQUEST__INIT;
+  pr.plan_id = (char *)plan_id;
+  ProtobufCMessage *resp;
+  double t0 = now_s();
+  if (cli_rpc_unary(
+          c, &smaug_v1_orchestrator_methods[SMAUG_V1_ORCHESTRATOR_PROTECT],
+          &pr.base, CALL_TIMEOUT_MS, &resp) != GRPC_STATUS_OK) {
+    fprintf(stderr, "bench: Protect: %s\n", cli_rpc_message(c));
+    return UV_EIO;
+  }
+  Smaug__V1__ProtectResponse *p = (void *)resp;
+  char op_id[128], cp_id[128];
+  snprintf(op_id, sizeof(op_id), "%s", p->operation_id);
+  snprintf(cp_id, sizeof(cp_id), "%s", p->checkpoint_id);
+  protobuf_c_message_free_unpacked(resp, NULL);
+
+  Smaug__V1__WatchOperationRequest wr =
+      SMAUG__V1__WATCH_OPERATION_REQUEST__INIT;
+  wr.operation_id = op_id;
+  wr.after_sequence = stream ? 0 : (uint64_t)tasks * EVENTS_PER_TASK;
+  memset(w, 0, sizeof(*w));
+  grpc_status_code code = cli_rpc_stream(
+      c, &smaug_v1_orchestrator_methods[SMAUG_V1_ORCHESTRATOR_WATCH_OPERATION],
+      &wr.base, CALL_TIMEOUT_MS, on_event, w);
+  double t_end = now_s();
+  if (code != GRPC_STATUS_OK) {
+    fprintf(stderr, "bench: WatchOperation: %s\n", cli_rpc_message(c));
+    return UV_EIO;
+  }
+  if (!w->finished) {
+    /* Fewer events than a clean run makes: some task did not complete. */
+    fprintf(stderr,
+            "bench: watch ended without OPERATION_FINISHED after "
+            "sequence %llu\n",
+            (unsigned long long)wr.after_sequence);
+    *wall = t_end - t0;
+  } else {
+    *wall = w->t_finished - t0;
+  }
+  Smaug__V1__GetCheckpointRequest gq = SMAUG__V1__GET_CHECKPOINT_REQUEST__INIT;
+  gq.id = cp_id;
+  if (cli_rpc_unary(
+          c,
+          &smaug_v1_orchestrator_methods[SMAUG_V1_ORCHESTRATOR_GET_CHECKPOINT],
+          &gq.base, CALL_TIMEOUT_MS, &resp) != GRPC_STATUS_OK) {
+    fprintf(stderr, "bench: GetCheckpoint: %s\n", cli_rpc_message(c));
+    return UV_EIO;
+  }
+  const Smaug__V1__Checkpoint *ck =
+      ((Smaug__V1__GetCheckpointResponse *)resp)->checkpoint;
+  int ok = ck && ck->status ==
+                     SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE;
+  if (!ok)
+    fprintf(stderr, "bench: checkpoint %s is not available: %s\n", cp_id,
+            ck && ck->reason ? ck->reason : "(no reason)");
+  protobuf_c_message_free_unpacked(resp, NULL);
+  return ok && w->finished ? 0 : UV_EIO;
+}
+
+/* --------------------------------------------------------------- main */
+
+static int usage(void) {
+  fprintf(stderr,
+          "usage: smaug-bench-e2e [--resources N] [--fanout F] [--stream]\n"
+          "                       [--floor-ms MS] [--raw-plugin] [--keep]\n"
+          "                       [--smaugd PATH] [--plugin PATH]\n"
+          "  --resources N  resources in the plan, 1..%d (default 1000)\n"
+          "  --fanout F     children per resource (default 16)\n"
+          "  --stream       watch every event, not only the end\n"
+          "  --floor-ms MS  length of each floor measurement (default 2000)\n"
+          "  --raw-plugin   plugin written on the runtime instead of the SDK\n"
+          "  --keep         keep the temporary directory (data and logs)\n",
+          MAX_RESOURCES);
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"resources", required_argument, NULL, 'n'},
+      {"fanout", required_argument, NULL, 'f'},
+      {"floor-ms", required_argument, NULL, 'F'},
+      {"smaugd", required_argument, NULL, 's'},
+      {"plugin", required_argument, NULL, 'P'},
+      {"raw-plugin", no_argument, NULL, 'r'},
+      {"serve-plugin", no_argument, NULL, 'p'},
+      {"keep", no_argument, NULL, 'k'},
+      {"stream", no_argument, NULL, 'S'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  long n = 1000, fanout = 16, floor_ms = 2000;
+  int keep = 0, stream = 0, raw = 0, c;
+  const char *smaugd = NULL, *plugin = NULL;
+  char *end;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (c) {
+    case 'n':
+      n = strtol(optarg, &end, 10);
+      if (*end || n < 1 || n > MAX_RESOURCES)
+        return usage();
+      break;
+    case 'f':
+      fanout = strtol(optarg, &end, 10);
+      if (*end || fanout < 1 || fanout > 1000000)
+        return usage();
+      break;
+    case 'F':
+      floor_ms = strtol(optarg, &end, 10);
+      if (*end || floor_ms < 100 || floor_ms > 600000)
+        return usage();
+      break;
+    case 's':
+      smaugd = optarg;
+      break;
+    case 'P':
+      plugin = optarg;
+      break;
+    case 'r':
+      raw = 1;
+      break;
+    case 'p':
+      return serve_raw_plugin();
+    case 'k':
+      keep = 1;
+      break;
+    case 'S':
+      stream = 1;
+      break;
+    default:
+      return usage();
+    }
+  }
+  if (optind != argc)
+    return usage();
+
+  /* The other binaries sit next to this one. */
+  char self[PATH_MAX], sd[PATH_MAX + 16], pl[PATH_MAX + 32];
+  ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (k <= 0)
+    return 1;
+  self[k] = '\0';
+  int dirlen = (int)(strrchr(self, '/') - self);
+  if (smaugd == NULL) {
+    snprintf(sd, sizeof(sd), "%.*s/smaugd", dirlen, self);
+    smaugd = sd;
+  }
+  if (plugin == NULL) {
+    snprintf(pl, sizeof(pl), "%.*s/smaug-bench-noop-plugin", dirlen, self);
+    plugin = raw ? self : pl;
+  }
+
+  char dir[] = "/tmp/smaug-bench-e2e-XXXXXX";
+  if (mkdtemp(dir) == NULL) {
+    perror("bench: mkdtemp");
+    return 1;
+  }
+  char data[sizeof(dir) + 8], maxmsg[16];
+  snprintf(data, sizeof(data), "%s/data", dir);
+  snprintf(maxmsg, sizeof(maxmsg), "%d", MAX_MESSAGE_BYTES);
+
+  uv_loop_t procs; /* child processes only */
+  int rc = 1, err;
+  if ((err = uv_loop_init(&procs)) != 0) {
+    fprintf(stderr, "bench: %s\n", uv_strerror(err));
+    return 1;
+  }
+  proc_t plug = {.name = "plugin"}, sm = {.name = "smaugd"};
+  snprintf(plug.log, sizeof(plug.log), "%s/plugin.log", dir);
+  snprintf(sm.log, sizeof(sm.log), "%s/smaugd.log", dir);
+  cli_rpc_t *cli = NULL;
+  double floor_seq = 0, floor_conc = 0, wall = 0;
+  long rss = -1;
+  watch_t w = {0};
+  int depth = 0, measured = 0;
+
+  char *pargv_sdk[] = {(char *)plugin, "--listen", "127.0.0.1:0",
+                       "--exit-with-parent", NULL};
+  char *pargv_raw[] = {(char *)plugin, "--serve-plugin", NULL};
+  if ((err = proc_start(&procs, &plug, raw ? pargv_raw : pargv_sdk)) != 0) {
+    fprintf(stderr, "bench: %s did not start: %s (log %s)\n", plugin,
+            uv_strerror(err), plug.log);
+    goto out;
+  }
+  char *sargv[] = {
+      (char *)smaugd, "--listen", "127.0.0.1:0",         "--data-dir", data,
+      "--plugin",     plug.addr,  "--max-message-bytes", maxmsg,       NULL};
+  if ((err = proc_start(&procs, &sm, sargv)) != 0) {
+    fprintf(stderr, "bench: %s did not start: %s (log %s)\n", smaugd,
+            uv_strerror(err), sm.log);
+    goto out;
+  }
+  if ((err = cli_rpc_new(sm.addr, &cli)) != 0) {
+    fprintf(stderr, "bench: client: %s\n", uv_strerror(err));
+    goto out;
+  }
+  if ((err = wait_for_plugin(cli)) != 0) {
+    fprintf(stderr, "bench: smaugd lists no plugin after 10 s (log %s)\n",
+            sm.log);
+    goto out;
+  }
+  if ((err = measure_floor(cli_rpc_loop(cli), plug.addr,
+                           (double)floor_ms / 1000, &floor_seq, &floor_conc)) !=
+      0) {
+    fprintf(stderr, "bench: floor: %s\n", uv_strerror(err));
+    goto out;
+  }
+  char plan_id[128];
+  if (create_plan(cli, n, fanout, plan_id, sizeof(plan_id), &depth) != 0)
+    goto out;
+  measured = protect(cli, plan_id, 2 * n, stream, &w, &wall) == 0;
+  rss = peak_rss_kib(&sm);
+  rc = measured ? 0 : 1;
+out:
+  cli_rpc_free(cli);
+  if (proc_stop(&procs, &sm) != 0)
+    rc = 1;
+  if (proc_stop(&procs, &plug) != 0)
+    rc = 1;
+  uv_run(&procs, UV_RUN_NOWAIT);
+  if (uv_loop_close(&procs) != 0)
+    fprintf(stderr, "bench: process loop still has handles\n");
+  if (keep)
+    fprintf(stderr, "bench: kept %s\n", dir);
+  else if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    fprintf(stderr, "bench: cannot remove %s: %s\n", dir, strerror(errno));
+  if (!measured)
+    return 1;
+  long tasks = 2 * n;
+  double tps = (double)tasks / wall;
+  printf("plugin=%s depth=%d fanout=%ld events_received=%llu final=%s\n",
+         raw ? "raw" : "sdk", depth, fanout, (unsigned long long)w.n_msgs,
+         w.final_status);
+  printf("floor: seq_per_s=%.0f conc%d_per_s=%.0f (compared: conc%d)\n",
+         floor_seq, ENGINE_IN_FLIGHT, floor_conc, ENGINE_IN_FLIGHT);
+  printf("RESULT resources=%ld tasks=%ld wall_ms=%.0f tasks_per_s=%.0f "
+         "rpc_floor_per_s=%.0f ratio=%.2f peak_rss_kib=%ld\n",
+         n, tasks, wall * 1000, tps, floor_conc, tps / floor_conc, rss);
+  return rc; /* 1 if a process did not exit cleanly */
 }
