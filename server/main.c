@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@ typedef struct settings_s {
   size_t n_plugins;
   long max_operations;
   long max_message_bytes;
+  long call_timeout_ms;
+  long heartbeat_ms;
 } settings_t;
 
 typedef struct daemon_s {
@@ -64,6 +67,10 @@ static void usage(FILE *f) {
              "queue (default 16)\n"
              "  --max-message-bytes N    gRPC message size limit (default "
              "4194304)\n"
+             "  --call-timeout-ms N      deadline of each plugin call "
+             "(default 3600000)\n"
+             "  --heartbeat-ms N         fail a plugin call silent this long "
+             "(default 0: off)\n"
              "  --help\n");
 }
 
@@ -161,6 +168,10 @@ static int load_config(settings_t *s, const char *path) {
       s->max_operations = (long)json_integer_value(v);
     if ((v = json_object_get(lim, "max_message_bytes")) && json_is_integer(v))
       s->max_message_bytes = (long)json_integer_value(v);
+    if ((v = json_object_get(lim, "call_timeout_ms")) && json_is_integer(v))
+      s->call_timeout_ms = (long)json_integer_value(v);
+    if ((v = json_object_get(lim, "heartbeat_ms")) && json_is_integer(v))
+      s->heartbeat_ms = (long)json_integer_value(v);
   }
 out:
   json_decref(root);
@@ -176,6 +187,8 @@ enum {
   OPT_LOG_LEVEL,
   OPT_MAX_OPS,
   OPT_MAX_MSG,
+  OPT_CALL_TIMEOUT,
+  OPT_HEARTBEAT,
   OPT_HELP
 };
 
@@ -189,6 +202,8 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
       {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
       {"max-operations", required_argument, NULL, OPT_MAX_OPS},
       {"max-message-bytes", required_argument, NULL, OPT_MAX_MSG},
+      {"call-timeout-ms", required_argument, NULL, OPT_CALL_TIMEOUT},
+      {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   int err = 0, c;
@@ -200,6 +215,7 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
     return err;
   s->max_operations = 16;
   s->max_message_bytes = 4 * 1024 * 1024;
+  s->call_timeout_ms = 3600000;
 
   /* The config file is read first so that env and flags override it. */
   for (int i = 1; i < argc; i++) {
@@ -250,6 +266,12 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
       err = parse_long("--max-message-bytes", optarg, 1024,
                        &s->max_message_bytes);
       break;
+    case OPT_CALL_TIMEOUT:
+      err = parse_long("--call-timeout-ms", optarg, 1, &s->call_timeout_ms);
+      break;
+    case OPT_HEARTBEAT:
+      err = parse_long("--heartbeat-ms", optarg, 0, &s->heartbeat_ms);
+      break;
     case OPT_HELP:
       usage(stdout);
       exit(0);
@@ -263,7 +285,9 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
     return UV_EINVAL;
   }
   if (err == 0 && (s->max_operations < 1 || s->max_message_bytes < 1024 ||
-                   s->max_message_bytes > INT_MAX)) {
+                   s->max_message_bytes > INT_MAX || s->call_timeout_ms < 1 ||
+                   s->call_timeout_ms > UINT32_MAX || s->heartbeat_ms < 0 ||
+                   s->heartbeat_ms > UINT32_MAX)) {
     fprintf(stderr, "smaugd: limits out of range\n");
     return UV_EINVAL;
   }
@@ -364,7 +388,9 @@ int main(int argc, char **argv) {
     goto fail_srv;
   api_config_t ac = {.bank_uri = d.set.bank,
                      .max_operations = (int)d.set.max_operations,
-                     .max_message_bytes = (int)d.set.max_message_bytes};
+                     .max_message_bytes = (int)d.set.max_message_bytes,
+                     .call_timeout_ms = d.set.call_timeout_ms,
+                     .heartbeat_ms = (uint32_t)d.set.heartbeat_ms};
   if ((err = api_new(d.rt, d.srv, d.store, d.reg, &ac, &d.api)) != 0)
     goto fail_reg;
   if ((err = rt_server_listen(d.srv, d.set.listen, &port)) != 0) {

@@ -19,9 +19,11 @@
 typedef struct api_s api_t;
 
 typedef struct api_config_s {
-  const char *bank_uri;  /* where plugins write; copied */
-  int max_operations;    /* operations run at once; more queue. 0: 16 */
-  int max_message_bytes; /* the server's limit, for messages we send */
+  const char *bank_uri;    /* where plugins write; copied */
+  int max_operations;      /* operations run at once; more queue. 0: 16 */
+  int max_message_bytes;   /* the server's limit, for messages we send */
+  int64_t call_timeout_ms; /* deadline of each plugin call; 0: 1 hour */
+  uint32_t heartbeat_ms;   /* silence limit of a plugin call; 0: none */
 } api_config_t;
 
 /* Creates the service and registers it on `srv` (before rt_server_start).

@@ -81,6 +81,7 @@ struct api_ops_s {
   char *bank_uri;
   int max_operations;
   int64_t call_timeout_ms;
+  uint32_t heartbeat_ms;
   int closing;
   int running; /* BUILDING or RUNNING */
   op_t *live;
@@ -903,6 +904,7 @@ static void on_built(graph_t *g, grpc_status_code code, const char *msg,
   o.limits = limits;
   o.limits_data = ops;
   o.deadline_ms = (uint32_t)ops->call_timeout_ms;
+  o.heartbeat_ms = ops->heartbeat_ms;
   o.fail_fast = op->fail_fast;
   if (err == 0)
     err = dag_new(g, (dag_op_t)op->kind, implemented, ops, &op->dag);
@@ -1426,6 +1428,7 @@ int api_ops_new(const api_ops_config_t *cfg, api_ops_t **out) {
   ops->max_operations = cfg->max_operations > 0 ? cfg->max_operations : 16;
   ops->call_timeout_ms =
       cfg->call_timeout_ms > 0 ? cfg->call_timeout_ms : OP_TIMEOUT_DEFAULT_MS;
+  ops->heartbeat_ms = cfg->heartbeat_ms;
   if ((ops->bank_uri = strdup(cfg->bank_uri ? cfg->bank_uri : "")) == NULL) {
     free(ops);
     return UV_ENOMEM;

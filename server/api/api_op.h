@@ -31,6 +31,7 @@ typedef struct api_ops_config_s {
   const char *bank_uri;    /* copied */
   int max_operations;      /* running at once; more wait in FIFO order */
   int64_t call_timeout_ms; /* per plugin call; 0: 1 hour */
+  uint32_t heartbeat_ms;   /* silence (no progress) limit; 0: none */
 } api_ops_config_t;
 
 /* `*out` is released with api_ops_close() and, after the loop has run its

@@ -58,6 +58,7 @@ typedef struct act_s {
   char *state_in; /* S: the state it received */
   char *op_id;
   size_t n_children;
+  int saved_ok; /* restore/delete: saved_metadata came from our protect */
   int ended;
 } act_t;
 
@@ -99,19 +100,19 @@ static void act_finish(act_t *a) {
     snprintf(want, sizeof(want), "state:%s", a->id);
     snprintf(kids, sizeof(kids), "%zu", a->n_children);
     snprintf(restored, sizeof(restored), "%s-r", a->id);
-    Smaug__V1__SyncResult__MetadataEntry m[3], *mp[3];
-    const char *keys[3] = {"plugin", "state_ok", "children"};
-    const char *vals[3] = {
-        F.name, a->state_in && strcmp(a->state_in, want) == 0 ? "1" : "0",
-        kids};
-    for (int i = 0; i < 3; i++) {
+    Smaug__V1__SyncResult__MetadataEntry m[4], *mp[4];
+    const char *keys[4] = {"plugin", "state_ok", "children", "saved_ok"};
+    const char *vals[4] = {
+        F.name, a->state_in && strcmp(a->state_in, want) == 0 ? "1" : "0", kids,
+        a->saved_ok ? "1" : "0"};
+    for (int i = 0; i < 4; i++) {
       smaug__v1__sync_result__metadata_entry__init(&m[i]);
       m[i].key = (char *)keys[i];
       m[i].value = (char *)vals[i];
       mp[i] = &m[i];
     }
     Smaug__V1__SyncResult r = SMAUG__V1__SYNC_RESULT__INIT;
-    r.n_metadata = 3;
+    r.n_metadata = 4;
     r.metadata = mp;
     r.restored_id = restored;
     Smaug__V1__SyncActivityResponse resp =
@@ -176,6 +177,10 @@ static void activity(rt_call_t *call, const Smaug__V1__ActivityRequest *req,
   a->type = strdup(req->resource->type);
   a->op_id = strdup(req->operation->id);
   a->n_children = req->n_children;
+  for (size_t i = 0; i < req->n_saved_metadata; i++)
+    if (strcmp(req->saved_metadata[i]->key, "plugin") == 0 &&
+        strcmp(req->saved_metadata[i]->value, F.name) == 0)
+      a->saved_ok = 1;
   if (sync && req->state.len) {
     a->state_in = malloc(req->state.len + 1);
     memcpy(a->state_in, req->state.data, req->state.len);

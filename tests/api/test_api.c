@@ -256,6 +256,8 @@ Test(api, restore_then_delete) {
       find_result(gr->restore->results, gr->restore->n_results, "v1");
   cr_assert_not_null(v1);
   cr_expect_str_eq(v1->restored_id, "v1-r");
+  cr_expect_str_eq(meta(v1, "saved_ok"), "1",
+                   "restore got the metadata saved by protect");
   protobuf_c_message_free_unpacked(&gr->base, NULL);
   protobuf_c_message_free_unpacked(&rr->base, NULL);
 
