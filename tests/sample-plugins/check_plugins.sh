@@ -16,7 +16,8 @@ status=0
 for spec in project:smaug.project:proj-1 server:smaug.server:p1-srv-1 \
             volume:smaug.volume:p1-vol-1 image:smaug.image:p1-img-1; do
   IFS=: read -r name type id <<<"$spec"
-  "$bin/smaug-plugin-$name" --listen "unix:$dir/$name.sock" \
+  # setsid: its own process group, safe from other tests' clean-up.
+  setsid "$bin/smaug-plugin-$name" --listen "unix:$dir/$name.sock" \
     --cloud "$dir/cloud" --work-dir "$dir" --exit-with-parent \
     2>"$dir/$name.log" &
   pids+=($!)

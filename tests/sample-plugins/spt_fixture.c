@@ -56,9 +56,13 @@ static void spawn(spt_t *w, proc_t *p, char **argv, const char *log) {
       {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD}, {.flags = UV_INHERIT_FD}};
   stdio[1].data.fd = fd;
   stdio[2].data.fd = fd;
+  /* A session of its own: a test runner cleaning up another test's
+   * process group must not signal it (--exit-with-parent still ties it to
+   * this process). */
   uv_process_options_t o = {.exit_cb = on_exit_cb,
                             .file = argv[0],
                             .args = argv,
+                            .flags = UV_PROCESS_DETACHED,
                             .stdio_count = 3,
                             .stdio = stdio};
   p->proc.data = p;
