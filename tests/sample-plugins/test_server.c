@@ -90,3 +90,30 @@ Test(server, restore_points_at_the_restored_children) {
                    "p1-net-1");
   json_decref(doc);
 }
+
+Test(server, restore_points_at_a_restored_network_child) {
+  spt_call_t c = {
+      .kind = 1, .op_id = "aaaa0001-protect", .ckpt = "c1", .res = srv1};
+  spt_result_t p, r;
+  cr_assert_eq(spt_pair(w, &c, &p), GRPC_STATUS_OK, "%s", p.msg);
+  spt_child_t kids[] = {{"smaug.volume", "p1-vol-1", "p1-vol-1-rdeadbeef"},
+                        {"smaug.volume", "p1-vol-4", "p1-vol-4-rdeadbeef"},
+                        {"smaug.image", "p1-img-1", "p1-img-1-rdeadbeef"},
+                        {"smaug.network", "p1-net-1", "p1-net-1-rdeadbeef"}};
+  spt_call_t rc = {.kind = 2,
+                   .activity = 2,
+                   .op_id = "deadbeef-restore",
+                   .ckpt = "c1",
+                   .res = srv1,
+                   .saved = &p,
+                   .children = kids,
+                   .n_children = 4};
+  cr_assert_eq(spt_call(w, &rc, &r), GRPC_STATUS_OK, "%s", r.msg);
+  char path[512];
+  spt_path(w, "servers", "p1-srv-1-rdeadbeef", ".json", path, sizeof(path));
+  json_t *doc = json_load_file(path, 0, NULL);
+  cr_assert(doc != NULL);
+  cr_assert_str_eq(json_string_value(json_object_get(doc, "network")),
+                   "p1-net-1-rdeadbeef");
+  json_decref(doc);
+}
