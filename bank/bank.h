@@ -23,8 +23,8 @@
  * Calls that take a bank_err_t fill it on failure with a message naming
  * the object and, where there is one, the chunk.
  */
-#ifndef SMAUG_BANK_H
-#define SMAUG_BANK_H
+#ifndef SMAUG_BANK_STORE_H
+#define SMAUG_BANK_STORE_H
 
 #include <stdatomic.h>
 #include <stddef.h>

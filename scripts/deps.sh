@@ -10,7 +10,7 @@ set -euo pipefail
 
 mode=${1:-all}
 
-runtime_pkgs=(libgrpc29 libprotobuf-c1 libuv1 libsqlite3-0 libssl3 libzstd1
+runtime_pkgs=(libgrpc29 libprotobuf-c1 libuv1 libsqlite3-0 libssl3 libzstd1 zstd
   libjansson4 ca-certificates)
 build_pkgs=(build-essential cmake pkg-config libgrpc-dev protobuf-compiler
   protobuf-c-compiler libprotobuf-c-dev libprotoc-dev libprotobuf-dev grpc-proto
