@@ -241,6 +241,25 @@ static long peak_rss_kib(const proc_t *p) {
   return kib;
 }
 
+/* User plus system CPU time of the process so far, in ms; -1 if unknown. */
+static double cpu_ms(const proc_t *p) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%d/stat", p->h.pid);
+  FILE *f = fopen(path, "r");
+  size_t len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+  if (f)
+    fclose(f);
+  buf[len] = '\0';
+  /* Fields 14 and 15 (utime, stime) follow the parenthesised name. */
+  char *s = strrchr(buf, ')');
+  unsigned long ut, st;
+  if (s == NULL ||
+      sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+             &st) != 2)
+    return -1;
+  return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag,
                     struct FTW *ftw) {
   return remove(path);
@@ -375,11 +394,11 @@ static int create_plan(cli_rpc_t *c, long n, long fanout, char *id,
   Smaug__V1__Resource **rp = calloc((size_t)n, sizeof(*rp));
   Smaug__V1__ResourceEdge *ed = calloc((size_t)n, sizeof(*ed));
   Smaug__V1__ResourceEdge **ep = calloc((size_t)n, sizeof(*ep));
-  char(*ids)[16] = calloc((size_t)n, 16);
+  char(*ids)[24] = calloc((size_t)n, 24);
   if (!res || !rp || !ed || !ep || !ids)
     goto out;
   for (long i = 0; i < n; i++) {
-    snprintf(ids[i], 16, "n%ld", i);
+    snprintf(ids[i], 24, "n%ld", i);
     smaug__v1__resource__init(&res[i]);
     res[i].type = "b.node";
     res[i].id = ids[i];
@@ -601,6 +620,7 @@ int main(int argc, char **argv) {
   long rss = -1;
   watch_t w = {0};
   int depth = 0, measured = 0;
+  double sm_cpu = 0, pl_cpu = 0;
 
   char *pargv_sdk[] = {(char *)plugin, "--listen", "127.0.0.1:0",
                        "--exit-with-parent", NULL};
@@ -636,8 +656,12 @@ int main(int argc, char **argv) {
   char plan_id[128];
   if (create_plan(cli, n, fanout, plan_id, sizeof(plan_id), &depth) != 0)
     goto out;
+  sm_cpu = cpu_ms(&sm);
+  pl_cpu = cpu_ms(&plug);
   measured = protect(cli, plan_id, 2 * n, stream, &w, &wall) == 0;
   rss = peak_rss_kib(&sm);
+  sm_cpu = cpu_ms(&sm) - sm_cpu;
+  pl_cpu = cpu_ms(&plug) - pl_cpu;
   rc = measured ? 0 : 1;
 out:
   cli_rpc_free(cli);
@@ -656,9 +680,10 @@ out:
     return 1;
   long tasks = 2 * n;
   double tps = (double)tasks / wall;
-  printf("plugin=%s depth=%d fanout=%ld events_received=%llu final=%s\n",
+  printf("plugin=%s depth=%d fanout=%ld events_received=%llu final=%s "
+         "cpu_ms_during_protect: smaugd=%.0f plugin=%.0f\n",
          raw ? "raw" : "sdk", depth, fanout, (unsigned long long)w.n_msgs,
-         w.final_status);
+         w.final_status, sm_cpu, pl_cpu);
   printf("floor: seq_per_s=%.0f conc%d_per_s=%.0f (compared: conc%d)\n",
          floor_seq, ENGINE_IN_FLIGHT, floor_conc, ENGINE_IN_FLIGHT);
   printf("RESULT resources=%ld tasks=%ld wall_ms=%.0f tasks_per_s=%.0f "
