@@ -565,3 +565,36 @@ Test(faults, registered_plugins_survive_restart) {
   cr_expect_eq(lr->n_plugins, 0, "an unregistered plugin came back");
   protobuf_c_message_free_unpacked(&lr->base, NULL);
 }
+
+Test(faults, sigkill_mid_restore_resumes_to_success) {
+  const char *slow[] = {"--delay-ms", "300", NULL};
+  start_plugin(&plug, "fake", "t.server,t.volume", slow);
+  const char *extra[] = {"--plugin", plug.addr, NULL};
+  start_smaugd(NULL, extra, 1);
+  const char *spec[] = {"t.server:s1:t.volume/v1;t.volume/v2"};
+  char plan[64], cp[64], op[64], msg[512];
+  plan_of(spec, 1, plan);
+  cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
+  cr_assert_str_eq(client_wait(cl, op), "available");
+  Smaug__V1__RestoreRequest rq = SMAUG__V1__RESTORE_REQUEST__INIT;
+  rq.checkpoint_id = cp;
+  int code;
+  Smaug__V1__RestoreResponse *rr =
+      (void *)client_unary(cl, M(RESTORE), &rq.base, &code, msg, sizeof(msg));
+  cr_assert_eq(code, 0, "%s", msg);
+  usleep(400 * 1000);
+  proc_stop(&smaugd, SIGKILL);
+  start_smaugd(NULL, extra, 1);
+  cr_expect_str_eq(client_wait(cl, rr->operation_id), "success");
+  Smaug__V1__GetRestoreRequest gq = SMAUG__V1__GET_RESTORE_REQUEST__INIT;
+  gq.id = rr->restore_id;
+  Smaug__V1__GetRestoreResponse *gr = (void *)client_unary(
+      cl, M(GET_RESTORE), &gq.base, &code, msg, sizeof(msg));
+  cr_assert_eq(code, 0, "%s", msg);
+  cr_expect_eq(gr->restore->status,
+               SMAUG__V1__RESTORE_STATUS__RESTORE_STATUS_SUCCESS);
+  for (size_t i = 0; i < gr->restore->n_results; i++)
+    cr_expect_str_neq(gr->restore->results[i]->restored_id, "");
+  protobuf_c_message_free_unpacked(&gr->base, NULL);
+  protobuf_c_message_free_unpacked(&rr->base, NULL);
+}
