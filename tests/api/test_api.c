@@ -518,8 +518,18 @@ Test(api, fifty_concurrent_protects) {
   char cps[50][64], ops[50][64];
   for (int i = 0; i < 50; i++)
     cr_assert_eq(protect(plan, cps[i], ops[i], msg, sizeof(msg)), 0, "%s", msg);
-  for (int i = 0; i < 50; i++)
-    cr_expect_str_eq(client_wait(cl, ops[i]), "available", "op %d", i);
+  for (int i = 0; i < 50; i++) {
+    /* Every event of every operation, gapless: 5 resources x 2 tasks x
+     * (queued, started, done) + the end. */
+    Smaug__V1__WatchOperationResponse **evs;
+    size_t n;
+    cr_assert_eq(client_watch(cl, ops[i], 0, &evs, &n), 0);
+    cr_expect_eq(n, 31, "op %d: %zu events", i, n);
+    for (size_t k = 0; k < n; k++)
+      cr_expect_eq(evs[k]->event->sequence, k + 1);
+    cr_expect_str_eq(evs[n - 1]->event->final_status, "available", "op %d", i);
+    resps_free((ProtobufCMessage **)evs, n);
+  }
   for (int i = 0; i < 50; i++) {
     Smaug__V1__Checkpoint *c = get_checkpoint(cps[i]);
     cr_expect_eq(c->n_results, 5);
