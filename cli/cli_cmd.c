@@ -592,6 +592,40 @@ static void print_results(cli_ctx_t *ctx, size_t n,
   table_free(&t);
 }
 
+static int cmd_restore_show(cli_ctx_t *ctx) {
+  cli_rpc_t *r;
+  int rc = open_rpc(ctx, ctx->server, &r);
+  if (rc)
+    return rc;
+  Smaug__V1__GetRestoreRequest req = SMAUG__V1__GET_RESTORE_REQUEST__INIT;
+  req.id = (char *)ctx->args->pos[0];
+  ProtobufCMessage *m = NULL;
+  if ((rc = unary(ctx, r, ORCH(GET_RESTORE), &req.base, &m)))
+    goto done;
+  const Smaug__V1__Restore *x = ((Smaug__V1__GetRestoreResponse *)m)->restore;
+  if (ctx->json || x == NULL) {
+    rc = print_msg_json(ctx, m);
+  } else {
+    char st[32], t1[32], t2[32];
+    fprintf(ctx->out,
+            "id:         %s\ncheckpoint: %s\nstatus:     %s\n"
+            "operation:  %s\ncreated:    %s\nfinished:   %s\n",
+            x->id, x->checkpoint_id,
+            enum_short(&smaug__v1__restore_status__descriptor, x->status, st,
+                       sizeof(st)),
+            x->operation_id, fmt_time(x->created_at_ms, t1, sizeof(t1)),
+            fmt_time(x->finished_at_ms, t2, sizeof(t2)));
+    if (x->reason[0])
+      fprintf(ctx->out, "reason:     %s\n", x->reason);
+    fputc('\n', ctx->out);
+    print_results(ctx, x->n_results, x->results, 1);
+  }
+  protobuf_c_message_free_unpacked(m, NULL);
+done:
+  cli_rpc_free(r);
+  return rc;
+}
+
 static int cmd_restore(cli_ctx_t *ctx) {
   cli_rpc_t *r;
   int rc = open_rpc(ctx, ctx->server, &r);
@@ -998,6 +1032,9 @@ static const cmd_t commands[] = {
     /* Bank-side verification: implemented in cli_verify.c. */
     {"checkpoint", "verify", cli_cmd_checkpoint_verify, no_opts, 1, 1,
      "CHECKPOINT", "verify a checkpoint's data in its bank"},
+    /* Before the one-word "restore CHECKPOINT": the first match wins. */
+    {"restore", "show", cmd_restore_show, no_opts, 1, 1, "RESTORE",
+     "show a restore and the restored ids"},
     {"restore", NULL, cmd_restore, restore_opts, 1, 1,
      "CHECKPOINT [-p [TYPE[#ID]:]KEY=VALUE]... [--params-file FILE] [--wait]",
      "restore a checkpoint"},

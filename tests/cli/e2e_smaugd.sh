@@ -123,6 +123,21 @@ jq -e --arg c "$ckp" '.checkpoints[0].id == $c and
 "$SMAUG" checkpoint show "$ckp" >"$tmp/show" || fail "checkpoint show exit $?"
 grep -q '^status: *available' "$tmp/show" || fail "checkpoint show: $(cat "$tmp/show")"
 
+# restore --wait, then restore show for the restored ids.
+"$SMAUG" restore "$ckp" --wait >"$tmp/restore" 2>"$tmp/err" ||
+  fail "restore --wait exit $?: $(cat "$tmp/restore" "$tmp/err")"
+rst=$(grep -o 'rst-[0-9a-f]*' "$tmp/restore" | head -1)
+[ -n "$rst" ] || fail "restore printed no id: $(cat "$tmp/restore")"
+"$SMAUG" -o json restore show "$rst" >"$tmp/rst.json" || fail "restore show exit $?"
+jq -e --arg c "$ckp" '.restore.checkpoint_id == $c and
+  .restore.status == "RESTORE_STATUS_SUCCESS" and
+  (.restore.results | length > 0)' "$tmp/rst.json" \
+  >/dev/null || fail "restore show json: $(cat "$tmp/rst.json")"
+"$SMAUG" restore show rst-0000 2>"$tmp/err"
+rc=$?
+[ $rc = 1 ] || fail "restore show of an unknown id exited $rc"
+grep -q NOT_FOUND "$tmp/err" || fail "restore show unknown: $(cat "$tmp/err")"
+
 "$SMAUG" flow "$ckp" --dot >"$tmp/flow.dot" || fail "flow --dot exit $?"
 grep -q 'digraph' "$tmp/flow.dot" || fail "flow --dot: $(cat "$tmp/flow.dot")"
 
