@@ -25,6 +25,7 @@ struct api_s {
   store_t *store;
   reg_t *reg;
   api_ops_t *ops;
+  int max_message_bytes;
   int closing;
 };
 
@@ -452,6 +453,18 @@ static void h_list_checkpoints(rt_call_t *call,
   resp.n_checkpoints = n;
   resp.checkpoints = cps;
   resp.next_page_token = tok;
+  /* Large graphs can make a page bigger than one message: then the page
+   * goes without the graphs (GetCheckpoint has them). */
+  if (protobuf_c_message_get_packed_size(&resp.base) + 1024 >
+      (size_t)api->max_message_bytes)
+    for (size_t i = 0; i < n; i++) {
+      for (size_t j = 0; j < cps[i]->n_resources; j++)
+        protobuf_c_message_free_unpacked(&cps[i]->resources[j]->base, NULL);
+      for (size_t j = 0; j < cps[i]->n_edges; j++)
+        protobuf_c_message_free_unpacked(&cps[i]->edges[j]->base, NULL);
+      cps[i]->n_resources = 0; /* the arrays go with the checkpoint */
+      cps[i]->n_edges = 0;
+    }
   rt_call_reply(call, &resp.base);
   store_msgs_free(cps, n);
 }
@@ -729,6 +742,8 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
   api->srv = srv;
   api->store = store;
   api->reg = reg;
+  api->max_message_bytes =
+      cfg->max_message_bytes > 0 ? cfg->max_message_bytes : 4 << 20;
   api_ops_config_t oc = {.rt = rt,
                          .store = store,
                          .reg = reg,
