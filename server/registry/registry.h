@@ -63,7 +63,8 @@ int reg_add(reg_t *reg, const char *addr, int replace, reg_add_cb cb,
 /* Retires the plugin named `name`; UV_ENOENT if there is none. */
 int reg_remove(reg_t *reg, const char *name);
 
-/* Number of current plugins and the i-th, in registration order. */
+/* Number of current plugins and the i-th (NULL past the end), in
+ * registration order. The pointer stays valid until reg_free(). */
 size_t reg_count(const reg_t *reg);
 reg_plugin_t *reg_at(const reg_t *reg, size_t i);
 
@@ -77,7 +78,8 @@ reg_plugin_t *reg_find_type(const reg_t *reg, const char *type,
 const reg_schema_t *reg_options_schema(const reg_t *reg, const char *type);
 const reg_schema_t *reg_restore_schema(const reg_t *reg, const char *type);
 
-/* Accessors. Strings and messages are owned by the plugin. */
+/* Accessors. Strings and messages are owned by the plugin and live until
+ * reg_free(). */
 const char *reg_plugin_name(const reg_plugin_t *p);
 const char *reg_plugin_address(const reg_plugin_t *p);
 const Smaug__V1__GetPluginInfoResponse *reg_plugin_info(const reg_plugin_t *p);

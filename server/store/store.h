@@ -69,7 +69,9 @@ void store_msgs_free(void *msgs, size_t n);
 
 /* Inserts or replaces a plan by id. Insertion order is kept on update. */
 int store_plan_put(store_t *st, const Smaug__V1__Plan *plan);
+/* The plan `id`; UV_ENOENT if there is none. */
 int store_plan_get(store_t *st, const char *id, Smaug__V1__Plan **out);
+/* Removes plan `id`; UV_ENOENT if there is none. Checkpoints stay. */
 int store_plan_delete(store_t *st, const char *id);
 
 /* Plans oldest first, after paging cursor `after` (0: from the start), at
@@ -82,6 +84,7 @@ int store_plan_list(store_t *st, uint64_t after, uint32_t limit,
 /* Inserts or replaces a checkpoint by id. `results` is not stored here:
  * see store_result_put(). */
 int store_checkpoint_put(store_t *st, const Smaug__V1__Checkpoint *cp);
+/* The checkpoint `id` without results; UV_ENOENT if there is none. */
 int store_checkpoint_get(store_t *st, const char *id,
                          Smaug__V1__Checkpoint **out);
 
@@ -101,7 +104,9 @@ int store_checkpoint_list(store_t *st, const store_cp_filter_t *f,
 
 /* ---------------------------------------------------------- restores */
 
+/* Inserts or replaces a restore by id; `results` is not stored here. */
 int store_restore_put(store_t *st, const Smaug__V1__Restore *r);
+/* The restore `id` without results; UV_ENOENT if there is none. */
 int store_restore_get(store_t *st, const char *id, Smaug__V1__Restore **out);
 /* Restores newest first; `checkpoint_id` NULL or "" for all. */
 int store_restore_list(store_t *st, const char *checkpoint_id, uint64_t before,
@@ -130,7 +135,10 @@ int store_op_put(store_t *st, const store_op_t *op);
 int store_op_get(store_t *st, const char *id, store_op_t **out);
 /* Operations with running=1, oldest first. Release with store_ops_free. */
 int store_op_list_running(store_t *st, store_op_t ***out, size_t *n);
+/* Sets the running flag of operation `id`; UV_ENOENT if there is none. */
 int store_op_set_running(store_t *st, const char *id, int running);
+/* Free what store_op_get() and store_op_list_running() returned. NULL is a
+ * no-op. */
 void store_op_free(store_op_t *op);
 void store_ops_free(store_op_t **ops, size_t n);
 
