@@ -63,6 +63,7 @@ proj=$cloud/projects/proj-1
 
 # Checksums of the originals, before anything is damaged.
 (cd "$proj" && sha256sum volumes/* images/* servers/* networks/*) >"$dir/original.sha256"
+cp -r "$proj/servers" "$dir/servers.original"
 
 start() { # name logfile command...
   local name=$1
@@ -120,8 +121,7 @@ if [ -n "$check" ]; then
     fail "protect did not end available"
   }
 else
-  smaug protect "$plan" --wait | tee "$dir/protect.txt"
-  smaug -o json checkpoint list --plan "$plan" >"$dir/protect.jsonl"
+  smaug protect "$plan" --wait | tee "$dir/protect.jsonl"
 fi
 ckp=$(grep -o 'ckp-[0-9a-f]*' "$dir/protect.jsonl" | head -1)
 [ -n "$ckp" ] || fail "no checkpoint id"
@@ -140,26 +140,22 @@ dd if=/dev/urandom of="$proj/volumes/p1-vol-1.raw" bs=4096 count=16 seek=3 \
 
 say "restoring $ckp"
 if [ -n "$check" ]; then
-  smaug -o json restore "$ckp" --wait >"$dir/restore.jsonl" || {
-    tail -5 "$dir/restore.jsonl" >&2
+  smaug -o json restore "$ckp" --wait >"$dir/restore.out" || {
+    tail -5 "$dir/restore.out" >&2
     fail "restore did not succeed"
   }
 else
-  smaug restore "$ckp" --wait | tee "$dir/restore.txt"
-  smaug -o json restore "$ckp" --wait >"$dir/restore.jsonl" 2>/dev/null || true
+  smaug restore "$ckp" --wait | tee "$dir/restore.out"
 fi
+rst=$(grep -o 'rst-[0-9a-f]*' "$dir/restore.out" | head -1)
+[ -n "$rst" ] || fail "no restore id"
+smaug -o json restore show "$rst" >"$dir/restore.json"
 
 say "verifying the restored resources"
-"$py" - "$dir/restore.jsonl" "$proj" "$dir/original.sha256" <<'PY'
+"$py" - "$dir/restore.json" "$proj" "$dir/original.sha256" "$dir/servers.original" <<'PY'
 import hashlib, json, os, sys
-jsonl, proj, sums = sys.argv[1:4]
-restore = None
-for line in open(jsonl):
-    line = line.strip()
-    if line.startswith("{") and '"restore"' in line:
-        restore = json.loads(line)["restore"]
-if restore is None:
-    sys.exit("demo: no restore result in the watch output")
+path, proj, sums, orig_servers = sys.argv[1:5]
+restore = json.load(open(path))["restore"]
 if restore["status"] != "RESTORE_STATUS_SUCCESS":
     sys.exit("demo: restore status %s: %s" % (restore["status"], restore.get("reason")))
 original = {}
@@ -193,16 +189,14 @@ for (t, old), new in new_id.items():
     if t != "smaug.server":
         continue
     desc = json.load(open(os.path.join(proj, "servers", new + ".json")))
-    orig_vols = None
-    # The original descriptor may have been deleted: rebuild its volume list
-    # from the checkpoint's graph in the restore result instead.
-    for v in desc["volumes"]:
-        if ("smaug.volume", v) in new_id:
-            sys.exit("demo: restored server %s points at original volume %s" % (new, v))
-        if v not in new_id.values():
-            sys.exit("demo: restored server %s points at unknown volume %s" % (new, v))
-    if desc.get("image") and desc["image"] not in new_id.values():
-        sys.exit("demo: restored server %s points at image %s, not a restored one" % (new, desc["image"]))
+    orig = json.load(open(os.path.join(orig_servers, old + ".json")))
+    want_vols = [new_id[("smaug.volume", v)] for v in orig["volumes"]]
+    if desc["volumes"] != want_vols:
+        sys.exit("demo: restored server %s has volumes %s, want the restored %s"
+                 % (new, desc["volumes"], want_vols))
+    if desc.get("image") != new_id[("smaug.image", orig["image"])]:
+        sys.exit("demo: restored server %s boots %s, want the restored %s"
+                 % (new, desc.get("image"), new_id[("smaug.image", orig["image"])]))
     servers += 1
 if checked < 7 or servers < 3:
     sys.exit("demo: expected 5 volumes, 2 images and 3 servers restored, got %d data files and %d servers" % (checked, servers))
