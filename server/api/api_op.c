@@ -579,11 +579,13 @@ static void watcher_finish_all(op_t *op, grpc_status_code code,
   op->watchers = NULL;
 }
 
-static void deliver(op_t *op) {
+/* Streams the op's pending events to its watchers, or with `drop` (their
+ * commit failed) discards them: nothing uncommitted is ever streamed. */
+static void deliver(op_t *op, int drop) {
   for (pend_t *p = op->pend_head, *n; p; p = n) {
     n = p->next;
     Smaug__V1__OperationEvent *ev = NULL;
-    for (watcher_t *w = op->watchers; w; w = w->next) {
+    for (watcher_t *w = drop ? NULL : op->watchers; w; w = w->next) {
       if (p->seq <= w->last)
         continue;
       if (ev == NULL)
@@ -602,7 +604,8 @@ static void deliver(op_t *op) {
   }
   op->pend_head = op->pend_tail = NULL;
   if (op->finished)
-    watcher_finish_all(op, GRPC_STATUS_OK, NULL);
+    watcher_finish_all(op, drop ? GRPC_STATUS_INTERNAL : GRPC_STATUS_OK,
+                       drop ? "the store could not commit the events" : NULL);
 }
 
 int api_ops_flush(api_ops_t *ops) {
@@ -610,9 +613,9 @@ int api_ops_flush(api_ops_t *ops) {
   if (store_in_batch(ops->store) && (err = store_flush(ops->store)) != 0)
     log_store_error(ops, "commit", err);
   for (op_t *op = ops->live; op; op = op->next)
-    deliver(op);
+    deliver(op, err != 0);
   for (op_t *op = ops->dead; op; op = op->next)
-    deliver(op);
+    deliver(op, err != 0);
   return err;
 }
 
