@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +77,8 @@ int proc_start(proc_t *p, const char *log, char *const argv[]) {
     /* Its own process group: signals meant for a test runner's group do
      * not reach it, and it never outlives the test by accident of one. */
     setpgid(0, 0);
+    /* A test that crashes must not leave its servers running. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0600);
     dup2(fd, 1);
     dup2(fd, 2);
