@@ -362,7 +362,7 @@ class InvalidArgumentTest(unittest.TestCase):
             elif k == "resource_type":
                 req.resource.type = v
             elif k == "project":
-                del req.resource.extra["project"]
+                req.resource.extra["project"] = v
             elif k == "op_id":
                 req.operation.id = v
             else:
@@ -390,8 +390,23 @@ class InvalidArgumentTest(unittest.TestCase):
     def test_absolute_bank_section(self):
         self.check("bank_section", bank_section="/etc")
 
-    def test_missing_project(self):
-        self.check("resource.extra[project]", project=True)
+    def test_invalid_project(self):
+        self.check("resource.extra[project]", project="../etc")
+
+    def test_missing_project_is_looked_up(self):
+        req = request(new_op(), tp.OPERATION_KIND_PROTECT, tp.ACTIVITY_PARALLEL)
+        del req.resource.extra["project"]
+        _, result = run(STUB.ParallelActivity, req)
+        self.assertIn(b"sha256", result.state)
+
+    def test_missing_project_and_unknown_network(self):
+        req = request(new_op(), tp.OPERATION_KIND_PROTECT, tp.ACTIVITY_PARALLEL)
+        del req.resource.extra["project"]
+        req.resource.id = "no-such-net"
+        with self.assertRaises(grpc.RpcError) as cm:
+            run(STUB.ParallelActivity, req)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertIn("no-such-net", cm.exception.details())
 
     def test_missing_operation_id(self):
         self.check("operation.id", op_id="")

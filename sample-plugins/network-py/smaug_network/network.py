@@ -128,15 +128,18 @@ class Request:
         self.cloud_dir = None
         if self.kind in (PROTECT, RESTORE):
             project = req.resource.extra.get("project", "")
-            if not project:
-                raise _invalid("resource.extra[project] is required")
-            if not ID_RE.match(project):
+            if project and not ID_RE.match(project):
                 raise _invalid("resource.extra[project]: %r is not a valid "
                                "id" % project)
             if not cloud:
                 raise ActivityError(grpc.StatusCode.FAILED_PRECONDITION,
                                     "no cloud directory: start the plugin "
                                     "with --cloud DIR or SMAUG_CLOUD")
+            if not project:
+                # Network ids are unique across the cloud (see
+                # docs/sample-cloud.md), so a caller that does not know the
+                # project, such as smaug-plugin-check, still finds it.
+                project = _find_project(cloud, self.id)
             self.cloud_dir = os.path.join(cloud, "projects", project,
                                           "networks")
         if self.kind == RESTORE:
@@ -149,6 +152,23 @@ class Request:
             if not ID_RE.match(self.new_id):
                 raise _invalid("resource.id: %r is too long to restore" %
                                self.id)
+
+
+def _find_project(cloud, network_id):
+    """The project whose networks/ folder holds `network_id`."""
+    root = os.path.join(cloud, "projects")
+    try:
+        projects = sorted(os.listdir(root))
+    except OSError as e:
+        raise _os_error(e, root)
+    for project in projects:
+        if os.path.exists(os.path.join(root, project, "networks",
+                                       network_id + ".json")):
+            return project
+    raise ActivityError(grpc.StatusCode.NOT_FOUND,
+                        "resource.id: network %r is in no project under %s "
+                        "(and resource.extra[project] is not set)"
+                        % (network_id, root))
 
 
 def _os_error(e, what):
