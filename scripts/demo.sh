@@ -38,26 +38,12 @@ done
 say() { [ -n "$check" ] || printf '\n\033[1m== %s\033[0m\n' "$*"; }
 fail() { echo "demo: FAILED: $*" >&2; exit 1; }
 
-pids=()
-cleanup() {
-  set +e
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-  done
-  wait 2>/dev/null
-}
-trap cleanup EXIT
-
-rm -rf "$dir"
-mkdir -p "$dir/run" "$dir/logs"
-cloud=$dir/cloud
-run=$dir/run
-export SMAUG_CLOUD=$cloud
+source "$here/scripts/stack.sh"
+stack_init "$dir"
+cloud=$stack_cloud_dir
 
 say "creating a sample cloud in $cloud"
-"$bin/smaug-cloud-gen" --dir "$cloud" --volume-mib "$volume_mib" >"$dir/logs/cloud-gen.log"
+stack_cloud --volume-mib "$volume_mib"
 [ -n "$check" ] || cat "$dir/logs/cloud-gen.log"
 proj=$cloud/projects/proj-1
 
@@ -65,45 +51,8 @@ proj=$cloud/projects/proj-1
 (cd "$proj" && sha256sum volumes/* images/* servers/* networks/*) >"$dir/original.sha256"
 cp -r "$proj/servers" "$dir/servers.original"
 
-start() { # name logfile command...
-  local name=$1
-  shift
-  "$@" >"$dir/logs/$name.log" 2>&1 &
-  pids+=($!)
-}
-
-wait_listening() { # logfile
-  for _ in $(seq 200); do
-    grep -q 'msg=listening' "$1" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  cat "$1" >&2
-  fail "$(basename "$1" .log) did not start"
-}
-
-say "starting the sample plugins"
-plugins=()
-for p in project server volume image network; do
-  start "plugin-$p" "$bin/smaug-plugin-$p" --listen "unix:$run/$p.sock" \
-    --cloud "$cloud" --exit-with-parent
-  plugins+=(--plugin "unix:$run/$p.sock")
-done
-for p in project server volume image network; do
-  wait_listening "$dir/logs/plugin-$p.log"
-done
-
-say "starting smaugd (SQLite and a file:// bank under $dir/smaugd)"
-start smaugd "$bin/smaugd" --listen "unix:$run/smaugd.sock" \
-  --data-dir "$dir/smaugd" "${plugins[@]}"
-wait_listening "$dir/logs/smaugd.log"
-export SMAUG_SERVER=unix:$run/smaugd.sock
-smaug() { "$bin/smaug" "$@"; }
-for _ in $(seq 100); do
-  n=$(smaug -o json plugin list 2>/dev/null | grep -o 'PLUGIN_HEALTH_SERVING' | wc -l)
-  [ "$n" -ge 5 ] && break
-  sleep 0.1
-done
-[ "$n" -ge 5 ] || { smaug plugin list >&2; fail "plugins are not all registered"; }
+say "starting the sample plugins, then smaugd (SQLite and a file:// bank under $dir/smaugd)"
+stack_up
 [ -n "$check" ] || smaug plugin list
 
 cat >"$dir/plan.json" <<'JSON'

@@ -701,8 +701,11 @@ static void exec__attempt_end(exec_op_t *op, uint32_t t, int code,
   op->terminal++;
   op->failed = 1;
   exec__res_end(op, t);
+  /* The reason is recorded before the event, so that an event consumer
+   * reading exec_op_resource() sees it. */
+  exec__set_reason(op, node, reason ? strdup(reason) : NULL);
   exec__emit(op, EXEC_EV_FAILED, t, reason, code, 0);
-  exec__set_reason(op, node, reason);
+  free(reason);
   exec__skip_downstream(op, t);
   if (op->opts.fail_fast)
     exec__stop(op, EXEC_FAILED_OP, "cancelled: fail-fast after a failure");

@@ -653,3 +653,42 @@ Test(exec, all_noop_dag_completes_without_calls, .timeout = 10) {
   dag_free(d);
   graph_free(g);
 }
+
+/* An event consumer (the API writes per-resource results from the FAILED
+ * event) must already see the failure's reason on the resource. */
+typedef struct {
+  run_t *r;
+  uint32_t node;
+  int seen;
+  char reason[256];
+} reason_probe_t;
+
+static void probe_event(const exec_event_t *ev, void *data) {
+  reason_probe_t *p = data;
+  fx_record(ev, &p->r->tr);
+  if (ev->kind != EXEC_EV_FAILED || ev->node != p->node)
+    return;
+  exec_resource_t res;
+  exec_op_resource(p->r->op, p->node, &res);
+  p->seen++;
+  snprintf(p->reason, sizeof(p->reason), "%s", res.reason ? res.reason : "");
+}
+
+Test(exec, failed_event_sees_the_resource_reason, .timeout = 10) {
+  run_t r;
+  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  uint32_t t = dag_task(3, DAG_PARALLEL);
+  r.f.fail_times[t] = 1;
+  r.f.fail_code[t] = EXEC_CODE_INVALID_ARGUMENT;
+  reason_probe_t p = {&r, 3, 0, ""};
+  cr_assert_eq(
+      exec_op_new(&r.loop, r.d, "op1", &r.opts, &fx_runner_vtable, &r.f, &r.op),
+      0);
+  exec_op_set_event_cb(r.op, probe_event, &p);
+  cr_assert_eq(exec_op_start(r.op, on_done, &r), 0);
+  uv_run(&r.loop, UV_RUN_DEFAULT);
+  cr_assert_eq(p.seen, 1);
+  cr_assert(strstr(p.reason, "INVALID_ARGUMENT") != NULL, "reason: '%s'",
+            p.reason);
+  run_free(&r);
+}
