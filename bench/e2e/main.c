@@ -511,6 +511,14 @@ static int protect(cli_rpc_t *c, const char *plan_id, long tasks, int stream,
 
 /* --------------------------------------------------------------- main */
 
+static void start_failed(const char *path, int err, const char *log) {
+  fprintf(stderr, "bench: %s %s (log %s)\n", path,
+          err == UV_ESRCH       ? "exited before it logged its address"
+          : err == UV_ETIMEDOUT ? "logged no address within 10 s"
+                                : uv_strerror(err),
+          log);
+}
+
 static int usage(FILE *to, int status) {
   fprintf(to,
           "usage: smaug-bench-e2e [--resources N] [--fanout F] [--stream]\n"
@@ -638,16 +646,14 @@ int main(int argc, char **argv) {
                        "--exit-with-parent", NULL};
   char *pargv_raw[] = {(char *)plugin, "--serve-plugin", NULL};
   if ((err = proc_start(&procs, &plug, raw ? pargv_raw : pargv_sdk)) != 0) {
-    fprintf(stderr, "bench: %s did not start: %s (log %s)\n", plugin,
-            uv_strerror(err), plug.log);
+    start_failed(plugin, err, plug.log);
     goto out;
   }
   char *sargv[] = {
       (char *)smaugd, "--listen", "127.0.0.1:0",         "--data-dir", data,
       "--plugin",     plug.addr,  "--max-message-bytes", maxmsg,       NULL};
   if ((err = proc_start(&procs, &sm, sargv)) != 0) {
-    fprintf(stderr, "bench: %s did not start: %s (log %s)\n", smaugd,
-            uv_strerror(err), sm.log);
+    start_failed(smaugd, err, sm.log);
     goto out;
   }
   if ((err = cli_rpc_new(sm.addr, &cli)) != 0) {
@@ -691,8 +697,8 @@ out:
   uv_run(&procs, UV_RUN_NOWAIT);
   if (uv_loop_close(&procs) != 0)
     fprintf(stderr, "bench: process loop still has handles\n");
-  if (keep)
-    fprintf(stderr, "bench: kept %s\n", dir);
+  if (keep || rc != 0)
+    fprintf(stderr, "bench: kept %s\n", dir); /* logs, for a failed run */
   else if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
     fprintf(stderr, "bench: cannot remove %s: %s\n", dir, strerror(errno));
   if (!measured)
