@@ -517,11 +517,13 @@ static int protect(cli_rpc_t *c, const char *plan_id, long tasks, int stream,
 /* --------------------------------------------------------------- main */
 
 static void start_failed(const char *path, int err, const char *log) {
-  fprintf(stderr, "bench: %s %s (log %s)\n", path,
-          err == UV_ESRCH       ? "exited before it logged its address"
-          : err == UV_ETIMEDOUT ? "logged no address within 10 s"
-                                : uv_strerror(err),
-          log);
+  if (err == UV_ESRCH || err == UV_ETIMEDOUT)
+    fprintf(stderr, "bench: %s %s (log %s)\n", path,
+            err == UV_ESRCH ? "exited before it logged its address"
+                            : "logged no address within 10 s",
+            log);
+  else
+    fprintf(stderr, "bench: cannot start %s: %s\n", path, uv_strerror(err));
 }
 
 static int usage(FILE *to, int status) {
