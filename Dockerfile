@@ -17,7 +17,7 @@ RUN rm -rf build build-* \
  && cmake --build build -j "$(nproc)" \
  && mkdir -p /out/bin /out/lib /out/share \
  && cp -a build/bin/. /out/bin/ \
- && rm -f /out/bin/smaug-bench-* \
+ && rm -f /out/bin/smaug-bench-* /out/bin/protoc-gen-smaug \
  && (cp -a build/lib/*.so* /out/lib/ 2>/dev/null || true) \
  && (cp -a build/share/. /out/share/ 2>/dev/null || true)
 
