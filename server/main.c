@@ -70,7 +70,7 @@ static void usage(FILE *f) {
              "  --call-timeout-ms N      deadline of each plugin call "
              "(default 3600000)\n"
              "  --heartbeat-ms N         fail a plugin call silent this long "
-             "(default 0: off)\n"
+             "(default 60000; 0: off)\n"
              "  --help\n");
 }
 
@@ -216,6 +216,9 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
   s->max_operations = 16;
   s->max_message_bytes = 4 * 1024 * 1024;
   s->call_timeout_ms = 3600000;
+  /* Progress messages are the heartbeat: the SDK sends one every 5 s and
+   * the Python sample every second, so a minute of silence means hung. */
+  s->heartbeat_ms = 60000;
 
   /* The config file is read first so that env and flags override it. */
   for (int i = 1; i < argc; i++) {
