@@ -285,6 +285,63 @@ const char *client_wait(client_t *c, const char *op_id) {
   return final;
 }
 
+int client_create_plan(client_t *c, const char *name, Smaug__V1__Resource **rp,
+                       size_t n, Smaug__V1__ParameterSet *ps, char *id,
+                       char *msg, size_t len) {
+  Smaug__V1__Plan plan = SMAUG__V1__PLAN__INIT;
+  plan.name = (char *)name;
+  plan.n_resources = n;
+  plan.resources = rp;
+  plan.parameters = ps;
+  Smaug__V1__CreatePlanRequest req = SMAUG__V1__CREATE_PLAN_REQUEST__INIT;
+  req.plan = &plan;
+  int code;
+  Smaug__V1__CreatePlanResponse *r = (void *)client_unary(
+      c, SMAUG_V1_ORCHESTRATOR_CREATE_PLAN, &req.base, &code, msg, len);
+  if (r) {
+    snprintf(id, 64, "%s", r->plan->id);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+  }
+  return code;
+}
+
+int client_protect(client_t *c, const char *plan_id, char *cp_id, char *op_id,
+                   char *msg, size_t len) {
+  Smaug__V1__ProtectRequest req = SMAUG__V1__PROTECT_REQUEST__INIT;
+  req.plan_id = (char *)plan_id;
+  int code;
+  Smaug__V1__ProtectResponse *r = (void *)client_unary(
+      c, SMAUG_V1_ORCHESTRATOR_PROTECT, &req.base, &code, msg, len);
+  if (r) {
+    snprintf(cp_id, 64, "%s", r->checkpoint_id);
+    snprintf(op_id, 64, "%s", r->operation_id);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+  }
+  return code;
+}
+
+Smaug__V1__Checkpoint *client_get_checkpoint(client_t *c, const char *id,
+                                             int *code, char *msg, size_t len) {
+  Smaug__V1__GetCheckpointRequest req = SMAUG__V1__GET_CHECKPOINT_REQUEST__INIT;
+  req.id = (char *)id;
+  Smaug__V1__GetCheckpointResponse *r = (void *)client_unary(
+      c, SMAUG_V1_ORCHESTRATOR_GET_CHECKPOINT, &req.base, code, msg, len);
+  if (r == NULL)
+    return NULL;
+  Smaug__V1__Checkpoint *cp = r->checkpoint;
+  r->checkpoint = NULL;
+  protobuf_c_message_free_unpacked(&r->base, NULL);
+  return cp;
+}
+
+const Smaug__V1__ResourceResult *
+result_find(Smaug__V1__ResourceResult *const *rs, size_t n, const char *id) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(rs[i]->resource->id, id) == 0)
+      return rs[i];
+  return NULL;
+}
+
 int client_register(client_t *c, const char *addr, int replace, char *msg,
                     size_t len) {
   Smaug__V1__RegisterPluginRequest req =

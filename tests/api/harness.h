@@ -77,6 +77,27 @@ const char *client_wait(client_t *c, const char *op_id);
  * serving. Returns 0, or -1 on timeout. */
 int client_wait_plugins(client_t *c, size_t n);
 
+/* CreatePlan of the `n` roots `rp` with parameters `ps` (may be NULL).
+ * Returns the status code; on success the plan id (up to 63 chars) is
+ * written to `id`, which must hold 64 bytes. */
+int client_create_plan(client_t *c, const char *name, Smaug__V1__Resource **rp,
+                       size_t n, Smaug__V1__ParameterSet *ps, char *id,
+                       char *msg, size_t len);
+
+/* Protect of `plan_id`. Returns the status code; on success the checkpoint
+ * and operation ids are written to `cp_id` and `op_id` (64 bytes each). */
+int client_protect(client_t *c, const char *plan_id, char *cp_id, char *op_id,
+                   char *msg, size_t len);
+
+/* GetCheckpoint of `id`: the checkpoint (caller frees with
+ * protobuf_c_message_free_unpacked) or NULL; `code` receives the status. */
+Smaug__V1__Checkpoint *client_get_checkpoint(client_t *c, const char *id,
+                                             int *code, char *msg, size_t len);
+
+/* The result for resource `id` among `rs`, or NULL. Borrowed from `rs`. */
+const Smaug__V1__ResourceResult *
+result_find(Smaug__V1__ResourceResult *const *rs, size_t n, const char *id);
+
 /* Registers a plugin; returns the status code. */
 int client_register(client_t *c, const char *addr, int replace, char *msg,
                     size_t len);

@@ -84,21 +84,7 @@ static int create_plan(res_t *roots, size_t n, Smaug__V1__ParameterSet *ps,
   Smaug__V1__Resource *rp[64];
   for (size_t i = 0; i < n; i++)
     rp[i] = &roots[i].r;
-  Smaug__V1__Plan plan = SMAUG__V1__PLAN__INIT;
-  plan.name = "test plan";
-  plan.n_resources = n;
-  plan.resources = rp;
-  plan.parameters = ps;
-  Smaug__V1__CreatePlanRequest req = SMAUG__V1__CREATE_PLAN_REQUEST__INIT;
-  req.plan = &plan;
-  int code;
-  Smaug__V1__CreatePlanResponse *resp =
-      (void *)client_unary(cl, M(CREATE_PLAN), &req.base, &code, msg, len);
-  if (resp) {
-    snprintf(id, 64, "%s", resp->plan->id);
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
-  }
-  return code;
+  return client_create_plan(cl, "test plan", rp, n, ps, id, msg, len);
 }
 
 /* The standard tree: two servers sharing volume v2. */
@@ -113,39 +99,16 @@ static void standard_plan(char *plan_id) {
 
 static int protect(const char *plan_id, char *cp_id, char *op_id, char *msg,
                    size_t len) {
-  Smaug__V1__ProtectRequest req = SMAUG__V1__PROTECT_REQUEST__INIT;
-  req.plan_id = (char *)plan_id;
-  int code;
-  Smaug__V1__ProtectResponse *r =
-      (void *)client_unary(cl, M(PROTECT), &req.base, &code, msg, len);
-  if (r) {
-    snprintf(cp_id, 64, "%s", r->checkpoint_id);
-    snprintf(op_id, 64, "%s", r->operation_id);
-    protobuf_c_message_free_unpacked(&r->base, NULL);
-  }
-  return code;
+  return client_protect(cl, plan_id, cp_id, op_id, msg, len);
 }
 
 static Smaug__V1__Checkpoint *get_checkpoint(const char *id) {
-  Smaug__V1__GetCheckpointRequest req = SMAUG__V1__GET_CHECKPOINT_REQUEST__INIT;
-  req.id = (char *)id;
   int code;
   char msg[512];
-  Smaug__V1__GetCheckpointResponse *r = (void *)client_unary(
-      cl, M(GET_CHECKPOINT), &req.base, &code, msg, sizeof(msg));
+  Smaug__V1__Checkpoint *cp =
+      client_get_checkpoint(cl, id, &code, msg, sizeof(msg));
   cr_assert_eq(code, 0, "GetCheckpoint: %s", msg);
-  Smaug__V1__Checkpoint *cp = r->checkpoint;
-  r->checkpoint = NULL;
-  protobuf_c_message_free_unpacked(&r->base, NULL);
   return cp;
-}
-
-static const Smaug__V1__ResourceResult *
-find_result(Smaug__V1__ResourceResult **rs, size_t n, const char *id) {
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(rs[i]->resource->id, id) == 0)
-      return rs[i];
-  return NULL;
 }
 
 static const char *meta(const Smaug__V1__ResourceResult *r, const char *k) {
@@ -220,7 +183,7 @@ Test(api, protect_discovers_graph_and_orders_tasks) {
   cr_expect_eq(c->n_edges, 4);
   cr_expect_eq(c->n_results, 5);
   const Smaug__V1__ResourceResult *s1 =
-      find_result(c->results, c->n_results, "s1");
+      result_find(c->results, c->n_results, "s1");
   cr_assert_not_null(s1);
   cr_expect_eq(s1->status, SMAUG__V1__TASK_STATUS__TASK_STATUS_DONE);
   cr_expect_str_eq(meta(s1, "state_ok"), "1", "P state reached S");
@@ -253,7 +216,7 @@ Test(api, restore_then_delete) {
                SMAUG__V1__RESTORE_STATUS__RESTORE_STATUS_SUCCESS);
   cr_expect_eq(gr->restore->n_results, 5);
   const Smaug__V1__ResourceResult *v1 =
-      find_result(gr->restore->results, gr->restore->n_results, "v1");
+      result_find(gr->restore->results, gr->restore->n_results, "v1");
   cr_assert_not_null(v1);
   cr_expect_str_eq(v1->restored_id, "v1-r");
   cr_expect_str_eq(meta(v1, "saved_ok"), "1",

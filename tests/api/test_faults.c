@@ -63,21 +63,7 @@ static void start_smaugd(const char *listen, const char *const *extra,
 static int make_plan(Smaug__V1__Resource **rp, size_t n,
                      Smaug__V1__ParameterSet *ps, char *id, char *msg,
                      size_t len) {
-  Smaug__V1__Plan plan = SMAUG__V1__PLAN__INIT;
-  plan.name = "faults";
-  plan.n_resources = n;
-  plan.resources = rp;
-  plan.parameters = ps;
-  Smaug__V1__CreatePlanRequest req = SMAUG__V1__CREATE_PLAN_REQUEST__INIT;
-  req.plan = &plan;
-  int code;
-  Smaug__V1__CreatePlanResponse *r =
-      (void *)client_unary(cl, M(CREATE_PLAN), &req.base, &code, msg, len);
-  if (r) {
-    snprintf(id, 64, "%s", r->plan->id);
-    protobuf_c_message_free_unpacked(&r->base, NULL);
-  }
-  return code;
+  return client_create_plan(cl, "faults", rp, n, ps, id, msg, len);
 }
 
 /* Roots "type:id:children" triples. */
@@ -112,39 +98,21 @@ static void plan_of(const char *const *spec, size_t n, char *id) {
 
 static int protect(const char *plan, char *cp, char *op, char *msg,
                    size_t len) {
-  Smaug__V1__ProtectRequest req = SMAUG__V1__PROTECT_REQUEST__INIT;
-  req.plan_id = (char *)plan;
-  int code;
-  Smaug__V1__ProtectResponse *r =
-      (void *)client_unary(cl, M(PROTECT), &req.base, &code, msg, len);
-  if (r) {
-    snprintf(cp, 64, "%s", r->checkpoint_id);
-    snprintf(op, 64, "%s", r->operation_id);
-    protobuf_c_message_free_unpacked(&r->base, NULL);
-  }
-  return code;
+  return client_protect(cl, plan, cp, op, msg, len);
 }
 
 static Smaug__V1__Checkpoint *get_cp(const char *id) {
-  Smaug__V1__GetCheckpointRequest req = SMAUG__V1__GET_CHECKPOINT_REQUEST__INIT;
-  req.id = (char *)id;
   int code;
   char msg[512];
-  Smaug__V1__GetCheckpointResponse *r = (void *)client_unary(
-      cl, M(GET_CHECKPOINT), &req.base, &code, msg, sizeof(msg));
+  Smaug__V1__Checkpoint *cp =
+      client_get_checkpoint(cl, id, &code, msg, sizeof(msg));
   cr_assert_eq(code, 0, "GetCheckpoint: %s", msg);
-  Smaug__V1__Checkpoint *cp = r->checkpoint;
-  r->checkpoint = NULL;
-  protobuf_c_message_free_unpacked(&r->base, NULL);
   return cp;
 }
 
 static const Smaug__V1__ResourceResult *
 result_of(const Smaug__V1__Checkpoint *c, const char *id) {
-  for (size_t i = 0; i < c->n_results; i++)
-    if (strcmp(c->results[i]->resource->id, id) == 0)
-      return c->results[i];
-  return NULL;
+  return result_find(c->results, c->n_results, id);
 }
 
 Test(faults, failed_resource_has_reason_and_skips_parents) {
