@@ -161,6 +161,55 @@ static void table_free(table_t *t) {
   free(t->cells);
 }
 
+/* One List* command: the request, where its paging fields are, and how a
+ * response page becomes JSON items or table rows. */
+typedef struct {
+  const rt_method_t *method;
+  ProtobufCMessage *req;
+  uint32_t *page_size;
+  char **page_token;
+  /* Adds the page's items to `arr` (--json) or else to `t`; returns the
+   * response's next_page_token (borrowed from `m`). */
+  const char *(*rows)(const ProtobufCMessage *m, json_t *arr, table_t *t);
+  const char *key; /* the JSON object's member for the items */
+  table_t table;   /* holds the header row already */
+} list_t;
+
+/* Fetches every page of `l` and prints the items as one JSON object or one
+ * table. Frees l->table. Returns the exit code. */
+static int list_all(cli_ctx_t *ctx, list_t *l) {
+  cli_rpc_t *r;
+  int rc = open_rpc(ctx, ctx->server, &r);
+  if (rc) {
+    table_free(&l->table);
+    return rc;
+  }
+  json_t *arr = ctx->json ? json_array() : NULL;
+  char *token = NULL;
+  do {
+    *l->page_size = PAGE_SIZE;
+    *l->page_token = token ? token : "";
+    ProtobufCMessage *m = NULL;
+    if ((rc = unary(ctx, r, l->method, l->req, &m)))
+      break;
+    const char *next = l->rows(m, arr, &l->table);
+    free(token);
+    token = next[0] ? strdup(next) : NULL;
+    protobuf_c_message_free_unpacked(m, NULL);
+  } while (token != NULL);
+  free(token);
+  if (rc == 0) {
+    if (ctx->json)
+      rc = print_json(ctx, json_pack("{s:O}", l->key, arr));
+    else
+      table_print(&l->table, ctx->out);
+  }
+  json_decref(arr);
+  table_free(&l->table);
+  cli_rpc_free(r);
+  return rc;
+}
+
 static const char *ref(const Smaug__V1__Resource *r, char *buf, size_t len) {
   snprintf(buf, len, "%s#%s", r ? r->type : "?", r ? r->id : "?");
   return buf;
@@ -341,48 +390,32 @@ static int cmd_plan_create(cli_ctx_t *ctx) {
   return rc;
 }
 
-static int cmd_plan_list(cli_ctx_t *ctx) {
-  cli_rpc_t *r;
-  int rc = open_rpc(ctx, ctx->server, &r);
-  if (rc)
-    return rc;
-  json_t *arr = ctx->json ? json_array() : NULL;
-  table_t t = {.cols = 4};
-  table_row(&t, "ID", "NAME", "RESOURCES", "CREATED");
-  char *token = NULL;
-  do {
-    Smaug__V1__ListPlansRequest req = SMAUG__V1__LIST_PLANS_REQUEST__INIT;
-    req.page_size = PAGE_SIZE;
-    req.page_token = token ? token : "";
-    ProtobufCMessage *m = NULL;
-    if ((rc = unary(ctx, r, ORCH(LIST_PLANS), &req.base, &m)))
-      break;
-    const Smaug__V1__ListPlansResponse *resp = (void *)m;
-    for (size_t i = 0; i < resp->n_plans; i++) {
-      const Smaug__V1__Plan *p = resp->plans[i];
-      char n[32], c[32];
-      snprintf(n, sizeof(n), "%zu", p->n_resources);
-      if (arr != NULL)
-        json_array_append_new(arr, cli_plan_to_json(p));
-      else
-        table_row(&t, p->id, p->name, n,
-                  fmt_time(p->created_at_ms, c, sizeof(c)));
-    }
-    free(token);
-    token = resp->next_page_token[0] ? strdup(resp->next_page_token) : NULL;
-    protobuf_c_message_free_unpacked(m, NULL);
-  } while (token != NULL);
-  free(token);
-  if (rc == 0) {
-    if (ctx->json)
-      rc = print_json(ctx, json_pack("{s:O}", "plans", arr));
+static const char *plan_rows(const ProtobufCMessage *m, json_t *arr,
+                             table_t *t) {
+  const Smaug__V1__ListPlansResponse *resp = (const void *)m;
+  for (size_t i = 0; i < resp->n_plans; i++) {
+    const Smaug__V1__Plan *p = resp->plans[i];
+    char n[32], c[32];
+    snprintf(n, sizeof(n), "%zu", p->n_resources);
+    if (arr != NULL)
+      json_array_append_new(arr, cli_plan_to_json(p));
     else
-      table_print(&t, ctx->out);
+      table_row(t, p->id, p->name, n, fmt_time(p->created_at_ms, c, sizeof(c)));
   }
-  json_decref(arr);
-  table_free(&t);
-  cli_rpc_free(r);
-  return rc;
+  return resp->next_page_token;
+}
+
+static int cmd_plan_list(cli_ctx_t *ctx) {
+  Smaug__V1__ListPlansRequest req = SMAUG__V1__LIST_PLANS_REQUEST__INIT;
+  list_t l = {.method = ORCH(LIST_PLANS),
+              .req = &req.base,
+              .page_size = &req.page_size,
+              .page_token = &req.page_token,
+              .rows = plan_rows,
+              .key = "plans",
+              .table = {.cols = 4}};
+  table_row(&l.table, "ID", "NAME", "RESOURCES", "CREATED");
+  return list_all(ctx, &l);
 }
 
 static int cmd_plan_show(cli_ctx_t *ctx) {
@@ -724,6 +757,26 @@ static const ProtobufCEnumValue *find_enum(const ProtobufCEnumDescriptor *ed,
   return NULL;
 }
 
+static const char *checkpoint_rows(const ProtobufCMessage *m, json_t *arr,
+                                   table_t *t) {
+  const Smaug__V1__ListCheckpointsResponse *resp = (const void *)m;
+  for (size_t i = 0; i < resp->n_checkpoints; i++) {
+    const Smaug__V1__Checkpoint *c = resp->checkpoints[i];
+    char st[32], t1[32], t2[32], n[32];
+    if (arr != NULL) {
+      json_array_append_new(arr, cli_pbjson_from_message(&c->base));
+      continue;
+    }
+    snprintf(n, sizeof(n), "%zu", c->n_resources);
+    table_row(t, c->id, c->plan_id,
+              enum_short(&smaug__v1__checkpoint_status__descriptor, c->status,
+                         st, sizeof(st)),
+              fmt_time(c->created_at_ms, t1, sizeof(t1)),
+              fmt_time(c->finished_at_ms, t2, sizeof(t2)), n);
+  }
+  return resp->next_page_token;
+}
+
 static int cmd_checkpoint_list(cli_ctx_t *ctx) {
   Smaug__V1__ListCheckpointsRequest req =
       SMAUG__V1__LIST_CHECKPOINTS_REQUEST__INIT;
@@ -738,50 +791,16 @@ static int cmd_checkpoint_list(cli_ctx_t *ctx) {
       return usage_error(ctx, "checkpoint list: unknown status \"%s\"", status);
     req.status = v->value;
   }
-  cli_rpc_t *r;
-  int rc = open_rpc(ctx, ctx->server, &r);
-  if (rc)
-    return rc;
-  json_t *arr = ctx->json ? json_array() : NULL;
-  table_t t = {.cols = 6};
-  table_row(&t, "ID", "PLAN", "STATUS", "CREATED", "FINISHED", "RESOURCES");
-  char *token = NULL;
-  do {
-    req.page_size = PAGE_SIZE;
-    req.page_token = token ? token : "";
-    ProtobufCMessage *m = NULL;
-    if ((rc = unary(ctx, r, ORCH(LIST_CHECKPOINTS), &req.base, &m)))
-      break;
-    const Smaug__V1__ListCheckpointsResponse *resp = (void *)m;
-    for (size_t i = 0; i < resp->n_checkpoints; i++) {
-      const Smaug__V1__Checkpoint *c = resp->checkpoints[i];
-      char st[32], t1[32], t2[32], n[32];
-      if (arr != NULL) {
-        json_array_append_new(arr, cli_pbjson_from_message(&c->base));
-        continue;
-      }
-      snprintf(n, sizeof(n), "%zu", c->n_resources);
-      table_row(&t, c->id, c->plan_id,
-                enum_short(&smaug__v1__checkpoint_status__descriptor, c->status,
-                           st, sizeof(st)),
-                fmt_time(c->created_at_ms, t1, sizeof(t1)),
-                fmt_time(c->finished_at_ms, t2, sizeof(t2)), n);
-    }
-    free(token);
-    token = resp->next_page_token[0] ? strdup(resp->next_page_token) : NULL;
-    protobuf_c_message_free_unpacked(m, NULL);
-  } while (token != NULL);
-  free(token);
-  if (rc == 0) {
-    if (ctx->json)
-      rc = print_json(ctx, json_pack("{s:O}", "checkpoints", arr));
-    else
-      table_print(&t, ctx->out);
-  }
-  json_decref(arr);
-  table_free(&t);
-  cli_rpc_free(r);
-  return rc;
+  list_t l = {.method = ORCH(LIST_CHECKPOINTS),
+              .req = &req.base,
+              .page_size = &req.page_size,
+              .page_token = &req.page_token,
+              .rows = checkpoint_rows,
+              .key = "checkpoints",
+              .table = {.cols = 6}};
+  table_row(&l.table, "ID", "PLAN", "STATUS", "CREATED", "FINISHED",
+            "RESOURCES");
+  return list_all(ctx, &l);
 }
 
 static int cmd_checkpoint_show(cli_ctx_t *ctx) {
