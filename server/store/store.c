@@ -139,16 +139,35 @@ static int store__step_done(store_t *st, sqlite3_stmt *stmt) {
 }
 
 /* Packs `msg` into a malloc'd buffer. */
-static int store__pack(const ProtobufCMessage *msg, uint8_t **buf,
-                       size_t *len) {
+/* Binds `msg`, packed, as blob parameter `col`; SQLite frees the copy. */
+static int store__bind_msg(sqlite3_stmt *stmt, int col,
+                           const ProtobufCMessage *msg) {
   size_t n = protobuf_c_message_get_packed_size(msg);
   uint8_t *b = malloc(n ? n : 1);
   if (b == NULL)
     return UV_ENOMEM;
   protobuf_c_message_pack(msg, b);
-  *buf = b;
-  *len = n;
+  sqlite3_bind_blob(stmt, col, b, (int)n, free);
   return 0;
+}
+
+/* Binds `str` as text parameter `col`, NULL as "". Borrowed until reset. */
+static void store__bind_str(sqlite3_stmt *stmt, int col, const char *str) {
+  sqlite3_bind_text(stmt, col, str ? str : "", -1, SQLITE_STATIC);
+}
+
+/* Sequences are stored as signed 64-bit: clamp, do not wrap. */
+static void store__bind_seq(sqlite3_stmt *stmt, int col, uint64_t seq) {
+  sqlite3_bind_int64(stmt, col,
+                     seq > INT64_MAX ? INT64_MAX : (sqlite3_int64)seq);
+}
+
+/* Steps a write that must change a row: UV_ENOENT when it changed none. */
+static int store__step_changed(store_t *st, sqlite3_stmt *stmt) {
+  int err = store__step_done(st, stmt);
+  if (err)
+    return err;
+  return sqlite3_changes(st->db) ? 0 : UV_ENOENT;
 }
 
 static int store__unpack_col(sqlite3_stmt *stmt, int col,
@@ -176,6 +195,14 @@ int store_schema_version(store_t *st) {
   return v;
 }
 
+/* Rolls back after a failure, keeping the failure's message. */
+static void store__rollback(store_t *st) {
+  char keep[sizeof(st->errmsg)];
+  memcpy(keep, st->errmsg, sizeof(keep));
+  store__exec(st, "ROLLBACK");
+  memcpy(st->errmsg, keep, sizeof(keep));
+}
+
 static int store__migrate(store_t *st) {
   int err = store__exec(
       st, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER);");
@@ -200,10 +227,7 @@ static int store__migrate(store_t *st) {
       return err;
     if ((err = store__exec(st, migrations[v])) != 0 ||
         (err = store__exec(st, bump)) != 0) {
-      char keep[sizeof(st->errmsg)];
-      memcpy(keep, st->errmsg, sizeof(keep));
-      store__exec(st, "ROLLBACK");
-      memcpy(st->errmsg, keep, sizeof(keep));
+      store__rollback(st);
       return err;
     }
     if ((err = store__exec(st, "COMMIT")) != 0)
@@ -278,10 +302,7 @@ int store_flush(store_t *st) {
   st->in_batch = 0;
   int err = store__exec(st, "COMMIT");
   if (err) {
-    char keep[sizeof(st->errmsg)];
-    memcpy(keep, st->errmsg, sizeof(keep));
-    store__exec(st, "ROLLBACK");
-    memcpy(st->errmsg, keep, sizeof(keep));
+    store__rollback(st);
   }
   return err;
 }
@@ -301,9 +322,12 @@ void store_msgs_free(void *msgs, size_t n) {
 
 /* ------------------------------------------------------------ helpers */
 
-static int store__get_one(store_t *st, const char *sql, const char *id,
-                          const ProtobufCMessageDescriptor *desc,
-                          ProtobufCMessage **out) {
+/* Reads the current row of `stmt` into `out`; `arg` is the reader's own. */
+typedef int (*store__row_fn)(sqlite3_stmt *stmt, const void *arg, void *out);
+
+/* Runs `sql` with `id` as ?1 and reads its one row: UV_ENOENT if none. */
+static int store__get_row(store_t *st, const char *sql, const char *id,
+                          store__row_fn row, const void *arg, void *out) {
   int err = 0;
   if (id == NULL)
     return UV_EINVAL;
@@ -313,13 +337,23 @@ static int store__get_one(store_t *st, const char *sql, const char *id,
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW)
-    err = store__unpack_col(s, 0, desc, out);
+    err = row(s, arg, out);
   else if (rc == SQLITE_DONE)
     err = UV_ENOENT;
   else
     err = store__err(st, rc);
   sqlite3_reset(s);
   return err;
+}
+
+static int store__body_row(sqlite3_stmt *stmt, const void *desc, void *out) {
+  return store__unpack_col(stmt, 0, desc, out);
+}
+
+static int store__get_one(store_t *st, const char *sql, const char *id,
+                          const ProtobufCMessageDescriptor *desc,
+                          ProtobufCMessage **out) {
+  return store__get_row(st, sql, id, store__body_row, desc, out);
 }
 
 /* Collects rows of (seq, body) into an array. */
@@ -373,16 +407,12 @@ static int store__delete_by_id(store_t *st, const char *sql, const char *id) {
   if (s == NULL)
     return err;
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-  if ((err = store__step_done(st, s)) != 0)
-    return err;
-  return sqlite3_changes(st->db) ? 0 : UV_ENOENT;
+  return store__step_changed(st, s);
 }
 
 /* ------------------------------------------------------------- plans */
 
 int store_plan_put(store_t *st, const Smaug__V1__Plan *plan) {
-  uint8_t *buf;
-  size_t len;
   int err = 0;
   if (plan == NULL || plan->id == NULL || *plan->id == '\0')
     return UV_EINVAL;
@@ -393,10 +423,9 @@ int store_plan_put(store_t *st, const Smaug__V1__Plan *plan) {
                   &err);
   if (s == NULL)
     return err;
-  if ((err = store__pack(&plan->base, &buf, &len)) != 0)
-    return err;
   sqlite3_bind_text(s, 1, plan->id, -1, SQLITE_STATIC);
-  sqlite3_bind_blob(s, 2, buf, (int)len, free);
+  if ((err = store__bind_msg(s, 2, &plan->base)) != 0)
+    return err;
   return store__step_done(st, s);
 }
 
@@ -416,8 +445,7 @@ int store_plan_list(store_t *st, uint64_t after, uint32_t limit,
       st, "SELECT seq, body FROM plans WHERE seq > ?1 ORDER BY seq", &err);
   if (s == NULL)
     return err;
-  sqlite3_bind_int64(s, 1,
-                     after > INT64_MAX ? INT64_MAX : (sqlite3_int64)after);
+  store__bind_seq(s, 1, after);
   return store__collect(st, s, limit, &smaug__v1__plan__descriptor, out, n,
                         next);
 }
@@ -425,8 +453,6 @@ int store_plan_list(store_t *st, uint64_t after, uint32_t limit,
 /* ------------------------------------------------------- checkpoints */
 
 int store_checkpoint_put(store_t *st, const Smaug__V1__Checkpoint *cp) {
-  uint8_t *buf;
-  size_t len;
   int err = 0;
   if (cp == NULL || cp->id == NULL || *cp->id == '\0')
     return UV_EINVAL;
@@ -443,13 +469,12 @@ int store_checkpoint_put(store_t *st, const Smaug__V1__Checkpoint *cp) {
   Smaug__V1__Checkpoint copy = *cp;
   copy.n_results = 0;
   copy.results = NULL;
-  if ((err = store__pack(&copy.base, &buf, &len)) != 0)
-    return err;
   sqlite3_bind_text(s, 1, cp->id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, cp->plan_id ? cp->plan_id : "", -1, SQLITE_STATIC);
+  store__bind_str(s, 2, cp->plan_id);
   sqlite3_bind_int(s, 3, (int)cp->status);
   sqlite3_bind_int64(s, 4, cp->created_at_ms);
-  sqlite3_bind_blob(s, 5, buf, (int)len, free);
+  if ((err = store__bind_msg(s, 5, &copy.base)) != 0)
+    return err;
   return store__step_done(st, s);
 }
 
@@ -478,7 +503,7 @@ int store_checkpoint_list(store_t *st, const store_cp_filter_t *f,
   if (f == NULL)
     f = &none;
   sqlite3_bind_int64(s, 1, (sqlite3_int64)before);
-  sqlite3_bind_text(s, 2, f->plan_id ? f->plan_id : "", -1, SQLITE_STATIC);
+  store__bind_str(s, 2, f->plan_id);
   sqlite3_bind_int(s, 3, f->status);
   sqlite3_bind_int64(s, 4, f->created_after_ms);
   sqlite3_bind_int64(s, 5, f->created_before_ms);
@@ -489,8 +514,6 @@ int store_checkpoint_list(store_t *st, const store_cp_filter_t *f,
 /* ---------------------------------------------------------- restores */
 
 int store_restore_put(store_t *st, const Smaug__V1__Restore *r) {
-  uint8_t *buf;
-  size_t len;
   int err = 0;
   if (r == NULL || r->id == NULL || *r->id == '\0')
     return UV_EINVAL;
@@ -505,12 +528,10 @@ int store_restore_put(store_t *st, const Smaug__V1__Restore *r) {
   Smaug__V1__Restore copy = *r;
   copy.n_results = 0;
   copy.results = NULL;
-  if ((err = store__pack(&copy.base, &buf, &len)) != 0)
-    return err;
   sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, r->checkpoint_id ? r->checkpoint_id : "", -1,
-                    SQLITE_STATIC);
-  sqlite3_bind_blob(s, 3, buf, (int)len, free);
+  store__bind_str(s, 2, r->checkpoint_id);
+  if ((err = store__bind_msg(s, 3, &copy.base)) != 0)
+    return err;
   return store__step_done(st, s);
 }
 
@@ -532,8 +553,7 @@ int store_restore_list(store_t *st, const char *checkpoint_id, uint64_t before,
   if (s == NULL)
     return err;
   sqlite3_bind_int64(s, 1, (sqlite3_int64)before);
-  sqlite3_bind_text(s, 2, checkpoint_id ? checkpoint_id : "", -1,
-                    SQLITE_STATIC);
+  store__bind_str(s, 2, checkpoint_id);
   return store__collect(st, s, limit, &smaug__v1__restore__descriptor, out, n,
                         next);
 }
@@ -554,10 +574,8 @@ int store_op_put(store_t *st, const store_op_t *op) {
     return err;
   sqlite3_bind_text(s, 1, op->id, -1, SQLITE_STATIC);
   sqlite3_bind_int(s, 2, op->kind);
-  sqlite3_bind_text(s, 3, op->target_id ? op->target_id : "", -1,
-                    SQLITE_STATIC);
-  sqlite3_bind_text(s, 4, op->checkpoint_id ? op->checkpoint_id : "", -1,
-                    SQLITE_STATIC);
+  store__bind_str(s, 3, op->target_id);
+  store__bind_str(s, 4, op->checkpoint_id);
   sqlite3_bind_int(s, 5, op->running);
   sqlite3_bind_int(s, 6, op->fail_fast);
   sqlite3_bind_int64(s, 7, op->created_at_ms);
@@ -599,22 +617,15 @@ static int store__op_row(sqlite3_stmt *s, store_op_t **out) {
   "id, kind, target_id, checkpoint_id, running, fail_fast, created_at_ms, "    \
   "params"
 
+static int store__op_get_row(sqlite3_stmt *stmt, const void *arg, void *out) {
+  (void)arg;
+  return store__op_row(stmt, out);
+}
+
 int store_op_get(store_t *st, const char *id, store_op_t **out) {
-  int err = 0;
-  if (id == NULL)
-    return UV_EINVAL;
-  sqlite3_stmt *s = store__stmt(
-      st, "SELECT " STORE_OP_COLS " FROM operations WHERE id = ?1", &err);
-  if (s == NULL)
-    return err;
-  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(s);
-  if (rc == SQLITE_ROW)
-    err = store__op_row(s, out);
-  else
-    err = rc == SQLITE_DONE ? UV_ENOENT : store__err(st, rc);
-  sqlite3_reset(s);
-  return err;
+  return store__get_row(
+      st, "SELECT " STORE_OP_COLS " FROM operations WHERE id = ?1", id,
+      store__op_get_row, NULL, out);
 }
 
 int store_op_list_running(store_t *st, store_op_t ***out, size_t *n) {
@@ -662,9 +673,7 @@ int store_op_set_running(store_t *st, const char *id, int running) {
     return err;
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_int(s, 2, running);
-  if ((err = store__step_done(st, s)) != 0)
-    return err;
-  return sqlite3_changes(st->db) ? 0 : UV_ENOENT;
+  return store__step_changed(st, s);
 }
 
 void store_op_free(store_op_t *op) {
@@ -689,8 +698,6 @@ void store_ops_free(store_op_t **ops, size_t n) {
 
 int store_result_put(store_t *st, const char *op_id,
                      const Smaug__V1__ResourceResult *res) {
-  uint8_t *buf;
-  size_t len;
   int err = 0;
   if (op_id == NULL || res == NULL || res->resource == NULL)
     return UV_EINVAL;
@@ -700,12 +707,11 @@ int store_result_put(store_t *st, const char *op_id,
                                 &err);
   if (s == NULL)
     return err;
-  if ((err = store__pack(&res->base, &buf, &len)) != 0)
-    return err;
   sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, res->resource->type, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 3, res->resource->id, -1, SQLITE_STATIC);
-  sqlite3_bind_blob(s, 4, buf, (int)len, free);
+  if ((err = store__bind_msg(s, 4, &res->base)) != 0)
+    return err;
   return store__step_done(st, s);
 }
 
@@ -763,8 +769,6 @@ int store_task_each(store_t *st, const char *op_id, store_task_cb cb,
 /* ------------------------------------------------------------ events */
 
 int store_event_append(store_t *st, const Smaug__V1__OperationEvent *ev) {
-  uint8_t *buf;
-  size_t len;
   int err = 0;
   if (ev == NULL || ev->operation_id == NULL || ev->sequence == 0)
     return UV_EINVAL;
@@ -772,11 +776,10 @@ int store_event_append(store_t *st, const Smaug__V1__OperationEvent *ev) {
       st, "INSERT INTO events(op_id, seq, body) VALUES(?1, ?2, ?3)", &err);
   if (s == NULL)
     return err;
-  if ((err = store__pack(&ev->base, &buf, &len)) != 0)
-    return err;
   sqlite3_bind_text(s, 1, ev->operation_id, -1, SQLITE_STATIC);
   sqlite3_bind_int64(s, 2, (sqlite3_int64)ev->sequence);
-  sqlite3_bind_blob(s, 3, buf, (int)len, free);
+  if ((err = store__bind_msg(s, 3, &ev->base)) != 0)
+    return err;
   return store__step_done(st, s);
 }
 
@@ -791,9 +794,7 @@ int store_event_list(store_t *st, const char *op_id, uint64_t after,
   if (s == NULL)
     return err;
   sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
-  /* Sequences are stored as signed 64-bit: clamp, do not wrap. */
-  sqlite3_bind_int64(s, 2,
-                     after > INT64_MAX ? INT64_MAX : (sqlite3_int64)after);
+  store__bind_seq(s, 2, after);
   return store__collect(st, s, limit, &smaug__v1__operation_event__descriptor,
                         out, n, NULL);
 }
