@@ -13,6 +13,7 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,19 @@ void chk_wait(chk_t *c, const int *flag) {
 
 /* ----------------------------------------------------------- activity */
 
+static void log_progress(chk_act_t *a, const Smaug__V1__Progress *pr) {
+  if (a->n_progress_log == CHK_MAX_PROGRESS_LOG)
+    return;
+  if (a->progress_log == NULL &&
+      (a->progress_log = calloc(CHK_MAX_PROGRESS_LOG, sizeof(char *))) == NULL)
+    return;
+  char line[512];
+  snprintf(line, sizeof(line), "%llu/%llu %s %s", (unsigned long long)pr->done,
+           (unsigned long long)pr->total, pr->unit, pr->message);
+  if ((a->progress_log[a->n_progress_log] = strdup(line)) != NULL)
+    a->n_progress_log++;
+}
+
 static void on_act_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
                        void *data) {
   chk_act_t *a = data;
@@ -109,6 +123,7 @@ static void on_act_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
       a->monotonic = 0;
     a->last_done = pr->done;
     a->n_progress++;
+    log_progress(a, pr);
   }
 }
 
@@ -185,6 +200,9 @@ void chk_act_clear(chk_act_t *a) {
   free(a->state);
   free(a->message);
   free(a->restored_id);
+  for (size_t i = 0; i < a->n_progress_log; i++)
+    free(a->progress_log[i]);
+  free(a->progress_log);
   memset(a, 0, sizeof(*a));
 }
 

@@ -56,6 +56,8 @@ typedef struct chk_req_s {
   const char *saved_k[CHK_MAX_KV], *saved_v[CHK_MAX_KV];
 } chk_req_t;
 
+#define CHK_MAX_PROGRESS_LOG 256
+
 /* The outcome of one activity call, owned by the caller. */
 typedef struct chk_act_s {
   int done;
@@ -71,6 +73,10 @@ typedef struct chk_act_s {
   size_t n_progress;
   int monotonic; /* progress `done` never decreased */
   uint64_t last_done;
+  /* Each progress message as "done/total unit message", in arrival order
+   * (the first CHK_MAX_PROGRESS_LOG of them). */
+  char **progress_log;
+  size_t n_progress_log;
   rt_client_call_t *call;
 } chk_act_t;
 

@@ -155,17 +155,38 @@ static sdk_res_t *res_ref(smaug_plugin_t *p,
 static void res_unref(smaug_plugin_t *p, sdk_res_t *r) {
   if (r == NULL || --r->refs > 0)
     return;
-  assert(r->pending == 0 && r->n_waiters == 0);
+  assert(r->pending == 0 && r->n_waiters == 0 && r->n_syncs == 0);
   map_del(&p->res, r->key);
   free(r->key);
   free(r->err_msg);
   kv_free(r->n_meta, r->meta_k, r->meta_v);
   free(r->waiters);
+  free(r->syncs);
   free(r);
+}
+
+/* The open Syncs of a resource, which receive its jobs' progress. */
+static int res_add_sync(sdk_res_t *r, smaug_activity_t *a) {
+  smaug_activity_t **v = realloc(r->syncs, (r->n_syncs + 1) * sizeof(*v));
+  if (v == NULL)
+    return SMAUG_ENOMEM;
+  r->syncs = v;
+  r->syncs[r->n_syncs++] = a;
+  return 0;
+}
+
+static void res_del_sync(sdk_res_t *r, smaug_activity_t *a) {
+  for (size_t i = 0; r != NULL && i < r->n_syncs; i++) {
+    if (r->syncs[i] == a) {
+      r->syncs[i] = r->syncs[--r->n_syncs];
+      return;
+    }
+  }
 }
 
 static void act_free(smaug_activity_t *a) {
   smaug_plugin_t *p = a->p;
+  res_del_sync(a->res, a);
   res_unref(p, a->res);
   if (a->req != NULL)
     smaug__v1__activity_request__free_unpacked(a->req, NULL);
@@ -318,6 +339,7 @@ static void finalize(smaug_activity_t *a, grpc_status_code code,
       }
     }
   }
+  res_del_sync(a->res, a);
   a->st = ST_DONE;
   a->code = code;
   if (code != GRPC_STATUS_OK && msg != NULL)
@@ -518,6 +540,24 @@ void sdk_activity_job_end(smaug_activity_t *act, int status, const char *msg,
   release(act); /* `act` may be gone */
 }
 
+void sdk_activity_job_progress(smaug_activity_t *act, uint64_t done,
+                               uint64_t total, const char *unit,
+                               const char *message) {
+  /* The job speaks for the activity now: heartbeats repeat its update
+   * instead of the count of jobs. */
+  if (act->st != ST_DONE) {
+    act->author_progress = 1;
+    progress(act, done, total, unit, message);
+  }
+  sdk_res_t *r = act->res;
+  for (size_t i = 0; i < r->n_syncs; i++) {
+    if (r->syncs[i] == act)
+      continue;
+    r->syncs[i]->author_progress = 1;
+    progress(r->syncs[i], done, total, unit, message);
+  }
+}
+
 smaug_plugin_t *sdk_activity_plugin(const smaug_activity_t *act) {
   return act->p;
 }
@@ -707,7 +747,9 @@ static void dispatch(smaug_plugin_t *p, rt_call_t *call,
       a->req->bank_uri[0] != '\0'
           ? smaug_bank_open(a->req->bank_uri, a->req->bank_section, &a->bank)
           : SMAUG_EINVAL;
-  if (attach(a, call) != 0) {
+  if ((kind == SMAUG_SYNC && res_add_sync(a->res, a) != 0) ||
+      attach(a, call) != 0) {
+    res_del_sync(a->res, a);
     map_del(&p->acts, a->key);
     goto nomem_free;
   }

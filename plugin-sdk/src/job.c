@@ -7,6 +7,12 @@
  * the resource's Sync knows when everything has finished. Cancellation
  * only sets flags and re-arms handles: done callbacks always run later,
  * from the loop, never from inside a cancel.
+ *
+ * Progress from a job (smaug_job_progress) is queued on the job under its
+ * mutex and the plugin's uv_async_t is poked; the loop then drains every
+ * job's queue in order. after_work drains the job's queue itself before
+ * anything else, because libuv does not order the async against the
+ * thread pool's own completion signal.
  */
 #include "sdk.h"
 
@@ -40,7 +46,50 @@ struct smaug_job_s {
   char msg[256];
   size_t n_meta;
   char **meta_k, **meta_v;
+  /* progress waiting for the loop; guarded by `mu` */
+  uv_mutex_t mu;
+  unsigned n_prog;
+  struct job_prog_s {
+    uint64_t done, total;
+    char unit[32];
+    char msg[256];
+  } prog[SDK_JOB_PROGRESS_QUEUE];
 };
+
+/* Sends what the job reported so far, oldest first. Loop thread. The
+ * queue is copied out under the lock so the worker is never held up by
+ * the sends. */
+static void flush_progress(smaug_job_t *j) {
+  struct job_prog_s out[SDK_JOB_PROGRESS_QUEUE];
+  uv_mutex_lock(&j->mu);
+  unsigned n = j->n_prog;
+  memcpy(out, j->prog, n * sizeof(out[0]));
+  j->n_prog = 0;
+  uv_mutex_unlock(&j->mu);
+  for (unsigned i = 0; i < n; i++)
+    sdk_activity_job_progress(j->act, out[i].done, out[i].total, out[i].unit,
+                              out[i].msg);
+}
+
+void sdk_job_flush_progress(smaug_plugin_t *p) {
+  for (smaug_job_t *j = p->jobs; j != NULL; j = j->next)
+    flush_progress(j);
+}
+
+void smaug_job_progress(smaug_job_t *job, uint64_t done, uint64_t total,
+                        const char *unit, const char *message) {
+  uv_mutex_lock(&job->mu);
+  /* A full queue keeps its oldest entries and replaces the newest. */
+  unsigned i =
+      job->n_prog < SDK_JOB_PROGRESS_QUEUE ? job->n_prog++ : job->n_prog - 1;
+  struct job_prog_s *e = &job->prog[i];
+  e->done = done;
+  e->total = total;
+  snprintf(e->unit, sizeof(e->unit), "%s", unit != NULL ? unit : "");
+  snprintf(e->msg, sizeof(e->msg), "%s", message != NULL ? message : "");
+  uv_mutex_unlock(&job->mu);
+  uv_async_send(&job->p->progress_async);
+}
 
 static void after_work(uv_work_t *req, int status);
 
@@ -84,8 +133,10 @@ static void pump(sdk_queue_t *q) {
 
 static void finish_now(smaug_job_t *j) {
   smaug_plugin_t *p = j->p;
+  flush_progress(j);
   if (j->done != NULL)
     j->done(j, j->result, j->data);
+  flush_progress(j); /* what the done callback reported */
   smaug_activity_t *act = j->act;
   sdk_activity_job_end(act, j->result, j->msg, j->n_meta, j->meta_k, j->meta_v);
   for (size_t i = 0; i < j->n_meta; i++) {
@@ -94,6 +145,7 @@ static void finish_now(smaug_job_t *j) {
   }
   free(j->meta_k);
   free(j->meta_v);
+  uv_mutex_destroy(&j->mu);
   if (j->prev != NULL)
     j->prev->next = j->next;
   else
@@ -130,6 +182,7 @@ static void poll_tick(uv_timer_t *t) {
 static void after_work(uv_work_t *req, int status) {
   smaug_job_t *j = req->data;
   j->in_pool = 0;
+  flush_progress(j); /* a poll's status call may have reported */
   if (j->q_counted) {
     j->q_counted = 0;
     j->q->running--;
@@ -173,6 +226,10 @@ static int start(smaug_activity_t *act, const char *queue,
   smaug_job_t *j = calloc(1, sizeof(*j));
   if (j == NULL)
     return SMAUG_ENOMEM;
+  if (uv_mutex_init(&j->mu) != 0) {
+    free(j);
+    return SMAUG_ENOMEM;
+  }
   j->p = p;
   j->act = act;
   j->q = q;

@@ -8,6 +8,7 @@
 #include "sdk.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,12 +77,42 @@ static int queue_env(sdk_queue_t *q) {
   return 0;
 }
 
-static int usage(const char *why) {
+static const char sdk_usage[] =
+    "options: --listen ADDR  --log-level LEVEL  --grace-ms N\n"
+    "         --exit-with-parent  --queue NAME=N  --result-ttl-ms N\n"
+    "         --heartbeat-ms N  --help\n";
+
+static const char *const sdk_options[] = {
+    "--listen",           "--log-level", "--grace-ms",
+    "--exit-with-parent", "--queue",     "--result-ttl-ms",
+    "--heartbeat-ms",     "--help",      "-h"};
+
+/* Option `i` of the definition in the current layout (the array's stride
+ * is the size the plugin was compiled with). */
+static smaug_option_def_t option_at(const smaug_plugin_def_t *def, size_t i) {
+  smaug_option_def_t o = {0};
+  size_t stride = def->options[0].size;
+  memcpy(&o, (const char *)def->options + i * stride,
+         stride < sizeof(o) ? stride : sizeof(o));
+  return o;
+}
+
+static void print_options(FILE *f, const smaug_plugin_def_t *def) {
+  fputs(sdk_usage, f);
+  for (size_t i = 0; i < def->n_options; i++) {
+    smaug_option_def_t o = option_at(def, i);
+    if (o.env != NULL)
+      fprintf(f, "  %s VALUE (or %s)\n", o.name, o.env);
+    else
+      fprintf(f, "  %s VALUE\n", o.name);
+    if (o.help != NULL)
+      fprintf(f, "      %s\n", o.help);
+  }
+}
+
+static int usage(smaug_plugin_t *p, const char *why) {
   rt_log(RT_LOG_ERROR, "plugin", "bad command line", "reason=\"%s\"", why);
-  fprintf(stderr,
-          "options: --listen ADDR  --log-level LEVEL  --grace-ms N\n"
-          "         --exit-with-parent  --queue NAME=N  --result-ttl-ms N\n"
-          "         --heartbeat-ms N\n");
+  print_options(stderr, &p->def);
   return SMAUG_EINVAL;
 }
 
@@ -107,16 +138,21 @@ static int parse_args(smaug_plugin_t *p, int argc, char **argv) {
     if (queue_env(&p->queues[i]) != 0)
       return SMAUG_EINVAL;
   const char *listen = getenv("SMAUG_PLUGIN_LISTEN");
+  for (size_t k = 0; k < p->def.n_options; k++) {
+    const char *e = p->options[k].env;
+    if (e != NULL && (env = getenv(e)) != NULL && env[0] != '\0')
+      p->option_values[k] = env;
+  }
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *val = NULL;
     char opt[64];
     const char *eq = strchr(a, '=');
     if (strncmp(a, "--", 2) != 0)
-      return usage("unexpected argument");
+      return usage(p, "unexpected argument");
     size_t ol = eq != NULL ? (size_t)(eq - a) : strlen(a);
     if (ol >= sizeof(opt))
-      return usage("unknown option");
+      return usage(p, "unknown option");
     memcpy(opt, a, ol);
     opt[ol] = '\0';
     if (strcmp(opt, "--exit-with-parent") == 0) {
@@ -128,32 +164,41 @@ static int parse_args(smaug_plugin_t *p, int argc, char **argv) {
     else if (i + 1 < argc)
       val = argv[++i];
     else
-      return usage("option needs a value");
+      return usage(p, "option needs a value");
     if (strcmp(opt, "--listen") == 0) {
       listen = val;
     } else if (strcmp(opt, "--log-level") == 0) {
       if (sdk_log_parse(val, &lvl) != 0)
-        return usage("--log-level: debug, info, warn or error");
+        return usage(p, "--log-level: debug, info, warn or error");
       smaug_log_set_level(lvl);
     } else if (strcmp(opt, "--grace-ms") == 0) {
       if (parse_int(val, 0, &v) != 0 || v > 3600000)
-        return usage("--grace-ms: a number of milliseconds");
+        return usage(p, "--grace-ms: a number of milliseconds");
       p->grace_ms = (int)v;
     } else if (strcmp(opt, "--result-ttl-ms") == 0) {
       if (parse_int(val, 1, &v) != 0)
-        return usage("--result-ttl-ms: a number of milliseconds");
+        return usage(p, "--result-ttl-ms: a number of milliseconds");
       p->result_ttl_ms = v;
     } else if (strcmp(opt, "--heartbeat-ms") == 0) {
       if (parse_int(val, 1, &v) != 0 || v > 3600000)
-        return usage("--heartbeat-ms: a number of milliseconds");
+        return usage(p, "--heartbeat-ms: a number of milliseconds");
       p->heartbeat_ms = (int)v;
     } else if (strcmp(opt, "--queue") == 0) {
       if (queue_flag(p, val) != 0)
-        return usage("--queue: NAME=N for a declared queue, N >= 1");
+        return usage(p, "--queue: NAME=N for a declared queue, N >= 1");
     } else {
-      return usage("unknown option");
+      size_t k = 0;
+      while (k < p->def.n_options && strcmp(opt, p->options[k].name) != 0)
+        k++;
+      if (k == p->def.n_options)
+        return usage(p, "unknown option");
+      p->option_values[k] = val;
     }
   }
+  /* Only a command line that parsed writes the plugin's variables. */
+  for (size_t k = 0; k < p->def.n_options; k++)
+    if (p->option_values[k] != NULL)
+      *p->options[k].value = p->option_values[k];
   if ((p->listen = strdup(listen != NULL ? listen : DEFAULT_LISTEN)) == NULL)
     return SMAUG_ENOMEM;
   return 0;
@@ -241,7 +286,21 @@ static void on_info(rt_call_t *call, const Smaug__V1__GetPluginInfoRequest *req,
 struct smaug_dependents_s {
   const Smaug__V1__ListDependentsRequest *req;
   Smaug__V1__ListDependentsResponse resp;
+  int failed; /* smaug_dependents_fail was called */
+  int err;
+  char msg[1024];
 };
+
+int smaug_dependents_fail(smaug_dependents_t *deps, int err, const char *fmt,
+                          ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(deps->msg, sizeof(deps->msg), fmt, ap);
+  va_end(ap);
+  deps->failed = 1;
+  deps->err = err;
+  return err;
+}
 
 const char *smaug_dependents_type(const smaug_dependents_t *deps) {
   return deps->req->resource->type;
@@ -364,7 +423,11 @@ static void on_list_dependents(rt_call_t *call,
   smaug_dependents_t d = {.req = req};
   smaug__v1__list_dependents_response__init(&d.resp);
   int err = t->list_dependents(&d, t->data);
-  if (err != 0)
+  if (d.failed)
+    rt_call_fail(call,
+                 d.err == 0 ? GRPC_STATUS_UNKNOWN : sdk_err_to_status(d.err),
+                 "%s", d.msg);
+  else if (err != 0)
     rt_call_fail(call, sdk_err_to_status(err), "%s", smaug_strerror(err));
   else
     rt_call_reply(call, &d.resp.base);
@@ -392,6 +455,30 @@ static void on_cancel_operation(rt_call_t *call,
 }
 
 /* ------------------------------------------------------- definition */
+
+/* A declared option needs a "--name" that fits the parser's buffer, is
+ * not one of the SDK's and is not declared twice, and a place to write. */
+static int check_options(const smaug_plugin_def_t *def) {
+  if (def->n_options == 0)
+    return 0;
+  if (def->options == NULL ||
+      def->options[0].size <
+          offsetof(smaug_option_def_t, value) + sizeof(def->options[0].value))
+    return SMAUG_EINVAL;
+  for (size_t i = 0; i < def->n_options; i++) {
+    smaug_option_def_t o = option_at(def, i);
+    if (o.name == NULL || strncmp(o.name, "--", 2) != 0 || strlen(o.name) < 3 ||
+        strlen(o.name) >= 64 || strchr(o.name, '=') != NULL || o.value == NULL)
+      return SMAUG_EINVAL;
+    for (size_t k = 0; k < sizeof(sdk_options) / sizeof(sdk_options[0]); k++)
+      if (strcmp(o.name, sdk_options[k]) == 0)
+        return SMAUG_EINVAL;
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(o.name, option_at(def, k).name) == 0)
+        return SMAUG_EINVAL;
+  }
+  return 0;
+}
 
 static int check_def(const smaug_plugin_def_t *def) {
   if (def == NULL || def->size < offsetof(smaug_plugin_def_t, queues) ||
@@ -433,6 +520,10 @@ static void on_heartbeat(uv_timer_t *t) {
   sdk_activity_heartbeat(t->data);
 }
 
+static void on_progress_async(uv_async_t *a) {
+  sdk_job_flush_progress(a->data);
+}
+
 static void on_parent_check(uv_timer_t *t) {
   smaug_plugin_t *p = t->data;
   if ((int)getppid() != p->parent_pid) {
@@ -455,6 +546,11 @@ int sdk_plugin_new(rt_t *rt, const smaug_plugin_def_t *def, int argc,
   p->rt = rt;
   p->loop = rt_loop(rt);
   memcpy(&p->def, def, def->size < sizeof(p->def) ? def->size : sizeof(p->def));
+  if ((err = check_options(&p->def)) != 0) {
+    rt_log(RT_LOG_ERROR, "plugin", "invalid plugin options", NULL);
+    free(p);
+    return err;
+  }
   p->grace_ms = DEFAULT_GRACE_MS;
   p->result_ttl_ms = DEFAULT_TTL_MS;
   p->heartbeat_ms = DEFAULT_HEARTBEAT_MS;
@@ -466,6 +562,14 @@ int sdk_plugin_new(rt_t *rt, const smaug_plugin_def_t *def, int argc,
   p->type_inflight = calloc(def->n_types, sizeof(*p->type_inflight));
   if (p->types == NULL || p->type_inflight == NULL)
     goto fail;
+  if (p->def.n_options > 0) {
+    p->options = calloc(p->def.n_options, sizeof(*p->options));
+    p->option_values = calloc(p->def.n_options, sizeof(*p->option_values));
+    if (p->options == NULL || p->option_values == NULL)
+      goto fail;
+    for (size_t i = 0; i < p->def.n_options; i++)
+      p->options[i] = option_at(&p->def, i);
+  }
   /* Copy each type into the current layout: the array's stride is the
    * size the plugin was compiled with. */
   size_t stride = def->types[0].size;
@@ -553,6 +657,13 @@ int sdk_plugin_start(smaug_plugin_t *p, int *port) {
   uv_timer_start(&p->heartbeat, on_heartbeat, (uint64_t)p->heartbeat_ms,
                  (uint64_t)p->heartbeat_ms);
   uv_unref((uv_handle_t *)&p->heartbeat);
+  if ((err = uv_async_init(p->loop, &p->progress_async, on_progress_async)) !=
+      0)
+    return err; /* the timers are closed by the stop that follows */
+  p->progress_async.data = p;
+  p->async_open = 1;
+  p->timers_open++;
+  uv_unref((uv_handle_t *)&p->progress_async);
   if (p->exit_with_parent) {
     p->parent_pid = (int)getppid();
     /* The signal covers the common case; the poll covers a parent thread
@@ -588,6 +699,8 @@ static void stop_finish(smaug_plugin_t *p) {
   }
   uv_close((uv_handle_t *)&p->sweep, on_timer_closed);
   uv_close((uv_handle_t *)&p->heartbeat, on_timer_closed);
+  if (p->async_open)
+    uv_close((uv_handle_t *)&p->progress_async, on_timer_closed);
   if (p->exit_with_parent)
     uv_close((uv_handle_t *)&p->parent, on_timer_closed);
 }
@@ -637,6 +750,8 @@ void sdk_plugin_free(smaug_plugin_t *p) {
   free(p->queues);
   free(p->types);
   free(p->type_inflight);
+  free(p->options);
+  free(p->option_values);
   free(p->listen);
   free(p);
 }
@@ -660,7 +775,27 @@ static void on_main_stopped(smaug_plugin_t *p, void *data) {
     uv_close((uv_handle_t *)&m->sig[i], NULL);
 }
 
+/* --help anywhere on the command line: the options, then exit 0. */
+static int help_wanted(int argc, char **argv, const smaug_plugin_def_t *def) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") != 0 && strcmp(argv[i], "-h") != 0)
+      continue;
+    smaug_plugin_def_t d = {0};
+    if (check_def(def) != 0)
+      return 0; /* sdk_plugin_new reports the definition */
+    memcpy(&d, def, def->size < sizeof(d) ? def->size : sizeof(d));
+    if (check_options(&d) != 0)
+      return 0;
+    printf("%s %s\nusage: %s [options]\n", d.name, d.version, argv[0]);
+    print_options(stdout, &d);
+    return 1;
+  }
+  return 0;
+}
+
 int smaug_plugin_main(int argc, char **argv, const smaug_plugin_def_t *def) {
+  if (help_wanted(argc, argv, def))
+    return 0;
   uv_loop_t loop;
   rt_t *rt = NULL;
   main_ctx_t m = {0};

@@ -23,6 +23,10 @@
 
 typedef struct smaug_plugin_s smaug_plugin_t;
 
+/* Progress updates a job may have waiting for the loop: the 32 oldest and
+ * the newest. */
+#define SDK_JOB_PROGRESS_QUEUE 33
+
 /* A named bounded job queue. */
 typedef struct sdk_queue_s {
   char *name;
@@ -43,6 +47,8 @@ typedef struct sdk_res_s {
   char **meta_k, **meta_v;
   smaug_activity_t **waiters; /* completed Syncs held for the jobs */
   size_t n_waiters;
+  smaug_activity_t **syncs; /* open Syncs (running or held): job progress */
+  size_t n_syncs;
   int refs; /* activities pointing here */
 } sdk_res_t;
 
@@ -54,6 +60,8 @@ struct smaug_plugin_s {
   /* the definition, copied into the current struct layout */
   smaug_plugin_def_t def;
   smaug_type_def_t *types;
+  smaug_option_def_t *options; /* def.n_options of them */
+  const char **option_values;  /* parsed, written out once all parsed */
   sdk_queue_t *queues;
   size_t n_queues;
   Smaug__V1__GetPluginInfoResponse *info; /* built once */
@@ -75,6 +83,8 @@ struct smaug_plugin_s {
   uv_timer_t sweep;
   uv_timer_t parent;
   uv_timer_t heartbeat;
+  uv_async_t progress_async; /* jobs' progress is waiting */
+  int async_open;
   int parent_pid;
   void (*on_stopped)(struct smaug_plugin_s *p, void *data);
   void *on_stopped_data;
@@ -136,6 +146,12 @@ void sdk_activity_job_begin(smaug_activity_t *act);
 void sdk_activity_job_end(smaug_activity_t *act, int status, const char *msg,
                           size_t n_meta, char **meta_k, char **meta_v);
 
+/* A job of `act` reported progress: sent to `act` while it is open and
+ * to every open Sync of its resource. */
+void sdk_activity_job_progress(smaug_activity_t *act, uint64_t done,
+                               uint64_t total, const char *unit,
+                               const char *message);
+
 /* The plugin, operation id and resource record of an activity. */
 smaug_plugin_t *sdk_activity_plugin(const smaug_activity_t *act);
 const char *sdk_activity_op_id(const smaug_activity_t *act);
@@ -153,6 +169,9 @@ int sdk_activity_can_start(const smaug_activity_t *act);
  * calls a done callback from inside the call. */
 unsigned sdk_job_cancel(smaug_plugin_t *p, const smaug_activity_t *act,
                         const sdk_res_t *res, int whole_resource);
+
+/* Sends the progress every job has waiting (the progress async). */
+void sdk_job_flush_progress(smaug_plugin_t *p);
 
 /* Cancels the jobs of operation `op_id` (NULL: all jobs). */
 unsigned sdk_job_cancel_op(smaug_plugin_t *p, const char *op_id);

@@ -63,6 +63,12 @@ static void par_wait_cancel(smaug_activity_t *act, void *data) {
 static int list_children(smaug_dependents_t *deps, void *data) {
   if (strcmp(smaug_dependents_id(deps), "missing") == 0)
     return SMAUG_ENOENT;
+  if (strcmp(smaug_dependents_id(deps), "gone") == 0) {
+    smaug_dependents_add(deps, "t.child", "c1", NULL);
+    smaug_dependents_fail(deps, SMAUG_ENOENT, "%s: no such file",
+                          "/cloud/gone.json");
+    return 0; /* the failure stands */
+  }
   smaug_dependents_add(deps, "t.child", "c1", "first");
   smaug_dependents_set_extra(deps, "path", "/x");
   return smaug_dependents_add(deps, "t.child", "c2", NULL);
@@ -294,6 +300,7 @@ Test(activity, max_concurrency_answers_resource_exhausted, .fini = teardown,
 typedef struct {
   int done;
   grpc_status_code code;
+  char message[128];
   size_t n;
   char first[64];
   char extra[64];
@@ -318,6 +325,7 @@ static void on_deps_done(rt_client_call_t *call, grpc_status_code code,
                          const char *message, void *data) {
   deps_t *d = data;
   d->code = code;
+  snprintf(d->message, sizeof(d->message), "%s", message ? message : "");
   d->done = 1;
 }
 
@@ -348,6 +356,25 @@ Test(activity, list_dependents_comes_from_the_callback, .fini = teardown,
   cr_assert_eq(d.code, GRPC_STATUS_NOT_FOUND);
   list_deps("t.back", "r1", &d);
   cr_assert_eq(d.code, GRPC_STATUS_UNIMPLEMENTED);
+}
+
+Test(activity, a_dependents_failure_message_reaches_the_client,
+     .fini = teardown, .timeout = 20) {
+  h_start(&h, &def, NULL);
+  deps_t d;
+  list_deps("t.gated", "gone", &d);
+  cr_assert_eq(d.code, GRPC_STATUS_NOT_FOUND);
+  cr_assert_str_eq(d.message, "/cloud/gone.json: no such file");
+  cr_assert_eq(d.n, 0);
+}
+
+Test(activity, a_dependents_code_alone_still_gives_its_name, .fini = teardown,
+     .timeout = 20) {
+  h_start(&h, &def, NULL);
+  deps_t d;
+  list_deps("t.gated", "missing", &d);
+  cr_assert_eq(d.code, GRPC_STATUS_NOT_FOUND);
+  cr_assert_str_eq(d.message, smaug_strerror(SMAUG_ENOENT));
 }
 
 Test(activity, a_definition_with_a_broken_schema_is_refused, .timeout = 20) {

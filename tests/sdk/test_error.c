@@ -33,5 +33,5 @@ Test(error, unknown_codes_are_internal, .timeout = 5) {
 
 Test(error, the_library_reports_the_header_version, .timeout = 5) {
   cr_assert_eq(smaug_version(), SMAUG_VERSION_HEX);
-  cr_assert_str_eq(smaug_version_string(), "0.1.0");
+  cr_assert_str_eq(smaug_version_string(), "0.2.0");
 }

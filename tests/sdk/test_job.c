@@ -7,6 +7,8 @@
 
 #include <criterion/criterion.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -392,4 +394,135 @@ Test(job, cancel_operation_stops_a_poll, .fini = teardown, .timeout = 20) {
     uv_run(&h.loop, UV_RUN_ONCE);
   cr_assert_eq(poll_status, SMAUG_ECANCELED);
   chk_act_clear(&par);
+}
+
+/* ------------------------------------------------------ job progress */
+
+static int n_steps = 10;
+
+static int stepping_job(smaug_job_t *job, void *data) {
+  while (trace_pos("sync-cb") < 0)
+    usleep(1000);
+  for (int i = 1; i <= n_steps; i++) {
+    char msg[32];
+    snprintf(msg, sizeof(msg), "step %d", i);
+    smaug_job_progress(job, (uint64_t)i, (uint64_t)n_steps, "steps", msg);
+  }
+  trace_add("job-end");
+  return 0;
+}
+
+static void par_stepping(smaug_activity_t *act, void *data) {
+  cr_assert_eq(smaug_job_start(act, stepping_job, NULL, NULL), 0);
+  smaug_activity_complete(act, NULL);
+}
+
+static void sync_held(smaug_activity_t *act, void *data) {
+  trace_add("sync-cb");
+  smaug_activity_complete(act, NULL); /* held until the job ends */
+}
+
+static void step_job_done(smaug_job_t *job, int status, void *data) {
+  smaug_activity_t *act = smaug_job_activity(job);
+  if (status != 0)
+    smaug_activity_fail(act, status, "%s", smaug_job_message(job));
+  else
+    smaug_activity_complete(act, "stepped");
+}
+
+/* A Sync that runs the job itself and ends from its done callback. */
+static void sync_own_job(smaug_activity_t *act, void *data) {
+  trace_add("sync-cb");
+  cr_assert_eq(smaug_job_start(act, stepping_job, step_job_done, NULL), 0);
+}
+
+static const smaug_type_def_t s_types[] = {
+    {.size = sizeof(smaug_type_def_t),
+     .type = "t.held",
+     .protect = {.parallel = par_stepping, .sync = sync_held}},
+    {.size = sizeof(smaug_type_def_t),
+     .type = "t.own",
+     .protect = {.sync = sync_own_job}}};
+static const smaug_plugin_def_t s_def = {.size = sizeof(smaug_plugin_def_t),
+                                         .name = "t",
+                                         .version = "1",
+                                         .types = s_types,
+                                         .n_types = 2};
+
+/* The "steps" updates of a call's recorded stream, repeats (heartbeats)
+ * folded; returns how many. */
+static size_t steps_seen(const chk_act_t *a, const char **out, size_t max) {
+  size_t n = 0;
+  for (size_t i = 0; i < a->n_progress_log; i++) {
+    const char *e = a->progress_log[i];
+    if (strstr(e, " steps ") == NULL)
+      continue;
+    if (n > 0 && strcmp(out[n - 1], e) == 0)
+      continue;
+    cr_assert_lt(n, max);
+    out[n++] = e;
+  }
+  return n;
+}
+
+static void check_all_steps(const chk_act_t *sync) {
+  const char *seen[64];
+  size_t n = steps_seen(sync, seen, 64);
+  cr_assert_eq(n, (size_t)n_steps, "%zu of %d updates arrived", n, n_steps);
+  for (int i = 1; i <= n_steps; i++) {
+    char want[64];
+    snprintf(want, sizeof(want), "%d/%d steps step %d", i, n_steps, i);
+    cr_assert_str_eq(seen[i - 1], want);
+  }
+  cr_assert(sync->monotonic);
+}
+
+Test(job, progress_from_a_job_reaches_the_held_sync_in_order, .fini = teardown,
+     .timeout = 20) {
+  trace_reset();
+  n_steps = 10;
+  h_start(&h, &s_def, NULL);
+  chk_act_t par, sync;
+  run_pair("t.held", NULL, &par, &sync);
+  cr_assert_eq(sync.code, GRPC_STATUS_OK, "%s", sync.message);
+  cr_assert_lt(trace_pos("job-end"), trace_pos("sync-answered"));
+  check_all_steps(&sync);
+  chk_act_clear(&par);
+  chk_act_clear(&sync);
+}
+
+Test(job, progress_from_a_job_of_the_sync_itself_arrives_in_order,
+     .fini = teardown, .timeout = 20) {
+  trace_reset();
+  n_steps = 10;
+  h_start(&h, &s_def, NULL);
+  chk_req_t r;
+  chk_act_t sync;
+  h_req(&r, "op1", "t.own", "r1", 1);
+  cr_assert_eq(chk_act_run(&h.c, &r, 10000, &sync), 0);
+  cr_assert_eq(sync.code, GRPC_STATUS_OK, "%s", sync.message);
+  check_all_steps(&sync);
+  chk_act_clear(&sync);
+}
+
+Test(job, a_flood_of_job_progress_keeps_order_and_the_last_update,
+     .fini = teardown, .timeout = 20) {
+  trace_reset();
+  n_steps = 200;
+  h_start(&h, &s_def, NULL);
+  chk_act_t par, sync;
+  run_pair("t.held", NULL, &par, &sync);
+  cr_assert_eq(sync.code, GRPC_STATUS_OK, "%s", sync.message);
+  const char *seen[CHK_MAX_PROGRESS_LOG];
+  size_t n = steps_seen(&sync, seen, CHK_MAX_PROGRESS_LOG);
+  cr_assert_geq(n, 1);
+  unsigned prev = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned step = (unsigned)strtoul(seen[i], NULL, 10);
+    cr_assert_gt(step, prev, "update %s came after step %u", seen[i], prev);
+    prev = step;
+  }
+  cr_assert_str_eq(seen[n - 1], "200/200 steps step 200");
+  chk_act_clear(&par);
+  chk_act_clear(&sync);
 }

@@ -1,9 +1,11 @@
 /*
  * test_plugin.c - the plugin process (plugin-sdk/src/plugin.c), run as a
  * real child process: the listening line, unix sockets, a bad command
- * line, a graceful SIGTERM with work in flight, and exit with the parent.
+ * line, --help, a graceful SIGTERM with work in flight, and exit with the
+ * parent; and, in process, the options a plugin declares.
  */
 #include "chk_client.h"
+#include "sdk.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -30,6 +32,7 @@ static void spawn_plugin(proc_t *p, const char *const *args) {
   cr_assert_eq(pipe(fds), 0);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
   posix_spawn_file_actions_addclose(&fa, fds[0]);
   char *argv[16] = {HOLD_PLUGIN};
@@ -169,6 +172,114 @@ Test(plugin, a_bad_command_line_exits_2, .timeout = 30) {
   spawn_plugin(&p, args);
   cr_assert_eq(wait_exit(&p), 2);
   cr_assert(strstr(p.log, "unknown option") != NULL, "%s", p.log);
+}
+
+Test(plugin, help_lists_the_declared_options_and_exits_0, .timeout = 30) {
+  proc_t p;
+  const char *args[] = {"--help", NULL};
+  spawn_plugin(&p, args);
+  cr_assert_eq(wait_exit(&p), 0);
+  cr_assert(strstr(p.log, "--listen ADDR") != NULL, "%s", p.log);
+  cr_assert(strstr(p.log, "--tag VALUE (or SMAUG_HOLD_TAG)") != NULL, "%s",
+            p.log);
+}
+
+/* ------------------------------------------------- declared options */
+
+static const char *opt_cloud;
+
+static void opt_noop(smaug_activity_t *act, void *data) {
+  smaug_activity_complete(act, NULL);
+}
+
+static const smaug_type_def_t opt_types[] = {
+    {.size = sizeof(smaug_type_def_t),
+     .type = "t.opt",
+     .protect = {.parallel = opt_noop}}};
+
+/* Runs sdk_plugin_new on `def` with `args` and frees the plugin. */
+static int new_with(const smaug_plugin_def_t *def, const char *const *args) {
+  uv_loop_t loop;
+  rt_t *rt;
+  smaug_plugin_t *p = NULL;
+  char *argv[8] = {"plugin"};
+  int argc = 1;
+  for (; args != NULL && args[argc - 1] != NULL; argc++)
+    argv[argc] = (char *)args[argc - 1];
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(rt_new(&loop, &rt), 0);
+  int err = sdk_plugin_new(rt, def, argc, argv, &p);
+  if (p != NULL) {
+    rt_server_free(p->srv);
+    p->srv = NULL;
+    sdk_plugin_free(p);
+  }
+  rt_free(rt);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+  return err;
+}
+
+static const smaug_option_def_t cloud_opt[] = {
+    {.size = sizeof(smaug_option_def_t),
+     .name = "--cloud",
+     .env = "SMAUG_TEST_CLOUD",
+     .help = "where the cloud is",
+     .value = &opt_cloud}};
+static const smaug_plugin_def_t opt_def = {.size = sizeof(smaug_plugin_def_t),
+                                           .name = "opt",
+                                           .version = "1",
+                                           .types = opt_types,
+                                           .n_types = 1,
+                                           .options = cloud_opt,
+                                           .n_options = 1};
+
+Test(plugin, a_declared_option_is_taken_from_the_command_line, .timeout = 30) {
+  setenv("SMAUG_TEST_CLOUD", "/from-env", 1);
+  opt_cloud = "default";
+  const char *args[] = {"--cloud", "/from-argv", NULL};
+  cr_assert_eq(new_with(&opt_def, args), 0);
+  cr_assert_str_eq(opt_cloud, "/from-argv");
+  const char *eq[] = {"--cloud=/with-equals", NULL};
+  cr_assert_eq(new_with(&opt_def, eq), 0);
+  cr_assert_str_eq(opt_cloud, "/with-equals");
+}
+
+Test(plugin, a_declared_option_falls_back_to_env_then_default, .timeout = 30) {
+  setenv("SMAUG_TEST_CLOUD", "/from-env", 1);
+  opt_cloud = "default";
+  cr_assert_eq(new_with(&opt_def, NULL), 0);
+  cr_assert_str_eq(opt_cloud, "/from-env");
+  setenv("SMAUG_TEST_CLOUD", "", 1); /* empty counts as unset */
+  opt_cloud = "default";
+  cr_assert_eq(new_with(&opt_def, NULL), 0);
+  cr_assert_str_eq(opt_cloud, "default");
+}
+
+Test(plugin, a_bad_command_line_leaves_declared_options_alone, .timeout = 30) {
+  unsetenv("SMAUG_TEST_CLOUD");
+  opt_cloud = "default";
+  const char *args[] = {"--cloud", "/x", "--no-such-option", "y", NULL};
+  cr_assert_eq(new_with(&opt_def, args), SMAUG_EINVAL);
+  cr_assert_str_eq(opt_cloud, "default");
+  const char *missing[] = {"--cloud", NULL};
+  cr_assert_eq(new_with(&opt_def, missing), SMAUG_EINVAL);
+}
+
+Test(plugin, an_option_that_shadows_the_sdk_is_refused, .timeout = 30) {
+  static const smaug_option_def_t clash[] = {
+      {.size = sizeof(smaug_option_def_t),
+       .name = "--listen",
+       .value = &opt_cloud}};
+  smaug_plugin_def_t d = opt_def;
+  d.options = clash;
+  cr_assert_eq(new_with(&d, NULL), SMAUG_EINVAL);
+  static const smaug_option_def_t twice[] = {
+      {.size = sizeof(smaug_option_def_t), .name = "--a", .value = &opt_cloud},
+      {.size = sizeof(smaug_option_def_t), .name = "--a", .value = &opt_cloud}};
+  d.options = twice;
+  d.n_options = 2;
+  cr_assert_eq(new_with(&d, NULL), SMAUG_EINVAL);
 }
 
 Test(plugin, exits_when_its_parent_dies, .timeout = 30) {

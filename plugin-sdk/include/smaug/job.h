@@ -22,6 +22,12 @@
  * smaug_job_is_cancelled() between steps and return SMAUG_ECANCELED. A job
  * still waiting in its queue is dropped without running.
  *
+ * A job reports how far it got with smaug_job_progress(), from its own
+ * thread: the SDK carries the update to the loop and sends it as progress
+ * (which is also a heartbeat) on the call that waits for the job, usually
+ * the resource's Sync. A plugin therefore needs no polling loop of its
+ * own to keep a long Sync visibly alive.
+ *
  * Threads: start functions on the loop thread; `work` and `status` on a
  * thread-pool thread; `done` on the loop thread.
  */
@@ -100,6 +106,25 @@ const char *smaug_job_message(const smaug_job_t *job);
  * From the work or status function only. Returns 0 or SMAUG_ENOMEM. */
 int smaug_job_set_metadata(smaug_job_t *job, const char *key,
                            const char *value);
+
+/* Reports the job's progress: `done` of `total` (0: unknown) `unit`s,
+ * with a `message`; `unit` and `message` may be NULL and are copied
+ * (truncated to 31 and 255 bytes). Safe from any thread, meant for the
+ * work or status function; also allowed from the done callback.
+ *
+ * The update is handed to the loop and sent, in the order the job made
+ * its calls, to every caller of the resource's Sync activities that are
+ * still open (a Sync held by smaug_activity_complete() until the jobs
+ * end, or one still running), and to the job's own activity while it is
+ * open (a Parallel that has not returned yet). It counts as a heartbeat,
+ * and the periodic heartbeat then repeats it. Every update a job made
+ * before returning is sent before the job's done callback runs and before
+ * the Sync that waits for it is answered. A job that reports faster than
+ * the loop sends keeps its 32 oldest pending updates and the newest one.
+ * As with smaug_activity_progress(), `done` never goes backwards on one
+ * call. Ignored when no call is open. */
+void smaug_job_progress(smaug_job_t *job, uint64_t done, uint64_t total,
+                        const char *unit, const char *message);
 
 #ifdef __cplusplus
 }

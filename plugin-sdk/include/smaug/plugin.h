@@ -48,7 +48,8 @@ typedef struct smaug_dependents_s smaug_dependents_t;
 
 /* Lists the direct children of a resource with smaug_dependents_add(),
  * synchronously on the loop. Returns 0 or a SMAUG_E* code (SMAUG_ENOENT
- * for an unknown resource). */
+ * for an unknown resource); give the caller a message that says why with
+ * smaug_dependents_fail(). */
 typedef int (*smaug_list_dependents_cb)(smaug_dependents_t *deps, void *data);
 
 /* The resource whose children are asked for. Owned by `deps`. */
@@ -70,6 +71,16 @@ int smaug_dependents_add(smaug_dependents_t *deps, const char *type,
  * yet) or SMAUG_ENOMEM. */
 int smaug_dependents_set_extra(smaug_dependents_t *deps, const char *key,
                                const char *value);
+
+/* Fails the listing with `err` (a SMAUG_E* code, mapped to a gRPC status
+ * as for activities) and a printf-style message for the caller, for
+ * example the path that was not found. Returns `err`, so a callback can
+ * end with `return smaug_dependents_fail(deps, SMAUG_ENOENT, ...)`. The
+ * failure stands whatever the callback then returns, and children added
+ * before are dropped; a second call replaces the first. The message is
+ * copied (truncated to 1023 bytes). */
+int smaug_dependents_fail(smaug_dependents_t *deps, int err, const char *fmt,
+                          ...) __attribute__((format(printf, 3, 4)));
 
 /* -------------------------------------------------------- definition */
 
@@ -102,6 +113,20 @@ typedef struct smaug_queue_def_s {
   unsigned limit;   /* default limit, at least 1 */
 } smaug_queue_def_t;
 
+/* A command-line option of the plugin's own, parsed by
+ * smaug_plugin_main() next to the SDK's. It always takes a value:
+ * `--name VALUE` or `--name=VALUE`. When the option is absent, the
+ * environment variable `env` is read (an empty variable counts as unset);
+ * when both are absent, `*value` keeps what the plugin put there, which
+ * is how a default is given. */
+typedef struct smaug_option_def_s {
+  size_t size;        /* sizeof(smaug_option_def_t) */
+  const char *name;   /* with its dashes, for example "--cloud"; required */
+  const char *env;    /* for example "SMAUG_CLOUD"; NULL: none */
+  const char *help;   /* one line for --help; may be NULL */
+  const char **value; /* receives a pointer into argv or the environment */
+} smaug_option_def_t;
+
 typedef struct smaug_plugin_def_s {
   size_t size;                   /* sizeof(smaug_plugin_def_t) */
   const char *name;              /* for example "smaug-plugin-volume" */
@@ -111,6 +136,11 @@ typedef struct smaug_plugin_def_s {
   const smaug_queue_def_t *queues; /* may be NULL */
   size_t n_queues;
   unsigned max_concurrency; /* over all types; 0: no limit */
+  /* Options of the plugin's own (since 0.2); the array's stride is
+   * options[0].size. A name that is one of the SDK's options, or given
+   * twice, makes the definition invalid. */
+  const smaug_option_def_t *options; /* may be NULL */
+  size_t n_options;
 } smaug_plugin_def_t;
 
 /* ---------------------------------------------------------------- run */
@@ -138,6 +168,9 @@ typedef struct smaug_plugin_def_s {
  *                                                 this often (default 5000);
  *                                                 a Sync held for jobs
  *                                                 reports them as progress
+ *   --help, -h                                    prints the options (the
+ *                                                 SDK's and the plugin's
+ *                                                 own) and returns 0
  *
  * Once serving it logs `msg=listening addr=HOST:PORT` (or the unix path).
  * Call it from the main thread; it blocks. */

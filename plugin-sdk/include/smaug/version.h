@@ -10,7 +10,7 @@
 #define SMAUG_VERSION_H
 
 #define SMAUG_VERSION_MAJOR 0
-#define SMAUG_VERSION_MINOR 1
+#define SMAUG_VERSION_MINOR 2
 #define SMAUG_VERSION_PATCH 0
 
 /* (major << 16) | (minor << 8) | patch, for numeric comparison. */
