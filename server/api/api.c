@@ -29,14 +29,6 @@ struct api_s {
   int closing;
 };
 
-static grpc_status_code store_code(int err) {
-  return err == UV_ENOENT ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_INTERNAL;
-}
-
-static const char *store_what(int err) {
-  return err == UV_ENOENT ? "not found" : uv_strerror(err);
-}
-
 /* A RegisterPlugin call waiting for the plugin's handshake. */
 typedef struct reg_call_s {
   api_t *api;
@@ -257,7 +249,7 @@ static void h_create_plan(rt_call_t *call,
   if (err == 0)
     err = api_ops_flush(api->ops);
   if (err) {
-    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    api_fail_store(call, err);
     return;
   }
   Smaug__V1__CreatePlanResponse resp = SMAUG__V1__CREATE_PLAN_RESPONSE__INIT;
@@ -268,16 +260,12 @@ static void h_create_plan(rt_call_t *call,
 static void h_get_plan(rt_call_t *call, const Smaug__V1__GetPlanRequest *req,
                        void *data) {
   api_t *api = data;
-  char msg[512];
-  grpc_status_code rc = api_check_id("id", req->id, msg, sizeof(msg));
-  if (rc) {
-    rt_call_fail(call, rc, "%s", msg);
+  if (api_fail_bad_id(call, "id", req->id))
     return;
-  }
   Smaug__V1__Plan *plan;
   int err = store_plan_get(api->store, req->id, &plan);
   if (err) {
-    rt_call_fail(call, store_code(err), "plan %s %s", req->id, store_what(err));
+    api_fail_lookup(call, "plan", req->id, err);
     return;
   }
   Smaug__V1__GetPlanResponse resp = SMAUG__V1__GET_PLAN_RESPONSE__INIT;
@@ -297,7 +285,7 @@ static void h_list_plans(rt_call_t *call,
   int err = store_plan_list(api->store, after, page_size(req->page_size),
                             &plans, &n, &next);
   if (err) {
-    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    api_fail_store(call, err);
     return;
   }
   char tok[32];
@@ -319,15 +307,12 @@ static void h_update_plan(rt_call_t *call,
     rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "plan: required");
     return;
   }
-  if ((rc = api_check_id("plan.id", req->plan->id, msg, sizeof(msg)))) {
-    rt_call_fail(call, rc, "%s", msg);
+  if (api_fail_bad_id(call, "plan.id", req->plan->id))
     return;
-  }
   Smaug__V1__Plan *old;
   int err = store_plan_get(api->store, req->plan->id, &old);
   if (err) {
-    rt_call_fail(call, store_code(err), "plan %s %s", req->plan->id,
-                 store_what(err));
+    api_fail_lookup(call, "plan", req->plan->id, err);
     return;
   }
   int64_t created = old->created_at_ms;
@@ -343,7 +328,7 @@ static void h_update_plan(rt_call_t *call,
       (err = store_plan_put(api->store, &plan)) == 0)
     err = api_ops_flush(api->ops);
   if (err) {
-    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    api_fail_store(call, err);
     return;
   }
   Smaug__V1__UpdatePlanResponse resp = SMAUG__V1__UPDATE_PLAN_RESPONSE__INIT;
@@ -354,12 +339,8 @@ static void h_update_plan(rt_call_t *call,
 static void h_delete_plan(rt_call_t *call,
                           const Smaug__V1__DeletePlanRequest *req, void *data) {
   api_t *api = data;
-  char msg[512];
-  grpc_status_code rc = api_check_id("id", req->id, msg, sizeof(msg));
-  if (rc) {
-    rt_call_fail(call, rc, "%s", msg);
+  if (api_fail_bad_id(call, "id", req->id))
     return;
-  }
   int err = store_batch(api->store);
   if (err == 0)
     err = store_plan_delete(api->store, req->id);
@@ -367,7 +348,7 @@ static void h_delete_plan(rt_call_t *call,
   if (err == 0)
     err = ferr;
   if (err) {
-    rt_call_fail(call, store_code(err), "plan %s %s", req->id, store_what(err));
+    api_fail_lookup(call, "plan", req->id, err);
     return;
   }
   Smaug__V1__DeletePlanResponse resp = SMAUG__V1__DELETE_PLAN_RESPONSE__INIT;
@@ -380,25 +361,20 @@ static void h_get_checkpoint(rt_call_t *call,
                              const Smaug__V1__GetCheckpointRequest *req,
                              void *data) {
   api_t *api = data;
-  char msg[512];
-  grpc_status_code rc = api_check_id("id", req->id, msg, sizeof(msg));
-  if (rc) {
-    rt_call_fail(call, rc, "%s", msg);
+  if (api_fail_bad_id(call, "id", req->id))
     return;
-  }
   api_ops_flush(api->ops);
   Smaug__V1__Checkpoint *cp;
   int err = store_checkpoint_get(api->store, req->id, &cp);
   if (err) {
-    rt_call_fail(call, store_code(err), "checkpoint %s %s", req->id,
-                 store_what(err));
+    api_fail_lookup(call, "checkpoint", req->id, err);
     return;
   }
   Smaug__V1__ResourceResult **rs = NULL;
   size_t n = 0;
   if ((err = api_checkpoint_results(api->ops, cp, &rs, &n)) != 0) {
     protobuf_c_message_free_unpacked(&cp->base, NULL);
-    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    api_fail_store(call, err);
     return;
   }
   cp->n_results = n;
@@ -443,7 +419,7 @@ static void h_list_checkpoints(rt_call_t *call,
   int err = store_checkpoint_list(api->store, &f, before,
                                   page_size(req->page_size), &cps, &n, &next);
   if (err) {
-    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    api_fail_store(call, err);
     return;
   }
   char tok[32];
@@ -474,25 +450,20 @@ static void h_list_checkpoints(rt_call_t *call,
 static void h_get_restore(rt_call_t *call,
                           const Smaug__V1__GetRestoreRequest *req, void *data) {
   api_t *api = data;
-  char msg[512];
-  grpc_status_code rc = api_check_id("id", req->id, msg, sizeof(msg));
-  if (rc) {
-    rt_call_fail(call, rc, "%s", msg);
+  if (api_fail_bad_id(call, "id", req->id))
     return;
-  }
   api_ops_flush(api->ops);
   Smaug__V1__Restore *r;
   int err = store_restore_get(api->store, req->id, &r);
   if (err) {
-    rt_call_fail(call, store_code(err), "restore %s %s", req->id,
-                 store_what(err));
+    api_fail_lookup(call, "restore", req->id, err);
     return;
   }
   Smaug__V1__ResourceResult **rs = NULL;
   size_t n = 0;
   if ((err = store_result_list(api->store, r->id, &rs, &n)) != 0) {
     protobuf_c_message_free_unpacked(&r->base, NULL);
-    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    api_fail_store(call, err);
     return;
   }
   r->n_results = n;
@@ -519,7 +490,7 @@ static void h_list_restores(rt_call_t *call,
   int err = store_restore_list(api->store, req->checkpoint_id, before,
                                page_size(req->page_size), &rs, &n, &next);
   if (err) {
-    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    api_fail_store(call, err);
     return;
   }
   char tok[32];
@@ -651,19 +622,14 @@ static void h_get_flow(rt_call_t *call, const Smaug__V1__GetFlowRequest *req,
   api_t *api = data;
   int has_plan = req->plan_id && *req->plan_id;
   int has_cp = req->checkpoint_id && *req->checkpoint_id;
-  char msg[512];
-  grpc_status_code rc;
   if (has_plan == has_cp) {
     rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
                  "plan_id, checkpoint_id: exactly one is required");
     return;
   }
-  if ((rc = api_check_id(has_plan ? "plan_id" : "checkpoint_id",
-                         has_plan ? req->plan_id : req->checkpoint_id, msg,
-                         sizeof(msg)))) {
-    rt_call_fail(call, rc, "%s", msg);
+  if (api_fail_bad_id(call, has_plan ? "plan_id" : "checkpoint_id",
+                      has_plan ? req->plan_id : req->checkpoint_id))
     return;
-  }
   int kind = req->kind ? (int)req->kind : DAG_OP_PROTECT;
   if (kind < DAG_OP_PROTECT || kind > DAG_OP_DELETE) {
     rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
@@ -683,8 +649,7 @@ static void h_get_flow(rt_call_t *call, const Smaug__V1__GetFlowRequest *req,
     Smaug__V1__Plan *plan;
     if ((err = store_plan_get(api->store, req->plan_id, &plan)) != 0) {
       free(fr);
-      rt_call_fail(call, store_code(err), "plan %s %s", req->plan_id,
-                   store_what(err));
+      api_fail_lookup(call, "plan", req->plan_id, err);
       return;
     }
     err = api_graph_build(api->rt, api->reg, plan->resources, plan->n_resources,
@@ -696,8 +661,7 @@ static void h_get_flow(rt_call_t *call, const Smaug__V1__GetFlowRequest *req,
     Smaug__V1__Checkpoint *cp;
     if ((err = store_checkpoint_get(api->store, req->checkpoint_id, &cp))) {
       free(fr);
-      rt_call_fail(call, store_code(err), "checkpoint %s %s",
-                   req->checkpoint_id, store_what(err));
+      api_fail_lookup(call, "checkpoint", req->checkpoint_id, err);
       return;
     }
     err = api_graph_build(api->rt, api->reg, cp->resources, cp->n_resources,

@@ -667,13 +667,8 @@ static void watch_cancelled(rt_call_t *call, void *data) {
 
 void api_ops_watch(api_ops_t *ops, rt_call_t *call,
                    const Smaug__V1__WatchOperationRequest *req) {
-  char msg[512];
-  grpc_status_code rc;
-  if ((rc =
-           api_check_id("operation_id", req->operation_id, msg, sizeof(msg)))) {
-    rt_call_fail(call, rc, "%s", msg);
+  if (api_fail_bad_id(call, "operation_id", req->operation_id))
     return;
-  }
   if (ops->closing) {
     rt_call_fail(call, GRPC_STATUS_UNAVAILABLE, "smaugd is stopping");
     return;
@@ -682,10 +677,7 @@ void api_ops_watch(api_ops_t *ops, rt_call_t *call,
   store_op_t *sop;
   int err = store_op_get(ops->store, req->operation_id, &sop);
   if (err) {
-    rt_call_fail(
-        call, err == UV_ENOENT ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_INTERNAL,
-        "operation %s %s", req->operation_id,
-        err == UV_ENOENT ? "not found" : uv_strerror(err));
+    api_fail_lookup(call, "operation", req->operation_id, err);
     return;
   }
   int running = sop->running;
@@ -694,7 +686,7 @@ void api_ops_watch(api_ops_t *ops, rt_call_t *call,
   size_t n;
   if ((err = store_event_list(ops->store, req->operation_id,
                               req->after_sequence, 0, &evs, &n)) != 0) {
-    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    api_fail_store(call, err);
     return;
   }
   uint64_t last = req->after_sequence;
@@ -962,10 +954,6 @@ static void op_start(op_t *op) {
 
 /* ------------------------------------------------------------ handlers */
 
-static grpc_status_code store_status(int err) {
-  return err == UV_ENOENT ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_INTERNAL;
-}
-
 /* Checks that every type in `res` has an available plugin. */
 static grpc_status_code check_plugins(const api_ops_t *ops,
                                       Smaug__V1__Resource *const *res, size_t n,
@@ -1025,16 +1013,13 @@ void api_ops_protect(api_ops_t *ops, rt_call_t *call,
                      const Smaug__V1__ProtectRequest *req) {
   char msg[1024];
   grpc_status_code rc;
-  if ((rc = api_check_id("plan_id", req->plan_id, msg, sizeof(msg)))) {
-    rt_call_fail(call, rc, "%s", msg);
+  if (api_fail_bad_id(call, "plan_id", req->plan_id))
     return;
-  }
   api_ops_flush(ops);
   Smaug__V1__Plan *plan;
   int err = store_plan_get(ops->store, req->plan_id, &plan);
   if (err) {
-    rt_call_fail(call, store_status(err), "plan %s %s", req->plan_id,
-                 err == UV_ENOENT ? "not found" : uv_strerror(err));
+    api_fail_lookup(call, "plan", req->plan_id, err);
     return;
   }
   if ((rc = check_plugins(ops, plan->resources, plan->n_resources,
@@ -1074,7 +1059,7 @@ void api_ops_protect(api_ops_t *ops, rt_call_t *call,
   protobuf_c_message_free_unpacked(&plan->base, NULL);
   if (err) {
     store_flush(ops->store);
-    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    api_fail_store(call, err);
     op_free(op);
     return;
   }
@@ -1095,18 +1080,13 @@ void api_ops_restore(api_ops_t *ops, rt_call_t *call,
                      const Smaug__V1__RestoreRequest *req) {
   char msg[1024];
   grpc_status_code rc;
-  if ((rc = api_check_id("checkpoint_id", req->checkpoint_id, msg,
-                         sizeof(msg)))) {
-    rt_call_fail(call, rc, "%s", msg);
+  if (api_fail_bad_id(call, "checkpoint_id", req->checkpoint_id))
     return;
-  }
   api_ops_flush(ops);
   Smaug__V1__Checkpoint *cp;
   int err = store_checkpoint_get(ops->store, req->checkpoint_id, &cp);
   if (err) {
-    rt_call_fail(call, store_status(err), "checkpoint %s %s",
-                 req->checkpoint_id,
-                 err == UV_ENOENT ? "not found" : uv_strerror(err));
+    api_fail_lookup(call, "checkpoint", req->checkpoint_id, err);
     return;
   }
   rc = GRPC_STATUS_OK;
@@ -1152,7 +1132,7 @@ void api_ops_restore(api_ops_t *ops, rt_call_t *call,
     err = op_record(op, req->parameters ? req->parameters : &empty);
   if (err) {
     store_flush(ops->store);
-    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    api_fail_store(call, err);
     op_free(op);
     return;
   }
@@ -1173,16 +1153,13 @@ void api_ops_delete_checkpoint(api_ops_t *ops, rt_call_t *call,
                                const Smaug__V1__DeleteCheckpointRequest *req) {
   char msg[1024];
   grpc_status_code rc;
-  if ((rc = api_check_id("id", req->id, msg, sizeof(msg)))) {
-    rt_call_fail(call, rc, "%s", msg);
+  if (api_fail_bad_id(call, "id", req->id))
     return;
-  }
   api_ops_flush(ops);
   Smaug__V1__Checkpoint *cp;
   int err = store_checkpoint_get(ops->store, req->id, &cp);
   if (err) {
-    rt_call_fail(call, store_status(err), "checkpoint %s %s", req->id,
-                 err == UV_ENOENT ? "not found" : uv_strerror(err));
+    api_fail_lookup(call, "checkpoint", req->id, err);
     return;
   }
   rc = GRPC_STATUS_OK;
@@ -1228,7 +1205,7 @@ void api_ops_delete_checkpoint(api_ops_t *ops, rt_call_t *call,
   protobuf_c_message_free_unpacked(&cp->base, NULL);
   if (err) {
     store_flush(ops->store);
-    rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
+    api_fail_store(call, err);
     op_free(op);
     return;
   }
@@ -1247,21 +1224,14 @@ void api_ops_delete_checkpoint(api_ops_t *ops, rt_call_t *call,
 
 void api_ops_cancel(api_ops_t *ops, rt_call_t *call,
                     const Smaug__V1__CancelOperationRequest *req) {
-  char msg[512];
-  grpc_status_code rc;
-  if ((rc =
-           api_check_id("operation_id", req->operation_id, msg, sizeof(msg)))) {
-    rt_call_fail(call, rc, "%s", msg);
+  if (api_fail_bad_id(call, "operation_id", req->operation_id))
     return;
-  }
   op_t *op = op_find(ops, req->operation_id);
   if (op == NULL || op->finished) {
     store_op_t *sop;
     int err = store_op_get(ops->store, req->operation_id, &sop);
     if (err) {
-      rt_call_fail(call, store_status(err), "operation %s %s",
-                   req->operation_id,
-                   err == UV_ENOENT ? "not found" : uv_strerror(err));
+      api_fail_lookup(call, "operation", req->operation_id, err);
       return;
     }
     store_op_free(sop);

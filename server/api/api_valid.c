@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "graph.h"
 
@@ -73,6 +74,28 @@ static grpc_status_code check_str(const char *field, const char *s,
 grpc_status_code api_check_id(const char *field, const char *id, char *msg,
                               size_t len) {
   return check_str(field, id, 1, API_MAX_KEY_BYTES, msg, len);
+}
+
+int api_fail_bad_id(rt_call_t *call, const char *field, const char *id) {
+  char msg[512];
+  grpc_status_code rc = api_check_id(field, id, msg, sizeof(msg));
+  if (rc == GRPC_STATUS_OK)
+    return 0;
+  rt_call_fail(call, rc, "%s", msg);
+  return 1;
+}
+
+void api_fail_lookup(rt_call_t *call, const char *what, const char *id,
+                     int err) {
+  if (err == UV_ENOENT)
+    rt_call_fail(call, GRPC_STATUS_NOT_FOUND, "%s %s not found", what, id);
+  else
+    rt_call_fail(call, GRPC_STATUS_INTERNAL, "%s %s %s", what, id,
+                 uv_strerror(err));
+}
+
+void api_fail_store(rt_call_t *call, int err) {
+  rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
 }
 
 int api_params_merge(const Smaug__V1__ParameterSet *ps, const char *type,

@@ -16,6 +16,7 @@
 
 #include "kv.h"
 #include "registry.h"
+#include "rt.h"
 #include "smaug/v1/orchestrator.pb-c.h"
 
 #define API_MAX_NAME_BYTES   255   /* plan name */
@@ -30,6 +31,20 @@ int api_utf8_valid(const char *s);
 /* Checks a required object id (`field` names it in the message). */
 grpc_status_code api_check_id(const char *field, const char *id, char *msg,
                               size_t len);
+
+/* Fails `call` when `id` (named `field`) is not a valid object id, with
+ * api_check_id's status and message. Returns 1 if it failed the call, 0 if
+ * the id is fine (the call is then untouched). */
+int api_fail_bad_id(rt_call_t *call, const char *field, const char *id);
+
+/* Fails `call` after a store lookup of `what` `id` returned `err`:
+ * NOT_FOUND "<what> <id> not found" for UV_ENOENT, else INTERNAL with the
+ * error's text. */
+void api_fail_lookup(rt_call_t *call, const char *what, const char *id,
+                     int err);
+
+/* Fails `call` with INTERNAL "store: <error>" for store error `err`. */
+void api_fail_store(rt_call_t *call, int err);
 
 /* Checks a plan for CreatePlan/UpdatePlan: name, resources (required,
  * unique, known types), edges (endpoints listed, no cycle) and parameters
