@@ -87,3 +87,21 @@ int spawn_smaug(uv_loop_t *loop, const char *bin, const char *const *args,
   res->err[res->err_len] = '\0';
   return 0;
 }
+
+static void on_server_stopped(rt_server_t *srv, void *data) {
+  (void)srv;
+  *(int *)data = 1;
+}
+
+int spawn_server_close(uv_loop_t *loop, rt_t *rt, rt_server_t *srv) {
+  int stopped = 0;
+  int err = rt_server_shutdown(srv, on_server_stopped, &stopped);
+  if (err)
+    return err;
+  while (!stopped)
+    uv_run(loop, UV_RUN_ONCE);
+  rt_server_free(srv);
+  rt_free(rt);
+  uv_run(loop, UV_RUN_DEFAULT);
+  return uv_loop_close(loop);
+}

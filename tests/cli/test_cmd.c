@@ -30,7 +30,6 @@ static struct {
   rt_t *rt;
   rt_server_t *srv;
   int port;
-  int stopped;
   char addr[32];
   spawn_result_t res;
   /* The fake's state. */
@@ -221,18 +220,8 @@ static void setup(void) {
   snprintf(fx.addr, sizeof(fx.addr), "127.0.0.1:%d", fx.port);
 }
 
-static void on_stopped(rt_server_t *srv, void *data) {
-  fx.stopped = 1;
-}
-
 static void teardown(void) {
-  cr_assert_eq(rt_server_shutdown(fx.srv, on_stopped, NULL), 0);
-  while (!fx.stopped)
-    uv_run(&fx.loop, UV_RUN_ONCE);
-  rt_server_free(fx.srv);
-  rt_free(fx.rt);
-  uv_run(&fx.loop, UV_RUN_DEFAULT);
-  cr_assert_eq(uv_loop_close(&fx.loop), 0);
+  cr_assert_eq(spawn_server_close(&fx.loop, fx.rt, fx.srv), 0);
   for (int i = 0; i < fx.n_plans; i++)
     protobuf_c_message_free_unpacked(&fx.plans[i]->base, NULL);
   if (fx.last_restore)

@@ -17,7 +17,6 @@ typedef struct {
   rt_t *rt;
   rt_server_t *srv;
   int port;
-  int stopped;
   spawn_result_t res;
 } fx_t;
 
@@ -32,18 +31,8 @@ static void setup(void) {
   cr_assert_eq(rt_server_start(fx.srv), 0);
 }
 
-static void on_stopped(rt_server_t *srv, void *data) {
-  fx.stopped = 1;
-}
-
 static void teardown(void) {
-  cr_assert_eq(rt_server_shutdown(fx.srv, on_stopped, NULL), 0);
-  while (!fx.stopped)
-    uv_run(&fx.loop, UV_RUN_ONCE);
-  rt_server_free(fx.srv);
-  rt_free(fx.rt);
-  uv_run(&fx.loop, UV_RUN_DEFAULT);
-  cr_assert_eq(uv_loop_close(&fx.loop), 0);
+  cr_assert_eq(spawn_server_close(&fx.loop, fx.rt, fx.srv), 0);
 }
 
 /* Runs the smaug binary with `args`; returns its exit status. Its stdout
