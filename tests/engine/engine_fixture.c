@@ -266,3 +266,32 @@ graph_t *fx_random_graph(uint64_t *rng, uint32_t n, uint32_t depth,
   cr_assert_eq(graph_validate(g, NULL, NULL, err, sizeof(err)), 0, "%s", err);
   return g;
 }
+
+graph_t *fx_seed_graph(void) {
+  graph_t *g;
+  cr_assert_eq(graph_new(&g), 0);
+  const char *nodes[][2] = {{"smaug.project", "p1"},
+                            {"smaug.server", "s1"},
+                            {"smaug.volume", "v1"},
+                            {"smaug.volume", "v2"},
+                            {"smaug.image", "i1"}};
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(graph_add_node(g, nodes[i][0], nodes[i][1], NULL, NULL, NULL,
+                                NULL, NULL, 0),
+                 0);
+  char err[128];
+  cr_assert_eq(graph_add_edge_by_key(g, "smaug.project", "p1", "smaug.server",
+                                     "s1", err, sizeof(err)),
+               0);
+  cr_assert_eq(graph_add_edge_by_key(g, "smaug.server", "s1", "smaug.volume",
+                                     "v1", err, sizeof(err)),
+               0);
+  cr_assert_eq(graph_add_edge_by_key(g, "smaug.server", "s1", "smaug.volume",
+                                     "v2", err, sizeof(err)),
+               0);
+  cr_assert_eq(graph_add_edge_by_key(g, "smaug.server", "s1", "smaug.image",
+                                     "i1", err, sizeof(err)),
+               0);
+  cr_assert_eq(graph_validate(g, NULL, NULL, err, sizeof(err)), 0, "%s", err);
+  return g;
+}

@@ -1,7 +1,7 @@
 /*
- * engine_fixture.h - shared pieces of the executor suites: a scripted
- * in-process activity runner on libuv timers, an event recorder, and a
- * random DAG generator.
+ * engine_fixture.h - shared pieces of the executor and DAG suites: a
+ * scripted in-process activity runner on libuv timers, an event recorder,
+ * the seed example graph and a random DAG generator.
  *
  * The fake runner completes each call after a per-task duration, or fails
  * it with a scripted code for its first N attempts, or hangs until
@@ -74,5 +74,10 @@ graph_t *fx_random_graph(uint64_t *rng, uint32_t n, uint32_t depth,
                          uint32_t ntypes, unsigned share_pct);
 
 uint64_t fx_rand(uint64_t *state);
+
+/* The seed example: p1 -> s1 -> {v1, v2, i1} over smaug.project,
+ * smaug.server, smaug.volume and smaug.image; node indices 0..4. Validated
+ * (asserts on any failure); the caller frees it. */
+graph_t *fx_seed_graph(void);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "dag.h"
+#include "engine_fixture.h"
 
 static int seed_caps(void *data, const char *type, dag_op_t op,
                      dag_activity_t act) {
@@ -26,37 +27,8 @@ static int seed_caps(void *data, const char *type, dag_op_t op,
   return 1;
 }
 
-static graph_t *seed_graph(void) {
-  graph_t *g;
-  cr_assert_eq(graph_new(&g), 0);
-  const char *nodes[][2] = {{"smaug.project", "p1"},
-                            {"smaug.server", "s1"},
-                            {"smaug.volume", "v1"},
-                            {"smaug.volume", "v2"},
-                            {"smaug.image", "i1"}};
-  for (int i = 0; i < 5; i++)
-    cr_assert_eq(graph_add_node(g, nodes[i][0], nodes[i][1], NULL, NULL, NULL,
-                                NULL, NULL, 0),
-                 0);
-  char err[128];
-  cr_assert_eq(graph_add_edge_by_key(g, "smaug.project", "p1", "smaug.server",
-                                     "s1", err, sizeof(err)),
-               0);
-  cr_assert_eq(graph_add_edge_by_key(g, "smaug.server", "s1", "smaug.volume",
-                                     "v1", err, sizeof(err)),
-               0);
-  cr_assert_eq(graph_add_edge_by_key(g, "smaug.server", "s1", "smaug.volume",
-                                     "v2", err, sizeof(err)),
-               0);
-  cr_assert_eq(graph_add_edge_by_key(g, "smaug.server", "s1", "smaug.image",
-                                     "i1", err, sizeof(err)),
-               0);
-  cr_assert_eq(graph_validate(g, NULL, NULL, err, sizeof(err)), 0, "%s", err);
-  return g;
-}
-
 Test(dag, seed_example_tasks_and_edges, .timeout = 5) {
-  graph_t *g = seed_graph();
+  graph_t *g = fx_seed_graph();
   dag_t *d;
   cr_assert_eq(dag_new(g, DAG_OP_PROTECT, seed_caps, NULL, &d), 0);
   dag_export_t x;
@@ -103,7 +75,7 @@ Test(dag, seed_example_tasks_and_edges, .timeout = 5) {
 }
 
 Test(dag, seed_example_dot, .timeout = 5) {
-  graph_t *g = seed_graph();
+  graph_t *g = fx_seed_graph();
   dag_t *d;
   cr_assert_eq(dag_new(g, DAG_OP_PROTECT, seed_caps, NULL, &d), 0);
   char *dot;

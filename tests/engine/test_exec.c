@@ -9,26 +9,6 @@
 
 #include "engine_fixture.h"
 
-/* The seed example: p1 -> s1 -> {v1, v2, i1}; node indices 0..4. */
-static graph_t *seed_graph(void) {
-  graph_t *g;
-  graph_new(&g);
-  const char *nodes[][2] = {{"smaug.project", "p1"},
-                            {"smaug.server", "s1"},
-                            {"smaug.volume", "v1"},
-                            {"smaug.volume", "v2"},
-                            {"smaug.image", "i1"}};
-  for (int i = 0; i < 5; i++)
-    graph_add_node(g, nodes[i][0], nodes[i][1], NULL, NULL, NULL, NULL, NULL,
-                   0);
-  graph_add_edge(g, 0, 1);
-  graph_add_edge(g, 1, 2);
-  graph_add_edge(g, 1, 3);
-  graph_add_edge(g, 1, 4);
-  cr_assert_eq(graph_validate(g, NULL, NULL, NULL, 0), 0);
-  return g;
-}
-
 static int64_t loop_clock(void *data) {
   return (int64_t)uv_now(data);
 }
@@ -98,7 +78,7 @@ static uint32_t count_kind(const run_t *r, uint32_t task,
 
 Test(exec, data_passes_from_p_to_s_and_children_to_parent, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_RESTORE);
+  run_init(&r, fx_seed_graph(), DAG_OP_RESTORE);
   run_go(&r);
   cr_assert_eq(r.outcome, EXEC_SUCCEEDED);
   cr_assert_eq(r.f.errors, 0, "data-passing violations");
@@ -155,7 +135,7 @@ static void count_done(exec_op_t *op, exec_outcome_t outcome, void *data) {
 Test(exec, restore_gets_saved_metadata_and_restored_child_ids, .timeout = 10) {
   uv_loop_t loop;
   uv_loop_init(&loop);
-  graph_t *g = seed_graph();
+  graph_t *g = fx_seed_graph();
   dag_t *d;
   dag_new(g, DAG_OP_RESTORE, NULL, NULL, &d);
   exec_op_t *op;
@@ -183,7 +163,7 @@ Test(exec, restore_gets_saved_metadata_and_restored_child_ids, .timeout = 10) {
 
 Test(exec, transient_errors_retry_with_backoff_and_same_key, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   uint32_t t = dag_task(2, DAG_PARALLEL); /* P(v1) */
   r.f.fail_times[t] = 3;
   r.f.fail_code[t] = EXEC_CODE_UNAVAILABLE;
@@ -217,7 +197,7 @@ Test(exec, transient_errors_retry_with_backoff_and_same_key, .timeout = 10) {
 
 Test(exec, retries_are_bounded, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   r.opts.max_attempts = 3;
   uint32_t t = dag_task(4, DAG_SYNC); /* S(i1) */
   r.f.fail_times[t] = 100;
@@ -235,7 +215,7 @@ Test(exec, retries_are_bounded, .timeout = 10) {
 
 Test(exec, deadline_exceeded_from_plugin_retries_a_few_times, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   r.opts.max_deadline_attempts = 2;
   uint32_t t = dag_task(3, DAG_PARALLEL);
   r.f.fail_times[t] = 100;
@@ -248,7 +228,7 @@ Test(exec, deadline_exceeded_from_plugin_retries_a_few_times, .timeout = 10) {
 
 Test(exec, permanent_error_is_not_retried, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   uint32_t t = dag_task(3, DAG_PARALLEL);
   r.f.fail_times[t] = 1;
   r.f.fail_code[t] = EXEC_CODE_INVALID_ARGUMENT;
@@ -261,7 +241,7 @@ Test(exec, permanent_error_is_not_retried, .timeout = 10) {
 
 Test(exec, unimplemented_is_a_configuration_error, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   uint32_t t = dag_task(0, DAG_SYNC);
   r.f.fail_times[t] = 1;
   r.f.fail_code[t] = EXEC_CODE_UNIMPLEMENTED;
@@ -275,7 +255,7 @@ Test(exec, unimplemented_is_a_configuration_error, .timeout = 10) {
 
 Test(exec, failure_skips_exactly_the_dependents, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   uint32_t t = dag_task(2, DAG_PARALLEL); /* P(v1) */
   r.f.fail_times[t] = 1;
   r.f.fail_code[t] = EXEC_CODE_NOT_FOUND;
@@ -300,7 +280,7 @@ Test(exec, failure_skips_exactly_the_dependents, .timeout = 10) {
 
 Test(exec, fail_fast_cancels_everything_else, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   r.opts.fail_fast = 1;
   for (uint32_t t = 0; t < 10; t++)
     r.f.duration_ms[t] = 50;
@@ -323,7 +303,7 @@ Test(exec, fail_fast_cancels_everything_else, .timeout = 10) {
 
 Test(exec, deadline_fails_a_hung_call_and_cancels_it, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   r.opts.deadline_ms = 20;
   r.opts.max_deadline_attempts = 1;
   uint32_t t = dag_task(4, DAG_PARALLEL);
@@ -341,7 +321,7 @@ Test(exec, deadline_fails_a_hung_call_and_cancels_it, .timeout = 10) {
 
 Test(exec, silence_past_heartbeat_window_fails, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   r.opts.heartbeat_ms = 15;
   r.opts.max_deadline_attempts = 1;
   uint32_t t = dag_task(1, DAG_PARALLEL);
@@ -356,7 +336,7 @@ Test(exec, silence_past_heartbeat_window_fails, .timeout = 10) {
 
 Test(exec, progress_keeps_a_long_call_alive, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   r.opts.heartbeat_ms = 30;
   uint32_t t = dag_task(1, DAG_PARALLEL);
   r.f.duration_ms[t] = 120;
@@ -376,7 +356,7 @@ static void cancel_soon(uv_timer_t *timer) {
 
 Test(exec, cancel_stops_dispatch_and_calls_in_flight, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   for (uint32_t t = 0; t < 10; t++)
     r.f.hang[t] = 1;
   uv_timer_t timer;
@@ -453,7 +433,7 @@ Test(exec, per_plugin_and_type_limits_hold, .timeout = 10) {
 
 Test(exec, global_limit_holds, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   r.opts.max_in_flight = 2;
   for (uint32_t t = 0; t < 10; t++)
     r.f.duration_ms[t] = 2;
@@ -467,7 +447,7 @@ Test(exec, jitter_is_reproducible_from_the_seed, .timeout = 10) {
   uint32_t delays[2][4];
   for (int k = 0; k < 2; k++) {
     run_t r;
-    run_init(&r, seed_graph(), DAG_OP_PROTECT);
+    run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
     r.opts.jitter_seed = 42;
     r.opts.max_attempts = 5;
     uint32_t t = dag_task(2, DAG_PARALLEL);
@@ -608,7 +588,7 @@ static void free_in_done(exec_op_t *op, exec_outcome_t outcome, void *data) {
 Test(exec, op_can_be_freed_from_its_done_callback, .timeout = 10) {
   uv_loop_t loop;
   uv_loop_init(&loop);
-  graph_t *g = seed_graph();
+  graph_t *g = fx_seed_graph();
   dag_t *d;
   dag_new(g, DAG_OP_PROTECT, NULL, NULL, &d);
   fx_runner_t f;
@@ -632,7 +612,7 @@ static int all_noop(void *data, const char *type, dag_op_t op,
 Test(exec, all_noop_dag_completes_without_calls, .timeout = 10) {
   uv_loop_t loop;
   uv_loop_init(&loop);
-  graph_t *g = seed_graph();
+  graph_t *g = fx_seed_graph();
   dag_t *d;
   dag_new(g, DAG_OP_DELETE, all_noop, NULL, &d);
   fx_runner_t f;
@@ -676,7 +656,7 @@ static void probe_event(const exec_event_t *ev, void *data) {
 
 Test(exec, failed_event_sees_the_resource_reason, .timeout = 10) {
   run_t r;
-  run_init(&r, seed_graph(), DAG_OP_PROTECT);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
   uint32_t t = dag_task(3, DAG_PARALLEL);
   r.f.fail_times[t] = 1;
   r.f.fail_code[t] = EXEC_CODE_INVALID_ARGUMENT;
