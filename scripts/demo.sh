@@ -51,6 +51,16 @@ proj=$cloud/projects/proj-1
 (cd "$proj" && sha256sum volumes/* images/* servers/* networks/*) >"$dir/original.sha256"
 cp -r "$proj/servers" "$dir/servers.original"
 
+# Follows an operation to its end: a live progress bar on a terminal, plain
+# lines into a file with --check. Fails unless it ends available/success.
+follow() { # OP NAME
+  if [ -n "$check" ]; then
+    smaug watch "$1" >"$dir/$2.watch" || { tail -5 "$dir/$2.watch" >&2; fail "$2 failed"; }
+  else
+    smaug watch "$1" || fail "$2 failed"
+  fi
+}
+
 say "starting the sample plugins, then smaugd (SQLite and a file:// bank under $dir/smaugd)"
 stack_up
 [ -n "$check" ] || smaug plugin list
@@ -64,16 +74,10 @@ plan=$(smaug plan create -f "$dir/plan.json")
 say "plan $plan created; protecting"
 smaug flow "$plan" --dot >"$dir/flow.dot"
 
-if [ -n "$check" ]; then
-  smaug -o json protect "$plan" --wait >"$dir/protect.jsonl" || {
-    tail -5 "$dir/protect.jsonl" >&2
-    fail "protect did not end available"
-  }
-else
-  smaug protect "$plan" --wait | tee "$dir/protect.jsonl"
-fi
-ckp=$(grep -o 'ckp-[0-9a-f]*' "$dir/protect.jsonl" | head -1)
+smaug protect "$plan" >"$dir/protect.out" || fail "protect: $(cat "$dir/protect.out")"
+ckp=$(grep -o 'ckp-[0-9a-f]*' "$dir/protect.out" | head -1)
 [ -n "$ckp" ] || fail "no checkpoint id"
+follow "$(grep -o 'op-[0-9a-f]*' "$dir/protect.out" | head -1)" protect
 bank_before=$(du -sb "$dir/smaugd/bank" | cut -f1)
 say "verifying checkpoint $ckp in the bank (no restore)"
 if [ -n "$check" ]; then
@@ -88,17 +92,12 @@ dd if=/dev/urandom of="$proj/volumes/p1-vol-1.raw" bs=4096 count=16 seek=3 \
   conv=notrunc status=none
 
 say "restoring $ckp"
-if [ -n "$check" ]; then
-  smaug -o json restore "$ckp" --wait >"$dir/restore.out" || {
-    tail -5 "$dir/restore.out" >&2
-    fail "restore did not succeed"
-  }
-else
-  smaug restore "$ckp" --wait | tee "$dir/restore.out"
-fi
+smaug restore "$ckp" >"$dir/restore.out" || fail "restore: $(cat "$dir/restore.out")"
 rst=$(grep -o 'rst-[0-9a-f]*' "$dir/restore.out" | head -1)
 [ -n "$rst" ] || fail "no restore id"
+follow "$(grep -o 'op-[0-9a-f]*' "$dir/restore.out" | head -1)" restore
 smaug -o json restore show "$rst" >"$dir/restore.json"
+[ -n "$check" ] || smaug restore show "$rst"
 
 say "verifying the restored resources"
 "$py" - "$dir/restore.json" "$proj" "$dir/original.sha256" "$dir/servers.original" <<'PY'
