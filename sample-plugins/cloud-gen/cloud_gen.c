@@ -7,6 +7,8 @@
  * --seed, so two runs with the same arguments give byte-identical clouds.
  */
 #define _GNU_SOURCE
+#include "sp_dir.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -44,23 +46,6 @@ static void rng_fill(uint64_t *s, unsigned char *buf, size_t n) {
   }
   for (; i < n; i++)
     buf[i] = (unsigned char)rng_next(s);
-}
-
-static int mkdir_p(const char *path) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
-    return -ENAMETOOLONG;
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/')
-      continue;
-    *p = '\0';
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-      return -errno;
-    *p = '/';
-  }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-    return -errno;
-  return 0;
 }
 
 static int write_json(const char *path, json_t *doc) {
@@ -135,7 +120,7 @@ static int gen_project(const opts_t *o, int p, uint64_t *rng) {
   const char *sub[] = {"servers", "volumes", "images", "networks"};
   for (int i = 0; i < 4; i++) {
     snprintf(path, sizeof path, "%s/%s", root, sub[i]);
-    int rc = mkdir_p(path);
+    int rc = sp_mkdir_p(path);
     if (rc < 0)
       return rc;
   }

@@ -21,68 +21,31 @@
 #define ID_OK                                                                  \
   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 
-static int take_opt(int *argc, char **argv, int i, const char *name,
-                    const char **out) {
-  size_t nl = strlen(name);
-  const char *a = argv[i];
-  int used;
-  if (strncmp(a, name, nl) != 0)
-    return 0;
-  if (a[nl] == '=') {
-    *out = a + nl + 1;
-    used = 1;
-  } else if (a[nl] == '\0') {
-    if (i + 1 >= *argc) {
-      fprintf(stderr, "%s: %s needs a value\n", argv[0], name);
-      return SMAUG_EINVAL;
-    }
-    *out = argv[i + 1];
-    used = 2;
-  } else {
-    return 0;
-  }
-  memmove(&argv[i], &argv[i + used],
-          (size_t)(*argc - i - used + 1) *
-              sizeof(*argv)); /* keeps argv[argc] */
-  *argc -= used;
-  return 1;
-}
+sp_opts_t sp_opts;
 
-int sp_opts_parse(int *argc, char **argv, sp_opts_t *opts) {
-  opts->cloud = getenv("SMAUG_CLOUD");
-  opts->work_dir = getenv("SMAUG_WORK_DIR");
-  for (int i = 1; i < *argc; i++) {
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      printf("usage: %s [--cloud DIR] [--work-dir DIR] [--listen ADDR]\n"
-             "         [--log-level LEVEL] [--grace-ms N] [--exit-with-parent]"
-             "\n         [--queue NAME=N] [--result-ttl-ms N]\n"
-             "--cloud DIR (SMAUG_CLOUD): the sample cloud's root\n"
-             "--work-dir DIR (SMAUG_WORK_DIR): temporary files (default "
-             "TMPDIR or /tmp)\n"
-             "The other options are the SDK's (see smaug/plugin.h).\n",
-             argv[0]);
-      return 1;
-    }
-  }
-  for (int i = 1; i < *argc;) {
-    int r = take_opt(argc, argv, i, "--cloud", &opts->cloud);
-    if (r == 0)
-      r = take_opt(argc, argv, i, "--work-dir", &opts->work_dir);
-    if (r < 0)
-      return r;
-    if (r == 0)
-      i++;
-  }
-  if (opts->cloud != NULL && opts->cloud[0] == '\0')
-    opts->cloud = NULL;
-  if (opts->work_dir == NULL || opts->work_dir[0] == '\0')
-    opts->work_dir = getenv("TMPDIR");
-  if (opts->work_dir == NULL || opts->work_dir[0] == '\0')
-    opts->work_dir = "/tmp";
+const smaug_option_def_t sp_options[SP_N_OPTIONS] = {
+    {.size = sizeof(smaug_option_def_t),
+     .name = "--cloud",
+     .env = "SMAUG_CLOUD",
+     .help = "the sample cloud's root",
+     .value = &sp_opts.cloud},
+    {.size = sizeof(smaug_option_def_t),
+     .name = "--work-dir",
+     .env = "SMAUG_WORK_DIR",
+     .help = "temporary files (default TMPDIR or /tmp)",
+     .value = &sp_opts.work_dir},
+};
+
+void sp_opts_init(void) {
+  const char *tmp = getenv("TMPDIR");
+  sp_opts.work_dir = tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp";
   /* Copies hold a pool thread for their whole length; the SDK's polls and
    * short jobs need threads of their own meanwhile. */
   setenv("UV_THREADPOOL_SIZE", "8", 0);
-  return 0;
+}
+
+static int have_cloud(const sp_opts_t *opts) {
+  return opts->cloud != NULL && opts->cloud[0] != '\0';
 }
 
 int sp_check_id(const char *id) {
@@ -175,7 +138,7 @@ int sp_req_init(sp_req_t *r, smaug_activity_t *act, const sp_opts_t *opts,
   const char *project = smaug_activity_extra(act, "project");
   if (project == NULL && kind[0] == '\0')
     project = r->id; /* the project resource names itself */
-  if (project == NULL && opts->cloud != NULL)
+  if (project == NULL && have_cloud(opts))
     project =
         sp_find_project(opts, kind, r->id, ext, r->found, sizeof(r->found));
   if (project == NULL) {
@@ -192,7 +155,7 @@ int sp_req_init(sp_req_t *r, smaug_activity_t *act, const sp_opts_t *opts,
     return SMAUG_EINVAL;
   }
   r->project = project;
-  if (opts->cloud == NULL) {
+  if (!have_cloud(opts)) {
     smaug_activity_fail(act, SMAUG_EBUSY,
                         "no cloud directory: start the plugin with --cloud "
                         "DIR or SMAUG_CLOUD");
@@ -225,6 +188,48 @@ int sp_req_init(sp_req_t *r, smaug_activity_t *act, const sp_opts_t *opts,
     return SMAUG_EINVAL;
   }
   return 0;
+}
+
+int sp_deps_init(sp_req_t *r, smaug_dependents_t *deps, const sp_opts_t *opts,
+                 const char *kind, const char *ext) {
+  memset(r, 0, sizeof(*r));
+  r->id = smaug_dependents_id(deps);
+  const char *project = smaug_dependents_extra(deps, "project");
+  if (sp_check_id(r->id) != 0)
+    return smaug_dependents_fail(deps, SMAUG_EINVAL,
+                                 "resource.id: '%s' is not a valid id", r->id);
+  if (project != NULL && sp_check_id(project) != 0)
+    return smaug_dependents_fail(
+        deps, SMAUG_EINVAL, "resource.extra[project]: '%s' is not a valid id",
+        project);
+  if (!have_cloud(opts))
+    return smaug_dependents_fail(deps, SMAUG_EBUSY,
+                                 "no cloud directory: start the plugin with "
+                                 "--cloud DIR or SMAUG_CLOUD");
+  if (project == NULL && kind[0] == '\0')
+    project = r->id;
+  if (project == NULL)
+    project =
+        sp_find_project(opts, kind, r->id, ext, r->found, sizeof(r->found));
+  if (project == NULL)
+    return smaug_dependents_fail(deps, SMAUG_ENOENT,
+                                 "%s/%s%s: no extra[project] and no single "
+                                 "project of the cloud holds it",
+                                 kind, r->id, ext);
+  r->project = project;
+  int n = snprintf(r->dir, sizeof(r->dir), "%s/projects/%s%s%s", opts->cloud,
+                   project, kind[0] != '\0' ? "/" : "", kind);
+  if (n < 0 || (size_t)n >= sizeof(r->dir) ||
+      snprintf(r->path, sizeof(r->path), "%s/%s%s", r->dir, r->id, ext) >=
+          (int)sizeof(r->path))
+    return smaug_dependents_fail(deps, SMAUG_EINVAL, "--cloud: path too long");
+  return 0;
+}
+
+int sp_deps_add(smaug_dependents_t *deps, const char *type, const char *id,
+                const char *project) {
+  int err = smaug_dependents_add(deps, type, id, NULL);
+  return err != 0 ? err : smaug_dependents_set_extra(deps, "project", project);
 }
 
 int sp_read_file(const char *path, size_t max, char **buf, size_t *len) {
@@ -286,27 +291,6 @@ static int fsync_dir(const char *path) {
   int err = fsync(fd) != 0 ? -errno : 0;
   close(fd);
   return err;
-}
-
-int sp_mkdir_parent(const char *path) {
-  char tmp[PATH_MAX];
-  if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-    return -ENAMETOOLONG;
-  char *slash = strrchr(tmp, '/');
-  if (slash == NULL || slash == tmp)
-    return 0;
-  *slash = '\0';
-  for (char *p = tmp + 1; *p != '\0'; p++) {
-    if (*p != '/')
-      continue;
-    *p = '\0';
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-      return -errno;
-    *p = '/';
-  }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-    return -errno;
-  return 0;
 }
 
 int sp_write_atomic(const char *path, const void *buf, size_t len) {

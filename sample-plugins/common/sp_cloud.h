@@ -14,26 +14,31 @@
 #ifndef SP_CLOUD_H
 #define SP_CLOUD_H
 
+#include "sp_dir.h"
+
 #include <limits.h>
 #include <smaug/plugin.h>
 #include <stddef.h>
 
 /* Options every sample plugin adds to the SDK's. */
 typedef struct {
-  const char *cloud;    /* --cloud DIR / SMAUG_CLOUD; NULL when unset */
+  const char *cloud;    /* --cloud DIR / SMAUG_CLOUD; NULL or "": unset */
   const char *work_dir; /* --work-dir DIR / SMAUG_WORK_DIR; default TMPDIR */
 } sp_opts_t;
 
-/* Takes --cloud DIR (or --cloud=DIR) and --work-dir DIR out of argv,
- * shifting the rest down and lowering *argc, so that the remaining
- * arguments can go to smaug_plugin_main(). Falls back to SMAUG_CLOUD and
- * SMAUG_WORK_DIR. The strings point into argv or the environment. Also
- * raises the libuv thread pool to 8 threads unless UV_THREADPOOL_SIZE is
- * set, so that long copies do not starve the SDK's polls. Returns 0, 1
- * after printing the usage for --help (exit 0), or SMAUG_EINVAL (an option
- * without its value; a message is printed).
- * Main thread, before smaug_plugin_main(). */
-int sp_opts_parse(int *argc, char **argv, sp_opts_t *opts);
+/* The options of every sample plugin, written by smaug_plugin_main() into
+ * `sp_opts`: put SP_OPTIONS in the plugin definition and &sp_opts in each
+ * type's `data`. */
+extern sp_opts_t sp_opts;
+extern const smaug_option_def_t sp_options[];
+#define SP_N_OPTIONS 2
+#define SP_OPTIONS   .options = sp_options, .n_options = SP_N_OPTIONS
+
+/* Gives sp_opts its defaults (work folder TMPDIR, else /tmp) and raises
+ * the libuv thread pool to 8 threads unless UV_THREADPOOL_SIZE is set, so
+ * that long copies do not starve the SDK's polls. Main thread, before
+ * smaug_plugin_main(). */
+void sp_opts_init(void);
 
 /* 0 if `id` matches [A-Za-z0-9][A-Za-z0-9._-]{0,127}, else SMAUG_EINVAL. */
 int sp_check_id(const char *id);
@@ -80,14 +85,23 @@ const char *sp_find_project(const sp_opts_t *opts, const char *kind,
                             const char *id, const char *ext, char *buf,
                             size_t len);
 
+/* A ListDependents request, checked: the id, the cloud, and the project
+ * (extra["project"], the resource itself for kind "", else looked up).
+ * Fills r->id, r->project, r->dir and r->path like sp_req_init. On
+ * failure fails `deps` with a message (smaug_dependents_fail) and returns
+ * the error. Loop thread. */
+int sp_deps_init(sp_req_t *r, smaug_dependents_t *deps, const sp_opts_t *opts,
+                 const char *kind, const char *ext);
+
+/* Adds child (type, id) to `deps` with extra["project"] = project.
+ * Returns 0 or the SDK's error. */
+int sp_deps_add(smaug_dependents_t *deps, const char *type, const char *id,
+                const char *project);
+
 /* Reads a whole file of at most `max` bytes into a new NUL-terminated
  * buffer (*buf, released with free(); *len without the NUL), written only
  * on success. Returns 0, SMAUG_EINVAL (larger than max) or -errno. */
 int sp_read_file(const char *path, size_t max, char **buf, size_t *len);
-
-/* Creates the folder that holds `path`, and its parents. Returns 0 or
- * -errno. */
-int sp_mkdir_parent(const char *path);
 
 /* Writes `len` bytes to `path` so that readers see the old file or the
  * whole new one: temporary file in the same folder, fsync, rename, fsync

@@ -4,8 +4,6 @@
  */
 #include "sp_ops.h"
 
-#include "sp_wait.h"
-
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -166,26 +164,32 @@ typedef struct {
   smaug_activity_cb self;
   void *data;
   uint64_t until_ns;
+  uint64_t next_beat_ns; /* status calls of one poll never overlap */
 } delay_t;
 
 static const char delay_done_mark = 0; /* activity data: delay is over */
 
+/* Thread pool: done yet? Meanwhile a heartbeat every 100 ms. */
 static int delay_status(smaug_job_t *job, void *data) {
   delay_t *d = data;
-  return uv_hrtime() >= d->until_ns ? 1 : 0;
+  uint64_t now = uv_hrtime();
+  if (now >= d->until_ns)
+    return 1;
+  if (now >= d->next_beat_ns) {
+    d->next_beat_ns = now + 100 * 1000000ull;
+    smaug_job_progress(job, 0, 0, NULL, "waiting (delay_ms)");
+  }
+  return 0;
 }
 
-static void delay_beat(smaug_activity_t *act, void *data) {
-  smaug_activity_progress(act, 0, 0, NULL, "waiting (delay_ms)");
-}
-
-static void delay_done(smaug_activity_t *act, int status, const char *msg,
-                       void *data) {
+static void delay_done(smaug_job_t *job, int status, void *data) {
   delay_t *d = data;
+  smaug_activity_t *act = smaug_job_activity(job);
   smaug_activity_cb self = d->self;
   void *udata = d->data;
   free(d);
   if (status != 0) {
+    const char *msg = smaug_job_message(job);
     smaug_activity_fail(act, status, "%s",
                         msg[0] ? msg : smaug_strerror(status));
     return;
@@ -219,13 +223,63 @@ int sp_delayed(smaug_activity_t *act, smaug_activity_cb self, void *data) {
   d->self = self;
   d->data = data;
   d->until_ns = uv_hrtime() + ms * 1000000ull;
-  sp_wait_opts_t wo = {
-      .interval_ms = 20, .timeout_ms = ms + 60000, .beat_ms = 100};
-  smaug_activity_progress(act, 0, 0, NULL, "waiting (delay_ms)");
-  int err = sp_wait_start(act, &wo, delay_status, delay_beat, delay_done, d);
+  smaug_poll_opts_t po = {
+      .size = sizeof(po), .interval_ms = 20, .timeout_ms = ms + 60000};
+  int err = smaug_poll_start(act, &po, delay_status, delay_done, d);
   if (err != 0) {
     free(d);
     smaug_activity_fail(act, err, "cannot wait: %s", smaug_strerror(err));
   }
   return 1;
+}
+
+void sp_restore_end(smaug_job_t *job, int status, const char *restored_id) {
+  smaug_activity_t *act = smaug_job_activity(job);
+  if (status != 0)
+    smaug_activity_fail(act, status, "%s", smaug_job_message(job));
+  else if (smaug_activity_set_restored_id(act, restored_id) != 0)
+    smaug_activity_fail(act, SMAUG_ENOMEM, "out of memory");
+  else
+    smaug_activity_complete(act, "restored");
+}
+
+/* The restore of sp_restore_in_job: the request and the work. */
+typedef struct {
+  sp_req_t r;
+  smaug_job_work_cb work;
+} restore_job_t;
+
+static int restore_job_work(smaug_job_t *job, void *data) {
+  restore_job_t *rj = data;
+  return rj->work(job, &rj->r);
+}
+
+static void restore_job_done(smaug_job_t *job, int status, void *data) {
+  restore_job_t *rj = data;
+  /* A project is a folder, not copied: it keeps its id. */
+  sp_restore_end(job, status, rj->r.new_id[0] ? rj->r.new_id : rj->r.id);
+  free(rj);
+}
+
+void sp_restore_in_job(smaug_activity_t *act, const sp_opts_t *opts,
+                       const char *kind, const char *ext,
+                       smaug_job_work_cb work) {
+  restore_job_t *rj = calloc(1, sizeof(*rj));
+  if (rj == NULL) {
+    smaug_activity_fail(act, SMAUG_ENOMEM, "out of memory");
+    return;
+  }
+  rj->work = work;
+  if (sp_req_init(&rj->r, act, opts, kind, ext) != 0) {
+    free(rj);
+    return;
+  }
+  if (kind[0] == '\0')
+    rj->r.new_id[0] = '\0';
+  int err = smaug_job_start(act, restore_job_work, restore_job_done, rj);
+  if (err != 0) {
+    free(rj);
+    smaug_activity_fail(act, err, "cannot start the restore: %s",
+                        smaug_strerror(err));
+  }
 }

@@ -1,8 +1,9 @@
 /*
  * sp_ops.h - activity steps that several sample plugins share: the delete
  * Sync of every type (remove the section's manifests, then collect the
- * chunks no checkpoint references), and saving a small descriptor file
- * (project.json, a server's JSON) into the resource's section.
+ * chunks no checkpoint references), saving a small descriptor file
+ * (project.json, a server's JSON) into the resource's section, a restore
+ * that is one job, and the delay_ms parameter.
  */
 #ifndef SP_OPS_H
 #define SP_OPS_H
@@ -46,12 +47,28 @@ int sp_save_small_start(smaug_activity_t *act, const char *path, const char *id,
 #define SP_MAX_DELAY_MS 600000
 
 /* The delay_ms parameter (0 to SP_MAX_DELAY_MS) makes an activity slower,
- * with progress every 100 ms: for trying deadlines, heartbeats and
- * cancellation. Call first thing in an activity callback `self`: returns 0
- * when there is nothing to wait for (go on), or 1 when the activity was
- * taken over: it waits, then calls self(act, data) again (this time
- * returning 0), or fails it (bad parameter, cancelled). Loop thread. */
+ * with progress every 100 ms (sent by an SDK poll with
+ * smaug_job_progress): for trying deadlines, heartbeats and cancellation.
+ * Call first thing in an activity callback `self`: returns 0 when there is
+ * nothing to wait for (go on), or 1 when the activity was taken over: it
+ * waits, then calls self(act, data) again (this time returning 0), or
+ * fails it (bad parameter, cancelled). Loop thread. */
 int sp_delayed(smaug_activity_t *act, smaug_activity_cb self, void *data);
+
+/* A restore Sync whose work is one job: checks the request with
+ * sp_req_init(act, opts, kind, ext), then runs `work` on the thread pool
+ * with the checked sp_req_t as its data. When the job succeeds the
+ * activity completes with the restored id r->new_id (for the project
+ * itself, kind "", the project's own id: a project is a folder, not a
+ * copy); when it fails, the activity fails with the job's message. Loop
+ * thread; ends `act` (now or later) in every case. */
+void sp_restore_in_job(smaug_activity_t *act, const sp_opts_t *opts,
+                       const char *kind, const char *ext,
+                       smaug_job_work_cb work);
+
+/* From a job's done callback: fails the job's activity with the job's
+ * status and message, or sets `restored_id` and completes it. */
+void sp_restore_end(smaug_job_t *job, int status, const char *restored_id);
 
 /* Writes the receipt of a stored object: "<object>.json" in the section's
  * own folder of the bank (<bank>/<section>/), with the object's name,

@@ -6,7 +6,8 @@
  * the sample of the "asynchronous step, started then polled" pattern:
  * protect's Parallel starts `zstd` in a child process writing a compressed
  * copy into the work folder and returns; Sync polls the child (the SDK's
- * poll helper, with a timeout and heartbeats) until it has exited, then
+ * poll helper, with a timeout; the status function sends a heartbeat each
+ * second with smaug_job_progress) until it has exited, then
  * stores the compressed copy in the bank as object "image.zst" in a job.
  * Restore's Sync fetches that object (every chunk verified), runs
  * `zstd -d` the same way, and renames the result to images/<restored
@@ -17,7 +18,6 @@
 #include "sp_ops.h"
 #include "sp_store.h"
 #include "sp_task.h"
-#include "sp_wait.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,12 +29,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 #define TYPE   "smaug.image"
 #define OBJECT "image.zst"
 #define ZSTD   "zstd"
-
-static sp_opts_t opts;
 
 static const char schema[] =
     "{\n"
@@ -52,11 +51,12 @@ static const char schema[] =
 /* A child process and the files it works on. */
 typedef struct {
   img_proc_t *proc;
-  char src[PATH_MAX]; /* protect: the image; restore: the fetched copy */
-  char out[PATH_MAX]; /* what zstd writes */
-  char err[PATH_MAX]; /* its stderr */
-  uint64_t size;      /* protect: size of the image */
-  int keep_out;       /* restore: `out` was renamed into place */
+  char src[PATH_MAX];    /* protect: the image; restore: the fetched copy */
+  char out[PATH_MAX];    /* what zstd writes */
+  char err[PATH_MAX];    /* its stderr */
+  uint64_t size;         /* protect: size of the image */
+  int keep_out;          /* restore: `out` was renamed into place */
+  uint64_t next_beat_ns; /* status calls of one poll never overlap */
 } child_t;
 
 static void child_free(void *data) {
@@ -73,6 +73,15 @@ static uint64_t param_u64(const smaug_activity_t *act, const char *key,
   char *end;
   unsigned long long n = v != NULL ? strtoull(v, &end, 10) : 0;
   return v != NULL && *end == '\0' && n > 0 && n <= max ? n : def;
+}
+
+/* How zstd is polled: every 50 ms, up to timeout_ms. */
+static smaug_poll_opts_t poll_opts(const smaug_activity_t *act) {
+  smaug_poll_opts_t po = {
+      .size = sizeof(po),
+      .interval_ms = 50,
+      .timeout_ms = param_u64(act, "timeout_ms", 600000, UINT64_MAX / 2000000)};
+  return po;
 }
 
 /* Starts zstd on `c` (compress, or decompress when `decompress`). */
@@ -106,9 +115,9 @@ static int compress_start(smaug_activity_t *act, const char *path,
   unsigned n = atomic_fetch_add(&seq, 1);
   c->size = (uint64_t)st.st_size;
   sp_msg(c->src, sizeof(c->src), "%s", path);
-  sp_msg(c->out, sizeof(c->out), "%s/smaug-image-%d-%u.zst", opts.work_dir,
+  sp_msg(c->out, sizeof(c->out), "%s/smaug-image-%d-%u.zst", sp_opts.work_dir,
          (int)getpid(), n);
-  sp_msg(c->err, sizeof(c->err), "%s/smaug-image-%d-%u.err", opts.work_dir,
+  sp_msg(c->err, sizeof(c->err), "%s/smaug-image-%d-%u.err", sp_opts.work_dir,
          (int)getpid(), n);
   if ((err = child_start(act, c, 0)) != 0) {
     free(c);
@@ -144,21 +153,24 @@ static void protect_parallel(smaug_activity_t *act, void *data) {
   smaug_activity_complete(act, "compressing");
 }
 
+/* Poll status (thread pool): has zstd exited? A heartbeat each second
+ * while it runs. */
 static int child_status(smaug_job_t *job, void *data) {
   child_t *c = data;
   char msg[256] = "";
   int r = img_proc_poll(c->proc, msg, sizeof(msg));
   if (r < 0)
     smaug_job_set_message(job, "%s", msg);
+  uint64_t now = uv_hrtime();
+  if (r == 0 && now >= c->next_beat_ns) {
+    c->next_beat_ns = now + 1000 * 1000000ull;
+    smaug_job_progress(job, 0, 0, NULL, "running " ZSTD);
+  }
   return r < 0 ? SMAUG_EIO : r;
 }
 
 static int task_status(smaug_job_t *job, void *data) {
   return child_status(job, sp_task_user(data));
-}
-
-static void child_beat(smaug_activity_t *act, void *data) {
-  smaug_activity_progress(act, 0, 0, NULL, "running " ZSTD);
 }
 
 static int set_num(smaug_job_t *job, const char *key, uint64_t v) {
@@ -196,9 +208,10 @@ static void store_done(smaug_job_t *job, int status, void *data) {
   sp_task_unref(data);
 }
 
-static void compressed(smaug_activity_t *act, int status, const char *msg,
-                       void *data) {
+static void compressed(smaug_job_t *job, int status, void *data) {
   sp_task_t *t = data;
+  smaug_activity_t *act = smaug_job_activity(job);
+  const char *msg = smaug_job_message(job);
   if (status != 0) {
     sp_task_unref(t);
     smaug_activity_fail(act, status, "compressing: %s",
@@ -228,10 +241,8 @@ static void protect_sync(smaug_activity_t *act, void *data) {
   /* Parallel ran in an earlier process: compress again. */
   if (t == NULL && compress_start(act, r.path, &t) != 0)
     return;
-  sp_wait_opts_t wo = {
-      .interval_ms = 50,
-      .timeout_ms = param_u64(act, "timeout_ms", 600000, UINT64_MAX / 2000000)};
-  int err = sp_wait_start(act, &wo, task_status, child_beat, compressed, t);
+  smaug_poll_opts_t po = poll_opts(act);
+  int err = smaug_poll_start(act, &po, task_status, compressed, t);
   if (err != 0) {
     sp_task_unref(t);
     smaug_activity_fail(act, err, "cannot poll %s: %s", ZSTD,
@@ -308,19 +319,14 @@ static int finish_work(smaug_job_t *job, void *data) {
 
 static void finish_done(smaug_job_t *job, int status, void *data) {
   restore_t *rs = data;
-  smaug_activity_t *act = smaug_job_activity(job);
-  if (status != 0)
-    smaug_activity_fail(act, status, "%s", smaug_job_message(job));
-  else if (smaug_activity_set_restored_id(act, rs->r.new_id) != 0)
-    smaug_activity_fail(act, SMAUG_ENOMEM, "out of memory");
-  else
-    smaug_activity_complete(act, "restored");
+  sp_restore_end(job, status, rs->r.new_id);
   restore_free(rs);
 }
 
-static void decompressed(smaug_activity_t *act, int status, const char *msg,
-                         void *data) {
+static void decompressed(smaug_job_t *job, int status, void *data) {
   restore_t *rs = data;
+  smaug_activity_t *act = smaug_job_activity(job);
+  const char *msg = smaug_job_message(job);
   int err = status;
   if (err == 0 &&
       (err = smaug_job_start(act, finish_work, finish_done, rs)) == 0)
@@ -350,11 +356,8 @@ static void fetch_done(smaug_job_t *job, int status, void *data) {
     restore_free(rs);
     return;
   }
-  sp_wait_opts_t wo = {
-      .interval_ms = 50,
-      .timeout_ms = param_u64(act, "timeout_ms", 600000, UINT64_MAX / 2000000)};
-  if ((err = sp_wait_start(act, &wo, restore_poll, child_beat, decompressed,
-                           rs)) != 0) {
+  smaug_poll_opts_t po = poll_opts(act);
+  if ((err = smaug_poll_start(act, &po, restore_poll, decompressed, rs)) != 0) {
     smaug_activity_fail(act, err, "cannot poll %s: %s", ZSTD,
                         smaug_strerror(err));
     restore_free(rs);
@@ -396,7 +399,7 @@ static const smaug_type_def_t types[] = {{
     .remove = {.sync = sp_delete_sync},
     .options_schema = schema,
     .restore_schema = schema,
-    .data = &opts,
+    .data = &sp_opts,
 }};
 
 static const smaug_plugin_def_t def = {
@@ -405,11 +408,10 @@ static const smaug_plugin_def_t def = {
     .version = "0.1.0",
     .types = types,
     .n_types = 1,
+    SP_OPTIONS, /* --cloud, --work-dir */
 };
 
 int main(int argc, char **argv) {
-  int rc = sp_opts_parse(&argc, argv, &opts);
-  if (rc != 0)
-    return rc > 0 ? 0 : 2;
+  sp_opts_init();
   return smaug_plugin_main(argc, argv, &def);
 }

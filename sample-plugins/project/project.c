@@ -15,6 +15,7 @@
 #include "sp_ops.h"
 #include "sp_store.h"
 
+#include <errno.h>
 #include <smaug/plugin.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,6 @@
 
 #define TYPE   "smaug.project"
 #define OBJECT "project.json"
-
-static sp_opts_t opts;
 
 static const char schema[] =
     "{\n"
@@ -45,32 +44,24 @@ static const struct {
 };
 
 static int list_dependents(smaug_dependents_t *deps, void *data) {
-  const sp_opts_t *o = data;
-  const char *id = smaug_dependents_id(deps);
+  sp_req_t r;
   char path[PATH_MAX];
   struct stat st;
-  if (sp_check_id(id) != 0)
-    return SMAUG_EINVAL;
-  if (o->cloud == NULL) {
-    smaug_log(SMAUG_LOG_WARN, "no cloud directory: start with --cloud DIR");
-    return SMAUG_EBUSY;
-  }
-  if (sp_cloud_path(o, id, "", "project", ".json", path, sizeof(path)) != 0)
-    return SMAUG_EINVAL;
-  if (stat(path, &st) != 0) {
-    smaug_log(SMAUG_LOG_WARN, "project %s: %s: not found", id, path);
-    return SMAUG_ENOENT;
-  }
-  int err = 0;
+  int err = sp_deps_init(&r, deps, data, "", "");
+  if (err != 0)
+    return err;
+  sp_msg(path, sizeof(path), "%s/%s", r.dir, OBJECT);
+  if (stat(path, &st) != 0)
+    return smaug_dependents_fail(deps, SMAUG_ENOENT, "project %s: %s: %s", r.id,
+                                 path, strerror(errno));
   for (size_t k = 0; err == 0 && k < sizeof(kinds) / sizeof(kinds[0]); k++) {
     char dir[PATH_MAX], **ids = NULL;
-    snprintf(dir, sizeof(dir), "%s/projects/%s/%s", o->cloud, id,
-             kinds[k].kind);
+    sp_msg(dir, sizeof(dir), "%s/%s", r.dir, kinds[k].kind);
     if ((err = sp_list_ids(dir, kinds[k].ext, &ids, NULL)) != 0)
-      break;
+      return smaug_dependents_fail(deps, sp_fs_err(err), "listing %s: %s", dir,
+                                   smaug_strerror(err));
     for (char **p = ids; err == 0 && *p != NULL; p++)
-      if ((err = smaug_dependents_add(deps, kinds[k].type, *p, NULL)) == 0)
-        err = smaug_dependents_set_extra(deps, "project", id);
+      err = sp_deps_add(deps, kinds[k].type, *p, r.id);
     sp_names_free(ids);
   }
   return err;
@@ -93,16 +84,14 @@ static void protect_sync(smaug_activity_t *act, void *data) {
   smaug_activity_complete(act, "saved"); /* held until the job ends */
 }
 
-typedef struct {
-  sp_req_t r;
-  char path[PATH_MAX];
-} restore_t;
-
+/* Re-creates project.json when it is missing. */
 static int restore_work(smaug_job_t *job, void *data) {
-  restore_t *rs = data;
+  const sp_req_t *r = data;
   smaug_activity_t *act = smaug_job_activity(job);
+  char path[PATH_MAX];
   struct stat st;
-  if (stat(rs->path, &st) == 0)
+  sp_msg(path, sizeof(path), "%s/%s", r->dir, OBJECT);
+  if (stat(path, &st) == 0)
     return smaug_job_set_metadata(job, "created", "false");
   char *text = NULL, msg[256] = "";
   size_t len = 0;
@@ -113,45 +102,18 @@ static int restore_work(smaug_job_t *job, void *data) {
     smaug_job_set_message(job, "%s", msg);
     return sp_fs_err(err);
   }
-  if ((err = sp_write_atomic(rs->path, text, len)) != 0)
-    smaug_job_set_message(job, "writing %s: %s", rs->path, smaug_strerror(err));
+  if ((err = sp_write_atomic(path, text, len)) != 0)
+    smaug_job_set_message(job, "writing %s: %s", path, smaug_strerror(err));
   free(text);
   if (err != 0)
     return sp_fs_err(err);
   return smaug_job_set_metadata(job, "created", "true");
 }
 
-static void restore_done(smaug_job_t *job, int status, void *data) {
-  restore_t *rs = data;
-  smaug_activity_t *act = smaug_job_activity(job);
-  if (status != 0)
-    smaug_activity_fail(act, status, "%s", smaug_job_message(job));
-  else if (smaug_activity_set_restored_id(act, rs->r.id) != 0)
-    smaug_activity_fail(act, SMAUG_ENOMEM, "out of memory");
-  else
-    smaug_activity_complete(act, "restored");
-  free(rs);
-}
-
 static void restore_sync(smaug_activity_t *act, void *data) {
   if (sp_delayed(act, restore_sync, data))
     return;
-  restore_t *rs = calloc(1, sizeof(*rs));
-  if (rs == NULL) {
-    smaug_activity_fail(act, SMAUG_ENOMEM, "out of memory");
-    return;
-  }
-  if (sp_req_init(&rs->r, act, data, "", "") != 0) {
-    free(rs);
-    return;
-  }
-  sp_msg(rs->path, sizeof(rs->path), "%s/%s", rs->r.dir, OBJECT);
-  int err = smaug_job_start(act, restore_work, restore_done, rs);
-  if (err != 0) {
-    free(rs);
-    smaug_activity_fail(act, err, "cannot start the restore: %s",
-                        smaug_strerror(err));
-  }
+  sp_restore_in_job(act, data, "", "", restore_work);
 }
 
 static const smaug_type_def_t types[] = {{
@@ -163,7 +125,7 @@ static const smaug_type_def_t types[] = {{
     .list_dependents = list_dependents,
     .options_schema = schema,
     .restore_schema = schema,
-    .data = &opts,
+    .data = &sp_opts,
 }};
 
 static const smaug_plugin_def_t def = {
@@ -172,11 +134,10 @@ static const smaug_plugin_def_t def = {
     .version = "0.1.0",
     .types = types,
     .n_types = 1,
+    SP_OPTIONS, /* --cloud, --work-dir */
 };
 
 int main(int argc, char **argv) {
-  int rc = sp_opts_parse(&argc, argv, &opts);
-  if (rc != 0)
-    return rc > 0 ? 0 : 2;
+  sp_opts_init();
   return smaug_plugin_main(argc, argv, &def);
 }

@@ -25,8 +25,6 @@
 #define TYPE   "smaug.server"
 #define OBJECT "server.json"
 
-static sp_opts_t opts;
-
 static const char schema[] =
     "{\n"
     "  \"$schema\": \"https://json-schema.org/draft/2020-12/schema\",\n"
@@ -73,53 +71,30 @@ static json_t *load_descriptor(const char *text, size_t len, const char *what,
 }
 
 static int list_dependents(smaug_dependents_t *deps, void *data) {
-  const sp_opts_t *o = data;
-  const char *id = smaug_dependents_id(deps);
-  const char *project = smaug_dependents_extra(deps, "project");
-  char path[PATH_MAX], msg[256], *text = NULL;
+  sp_req_t r;
+  char msg[256], *text = NULL;
   size_t len = 0;
-  if (sp_check_id(id) != 0 || (project != NULL && sp_check_id(project) != 0))
-    return SMAUG_EINVAL;
-  if (o->cloud == NULL) {
-    smaug_log(SMAUG_LOG_WARN, "no cloud directory: start with --cloud DIR");
-    return SMAUG_EBUSY;
-  }
-  char found[130];
-  if (project == NULL)
-    project = sp_find_project(o, "servers", id, ".json", found, sizeof(found));
-  if (project == NULL) {
-    smaug_log(SMAUG_LOG_WARN,
-              "server %s: no extra[project] and no single "
-              "project holds it",
-              id);
-    return SMAUG_ENOENT;
-  }
-  if (sp_cloud_path(o, project, "servers", id, ".json", path, sizeof(path)))
-    return SMAUG_EINVAL;
-  int err = sp_read_file(path, SP_MAX_DESCRIPTOR, &text, &len);
-  if (err != 0) {
-    smaug_log(SMAUG_LOG_WARN, "server descriptor %s: %s", path,
-              smaug_strerror(err));
-    return err == SMAUG_ENOENT ? err : SMAUG_EBUSY;
-  }
-  json_t *doc = load_descriptor(text, len, path, msg, sizeof(msg));
+  int err = sp_deps_init(&r, deps, data, "servers", ".json");
+  if (err != 0)
+    return err;
+  if ((err = sp_read_file(r.path, SP_MAX_DESCRIPTOR, &text, &len)) != 0)
+    return smaug_dependents_fail(deps, err == SMAUG_ENOENT ? err : SMAUG_EBUSY,
+                                 "server descriptor %s: %s", r.path,
+                                 smaug_strerror(err));
+  json_t *doc = load_descriptor(text, len, r.path, msg, sizeof(msg));
   free(text);
-  if (doc == NULL) {
-    smaug_log(SMAUG_LOG_WARN, "%s", msg);
-    return SMAUG_EBUSY;
-  }
+  if (doc == NULL)
+    return smaug_dependents_fail(deps, SMAUG_EBUSY, "%s", msg);
   json_t *vols = json_object_get(doc, "volumes"), *v;
   size_t i;
   json_array_foreach(vols, i, v) {
-    if ((err = smaug_dependents_add(deps, "smaug.volume", json_string_value(v),
-                                    NULL)) != 0 ||
-        (err = smaug_dependents_set_extra(deps, "project", project)) != 0)
+    if ((err = sp_deps_add(deps, "smaug.volume", json_string_value(v),
+                           r.project)) != 0)
       break;
   }
   const char *image = json_string_value(json_object_get(doc, "image"));
-  if (err == 0 && image != NULL &&
-      (err = smaug_dependents_add(deps, "smaug.image", image, NULL)) == 0)
-    err = smaug_dependents_set_extra(deps, "project", project);
+  if (err == 0 && image != NULL)
+    err = sp_deps_add(deps, "smaug.image", image, r.project);
   json_decref(doc);
   return err;
 }
@@ -161,10 +136,6 @@ static const char *restored_child(const smaug_activity_t *act, const char *type,
   return NULL;
 }
 
-typedef struct {
-  sp_req_t r;
-} restore_t;
-
 /* Points the descriptor at the restored children. A volume, image or
  * network without a restored child keeps its original id (the graph did
  * not hold it, for example a plan with explicit edges); those are listed
@@ -203,8 +174,9 @@ static int rewrite(smaug_job_t *job, const smaug_activity_t *act, json_t *doc,
   return smaug_job_set_metadata(job, "kept_original", kept);
 }
 
+/* Re-creates the descriptor under the restored id. */
 static int restore_work(smaug_job_t *job, void *data) {
-  restore_t *rs = data;
+  const sp_req_t *r = data;
   smaug_activity_t *act = smaug_job_activity(job);
   char *text = NULL, msg[256] = "";
   size_t len = 0;
@@ -222,7 +194,7 @@ static int restore_work(smaug_job_t *job, void *data) {
     smaug_job_set_message(job,
                           "bank copy of %s does not match the "
                           "checkpoint's sha256 %s",
-                          rs->r.id, want);
+                          r->id, want);
     free(text);
     return SMAUG_EIO;
   }
@@ -232,7 +204,7 @@ static int restore_work(smaug_job_t *job, void *data) {
     smaug_job_set_message(job, "%s", msg);
     return SMAUG_EIO;
   }
-  err = rewrite(job, act, doc, rs->r.new_id);
+  err = rewrite(job, act, doc, r->new_id);
   char *out =
       err == 0 ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
   json_decref(doc);
@@ -241,8 +213,8 @@ static int restore_work(smaug_job_t *job, void *data) {
   if (out == NULL)
     return SMAUG_ENOMEM;
   size_t n = strlen(out);
-  if ((err = sp_write_atomic(rs->r.new_path, out, n)) != 0)
-    smaug_job_set_message(job, "writing %s: %s", rs->r.new_path,
+  if ((err = sp_write_atomic(r->new_path, out, n)) != 0)
+    smaug_job_set_message(job, "writing %s: %s", r->new_path,
                           smaug_strerror(err));
   if (err == 0 && sp_sha256_hex(out, n, sha) == 0)
     err = smaug_job_set_metadata(job, "sha256", sha);
@@ -250,36 +222,10 @@ static int restore_work(smaug_job_t *job, void *data) {
   return err != 0 ? sp_fs_err(err) : 0;
 }
 
-static void restore_done(smaug_job_t *job, int status, void *data) {
-  restore_t *rs = data;
-  smaug_activity_t *act = smaug_job_activity(job);
-  if (status != 0)
-    smaug_activity_fail(act, status, "%s", smaug_job_message(job));
-  else if (smaug_activity_set_restored_id(act, rs->r.new_id) != 0)
-    smaug_activity_fail(act, SMAUG_ENOMEM, "out of memory");
-  else
-    smaug_activity_complete(act, "restored");
-  free(rs);
-}
-
 static void restore_sync(smaug_activity_t *act, void *data) {
   if (sp_delayed(act, restore_sync, data))
     return;
-  restore_t *rs = calloc(1, sizeof(*rs));
-  if (rs == NULL) {
-    smaug_activity_fail(act, SMAUG_ENOMEM, "out of memory");
-    return;
-  }
-  if (sp_req_init(&rs->r, act, data, "servers", ".json") != 0) {
-    free(rs);
-    return;
-  }
-  int err = smaug_job_start(act, restore_work, restore_done, rs);
-  if (err != 0) {
-    free(rs);
-    smaug_activity_fail(act, err, "cannot start the restore: %s",
-                        smaug_strerror(err));
-  }
+  sp_restore_in_job(act, data, "servers", ".json", restore_work);
 }
 
 static const smaug_type_def_t types[] = {{
@@ -291,7 +237,7 @@ static const smaug_type_def_t types[] = {{
     .list_dependents = list_dependents,
     .options_schema = schema,
     .restore_schema = schema,
-    .data = &opts,
+    .data = &sp_opts,
 }};
 
 static const smaug_plugin_def_t def = {
@@ -300,11 +246,10 @@ static const smaug_plugin_def_t def = {
     .version = "0.1.0",
     .types = types,
     .n_types = 1,
+    SP_OPTIONS, /* --cloud, --work-dir */
 };
 
 int main(int argc, char **argv) {
-  int rc = sp_opts_parse(&argc, argv, &opts);
-  if (rc != 0)
-    return rc > 0 ? 0 : 2;
+  sp_opts_init();
   return smaug_plugin_main(argc, argv, &def);
 }

@@ -5,7 +5,9 @@
  * A volume copy is heavy, so it follows the "high resource demand" pattern
  * of the design: protect's Parallel enqueues the copy on the bounded queue
  * "copy" (limit 2; --queue copy=N or SMAUG_QUEUE_COPY) and returns at
- * once; Sync waits for it, sending heartbeats with the bytes copied. The
+ * once; Sync completes at once and the SDK holds its answer until the
+ * copy has ended, while the copy reports the bytes copied as progress
+ * (smaug_job_progress) that reaches the orchestrator on that Sync. The
  * copy goes through the bank's chunk store as object "data" of the
  * resource's section, so holes and zero blocks cost nothing and unchanged
  * chunks are stored once. Restore's Sync writes the volume back under the
@@ -16,7 +18,6 @@
 #include "sp_ops.h"
 #include "sp_store.h"
 #include "sp_task.h"
-#include "sp_wait.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,26 +26,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <uv.h>
 
 #define TYPE   "smaug.volume"
 #define OBJECT "data"
 #define QUEUE  "copy"
 
-static sp_opts_t opts;
-
-/* One copy into or out of the bank, run as a queued job. */
+/* One copy into or out of the bank, run as a queued job. Parallel also
+ * registers `task` (sp_task.h), so that protect's Sync knows the copy is
+ * already under way in this process. */
 typedef struct {
   sp_task_t *task;
   smaug_job_t *job;
   smaug_op_t op;
+  uint64_t deadline_ns;    /* timeout_ms */
+  uint64_t next_report_ns; /* progress at most every 100 ms */
+  int timed_out;
   char path[PATH_MAX]; /* protect: the volume; restore: the destination */
 } copy_t;
-
-/* A Sync waiting for a copy. */
-typedef struct {
-  sp_task_t *task;
-  char new_id[160];
-} waiter_t;
 
 static const char schema[] =
     "{\n"
@@ -53,13 +52,22 @@ static const char schema[] =
     "  \"type\": \"object\",\n"
     "  \"properties\": {\n"
     "    \"timeout_ms\": {\"type\": \"integer\", \"minimum\": 1,\n"
-    "      \"description\": \"How long Sync waits for the copy. Default "
+    "      \"description\": \"How long the copy may take. Default "
     "3600000.\"},\n" SP_SCHEMA_COMMON_PROPS "  }\n"
     "}\n";
 
+/* The copy's thread: bank progress goes on to the Sync that waits. */
 static void on_bank_progress(void *data, uint64_t done, uint64_t total) {
   copy_t *c = data;
-  sp_task_progress(c->task, done, total);
+  uint64_t now = uv_hrtime();
+  if (now >= c->next_report_ns || done == total) {
+    c->next_report_ns = now + 100 * 1000000ull;
+    smaug_job_progress(c->job, done, total, "bytes", "copying");
+  }
+  if (now >= c->deadline_ns && !c->timed_out) {
+    c->timed_out = 1;
+    sp_task_cancel(c->task);
+  }
   if (smaug_job_is_cancelled(c->job))
     sp_task_cancel(c->task);
 }
@@ -131,25 +139,36 @@ static int copy_work(smaug_job_t *job, void *data) {
     err = c->op == SMAUG_OP_PROTECT
               ? protect_copy(job, c, &io, msg, sizeof(msg))
               : restore_copy(job, c, &io, msg, sizeof(msg));
-  if (err != 0) {
+  if (err != 0)
     err = sp_fs_err(err);
+  if (err != 0 && c->timed_out) {
+    err = SMAUG_ETIMEDOUT;
+    sp_msg(msg, sizeof(msg), "copying %s: timeout_ms passed", c->path);
+  }
+  if (err != 0) {
     if (msg[0] == '\0')
       snprintf(msg, sizeof(msg), "%s", smaug_strerror(err));
     smaug_job_set_message(job, "%s", msg);
   }
-  sp_task_finish(c->task, err, msg);
   return err;
 }
 
 static void copy_done(smaug_job_t *job, int status, void *data) {
   copy_t *c = data;
-  if (status != 0) /* also when the job never ran (cancelled in the queue) */
-    sp_task_finish(c->task, status, smaug_job_message(job));
   sp_task_unref(c->task);
   free(c);
 }
 
 /* Enqueues a copy of `path` for `act`; `*out` gets a task reference. */
+static uint64_t timeout_ms(const smaug_activity_t *act) {
+  const char *v = smaug_activity_param(act, "timeout_ms");
+  char *end;
+  unsigned long long n = v != NULL ? strtoull(v, &end, 10) : 0;
+  return v != NULL && *end == '\0' && n > 0 && n < UINT64_MAX / 2000000
+             ? n
+             : 3600000;
+}
+
 static int copy_start(smaug_activity_t *act, const char *path,
                       sp_task_t **out) {
   copy_t *c = calloc(1, sizeof(*c));
@@ -161,6 +180,7 @@ static int copy_start(smaug_activity_t *act, const char *path,
     return err;
   }
   c->op = smaug_activity_op(act);
+  c->deadline_ns = uv_hrtime() + timeout_ms(act) * 1000000ull;
   snprintf(c->path, sizeof(c->path), "%s", path);
   sp_task_t *t = c->task;
   sp_task_ref(t);
@@ -172,69 +192,6 @@ static int copy_start(smaug_activity_t *act, const char *path,
   }
   *out = t;
   return 0;
-}
-
-static uint64_t timeout_ms(const smaug_activity_t *act) {
-  const char *v = smaug_activity_param(act, "timeout_ms");
-  char *end;
-  unsigned long long n = v != NULL ? strtoull(v, &end, 10) : 0;
-  return v != NULL && *end == '\0' && n > 0 ? n : 3600000;
-}
-
-static int task_status(smaug_job_t *job, void *data) {
-  waiter_t *w = data;
-  char msg[256];
-  int st = sp_task_state(w->task, msg, sizeof(msg));
-  if (st < 0)
-    smaug_job_set_message(job, "%s", msg);
-  return st;
-}
-
-static void task_beat(smaug_activity_t *act, void *data) {
-  waiter_t *w = data;
-  uint64_t done, total;
-  sp_task_get_progress(w->task, &done, &total);
-  smaug_activity_progress(act, done, total, "bytes", "copying");
-}
-
-static void task_done(smaug_activity_t *act, int status, const char *msg,
-                      void *data) {
-  waiter_t *w = data;
-  uint64_t done, total;
-  sp_task_get_progress(w->task, &done, &total);
-  sp_task_unref(w->task);
-  if (status != 0) {
-    smaug_activity_fail(act, status, "%s",
-                        msg[0] ? msg : smaug_strerror(status));
-  } else {
-    smaug_activity_progress(act, total, total, "bytes", "copied");
-    int err = w->new_id[0] ? smaug_activity_set_restored_id(act, w->new_id) : 0;
-    if (err != 0)
-      smaug_activity_fail(act, err, "out of memory");
-    else
-      smaug_activity_complete(act, w->new_id[0] ? "restored" : "stored");
-  }
-  free(w);
-}
-
-/* Sync: waits for `t` (the caller's reference moves to the waiter). */
-static void await(smaug_activity_t *act, sp_task_t *t, const char *new_id) {
-  waiter_t *w = calloc(1, sizeof(*w));
-  if (w == NULL) {
-    sp_task_unref(t);
-    smaug_activity_fail(act, SMAUG_ENOMEM, "out of memory");
-    return;
-  }
-  w->task = t;
-  snprintf(w->new_id, sizeof(w->new_id), "%s", new_id != NULL ? new_id : "");
-  sp_wait_opts_t wo = {.interval_ms = 100, .timeout_ms = timeout_ms(act)};
-  int err = sp_wait_start(act, &wo, task_status, task_beat, task_done, w);
-  if (err != 0) {
-    sp_task_unref(t);
-    free(w);
-    smaug_activity_fail(act, err, "cannot wait for the copy: %s",
-                        smaug_strerror(err));
-  }
 }
 
 static int check_source(smaug_activity_t *act, const char *path) {
@@ -298,7 +255,9 @@ static void protect_sync(smaug_activity_t *act, void *data) {
       return;
     }
   }
-  await(act, t, NULL);
+  sp_task_unref(t);
+  /* Answered once the copy has ended, with its metadata or its error. */
+  smaug_activity_complete(act, "stored");
 }
 
 static void restore_sync(smaug_activity_t *act, void *data) {
@@ -309,12 +268,15 @@ static void restore_sync(smaug_activity_t *act, void *data) {
     return;
   sp_task_t *t = NULL;
   int err = copy_start(act, r.new_path, &t);
+  if (err == 0)
+    err = smaug_activity_set_restored_id(act, r.new_id);
+  sp_task_unref(t);
   if (err != 0) {
     smaug_activity_fail(act, err, "cannot queue the restore of %s: %s",
                         r.new_path, smaug_strerror(err));
     return;
   }
-  await(act, t, r.new_id);
+  smaug_activity_complete(act, "restored"); /* held until the copy ends */
 }
 
 static const smaug_type_def_t types[] = {{
@@ -325,7 +287,7 @@ static const smaug_type_def_t types[] = {{
     .remove = {.sync = sp_delete_sync},
     .options_schema = schema,
     .restore_schema = schema,
-    .data = &opts,
+    .data = &sp_opts,
 }};
 
 static const smaug_queue_def_t queues[] = {{.name = QUEUE, .limit = 2}};
@@ -338,11 +300,10 @@ static const smaug_plugin_def_t def = {
     .n_types = 1,
     .queues = queues,
     .n_queues = 1,
+    SP_OPTIONS, /* --cloud, --work-dir */
 };
 
 int main(int argc, char **argv) {
-  int rc = sp_opts_parse(&argc, argv, &opts);
-  if (rc != 0)
-    return rc > 0 ? 0 : 2;
+  sp_opts_init();
   return smaug_plugin_main(argc, argv, &def);
 }
