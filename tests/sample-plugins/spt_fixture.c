@@ -40,6 +40,7 @@ struct spt_s {
   rt_channel_t *ch[N_PLUGINS];
   spt_res_t listed[64];
   char listed_buf[64][2][160];
+  char list_msg[512]; /* status message of the last ListDependents */
 };
 
 static void on_exit_cb(uv_process_t *h, int64_t status, int term_signal) {
@@ -429,6 +430,8 @@ static void on_list_done(rt_client_call_t *call, grpc_status_code code,
   list_t *l = data;
   l->done = 1;
   l->code = code;
+  snprintf(l->w->list_msg, sizeof(l->w->list_msg), "%s",
+           message != NULL ? message : "");
 }
 
 grpc_status_code spt_list(spt_t *w, spt_res_t res, spt_res_t *out, size_t max,
@@ -528,4 +531,30 @@ char *spt_read(const char *path) {
   buf[n] = '\0';
   fclose(f);
   return buf;
+}
+
+const char *spt_list_message(const spt_t *w) {
+  return w->list_msg;
+}
+
+void spt_assert_missing_named(spt_t *w, const char *type, const char *kind,
+                              const char *ext) {
+  spt_call_t c = {.kind = 1,
+                  .activity = 1,
+                  .op_id = "aaaa0001-protect",
+                  .ckpt = "c1",
+                  .res = {type, "nope"}};
+  spt_result_t r;
+  char want[160];
+  cr_assert_eq(spt_call(w, &c, &r), GRPC_STATUS_NOT_FOUND);
+  snprintf(want, sizeof(want), "/projects/proj-1/%s/nope%s", kind, ext);
+  cr_assert(strstr(r.msg, want) != NULL, "%s", r.msg);
+}
+
+void spt_assert_same_copy(const spt_t *w, const char *kind, const char *id,
+                          const char *new_id, const char *ext) {
+  char a[512], b[512];
+  spt_path(w, kind, id, ext, a, sizeof(a));
+  spt_path(w, kind, new_id, ext, b, sizeof(b));
+  cr_assert(spt_same_file(a, b), "%s differs from %s", b, a);
 }

@@ -88,6 +88,18 @@ grpc_status_code spt_pair(spt_t *w, const spt_call_t *c, spt_result_t *out);
 grpc_status_code spt_list(spt_t *w, spt_res_t res, spt_res_t *out, size_t max,
                           size_t *n);
 
+/* The status message of the last spt_list (a failure's reason). */
+const char *spt_list_message(const spt_t *w);
+
+/* Asserts that protect's Parallel of (type, "nope") fails NOT_FOUND with
+ * a message naming <cloud>/projects/proj-1/<kind>/nope<ext>. */
+void spt_assert_missing_named(spt_t *w, const char *type, const char *kind,
+                              const char *ext);
+
+/* Asserts that <kind>/<new_id><ext> has the bytes of <kind>/<id><ext>. */
+void spt_assert_same_copy(const spt_t *w, const char *kind, const char *id,
+                          const char *new_id, const char *ext);
+
 /* CancelOperation on one plugin; returns the number of activities and jobs
  * told to stop, or -1 on error. */
 int spt_cancel(spt_t *w, const char *plugin, const char *op_id);

@@ -38,22 +38,11 @@ Test(image, protect_compresses_and_restore_gives_the_same_bytes) {
                    .saved = &p};
   cr_assert_eq(spt_call(w, &rc, &r), GRPC_STATUS_OK, "%s", r.msg);
   cr_assert_str_eq(r.restored_id, "p1-img-1-rdeadbeef");
-  char a[512], b[512];
-  spt_path(w, "images", "p1-img-1", ".img", a, sizeof(a));
-  spt_path(w, "images", "p1-img-1-rdeadbeef", ".img", b, sizeof(b));
-  cr_assert(spt_same_file(a, b));
+  spt_assert_same_copy(w, "images", "p1-img-1", "p1-img-1-rdeadbeef", ".img");
 }
 
 Test(image, missing_image_is_not_found_naming_the_path) {
-  spt_call_t c = {.kind = 1,
-                  .activity = 1,
-                  .op_id = "aaaa0001-protect",
-                  .ckpt = "c1",
-                  .res = {"smaug.image", "nope"}};
-  spt_result_t r;
-  cr_assert_eq(spt_call(w, &c, &r), GRPC_STATUS_NOT_FOUND);
-  cr_assert(strstr(r.msg, "/projects/proj-1/images/nope.img") != NULL, "%s",
-            r.msg);
+  spt_assert_missing_named(w, "smaug.image", "images", ".img");
 }
 
 Test(image, failing_child_fails_the_sync_with_its_status) {

@@ -46,11 +46,14 @@ Test(server, dependents_are_its_volumes_and_image) {
   json_decref(doc);
 }
 
-Test(server, unknown_server_is_not_found) {
+Test(server, unknown_server_is_not_found_naming_the_path) {
   spt_res_t deps[4];
   size_t n = 0;
   cr_assert_eq(spt_list(w, (spt_res_t){"smaug.server", "nope"}, deps, 4, &n),
                GRPC_STATUS_NOT_FOUND);
+  cr_assert(strstr(spt_list_message(w), "/projects/proj-1/servers/nope.json") !=
+                NULL,
+            "%s", spt_list_message(w));
 }
 
 Test(server, restore_points_at_the_restored_children) {

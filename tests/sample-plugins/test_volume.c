@@ -47,22 +47,11 @@ Test(volume, restore_gives_the_same_bytes_under_the_new_id) {
   cr_assert(spt_meta(&p, "manifest_sha256") != NULL);
   cr_assert_eq(restore("c1", &p, &r), GRPC_STATUS_OK, "%s", r.msg);
   cr_assert_str_eq(r.restored_id, "p1-vol-1-rdeadbeef");
-  char a[512], b[512];
-  spt_path(w, "volumes", "p1-vol-1", ".raw", a, sizeof(a));
-  spt_path(w, "volumes", "p1-vol-1-rdeadbeef", ".raw", b, sizeof(b));
-  cr_assert(spt_same_file(a, b));
+  spt_assert_same_copy(w, "volumes", "p1-vol-1", "p1-vol-1-rdeadbeef", ".raw");
 }
 
 Test(volume, missing_volume_is_not_found_naming_the_path) {
-  spt_call_t c = {.kind = 1,
-                  .activity = 1,
-                  .op_id = "aaaa0001-protect",
-                  .ckpt = "c1",
-                  .res = {"smaug.volume", "nope"}};
-  spt_result_t r;
-  cr_assert_eq(spt_call(w, &c, &r), GRPC_STATUS_NOT_FOUND);
-  cr_assert(strstr(r.msg, "/projects/proj-1/volumes/nope.raw") != NULL, "%s",
-            r.msg);
+  spt_assert_missing_named(w, "smaug.volume", "volumes", ".raw");
 }
 
 Test(volume, corrupt_chunk_fails_the_restore_naming_the_chunk) {
