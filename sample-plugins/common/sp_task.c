@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include "sp_task.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +16,6 @@
 struct sp_task_s {
   atomic_int refs;
   atomic_int cancel;
-  atomic_uint_fast64_t done, total;
-  pthread_mutex_t mu; /* guards state and msg */
-  int state;          /* 0 running, 1 ok, < 0 error */
-  char msg[256];
   void *user;
   void (*cleanup)(void *user);
 };
@@ -40,9 +35,6 @@ int sp_task_new(sp_task_t **out) {
     return SMAUG_ENOMEM;
   atomic_init(&t->refs, 1);
   atomic_init(&t->cancel, 0);
-  atomic_init(&t->done, 0);
-  atomic_init(&t->total, 0);
-  pthread_mutex_init(&t->mu, NULL);
   *out = t;
   return 0;
 }
@@ -57,7 +49,6 @@ void sp_task_unref(sp_task_t *t) {
     return;
   if (t->cleanup != NULL)
     t->cleanup(t->user);
-  pthread_mutex_destroy(&t->mu);
   free(t);
 }
 
@@ -68,35 +59,6 @@ void sp_task_set_user(sp_task_t *t, void *user, void (*cleanup)(void *user)) {
 
 void *sp_task_user(const sp_task_t *t) {
   return t->user;
-}
-
-void sp_task_progress(sp_task_t *t, uint64_t done, uint64_t total) {
-  atomic_store(&t->done, done);
-  atomic_store(&t->total, total);
-}
-
-void sp_task_get_progress(const sp_task_t *t, uint64_t *done, uint64_t *total) {
-  *done = atomic_load(&t->done);
-  *total = atomic_load(&t->total);
-}
-
-void sp_task_finish(sp_task_t *t, int err, const char *msg) {
-  pthread_mutex_lock(&t->mu);
-  if (t->state == 0) {
-    t->state = err != 0 ? err : 1;
-    snprintf(t->msg, sizeof(t->msg), "%s", msg != NULL ? msg : "");
-  }
-  pthread_mutex_unlock(&t->mu);
-}
-
-int sp_task_state(const sp_task_t *t, char *msg, size_t msglen) {
-  sp_task_t *m = (sp_task_t *)t; /* the lock, not the state, is written */
-  pthread_mutex_lock(&m->mu);
-  int st = t->state;
-  if (st < 0 && msg != NULL && msglen > 0)
-    snprintf(msg, msglen, "%s", t->msg);
-  pthread_mutex_unlock(&m->mu);
-  return st;
 }
 
 void sp_task_cancel(sp_task_t *t) {

@@ -4,14 +4,15 @@
  *
  * Parallel starts the work (a queued copy, a child process) and registers
  * an sp_task_t under the key of the resource in the operation; Sync takes
- * it back with sp_task_take() and waits for it (sp_wait.h) while sending
- * heartbeats with the task's progress. Nothing about the task travels
- * through the orchestrator: when Sync finds no task (the plugin restarted
- * in between), it starts the work afresh, which the bank makes cheap.
+ * it back with sp_task_take() and waits for it (the SDK holds a Sync for
+ * the resource's jobs; a child process is polled). Nothing about the task
+ * travels through the orchestrator: when Sync finds no task (the plugin
+ * restarted in between), it starts the work afresh, which the bank makes
+ * cheap.
  *
  * A task is reference-counted (atomically: worker threads hold
- * references). The registry is touched only on the loop thread; progress,
- * finish and the cancel flag work from any thread.
+ * references). The registry is touched only on the loop thread; the
+ * cancel flag works from any thread.
  */
 #ifndef SP_TASK_H
 #define SP_TASK_H
@@ -37,18 +38,6 @@ void sp_task_unref(sp_task_t *t);
  * the task is shared. */
 void sp_task_set_user(sp_task_t *t, void *user, void (*cleanup)(void *user));
 void *sp_task_user(const sp_task_t *t);
-
-/* Progress of the work in bytes; the last values are kept. Any thread. */
-void sp_task_progress(sp_task_t *t, uint64_t done, uint64_t total);
-void sp_task_get_progress(const sp_task_t *t, uint64_t *done, uint64_t *total);
-
-/* Ends the task with 0 or a SMAUG_E* code and a message (may be NULL,
- * copied). Only the first call counts. Any thread. */
-void sp_task_finish(sp_task_t *t, int err, const char *msg);
-
-/* 0 while running, 1 when it finished well, or its error; on error the
- * message is copied to `msg` (may be NULL). Any thread. */
-int sp_task_state(const sp_task_t *t, char *msg, size_t msglen);
 
 /* Asks the work to stop; the flag can be handed to the bank (sp_io_t). */
 void sp_task_cancel(sp_task_t *t);
