@@ -1009,6 +1009,26 @@ static int commit_or_fail(api_ops_t *ops, rt_call_t *call) {
   return err;
 }
 
+/* Ends the start of a new operation whose first records were written in
+ * the open store batch, `err` being the result of those writes: commits
+ * them and answers the call with `resp`. On failure answers the call with
+ * the error, frees `op` and returns nonzero; the caller then returns. */
+static int op_launch(api_ops_t *ops, rt_call_t *call, op_t *op, int err,
+                     const ProtobufCMessage *resp) {
+  if (err) {
+    store_flush(ops->store);
+    api_fail_store(call, err);
+  } else {
+    err = commit_or_fail(ops, call);
+  }
+  if (err) {
+    op_free(op);
+    return err;
+  }
+  rt_call_reply(call, resp);
+  return 0;
+}
+
 void api_ops_protect(api_ops_t *ops, rt_call_t *call,
                      const Smaug__V1__ProtectRequest *req) {
   char msg[1024];
@@ -1057,20 +1077,11 @@ void api_ops_protect(api_ops_t *ops, rt_call_t *call,
       (err = store_checkpoint_put(ops->store, &cp)) == 0)
     err = op_record(op, plan->parameters);
   protobuf_c_message_free_unpacked(&plan->base, NULL);
-  if (err) {
-    store_flush(ops->store);
-    api_fail_store(call, err);
-    op_free(op);
-    return;
-  }
-  if (commit_or_fail(ops, call)) {
-    op_free(op);
-    return;
-  }
   Smaug__V1__ProtectResponse resp = SMAUG__V1__PROTECT_RESPONSE__INIT;
   resp.checkpoint_id = op->cp_id;
   resp.operation_id = op->id;
-  rt_call_reply(call, &resp.base);
+  if (op_launch(ops, call, op, err, &resp.base))
+    return;
   rt_log(RT_LOG_INFO, "api", "protect started", "op=%s checkpoint=%s plan=%s",
          op->id, op->cp_id, req->plan_id);
   enqueue(op);
@@ -1130,20 +1141,11 @@ void api_ops_restore(api_ops_t *ops, rt_call_t *call,
   if ((err = store_batch(ops->store)) == 0 &&
       (err = store_restore_put(ops->store, &r)) == 0)
     err = op_record(op, req->parameters ? req->parameters : &empty);
-  if (err) {
-    store_flush(ops->store);
-    api_fail_store(call, err);
-    op_free(op);
-    return;
-  }
-  if (commit_or_fail(ops, call)) {
-    op_free(op);
-    return;
-  }
   Smaug__V1__RestoreResponse resp = SMAUG__V1__RESTORE_RESPONSE__INIT;
   resp.restore_id = op->target_id;
   resp.operation_id = op->id;
-  rt_call_reply(call, &resp.base);
+  if (op_launch(ops, call, op, err, &resp.base))
+    return;
   rt_log(RT_LOG_INFO, "api", "restore started",
          "op=%s restore=%s checkpoint=%s", op->id, op->target_id, op->cp_id);
   enqueue(op);
@@ -1203,20 +1205,11 @@ void api_ops_delete_checkpoint(api_ops_t *ops, rt_call_t *call,
   cp->operation_id = old_op;
   cp->reason = old_reason;
   protobuf_c_message_free_unpacked(&cp->base, NULL);
-  if (err) {
-    store_flush(ops->store);
-    api_fail_store(call, err);
-    op_free(op);
-    return;
-  }
-  if (commit_or_fail(ops, call)) {
-    op_free(op);
-    return;
-  }
   Smaug__V1__DeleteCheckpointResponse resp =
       SMAUG__V1__DELETE_CHECKPOINT_RESPONSE__INIT;
   resp.operation_id = op->id;
-  rt_call_reply(call, &resp.base);
+  if (op_launch(ops, call, op, err, &resp.base))
+    return;
   rt_log(RT_LOG_INFO, "api", "delete started", "op=%s checkpoint=%s", op->id,
          op->cp_id);
   enqueue(op);
