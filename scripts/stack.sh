@@ -48,7 +48,7 @@ stack_start() { # name command...
 
 stack_wait_listening() { # name
   local log=$stack_dir/logs/$1.log
-  for _ in $(seq 200); do
+  for _ in $(seq 600); do # 30 s: slow under sanitizers and valgrind
     grep -q 'msg=listening' "$log" 2>/dev/null && return 0
     sleep 0.05
   done
@@ -72,8 +72,8 @@ stack_up() {
     --data-dir "$stack_dir/smaugd" "${plugins[@]}"
   stack_wait_listening smaugd
   export SMAUG_SERVER=unix:$run/smaugd.sock
-  for _ in $(seq 100); do
-    n=$(smaug -o json plugin list 2>/dev/null | grep -o 'PLUGIN_HEALTH_SERVING' | wc -l)
+  for _ in $(seq 300); do
+    n=$({ smaug -o json plugin list 2>/dev/null || true; } | grep -c 'PLUGIN_HEALTH_SERVING' || true)
     [ "$n" -ge 5 ] && return 0
     sleep 0.1
   done
