@@ -53,6 +53,8 @@ static int write_chunk(smaug_job_t *job, void *data) {
   free(buf);
   if (err != 0)
     smaug_job_set_message(job, "writing %s: %s", key, smaug_strerror(err));
+  else /* shown on the Sync that waits for this job; also a heartbeat */
+    smaug_job_progress(job, n, n, "bytes", key);
   return err;
 }
 
