@@ -2,7 +2,14 @@
  * api_graph.c - graph building with discovery through the plugins (see
  * api_graph.h). Discovery is graph_expand() with a lister that calls each
  * node's plugin's ListDependents; a type whose plugin does not list
- * dependents has no children.
+ * dependents has no children. The lister schedules the calls itself under
+ * the same limits as activities: at most LIST_PARALLEL in flight for the
+ * build, at most the plugin's max_concurrency per plugin and the type's
+ * max_concurrency per type. A call over a limit waits in its type's queue
+ * and starts when a call of that plugin or type ends; the types take turns,
+ * so one saturated plugin does not hold back the others. graph_expand()
+ * itself runs without a limit, as every call it makes is either started or
+ * queued here.
  */
 #include "api_graph.h"
 
@@ -16,6 +23,23 @@
 #define LIST_TIMEOUT_MS 30000
 #define LIST_PARALLEL   16
 
+typedef struct list_call_s list_call_t;
+
+/* The ListDependents calls of one plugin within a build. */
+typedef struct list_plugin_s {
+  reg_plugin_t *p;
+  unsigned running;
+} list_plugin_t;
+
+/* The ListDependents calls of one resource type within a build: the
+ * running count and the FIFO of calls waiting for a free slot. */
+typedef struct list_type_s {
+  const Smaug__V1__ResourceTypeInfo *ti; /* owned by the plugin */
+  size_t plugin;                         /* index in build_t.plugins */
+  unsigned running;
+  list_call_t *head, *tail;
+} list_type_t;
+
 typedef struct build_s {
   rt_t *rt;
   reg_t *reg;
@@ -26,15 +50,26 @@ typedef struct build_s {
   uv_timer_t timer; /* delivers results of builds without discovery */
   grpc_status_code code;
   char msg[512];
+  list_type_t *types;
+  size_t n_types;
+  list_plugin_t *plugins;
+  size_t n_plugins;
+  unsigned running; /* ListDependents calls in flight */
+  size_t turn;      /* the type that is asked first for its next call */
+  int pumping;      /* inside pump() or a done callback: finish later */
+  int expanded;     /* graph_expand ended; finish once not pumping */
 } build_t;
 
-typedef struct list_call_s {
+struct list_call_s {
   build_t *b;
+  list_call_t *next; /* in its type's queue while waiting */
+  size_t type;       /* index in build_t.types */
+  uint32_t index;    /* the node */
   graph_list_done_cb done;
   void *done_data;
   Smaug__V1__ListDependentsResponse *resp;
   char name[300];
-} list_call_t;
+};
 
 static int kv_of_extra(const Smaug__V1__Resource *r, kv_t *kv) {
   kv_init(kv);
@@ -49,6 +84,10 @@ static int kv_of_extra(const Smaug__V1__Resource *r, kv_t *kv) {
 }
 
 static void build_free(build_t *b) {
+  /* The queues are empty here: graph_expand ends only once every call it
+   * made was answered. */
+  free(b->types);
+  free(b->plugins);
   graph_free(b->g);
   if (b->params)
     protobuf_c_message_free_unpacked(&b->params->base, NULL);
@@ -98,6 +137,8 @@ static void timer_fired(uv_timer_t *t) {
   uv_close((uv_handle_t *)t, timer_closed);
 }
 
+static void pump(build_t *b);
+
 static void list_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
                      void *data) {
   list_call_t *lc = data;
@@ -112,9 +153,10 @@ static void list_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
   free(buf);
 }
 
-static void list_done(rt_client_call_t *call, grpc_status_code code,
-                      const char *message, void *data) {
-  list_call_t *lc = data;
+/* Hands the answer of `lc` to the graph. The graph may add nodes (and call
+ * the lister) or end the expansion from inside. */
+static void list_answer(list_call_t *lc, grpc_status_code code,
+                        const char *message) {
   build_t *b = lc->b;
   char msg[512];
   if (code != GRPC_STATUS_OK || lc->resp == NULL) {
@@ -126,66 +168,57 @@ static void list_done(rt_client_call_t *call, grpc_status_code code,
                                                       : code,
               msg);
     lc->done(lc->done_data, UV_EIO, NULL, 0, msg);
-  } else {
-    size_t n = lc->resp->n_dependents;
-    graph_child_t *kids = calloc(n ? n : 1, sizeof(*kids));
-    kv_t *extras = calloc(n ? n : 1, sizeof(*extras));
-    int err = kids && extras ? 0 : UV_ENOMEM;
-    size_t made = 0;
-    for (; made < n && err == 0; made++) {
-      const Smaug__V1__Resource *r = lc->resp->dependents[made];
-      if ((err = kv_of_extra(r, &extras[made])) != 0)
-        break;
-      kids[made] = (graph_child_t){r->type, r->id, r->name, &extras[made]};
-    }
-    if (err) {
-      set_error(b, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-      lc->done(lc->done_data, err, NULL, 0, "out of memory");
-    } else {
-      lc->done(lc->done_data, 0, kids, n, NULL);
-    }
-    for (size_t i = 0; i < made && extras; i++)
-      kv_free(&extras[i]);
-    free(kids);
-    free(extras);
+    return;
   }
+  size_t n = lc->resp->n_dependents;
+  graph_child_t *kids = calloc(n ? n : 1, sizeof(*kids));
+  kv_t *extras = calloc(n ? n : 1, sizeof(*extras));
+  int err = kids && extras ? 0 : UV_ENOMEM;
+  size_t made = 0;
+  for (; made < n && err == 0; made++) {
+    const Smaug__V1__Resource *r = lc->resp->dependents[made];
+    if ((err = kv_of_extra(r, &extras[made])) != 0)
+      break;
+    kids[made] = (graph_child_t){r->type, r->id, r->name, &extras[made]};
+  }
+  if (err) {
+    set_error(b, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    lc->done(lc->done_data, err, NULL, 0, "out of memory");
+  } else {
+    lc->done(lc->done_data, 0, kids, n, NULL);
+  }
+  for (size_t i = 0; i < made && extras; i++)
+    kv_free(&extras[i]);
+  free(kids);
+  free(extras);
+}
+
+static void list_done(rt_client_call_t *call, grpc_status_code code,
+                      const char *message, void *data) {
+  list_call_t *lc = data;
+  build_t *b = lc->b;
+  list_type_t *t = &b->types[lc->type];
+  b->running--;
+  t->running--;
+  b->plugins[t->plugin].running--;
+  /* Hold finish() back while the graph runs its callbacks: the freed slot
+   * is handed on by pump() below, which then finishes if it was the end. */
+  int outer = b->pumping;
+  b->pumping = 1;
+  list_answer(lc, code, message);
+  b->pumping = outer;
   if (lc->resp)
     protobuf_c_message_free_unpacked(&lc->resp->base, NULL);
   free(lc);
+  if (!outer)
+    pump(b);
 }
 
-static int lister(void *data, uint32_t index, const graph_node_t *node,
-                  graph_list_done_cb done, void *done_data) {
-  build_t *b = data;
-  const Smaug__V1__ResourceTypeInfo *ti;
-  char msg[512];
-  reg_plugin_t *p = reg_find_type(b->reg, node->type, &ti);
-  if (p == NULL) {
-    snprintf(msg, sizeof(msg), "no plugin provides resource type %s (%s#%s)",
-             node->type, node->type, node->id);
-    set_error(b, GRPC_STATUS_INVALID_ARGUMENT, msg);
-    done(done_data, GRAPH_ENOPLUGIN, NULL, 0, msg);
-    return 0;
-  }
-  if (!ti->lists_dependents) {
-    done(done_data, 0, NULL, 0, NULL);
-    return 0;
-  }
-  if (!reg_plugin_available(p)) {
-    snprintf(msg, sizeof(msg), "plugin %s (%s) is unavailable: %s",
-             reg_plugin_name(p), reg_plugin_address(p), reg_plugin_reason(p));
-    set_error(b, GRPC_STATUS_UNAVAILABLE, msg);
-    done(done_data, UV_ECONNREFUSED, NULL, 0, msg);
-    return 0;
-  }
-  list_call_t *lc = calloc(1, sizeof(*lc));
-  if (lc == NULL)
-    return UV_ENOMEM;
-  lc->b = b;
-  lc->done = done;
-  lc->done_data = done_data;
-  snprintf(lc->name, sizeof(lc->name), "%s#%s", node->type, node->id);
-
+/* Starts the RPC of `lc` for node lc->index. Returns 0 (list_done runs
+ * later) or an error (it never runs). */
+static int list_start(build_t *b, list_call_t *lc) {
+  const graph_node_t *node = graph_node(b->g, lc->index);
+  reg_plugin_t *p = b->plugins[b->types[lc->type].plugin].p;
   kv_t merged;
   kv_init(&merged);
   int err = api_params_merge(b->params, node->type, node->id, &merged);
@@ -231,9 +264,150 @@ static int lister(void *data, uint32_t index, const graph_node_t *node,
   free(exp);
   free(pe);
   free(pep);
-  if (err)
-    free(lc);
   return err;
+}
+
+static int under(unsigned running, unsigned limit) {
+  return limit == 0 || running < limit;
+}
+
+/* Takes the next call to start off its queue: after an error any waiting
+ * call (to be failed); otherwise the first one, taking the types in turn,
+ * whose plugin and type both have a free slot. NULL if none. */
+static list_call_t *next_call(build_t *b) {
+  int failing = b->code != GRPC_STATUS_OK;
+  if (!failing && !under(b->running, LIST_PARALLEL))
+    return NULL;
+  for (size_t k = 0; k < b->n_types; k++) {
+    size_t i = (b->turn + k) % b->n_types;
+    list_type_t *t = &b->types[i];
+    list_plugin_t *pl = &b->plugins[t->plugin];
+    if (t->head == NULL)
+      continue;
+    if (!failing &&
+        (!under(t->running, t->ti->max_concurrency) ||
+         !under(pl->running, reg_plugin_info(pl->p)->max_concurrency)))
+      continue;
+    list_call_t *lc = t->head;
+    t->head = lc->next;
+    if (t->head == NULL)
+      t->tail = NULL;
+    lc->next = NULL;
+    b->turn = (i + 1) % b->n_types;
+    return lc;
+  }
+  return NULL;
+}
+
+/* Starts the waiting calls that the limits allow, or fails them all once
+ * the build has an error. Then finishes the build if the expansion ended
+ * meanwhile. Reentrant calls return at once; the outer loop sees their
+ * work. */
+static void pump(build_t *b) {
+  if (b->pumping)
+    return;
+  b->pumping = 1;
+  list_call_t *lc;
+  while ((lc = next_call(b)) != NULL) {
+    list_type_t *t = &b->types[lc->type];
+    char msg[512];
+    int err;
+    if (b->code != GRPC_STATUS_OK) {
+      snprintf(msg, sizeof(msg),
+               "ListDependents of %s not started: an earlier call failed",
+               lc->name);
+      err = UV_ECANCELED;
+    } else {
+      b->running++;
+      t->running++;
+      b->plugins[t->plugin].running++;
+      if ((err = list_start(b, lc)) == 0)
+        continue;
+      b->running--;
+      t->running--;
+      b->plugins[t->plugin].running--;
+      snprintf(msg, sizeof(msg), "ListDependents of %s failed to start: %s",
+               lc->name, uv_strerror(err));
+      set_error(b,
+                err == UV_ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED
+                                 : GRPC_STATUS_INTERNAL,
+                msg);
+    }
+    lc->done(lc->done_data, err, NULL, 0, msg);
+    free(lc);
+  }
+  b->pumping = 0;
+  if (b->expanded)
+    finish(b);
+}
+
+/* The slot of (p, ti) in b->types, added on first use; -1: no memory. */
+static long type_slot(build_t *b, reg_plugin_t *p,
+                      const Smaug__V1__ResourceTypeInfo *ti) {
+  for (size_t i = 0; i < b->n_types; i++)
+    if (b->types[i].ti == ti)
+      return (long)i;
+  size_t pi = 0;
+  while (pi < b->n_plugins && b->plugins[pi].p != p)
+    pi++;
+  if (pi == b->n_plugins) {
+    list_plugin_t *pl =
+        realloc(b->plugins, (b->n_plugins + 1) * sizeof(*b->plugins));
+    if (pl == NULL)
+      return -1;
+    b->plugins = pl;
+    b->plugins[b->n_plugins++] = (list_plugin_t){p, 0};
+  }
+  list_type_t *ts = realloc(b->types, (b->n_types + 1) * sizeof(*b->types));
+  if (ts == NULL)
+    return -1;
+  b->types = ts;
+  b->types[b->n_types] = (list_type_t){ti, pi, 0, NULL, NULL};
+  return (long)b->n_types++;
+}
+
+static int lister(void *data, uint32_t index, const graph_node_t *node,
+                  graph_list_done_cb done, void *done_data) {
+  build_t *b = data;
+  const Smaug__V1__ResourceTypeInfo *ti;
+  char msg[512];
+  reg_plugin_t *p = reg_find_type(b->reg, node->type, &ti);
+  if (p == NULL) {
+    snprintf(msg, sizeof(msg), "no plugin provides resource type %s (%s#%s)",
+             node->type, node->type, node->id);
+    set_error(b, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    done(done_data, GRAPH_ENOPLUGIN, NULL, 0, msg);
+    return 0;
+  }
+  if (!ti->lists_dependents) {
+    done(done_data, 0, NULL, 0, NULL);
+    return 0;
+  }
+  if (!reg_plugin_available(p)) {
+    snprintf(msg, sizeof(msg), "plugin %s (%s) is unavailable: %s",
+             reg_plugin_name(p), reg_plugin_address(p), reg_plugin_reason(p));
+    set_error(b, GRPC_STATUS_UNAVAILABLE, msg);
+    done(done_data, UV_ECONNREFUSED, NULL, 0, msg);
+    return 0;
+  }
+  long slot = type_slot(b, p, ti);
+  list_call_t *lc = slot < 0 ? NULL : calloc(1, sizeof(*lc));
+  if (lc == NULL)
+    return UV_ENOMEM;
+  lc->b = b;
+  lc->type = (size_t)slot;
+  lc->index = index;
+  lc->done = done;
+  lc->done_data = done_data;
+  snprintf(lc->name, sizeof(lc->name), "%s#%s", node->type, node->id);
+  list_type_t *t = &b->types[lc->type];
+  if (t->tail)
+    t->tail->next = lc;
+  else
+    t->head = lc;
+  t->tail = lc;
+  pump(b);
+  return 0;
 }
 
 static void expanded(graph_t *g, int status, const char *errmsg, void *data) {
@@ -245,7 +419,9 @@ static void expanded(graph_t *g, int status, const char *errmsg, void *data) {
                   ? GRPC_STATUS_INVALID_ARGUMENT
                   : GRPC_STATUS_INTERNAL,
               errmsg ? errmsg : uv_strerror(status));
-  finish(b);
+  b->expanded = 1;
+  if (!b->pumping)
+    finish(b);
 }
 
 int api_graph_build(rt_t *rt, reg_t *reg, Smaug__V1__Resource *const *resources,
@@ -307,7 +483,7 @@ int api_graph_build(rt_t *rt, reg_t *reg, Smaug__V1__Resource *const *resources,
   if (b->code == GRPC_STATUS_OK && discover && n_edges == 0 &&
       n_resources > 0) {
     graph_lister_t l = {lister, b};
-    int rc = graph_expand(b->g, &l, LIST_PARALLEL, expanded, b);
+    int rc = graph_expand(b->g, &l, 0, expanded, b);
     if (rc == 0)
       return 0;
     set_error(b, GRPC_STATUS_INVALID_ARGUMENT, uv_strerror(rc));

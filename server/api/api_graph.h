@@ -25,7 +25,9 @@ typedef void (*api_graph_cb)(graph_t *g, grpc_status_code code, const char *msg,
 
 /* Builds a graph from `resources` and `edges`. With `discover` and no
  * edges, each node is expanded with its plugin's ListDependents, called
- * with the parameters merged from `params` (may be NULL). The inputs are
+ * with the parameters merged from `params` (may be NULL); the calls run
+ * under the activities' limits (16 in flight, and each plugin's and
+ * type's max_concurrency), the rest wait their turn. The inputs are
  * copied; they need not outlive the call. Returns 0 and calls `cb` once
  * later, never from inside the call; or UV_ENOMEM and never calls it. */
 int api_graph_build(rt_t *rt, reg_t *reg, Smaug__V1__Resource *const *resources,

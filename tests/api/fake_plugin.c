@@ -17,6 +17,14 @@
  *   --protocol-major N      announced protocol major version
  *   --options-schema JSON   protect parameter schema of every type
  *   --restore-schema JSON   restore parameter schema of every type
+ *   --max-concurrency N     announced plugin-wide max_concurrency
+ *   --type-max-concurrency N  announced max_concurrency of every type
+ *   --list-delay-ms N       ListDependents answers after N ms
+ *   --list-fail-id ID       ListDependents of resource ID fails with
+ *                           INTERNAL
+ *   --list-trace FILE       appends "L+ <in flight>" when a ListDependents
+ *                           call arrives and "L- <in flight>" when it is
+ *                           answered, flushed at once
  * It logs "msg=listening addr=..." like smaugd and stops on SIGTERM.
  */
 #include <getopt.h>
@@ -41,6 +49,12 @@ typedef struct fake_s {
   unsigned protocol_major;
   const char *options_schema;
   const char *restore_schema;
+  unsigned max_concurrency;
+  unsigned type_max_concurrency;
+  int list_delay_ms;
+  const char *list_fail_id;
+  FILE *list_trace;
+  unsigned list_inflight;
 } fake_t;
 
 static fake_t F = {.name = "fake", .protocol_major = 1};
@@ -222,6 +236,7 @@ static void h_info(rt_call_t *call, const Smaug__V1__GetPluginInfoRequest *req,
     ti[i].n_operations = 3;
     ti[i].operations = all[i];
     ti[i].lists_dependents = F.lists_dependents;
+    ti[i].max_concurrency = F.type_max_concurrency;
     ti[i].options_schema = (char *)(F.options_schema ? F.options_schema : "");
     ti[i].restore_schema = (char *)(F.restore_schema ? F.restore_schema : "");
     tp[i] = &ti[i];
@@ -233,6 +248,7 @@ static void h_info(rt_call_t *call, const Smaug__V1__GetPluginInfoRequest *req,
   resp.protocol_major = F.protocol_major;
   resp.n_types = F.n_types;
   resp.types = tp;
+  resp.max_concurrency = F.max_concurrency;
   rt_call_reply(call, &resp.base);
   for (size_t i = 0; i < F.n_types && i < 64; i++)
     for (int k = 0; k < 3; k++)
@@ -241,23 +257,56 @@ static void h_info(rt_call_t *call, const Smaug__V1__GetPluginInfoRequest *req,
   free(tp);
 }
 
-static void h_list(rt_call_t *call, const Smaug__V1__ListDependentsRequest *req,
-                   void *data) {
-  const char *spec = NULL;
-  for (size_t i = 0; req->resource && i < req->resource->n_extra; i++)
-    if (strcmp(req->resource->extra[i]->key, "children") == 0)
-      spec = req->resource->extra[i]->value;
+static void list_trace(char sign) {
+  if (F.list_trace) {
+    fprintf(F.list_trace, "L%c %u\n", sign, F.list_inflight);
+    fflush(F.list_trace);
+  }
+}
+
+/* One ListDependents call, answered after --list-delay-ms. */
+typedef struct lst_s {
+  rt_call_t *call;
+  uv_timer_t timer;
+  char *spec; /* the resource's "children" extra */
+  char *id;
+  int ended;
+} lst_t;
+
+static void lst_closed(uv_handle_t *h) {
+  lst_t *l = h->data;
+  free(l->spec);
+  free(l->id);
+  free(l);
+}
+
+static void lst_end(lst_t *l) {
+  l->ended = 1;
+  F.list_inflight--;
+  list_trace('-');
+  uv_timer_stop(&l->timer);
+  uv_close((uv_handle_t *)&l->timer, lst_closed);
+}
+
+static void lst_answer(uv_timer_t *t) {
+  lst_t *l = t->data;
+  if (F.list_fail_id && strcmp(l->id, F.list_fail_id) == 0) {
+    rt_call_fail(l->call, GRPC_STATUS_INTERNAL, "injected failure for %s",
+                 l->id);
+    lst_end(l);
+    return;
+  }
   Smaug__V1__Resource kids[64], *kp[64];
-  char *copy = strdup(spec ? spec : ""), *save = NULL;
+  char *copy = strdup(l->spec), *save = NULL;
   size_t n = 0;
-  for (char *t = strtok_r(copy, ";", &save); t && n < 64;
-       t = strtok_r(NULL, ";", &save)) {
-    char *slash = strchr(t, '/');
+  for (char *tok = strtok_r(copy, ";", &save); tok && n < 64;
+       tok = strtok_r(NULL, ";", &save)) {
+    char *slash = strchr(tok, '/');
     if (slash == NULL)
       continue;
     *slash = '\0';
     smaug__v1__resource__init(&kids[n]);
-    kids[n].type = t;
+    kids[n].type = tok;
     kids[n].id = slash + 1;
     kp[n] = &kids[n];
     n++;
@@ -266,8 +315,39 @@ static void h_list(rt_call_t *call, const Smaug__V1__ListDependentsRequest *req,
       SMAUG__V1__LIST_DEPENDENTS_RESPONSE__INIT;
   resp.n_dependents = n;
   resp.dependents = kp;
-  rt_call_reply(call, &resp.base);
+  rt_call_reply(l->call, &resp.base);
   free(copy);
+  lst_end(l);
+}
+
+static void lst_cancelled(rt_call_t *call, void *data) {
+  lst_t *l = data;
+  if (l->ended)
+    return;
+  rt_call_finish(call, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+  lst_end(l);
+}
+
+static void h_list(rt_call_t *call, const Smaug__V1__ListDependentsRequest *req,
+                   void *data) {
+  const char *spec = NULL;
+  for (size_t i = 0; req->resource && i < req->resource->n_extra; i++)
+    if (strcmp(req->resource->extra[i]->key, "children") == 0)
+      spec = req->resource->extra[i]->value;
+  lst_t *l = calloc(1, sizeof(*l));
+  l->call = call;
+  l->spec = strdup(spec ? spec : "");
+  l->id = strdup(req->resource && req->resource->id ? req->resource->id : "");
+  F.list_inflight++;
+  list_trace('+');
+  uv_timer_init(loop, &l->timer);
+  l->timer.data = l;
+  if (F.list_delay_ms == 0) {
+    lst_answer(&l->timer); /* at once, as without the flag */
+    return;
+  }
+  rt_call_on_cancel(call, lst_cancelled, l);
+  uv_timer_start(&l->timer, lst_answer, (uint64_t)F.list_delay_ms, 0);
 }
 
 static void h_cancel(rt_call_t *call,
@@ -300,6 +380,11 @@ int main(int argc, char **argv) {
       {"protocol-major", required_argument, NULL, 'p'},
       {"options-schema", required_argument, NULL, 'o'},
       {"restore-schema", required_argument, NULL, 'r'},
+      {"max-concurrency", required_argument, NULL, 'm'},
+      {"type-max-concurrency", required_argument, NULL, 'M'},
+      {"list-delay-ms", required_argument, NULL, 'L'},
+      {"list-trace", required_argument, NULL, 'R'},
+      {"list-fail-id", required_argument, NULL, 'F'},
       {NULL, 0, NULL, 0}};
   const char *listen = "127.0.0.1:0";
   int c;
@@ -345,6 +430,21 @@ int main(int argc, char **argv) {
     case 'r':
       F.restore_schema = optarg;
       break;
+    case 'm':
+      F.max_concurrency = (unsigned)atoi(optarg);
+      break;
+    case 'M':
+      F.type_max_concurrency = (unsigned)atoi(optarg);
+      break;
+    case 'L':
+      F.list_delay_ms = atoi(optarg);
+      break;
+    case 'F':
+      F.list_fail_id = optarg;
+      break;
+    case 'R':
+      F.list_trace = fopen(optarg, "a");
+      break;
     default:
       return 2;
     }
@@ -371,5 +471,7 @@ int main(int argc, char **argv) {
   free(F.types);
   if (F.trace)
     fclose(F.trace);
+  if (F.list_trace)
+    fclose(F.list_trace);
   return 0;
 }
