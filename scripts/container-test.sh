@@ -16,7 +16,7 @@ sock=$work/docker.sock
 export DOCKER_HOST=unix://$sock
 export DOCKER_BUILDKIT=0 # the legacy builder needs no buildx plugin
 project=smaugct$$
-port=${SMAUG_CT_PORT:-17420}
+port="" # published on a free port that Docker picks; read back after up
 dockerd_pid=""
 
 log() { printf '[container-test] %s\n' "$*"; }
@@ -24,7 +24,7 @@ log() { printf '[container-test] %s\n' "$*"; }
 cleanup() {
   set +e
   if [ -n "$dockerd_pid" ]; then
-    (cd "$here/deploy" && SMAUG_PORT=$port docker-compose -p "$project" down -v --timeout 20) >/dev/null 2>&1
+    (cd "$here/deploy" && SMAUG_PORT="" docker-compose -p "$project" down -v --timeout 20) >/dev/null 2>&1
     docker rmi -f smaug:test smaug-network:test debian:bookworm-slim >/dev/null 2>&1
     kill "$dockerd_pid" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
@@ -70,6 +70,8 @@ log "starting the stack"
 cd "$here/deploy"
 export SMAUG_PORT=$port SMAUG_IMAGE=smaug:test SMAUG_NETWORK_IMAGE=smaug-network:test
 docker-compose -p "$project" up -d
+port=$(docker-compose -p "$project" port smaugd 7420 | sed 's/.*://')
+[ -n "$port" ] || { docker-compose -p "$project" logs >&2; exit 1; }
 ok=""
 for _ in $(seq 120); do
   if "$bin/smaug" health "127.0.0.1:$port" >/dev/null 2>&1; then ok=1; break; fi
