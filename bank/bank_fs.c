@@ -53,7 +53,8 @@ int bank_fs_mkdirs(int dirfd, const char *rel) {
   return 0;
 }
 
-/* Splits `rel` into its directory ("." if none) and its base name. */
+/* Splits `rel` into its directory ("." if none, "/" for a top-level
+ * absolute path) and its base name. */
 static int split_path(const char *rel, char *dir, size_t dir_size,
                       const char **base) {
   const char *slash = strrchr(rel, '/');
@@ -62,13 +63,22 @@ static int split_path(const char *rel, char *dir, size_t dir_size,
     *base = rel;
     return 0;
   }
-  size_t n = (size_t)(slash - rel);
+  size_t n = slash == rel ? 1 : (size_t)(slash - rel);
   if (n >= dir_size)
     return UV_ENAMETOOLONG;
   memcpy(dir, rel, n);
   dir[n] = '\0';
   *base = slash + 1;
   return 0;
+}
+
+int bank_fs_mkdirs_for(int dirfd, const char *rel) {
+  char dir[PATH_MAX];
+  const char *base;
+  int rc = split_path(rel, dir, sizeof(dir), &base);
+  if (rc != 0 || strchr(rel, '/') == NULL)
+    return rc;
+  return bank_fs_mkdirs(dirfd, dir);
 }
 
 int bank_fs_write_atomic(int dirfd, const char *rel, const void *buf,

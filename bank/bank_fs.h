@@ -7,6 +7,10 @@
  * optional fsync of the directory), whole-file reads and recursive
  * removal. Also the error helper that fills a bank_err_t. Functions are
  * thread-safe (they keep no state) and return 0 or a negative UV_E* code.
+ *
+ * It is its own library (smaug_bank_fs, libc and pthreads only) because
+ * the sample plugins and smaug-cloud-gen write their small files with the
+ * same helpers; with AT_FDCWD as `dirfd` the paths are ordinary paths.
  */
 #ifndef SMAUG_BANK_FS_H
 #define SMAUG_BANK_FS_H
@@ -24,6 +28,10 @@ int bank_fail(bank_err_t *err, int code, const char *fmt, ...)
 /* Creates directory `rel` (relative to `dirfd`) and its missing parents,
  * mode 0755. An existing directory is not an error. */
 int bank_fs_mkdirs(int dirfd, const char *rel);
+
+/* Creates the directory that holds `rel` (relative to `dirfd`) and its
+ * missing parents, as bank_fs_mkdirs. Nothing to do without a '/'. */
+int bank_fs_mkdirs_for(int dirfd, const char *rel);
 
 /* Writes `len` bytes to `rel` (relative to `dirfd`, whose parent directory
  * must exist) atomically: a hidden temporary file next to it, fsync if

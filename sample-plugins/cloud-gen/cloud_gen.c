@@ -7,7 +7,7 @@
  * --seed, so two runs with the same arguments give byte-identical clouds.
  */
 #define _GNU_SOURCE
-#include "sp_dir.h"
+#include "bank_fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,7 +120,7 @@ static int gen_project(const opts_t *o, int p, uint64_t *rng) {
   const char *sub[] = {"servers", "volumes", "images", "networks"};
   for (int i = 0; i < 4; i++) {
     snprintf(path, sizeof path, "%s/%s", root, sub[i]);
-    int rc = sp_mkdir_p(path);
+    int rc = bank_fs_mkdirs(AT_FDCWD, path);
     if (rc < 0)
       return rc;
   }

@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "sp_cloud.h"
 
+#include "bank_fs.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -233,102 +235,13 @@ int sp_deps_add(smaug_dependents_t *deps, const char *type, const char *id,
 }
 
 int sp_read_file(const char *path, size_t max, char **buf, size_t *len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -errno;
-  int err = 0;
-  struct stat st;
-  char *b = NULL;
-  if (fstat(fd, &st) != 0) {
-    err = -errno;
-    goto out;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    err = SMAUG_EINVAL;
-    goto out;
-  }
-  if ((size_t)st.st_size > max) {
-    err = SMAUG_EINVAL;
-    goto out;
-  }
-  if ((b = malloc((size_t)st.st_size + 1)) == NULL) {
-    err = SMAUG_ENOMEM;
-    goto out;
-  }
-  size_t got = 0;
-  while (got < (size_t)st.st_size) {
-    ssize_t n = read(fd, b + got, (size_t)st.st_size - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      err = -errno;
-      goto out;
-    }
-    if (n == 0)
-      break; /* shrank meanwhile: take what is there */
-    got += (size_t)n;
-  }
-  b[got] = '\0';
-  *buf = b;
-  *len = got;
-  b = NULL;
-out:
-  free(b);
-  close(fd);
-  return err;
-}
-
-static int fsync_dir(const char *path) {
-  char dir[PATH_MAX];
-  snprintf(dir, sizeof(dir), "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash == NULL)
-    return 0;
-  *slash = '\0';
-  int fd = open(dir[0] != '\0' ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return -errno;
-  int err = fsync(fd) != 0 ? -errno : 0;
-  close(fd);
-  return err;
+  int err = bank_fs_read_all(AT_FDCWD, path, max, buf, len);
+  return err == UV_E2BIG ? SMAUG_EINVAL : err;
 }
 
 int sp_write_atomic(const char *path, const void *buf, size_t len) {
-  static atomic_uint seq;
-  char tmp[PATH_MAX];
-  if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d-%u", path, (int)getpid(),
-               atomic_fetch_add(&seq, 1)) >= (int)sizeof(tmp))
-    return -ENAMETOOLONG;
-  int err = sp_mkdir_parent(path);
-  if (err != 0)
-    return err;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return -errno;
-  const char *p = buf;
-  size_t left = len;
-  while (left > 0 && err == 0) {
-    ssize_t n = write(fd, p, left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      err = -errno;
-    else {
-      p += n;
-      left -= (size_t)n;
-    }
-  }
-  if (err == 0 && fsync(fd) != 0)
-    err = -errno;
-  if (close(fd) != 0 && err == 0)
-    err = -errno;
-  if (err == 0 && rename(tmp, path) != 0)
-    err = -errno;
-  if (err != 0) {
-    unlink(tmp);
-    return err;
-  }
-  return fsync_dir(path);
+  int err = bank_fs_mkdirs_for(AT_FDCWD, path);
+  return err != 0 ? err : bank_fs_write_atomic(AT_FDCWD, path, buf, len, 1);
 }
 
 int sp_sha256_hex(const void *buf, size_t len, char out[65]) {

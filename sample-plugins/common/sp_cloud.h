@@ -14,7 +14,6 @@
 #ifndef SP_CLOUD_H
 #define SP_CLOUD_H
 
-#include "sp_dir.h"
 
 #include <limits.h>
 #include <smaug/plugin.h>

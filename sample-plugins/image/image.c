@@ -13,6 +13,7 @@
  * `zstd -d` the same way, and renames the result to images/<restored
  * id>.img. Delete removes the section and collects unused chunks.
  */
+#include "bank_fs.h"
 #include "img_proc.h"
 #include "sp_cloud.h"
 #include "sp_ops.h"
@@ -269,7 +270,7 @@ static int fetch_work(smaug_job_t *job, void *data) {
   restore_t *rs = data;
   smaug_activity_t *act = smaug_job_activity(job);
   char msg[256] = "";
-  int err = sp_mkdir_parent(rs->c->src);
+  int err = bank_fs_mkdirs_for(AT_FDCWD, rs->c->src);
   if (err == 0)
     err = sp_store_get_file(
         smaug_activity_bank_uri(act), smaug_activity_bank_section(act), OBJECT,

@@ -14,12 +14,14 @@
  * restored id (every chunk verified, temp file then rename), through the
  * same queue. Delete removes the section and collects unused chunks.
  */
+#include "bank_fs.h"
 #include "sp_cloud.h"
 #include "sp_ops.h"
 #include "sp_store.h"
 #include "sp_task.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <smaug/plugin.h>
 #include <stdio.h>
@@ -104,7 +106,7 @@ static int protect_copy(smaug_job_t *job, copy_t *c, const sp_io_t *io,
 static int restore_copy(smaug_job_t *job, copy_t *c, const sp_io_t *io,
                         char *msg, size_t msglen) {
   smaug_activity_t *act = smaug_job_activity(job);
-  int err = sp_mkdir_parent(c->path);
+  int err = bank_fs_mkdirs_for(AT_FDCWD, c->path);
   if (err != 0) {
     sp_msg(msg, msglen, "%s: %s", c->path, smaug_strerror(err));
     return err;
