@@ -14,7 +14,6 @@
 #ifndef SP_CLOUD_H
 #define SP_CLOUD_H
 
-
 #include <limits.h>
 #include <smaug/plugin.h>
 #include <stddef.h>
