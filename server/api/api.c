@@ -555,7 +555,7 @@ static int flow_implemented(void *data, const char *type, dag_op_t kind,
 }
 
 static void flow_built(graph_t *g, grpc_status_code code, const char *msg,
-                       void *data) {
+                       const char *const *failed, void *data) {
   flow_req_t *fr = data;
   dag_t *dag = NULL;
   dag_export_t x = {0};

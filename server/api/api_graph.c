@@ -10,6 +10,12 @@
  * so one saturated plugin does not hold back the others. graph_expand()
  * itself runs without a limit, as every call it makes is either started or
  * queued here.
+ *
+ * A plugin's answer is checked like user input before the graph sees it
+ * (api_check_resource: type and id patterns, lengths, counts), so that no
+ * bad id ever becomes a node. A failed or refused answer fails the build
+ * and is recorded as the reason of the node that was listed, naming the
+ * plugin.
  */
 #include "api_graph.h"
 
@@ -58,6 +64,8 @@ typedef struct build_s {
   size_t turn;      /* the type that is asked first for its next call */
   int pumping;      /* inside pump() or a done callback: finish later */
   int expanded;     /* graph_expand ended; finish once not pumping */
+  char **failed;    /* per node index: why it failed, or NULL */
+  size_t n_failed;
 } build_t;
 
 struct list_call_s {
@@ -86,6 +94,9 @@ static int kv_of_extra(const Smaug__V1__Resource *r, kv_t *kv) {
 static void build_free(build_t *b) {
   /* The queues are empty here: graph_expand ends only once every call it
    * made was answered. */
+  for (size_t i = 0; i < b->n_failed; i++)
+    free(b->failed[i]);
+  free(b->failed);
   free(b->types);
   free(b->plugins);
   graph_free(b->g);
@@ -105,6 +116,33 @@ static int has_plugin(void *data, const char *type) {
   return reg_find_type(data, type, NULL) != NULL;
 }
 
+/* Makes room for a reason per node below `n`. 0 or UV_ENOMEM. */
+static int failed_grow(build_t *b, size_t n) {
+  if (n <= b->n_failed)
+    return 0;
+  char **f = realloc(b->failed, n * sizeof(*f));
+  if (f == NULL)
+    return UV_ENOMEM;
+  memset(f + b->n_failed, 0, (n - b->n_failed) * sizeof(*f));
+  b->failed = f;
+  b->n_failed = n;
+  return 0;
+}
+
+/* Records why node `index` failed (the first reason is kept). Out of
+ * memory only loses the reason: the build fails all the same. */
+static void node_failed(build_t *b, uint32_t index, const char *reason) {
+  if (failed_grow(b, (size_t)index + 1) == 0 && b->failed[index] == NULL)
+    b->failed[index] = strdup(reason);
+}
+
+/* Fails the build and node `index` with the same message. */
+static void fail_node(build_t *b, uint32_t index, grpc_status_code code,
+                      const char *msg) {
+  set_error(b, code, msg);
+  node_failed(b, index, msg);
+}
+
 /* Validates and hands the graph over; frees the build. */
 static void finish(build_t *b) {
   if (b->code == GRPC_STATUS_OK) {
@@ -119,12 +157,14 @@ static void finish(build_t *b) {
                                 : GRPC_STATUS_INVALID_ARGUMENT;
     }
   }
+  graph_t *g = b->g;
+  b->g = NULL;
   if (b->code == GRPC_STATUS_OK) {
-    graph_t *g = b->g;
-    b->g = NULL;
-    b->cb(g, GRPC_STATUS_OK, "", b->data);
+    b->cb(g, GRPC_STATUS_OK, "", NULL, b->data);
   } else {
-    b->cb(NULL, b->code, b->msg, b->data);
+    int room = failed_grow(b, g ? graph_count(g) : 0) == 0;
+    b->cb(g, b->code, b->msg,
+          room ? (const char *const *)b->failed : NULL, b->data);
   }
   build_free(b);
 }
@@ -153,20 +193,46 @@ static void list_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
   free(buf);
 }
 
+/* Checks the dependents of a ListDependents answer like user input.
+ * Returns OK, or FAILED_PRECONDITION with a message naming the field and
+ * the bad value. */
+static grpc_status_code check_dependents(
+    const Smaug__V1__ListDependentsResponse *resp, char *msg, size_t len) {
+  if (resp->n_dependents > API_MAX_DEPENDENTS) {
+    snprintf(msg, len, "dependents: %zu resources, more than the limit of %d",
+             resp->n_dependents, API_MAX_DEPENDENTS);
+    return GRPC_STATUS_FAILED_PRECONDITION;
+  }
+  for (size_t i = 0; i < resp->n_dependents; i++) {
+    char f[64];
+    snprintf(f, sizeof(f), "dependents[%zu]", i);
+    if (api_check_resource(f, resp->dependents[i], msg, len))
+      return GRPC_STATUS_FAILED_PRECONDITION;
+  }
+  return GRPC_STATUS_OK;
+}
+
 /* Hands the answer of `lc` to the graph. The graph may add nodes (and call
  * the lister) or end the expansion from inside. */
 static void list_answer(list_call_t *lc, grpc_status_code code,
                         const char *message) {
   build_t *b = lc->b;
-  char msg[512];
+  const reg_plugin_t *p = b->plugins[b->types[lc->type].plugin].p;
+  char msg[1024], why[512];
+  grpc_status_code rc = code;
   if (code != GRPC_STATUS_OK || lc->resp == NULL) {
-    snprintf(msg, sizeof(msg), "ListDependents of %s failed: %s: %s", lc->name,
-             rt_status_name(code), message ? message : "");
-    set_error(b,
-              code == GRPC_STATUS_OK                  ? GRPC_STATUS_INTERNAL
-              : code == GRPC_STATUS_DEADLINE_EXCEEDED ? GRPC_STATUS_UNAVAILABLE
-                                                      : code,
-              msg);
+    snprintf(why, sizeof(why), "%s: %s", rt_status_name(code),
+             message ? message : "");
+    rc = code == GRPC_STATUS_OK                  ? GRPC_STATUS_INTERNAL
+         : code == GRPC_STATUS_DEADLINE_EXCEEDED ? GRPC_STATUS_UNAVAILABLE
+                                                 : code;
+  } else {
+    rc = check_dependents(lc->resp, why, sizeof(why));
+  }
+  if (rc != GRPC_STATUS_OK) {
+    snprintf(msg, sizeof(msg), "ListDependents of %s failed: plugin %s (%s): %s",
+             lc->name, reg_plugin_name(p), reg_plugin_address(p), why);
+    fail_node(b, lc->index, rc, msg);
     lc->done(lc->done_data, UV_EIO, NULL, 0, msg);
     return;
   }
@@ -328,7 +394,7 @@ static void pump(build_t *b) {
       b->plugins[t->plugin].running--;
       snprintf(msg, sizeof(msg), "ListDependents of %s failed to start: %s",
                lc->name, uv_strerror(err));
-      set_error(b,
+      fail_node(b, lc->index,
                 err == UV_ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED
                                  : GRPC_STATUS_INTERNAL,
                 msg);
@@ -375,7 +441,7 @@ static int lister(void *data, uint32_t index, const graph_node_t *node,
   if (p == NULL) {
     snprintf(msg, sizeof(msg), "no plugin provides resource type %s (%s#%s)",
              node->type, node->type, node->id);
-    set_error(b, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    fail_node(b, index, GRPC_STATUS_INVALID_ARGUMENT, msg);
     done(done_data, GRAPH_ENOPLUGIN, NULL, 0, msg);
     return 0;
   }
@@ -386,7 +452,7 @@ static int lister(void *data, uint32_t index, const graph_node_t *node,
   if (!reg_plugin_available(p)) {
     snprintf(msg, sizeof(msg), "plugin %s (%s) is unavailable: %s",
              reg_plugin_name(p), reg_plugin_address(p), reg_plugin_reason(p));
-    set_error(b, GRPC_STATUS_UNAVAILABLE, msg);
+    fail_node(b, index, GRPC_STATUS_UNAVAILABLE, msg);
     done(done_data, UV_ECONNREFUSED, NULL, 0, msg);
     return 0;
   }

@@ -15,13 +15,20 @@
 #include "registry.h"
 #include "smaug/v1/orchestrator.pb-c.h"
 
-/* Ends a build. On success `code` is OK and the callee owns `g` (release
- * with graph_free). Otherwise `g` is NULL and `msg` (valid during the
- * call) says why: INVALID_ARGUMENT (bad graph: duplicate, cycle, unknown
- * type), UNAVAILABLE (a plugin needed for discovery is down; the message
- * names it) or the plugin's own status. */
+/* Ends a build. On success `code` is OK, `failed` is NULL and the callee
+ * owns the validated `g` (release with graph_free). Otherwise `msg` (valid
+ * during the call) says why: INVALID_ARGUMENT (bad graph: duplicate,
+ * cycle, unknown type), UNAVAILABLE (a plugin needed for discovery is
+ * down), FAILED_PRECONDITION (a plugin answered ListDependents with
+ * resources that break the limits of api_valid.h), or the plugin's own
+ * status; the messages name the plugin. `g` is then what was built so far
+ * (not validated; NULL if nothing was), still owned by the callee, and
+ * `failed[i]` (valid during the call) the reason why node i failed, or
+ * NULL for a node that did not fail itself (it was never listed, or was
+ * fine). `failed` itself is NULL when the graph is empty or out of
+ * memory. */
 typedef void (*api_graph_cb)(graph_t *g, grpc_status_code code, const char *msg,
-                             void *data);
+                             const char *const *failed, void *data);
 
 /* Builds a graph from `resources` and `edges`. With `discover` and no
  * edges, each node is expanded with its plugin's ListDependents, called

@@ -63,7 +63,11 @@ struct op_s {
   int reap;     /* flush passes seen while dead; freed on the second */
   int cancel_requested;
   char cancel_reason[256];
+  /* What it records and resumes with: the plan's parameters (protect;
+   * delete: those its checkpoint was protected with) or the restore's. */
   Smaug__V1__ParameterSet *params;
+  /* Restore: the parameters its checkpoint was protected with. */
+  Smaug__V1__ParameterSet *plan_params;
   graph_t *g;
   dag_t *dag;
   exec_op_t *x;
@@ -205,6 +209,7 @@ static op_t *op_new(api_ops_t *ops, int kind) {
   op->rctx.checkpoint_id = op->cp_id;
   op->rctx.timeout_ms = ops->call_timeout_ms;
   op->rctx.stopping = &ops->closing;
+  op->rctx.cancel_reason = op->cancel_reason;
   return op;
 }
 
@@ -214,6 +219,8 @@ static void op_free(op_t *op) {
   graph_free(op->g);
   if (op->params)
     protobuf_c_message_free_unpacked(&op->params->base, NULL);
+  if (op->plan_params)
+    protobuf_c_message_free_unpacked(&op->plan_params->base, NULL);
   for (pend_t *p = op->pend_head, *n; p; p = n) {
     n = p->next;
     free(p);
@@ -858,8 +865,58 @@ static int set_saved_metadata(op_t *op) {
   return err;
 }
 
+/* The parameters operation `op_id` (the protect of a checkpoint, or its
+ * last delete) ran with, unpacked into `*out`; NULL when it is not in the
+ * store or ran without. Returns 0 or a store error. */
+static int protected_params(api_ops_t *ops, const char *op_id,
+                            Smaug__V1__ParameterSet **out) {
+  *out = NULL;
+  if (op_id == NULL || *op_id == '\0')
+    return 0;
+  store_op_t *so;
+  int err = store_op_get(ops->store, op_id, &so);
+  if (err)
+    return err == UV_ENOENT ? 0 : err;
+  if (so->params_len) {
+    *out = smaug__v1__parameter_set__unpack(NULL, so->params_len, so->params);
+    if (*out == NULL)
+      err = UV_ENOMEM;
+  }
+  store_op_free(so);
+  return err;
+}
+
+/* A graph build failed: gives each resource built so far a result in the
+ * open batch, so that the checkpoint or restore says what became of it:
+ * FAILED with its own reason (`failed[i]`, may be NULL) when listing it
+ * failed, else SKIPPED with "not run: <why>". */
+static void write_unbuilt_results(op_t *op, const graph_t *g,
+                                  const char *const *failed, const char *why) {
+  api_ops_t *ops = op->ops;
+  char notrun[REASON_MAX + 16];
+  snprintf(notrun, sizeof(notrun), "not run: %s", why);
+  int64_t now = api_now_ms();
+  int err = g ? store_batch(ops->store) : 0;
+  for (uint32_t i = 0; g && err == 0 && i < graph_count(g); i++) {
+    Smaug__V1__Resource res;
+    if ((err = api_resource_of(graph_node(g, i), &res)) != 0)
+      break;
+    int own = failed && failed[i];
+    Smaug__V1__ResourceResult rr = SMAUG__V1__RESOURCE_RESULT__INIT;
+    rr.resource = &res;
+    rr.status = own ? SMAUG__V1__TASK_STATUS__TASK_STATUS_FAILED
+                    : SMAUG__V1__TASK_STATUS__TASK_STATUS_SKIPPED;
+    rr.reason = (char *)(own ? failed[i] : notrun);
+    rr.finished_at_ms = now;
+    err = store_result_put(ops->store, op->owner, &rr);
+    api_resource_free(&res);
+  }
+  if (err)
+    log_store_error(ops, "result", err);
+}
+
 static void on_built(graph_t *g, grpc_status_code code, const char *msg,
-                     void *data) {
+                     const char *const *failed, void *data) {
   op_t *op = data;
   api_ops_t *ops = op->ops;
   char reason[REASON_MAX];
@@ -870,6 +927,8 @@ static void on_built(graph_t *g, grpc_status_code code, const char *msg,
   }
   if (code != GRPC_STATUS_OK) {
     snprintf(reason, sizeof(reason), "%s: %s", rt_status_name(code), msg);
+    write_unbuilt_results(op, g, failed, reason);
+    graph_free(g);
     op_finish_early(op, EXEC_FAILED_OP, reason);
     return;
   }
@@ -938,7 +997,14 @@ static void op_start(op_t *op) {
   }
   Smaug__V1__Checkpoint *cp;
   int err = store_checkpoint_get(ops->store, op->cp_id, &cp);
+  if (err == 0 && op->kind == DAG_OP_RESTORE && op->plan_params == NULL)
+    err = protected_params(ops, cp->operation_id, &op->plan_params);
   if (err == 0) {
+    /* Protect and delete run with the plan's parameters; a restore with
+     * its own merged over them. */
+    op->rctx.params =
+        op->kind == DAG_OP_RESTORE ? op->plan_params : op->params;
+    op->rctx.overrides = op->kind == DAG_OP_RESTORE ? op->params : NULL;
     int discover = op->kind == DAG_OP_PROTECT && cp->n_edges == 0;
     err = api_graph_build(ops->rt, ops->reg, cp->resources, cp->n_resources,
                           cp->edges, cp->n_edges, op->params, discover,
@@ -1195,13 +1261,19 @@ void api_ops_delete_checkpoint(api_ops_t *ops, rt_call_t *call,
   snprintf(op->cp_id, sizeof(op->cp_id), "%s", cp->id);
   snprintf(op->target_id, sizeof(op->target_id), "%s", cp->id);
   snprintf(op->owner, sizeof(op->owner), "%s", op->id);
+  /* The delete runs with the parameters of the protect (or of the last
+   * delete, which recorded them), before the checkpoint forgets it. */
+  Smaug__V1__ParameterSet *pp = NULL;
+  err = protected_params(ops, cp->operation_id, &pp);
   cp->status = SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETING;
   char *old_op = cp->operation_id, *old_reason = cp->reason;
   cp->operation_id = op->id;
   cp->reason = "";
-  if ((err = store_batch(ops->store)) == 0 &&
+  if (err == 0 && (err = store_batch(ops->store)) == 0 &&
       (err = store_checkpoint_put(ops->store, cp)) == 0)
-    err = op_record(op, NULL);
+    err = op_record(op, pp);
+  if (pp)
+    protobuf_c_message_free_unpacked(&pp->base, NULL);
   cp->operation_id = old_op;
   cp->reason = old_reason;
   protobuf_c_message_free_unpacked(&cp->base, NULL);

@@ -1,13 +1,19 @@
 /*
  * api_runner.c - executor activities as plugin RPCs (see api_runner.h).
  *
- * Each call keeps the last result message of its stream and reports it
- * when the stream ends with OK; a stream that ends OK without a result is
- * a plugin bug and fails the task with INTERNAL. Failure messages name the
- * plugin and its address, so that a resource's reason says who failed.
+ * Each call keeps the result message of its stream and reports it when
+ * the stream ends with OK. Whatever a plugin sends is checked like user
+ * input (api_valid.h): a progress or result field over its limit, a
+ * restored id that is not a valid resource id, or a second result in one
+ * stream is a protocol violation, which cancels the call and fails the
+ * task with INTERNAL; so does a stream that ends OK without a result.
+ * Failure messages name the plugin and its address, so that a resource's
+ * reason says who failed.
  */
 #include "api_runner.h"
 
+#include <assert.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +21,7 @@
 
 #include "api_graph.h"
 #include "api_valid.h"
+#include "bank.h"
 #include "rt_log.h"
 #include "smaug/v1/plugin.smaug.h"
 
@@ -33,10 +40,16 @@ typedef struct call_s {
   kv_t metadata;
   char *restored_id;
   char *message;
+  char violation[600]; /* the first protocol violation; "" if none */
 } call_t;
 
 int api_bank_section(const char *checkpoint_id, const char *type,
                      const char *id, char *buf, size_t len) {
+  int ok = bank_check_object(checkpoint_id) == 0 &&
+           bank_check_object(type) == 0 && bank_check_object(id) == 0;
+  assert(ok && "bank section from an unvalidated part");
+  if (!ok)
+    return UV_EINVAL;
   return snprintf(buf, len, "checkpoints/%s/%s/%s", checkpoint_id, type, id);
 }
 
@@ -52,9 +65,73 @@ static char *dup_or_null(const char *s) {
   return s && *s ? strdup(s) : NULL;
 }
 
+/* Records the first violation of the stream (a printf format) and cancels
+ * the call; on_done reports it. Returns 1 when the stream is already
+ * violated, so that the caller ignores the message. */
+static int violated(call_t *c, const char *fmt, ...) {
+  if (c->violation[0])
+    return 1;
+  if (fmt == NULL)
+    return 0;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->violation, sizeof(c->violation), fmt, ap);
+  va_end(ap);
+  rt_client_call_cancel(c->rc);
+  return 1;
+}
+
+/* Records a failed check (status `rc`, message `msg`) as a violation. */
+static int check_failed(call_t *c, grpc_status_code rc, const char *msg) {
+  return rc != GRPC_STATUS_OK && violated(c, "%s", msg);
+}
+
 static void on_progress(call_t *c, const Smaug__V1__Progress *pr) {
-  if (!c->cancelled && pr)
+  char msg[512];
+  if (pr == NULL || violated(c, NULL) ||
+      check_failed(c,
+                   api_check_text("progress.unit", pr->unit,
+                                  API_MAX_NAME_BYTES, msg, sizeof(msg)),
+                   msg) ||
+      check_failed(c,
+                   api_check_text("progress.message", pr->message,
+                                  API_MAX_MESSAGE_BYTES, msg, sizeof(msg)),
+                   msg))
+    return;
+  if (!c->cancelled)
     exec_activity_progress(c->a, pr->done, pr->total, pr->unit, pr->message);
+}
+
+/* Checks a result's common part: the only one of its stream, and its
+ * message within limits. Returns 1 when the result is to be ignored. */
+static int bad_result(call_t *c, const char *message) {
+  char msg[512];
+  if (violated(c, NULL))
+    return 1;
+  if (c->have_result)
+    return violated(c, "protocol violation: a second result in one stream");
+  return check_failed(c,
+                      api_check_text("result.message", message,
+                                     API_MAX_MESSAGE_BYTES, msg, sizeof(msg)),
+                      msg);
+}
+
+/* Checks a SyncResult's metadata (copied into c->metadata) and restored
+ * id. Returns 1 when the result is to be ignored. */
+static int bad_sync_result(call_t *c, const Smaug__V1__SyncResult *res) {
+  char msg[512];
+  if (check_failed(c,
+                   api_check_kv("result.metadata", &c->metadata,
+                                res->n_metadata, msg, sizeof(msg)),
+                   msg))
+    return 1;
+  if (res->restored_id && *res->restored_id &&
+      check_failed(c,
+                   api_check_key("result.restored_id", res->restored_id, msg,
+                                 sizeof(msg)),
+                   msg))
+    return 1;
+  return 0;
 }
 
 static void on_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
@@ -66,7 +143,8 @@ static void on_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
         SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__EVENT_PROGRESS) {
       on_progress(c, r->progress);
     } else if (r->event_case ==
-               SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__EVENT_RESULT) {
+                   SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__EVENT_RESULT &&
+               !bad_result(c, r->result->message)) {
       free(c->state);
       free(c->message);
       c->state = NULL;
@@ -84,13 +162,17 @@ static void on_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
     if (r->event_case == SMAUG__V1__SYNC_ACTIVITY_RESPONSE__EVENT_PROGRESS) {
       on_progress(c, r->progress);
     } else if (r->event_case ==
-               SMAUG__V1__SYNC_ACTIVITY_RESPONSE__EVENT_RESULT) {
+                   SMAUG__V1__SYNC_ACTIVITY_RESPONSE__EVENT_RESULT &&
+               !bad_result(c, r->result->message)) {
       const Smaug__V1__SyncResult *res = r->result;
-      kv_free(&c->metadata);
       int err = 0;
-      for (size_t i = 0; i < res->n_metadata && err == 0; i++)
+      for (size_t i = 0; i < res->n_metadata && i <= API_MAX_MAP_ENTRIES &&
+                         err == 0;
+           i++)
         err = kv_set(&c->metadata, res->metadata[i]->key,
                      res->metadata[i]->value);
+      if (err == 0 && bad_sync_result(c, res))
+        return;
       free(c->restored_id);
       free(c->message);
       c->restored_id = dup_or_null(res->restored_id);
@@ -106,6 +188,10 @@ static void on_done(rt_client_call_t *call, grpc_status_code code,
   char msg[1024];
   if (c->cancelled) {
     exec_activity_fail(c->a, EXEC_CODE_CANCELLED, "cancelled");
+  } else if (c->violation[0]) {
+    snprintf(msg, sizeof(msg), "plugin %s (%s): %s", reg_plugin_name(c->p),
+             reg_plugin_address(c->p), c->violation);
+    exec_activity_fail(c->a, EXEC_CODE_INTERNAL, msg);
   } else if (code != GRPC_STATUS_OK) {
     snprintf(msg, sizeof(msg), "plugin %s (%s): %s: %s", reg_plugin_name(c->p),
              reg_plugin_address(c->p), rt_status_name(code),
@@ -173,6 +259,14 @@ static int run_start(void *rdata, exec_activity_t *a) {
     exec_activity_fail(a, EXEC_CODE_UNAVAILABLE, msg);
     return 0;
   }
+  char section[1024];
+  if (api_bank_section(ctx->checkpoint_id, node->type, node->id, section,
+                       sizeof(section)) < 0) {
+    snprintf(msg, sizeof(msg), "refused to build a bank section for %s#%s",
+             node->type, node->id);
+    exec_activity_fail(a, EXEC_CODE_INTERNAL, msg);
+    return 0;
+  }
   const char *key = exec_activity_idempotency_key(a);
   call_t *c = calloc(1, sizeof(*c));
   if (c == NULL || key == NULL) {
@@ -192,9 +286,6 @@ static int run_start(void *rdata, exec_activity_t *a) {
   Smaug__V1__Resource res = SMAUG__V1__RESOURCE__INIT;
   kv_t params;
   kv_init(&params);
-  char section[1024];
-  api_bank_section(ctx->checkpoint_id, node->type, node->id, section,
-                   sizeof(section));
   Smaug__V1__ActivityRequest req = SMAUG__V1__ACTIVITY_REQUEST__INIT;
   Smaug__V1__ChildResult *kids = NULL, **kidp = NULL;
   Smaug__V1__Resource *kres = NULL;
@@ -204,7 +295,8 @@ static int run_start(void *rdata, exec_activity_t *a) {
 
   if ((err = api_resource_of(node, &res)) != 0)
     goto out;
-  if ((err = api_params_merge(ctx->params, node->type, node->id, &params)))
+  if ((err = api_params_merge(ctx->params, node->type, node->id, &params)) ||
+      (err = api_params_merge(ctx->overrides, node->type, node->id, &params)))
     goto out;
   req.operation = &opref;
   req.resource = &res;
@@ -318,7 +410,9 @@ static void run_cancel_operation(void *rdata, const char *op_id) {
   Smaug__V1__CancelOperationRequest req =
       SMAUG__V1__CANCEL_OPERATION_REQUEST__INIT;
   req.operation_id = (char *)op_id;
-  req.reason = "cancelled through smaugd";
+  req.reason = ctx->cancel_reason && *ctx->cancel_reason
+                   ? (char *)ctx->cancel_reason
+                   : "cancelled through smaugd";
   rt_call_opts_t o = {.timeout_ms = CANCEL_TIMEOUT_MS};
   for (size_t i = 0; i < reg_count(ctx->reg); i++) {
     reg_plugin_t *p = reg_at(ctx->reg, i);

@@ -19,15 +19,23 @@ typedef struct api_runner_ctx_s {
   reg_t *reg;
   const char *bank_uri;
   const char *checkpoint_id;
-  const Smaug__V1__ParameterSet *params; /* protect or restore; may be NULL */
-  int64_t timeout_ms;                    /* per call; 0: none */
+  /* Parameters, merged per resource by api_params_merge(): first `params`
+   * (the plan's, as the checkpoint was protected with), then `overrides`
+   * (a restore's own), which win key by key. Either may be NULL. */
+  const Smaug__V1__ParameterSet *params;
+  const Smaug__V1__ParameterSet *overrides;
+  int64_t timeout_ms;  /* per call; 0: none */
   const int *stopping; /* non-zero: smaugd stops; plugins keep their work */
+  const char *cancel_reason; /* sent with CancelOperation; NULL or "": ours */
 } api_runner_ctx_t;
 
 /* The runner (static storage); pass a api_runner_ctx_t as `rdata`. */
 const exec_runner_t *api_runner(void);
 
-/* "checkpoints/<checkpoint>/<type>/<id>" into buf; like snprintf. */
+/* "checkpoints/<checkpoint>/<type>/<id>" into buf, the one place a bank
+ * section is built. Each part must be one bank section component
+ * (API_ID_PATTERN); anything else is a caller bug (asserted) and returns
+ * UV_EINVAL without writing. Otherwise like snprintf. */
 int api_bank_section(const char *checkpoint_id, const char *type,
                      const char *id, char *buf, size_t len);
 

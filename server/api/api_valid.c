@@ -10,6 +10,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "bank.h"
 #include "graph.h"
 
 int api_utf8_valid(const char *s) {
@@ -68,6 +69,111 @@ static grpc_status_code check_str(const char *field, const char *s,
              max);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
+  return GRPC_STATUS_OK;
+}
+
+grpc_status_code api_check_text(const char *field, const char *s, size_t max,
+                                char *msg, size_t len) {
+  return check_str(field, s, 0, max, msg, len);
+}
+
+const char *api_quote(const char *s, char *buf, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  size_t k = 0, shown = 0;
+  if (len < 8) {
+    if (len)
+      buf[0] = '\0';
+    return buf;
+  }
+  buf[k++] = '"';
+  for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+    if (shown >= 64 || k + 8 > len) {
+      memcpy(buf + k, "...", 3);
+      k += 3;
+      break;
+    }
+    if (*p == '"' || *p == '\\') {
+      buf[k++] = '\\';
+      buf[k++] = (char)*p;
+    } else if (*p >= 0x20 && *p < 0x7f) {
+      buf[k++] = (char)*p;
+    } else {
+      buf[k++] = '\\';
+      buf[k++] = 'x';
+      buf[k++] = hex[*p >> 4];
+      buf[k++] = hex[*p & 15];
+    }
+    shown++;
+  }
+  buf[k++] = '"';
+  buf[k] = '\0';
+  return buf;
+}
+
+grpc_status_code api_check_key(const char *field, const char *s, char *msg,
+                               size_t len) {
+  if (s == NULL || *s == '\0') {
+    snprintf(msg, len, "%s: required", field);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  if (bank_check_object(s) != 0) {
+    char q[300];
+    snprintf(msg, len, "%s: %s does not match %s", field,
+             api_quote(s, q, sizeof(q)), API_ID_PATTERN);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  return GRPC_STATUS_OK;
+}
+
+grpc_status_code api_check_kv(const char *field, const kv_t *kv, size_t n_raw,
+                              char *msg, size_t len) {
+  grpc_status_code rc;
+  if (n_raw > API_MAX_MAP_ENTRIES) {
+    snprintf(msg, len, "%s: %zu entries, more than the limit of %d", field,
+             n_raw, API_MAX_MAP_ENTRIES);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  for (size_t i = 0; kv && i < kv->n; i++) {
+    char f[400];
+    char q[300];
+    snprintf(f, sizeof(f), "%s[%s]", field,
+             api_quote(kv->items[i].key, q, sizeof(q)));
+    if ((rc = check_str(f, kv->items[i].key, 1, API_MAX_KEY_BYTES, msg, len)) ||
+        (rc = check_str(f, kv->items[i].val, 0, API_MAX_VALUE_BYTES, msg, len)))
+      return rc;
+  }
+  return GRPC_STATUS_OK;
+}
+
+grpc_status_code api_check_resource(const char *field,
+                                    const Smaug__V1__Resource *r, char *msg,
+                                    size_t len) {
+  char f[400];
+  grpc_status_code rc;
+  if (r == NULL) {
+    snprintf(msg, len, "%s: required", field);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  snprintf(f, sizeof(f), "%s.type", field);
+  if ((rc = api_check_key(f, r->type, msg, len)))
+    return rc;
+  snprintf(f, sizeof(f), "%s.id", field);
+  if ((rc = api_check_key(f, r->id, msg, len)))
+    return rc;
+  snprintf(f, sizeof(f), "%s.name", field);
+  if ((rc = check_str(f, r->name, 0, API_MAX_NAME_BYTES, msg, len)))
+    return rc;
+  if (r->n_extra > API_MAX_MAP_ENTRIES) {
+    snprintf(msg, len, "%s.extra: %zu entries, more than the limit of %d",
+             field, r->n_extra, API_MAX_MAP_ENTRIES);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  snprintf(f, sizeof(f), "%s.extra", field);
+  for (size_t j = 0; j < r->n_extra; j++)
+    if ((rc = check_str(f, r->extra[j]->key, 1, API_MAX_KEY_BYTES, msg, len)) ||
+        (rc = check_str(f, r->extra[j]->value, 0, API_MAX_VALUE_BYTES, msg,
+                        len)))
+      return rc;
   return GRPC_STATUS_OK;
 }
 
@@ -173,6 +279,10 @@ grpc_status_code api_check_params(const reg_t *reg,
     char *hash = strchr(type, '#');
     if (hash)
       *hash = '\0';
+    /* The key names a type, or one resource "type#id". */
+    if ((rc = api_check_key(f, type, msg, len)) ||
+        (hash && (rc = api_check_key(f, hash + 1, msg, len))))
+      return rc;
     if (reg_find_type(reg, type, NULL) == NULL) {
       snprintf(msg, len, "%s: no plugin provides resource type %s", f, type);
       return GRPC_STATUS_INVALID_ARGUMENT;
@@ -246,23 +356,9 @@ grpc_status_code api_check_plan(const reg_t *reg, const Smaug__V1__Plan *plan,
   }
   for (size_t i = 0; i < plan->n_resources; i++) {
     const Smaug__V1__Resource *r = plan->resources[i];
-    snprintf(f, sizeof(f), "plan.resources[%zu].type", i);
-    if ((rc = check_str(f, r->type, 1, API_MAX_KEY_BYTES, msg, len)))
+    snprintf(f, sizeof(f), "plan.resources[%zu]", i);
+    if ((rc = api_check_resource(f, r, msg, len)))
       return rc;
-    snprintf(f, sizeof(f), "plan.resources[%zu].id", i);
-    if ((rc = check_str(f, r->id, 1, API_MAX_KEY_BYTES, msg, len)))
-      return rc;
-    snprintf(f, sizeof(f), "plan.resources[%zu].name", i);
-    if ((rc = check_str(f, r->name, 0, API_MAX_NAME_BYTES, msg, len)))
-      return rc;
-    for (size_t j = 0; j < r->n_extra; j++) {
-      snprintf(f, sizeof(f), "plan.resources[%zu].extra", i);
-      if ((rc = check_str(f, r->extra[j]->key, 1, API_MAX_KEY_BYTES, msg,
-                          len)) ||
-          (rc = check_str(f, r->extra[j]->value, 0, API_MAX_VALUE_BYTES, msg,
-                          len)))
-        return rc;
-    }
     if (reg_find_type(reg, r->type, NULL) == NULL) {
       snprintf(msg, len,
                "plan.resources[%zu].type: no plugin provides resource type %s",

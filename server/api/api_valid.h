@@ -19,14 +19,50 @@
 #include "rt.h"
 #include "smaug/v1/orchestrator.pb-c.h"
 
-#define API_MAX_NAME_BYTES   255   /* plan name */
-#define API_MAX_KEY_BYTES    255   /* resource types and ids, parameter keys */
-#define API_MAX_VALUE_BYTES  65536 /* parameter values, extra values */
-#define API_MAX_PLAN_ENTRIES 100000
+#define API_MAX_NAME_BYTES    255   /* plan, resource and plugin names */
+#define API_MAX_KEY_BYTES     255   /* parameter, extra and metadata keys */
+#define API_MAX_VALUE_BYTES   65536 /* parameter, extra and metadata values */
+#define API_MAX_MESSAGE_BYTES 4096  /* messages and progress from plugins */
+#define API_MAX_MAP_ENTRIES   1024  /* extra, metadata: entries per map */
+#define API_MAX_DEPENDENTS    10000 /* resources in one ListDependents answer */
+#define API_MAX_PLAN_ENTRIES  100000
+
+/* Resource types and ids, wherever they come from (plans, restore
+ * parameters, ListDependents, restored ids): one bank section component,
+ * so that "checkpoints/<checkpoint>/<type>/<id>" is always a safe relative
+ * path. Checked by bank_check_object(). */
+#define API_ID_PATTERN   "[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+#define API_MAX_ID_BYTES 128
 
 /* 1 when `s` is well-formed UTF-8 (no overlongs, surrogates or values
  * beyond U+10FFFF). NULL counts as valid (empty). */
 int api_utf8_valid(const char *s);
+
+/* Checks a resource type or id against API_ID_PATTERN (`field` names it in
+ * the message, which quotes the bad value escaped and truncated). */
+grpc_status_code api_check_key(const char *field, const char *s, char *msg,
+                               size_t len);
+
+/* Checks a resource given by a user or a plugin: type and id (pattern),
+ * name and extra (UTF-8, lengths, API_MAX_MAP_ENTRIES). */
+grpc_status_code api_check_resource(const char *field,
+                                    const Smaug__V1__Resource *r, char *msg,
+                                    size_t len);
+
+/* Checks a string map built from a message (metadata, extra): at most
+ * API_MAX_MAP_ENTRIES entries (`n_raw`: the count before duplicates were
+ * merged), keys required and bounded, values bounded, UTF-8. */
+grpc_status_code api_check_kv(const char *field, const kv_t *kv, size_t n_raw,
+                              char *msg, size_t len);
+
+/* Checks an optional string: at most `max` bytes of UTF-8. */
+grpc_status_code api_check_text(const char *field, const char *s, size_t max,
+                                char *msg, size_t len);
+
+/* Writes `s` into buf quoted for a message: printable ASCII as is, '"' and
+ * '\\' escaped, any other byte as \xNN, cut to about 64 bytes with "..."
+ * Returns buf. NULL is written as "". */
+const char *api_quote(const char *s, char *buf, size_t len);
 
 /* Checks a required object id (`field` names it in the message). */
 grpc_status_code api_check_id(const char *field, const char *id, char *msg,

@@ -10,11 +10,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bank.h"
 #include "grpc/health/v1/health.smaug.h"
 #include "rt_log.h"
 #include "smaug/v1/plugin.smaug.h"
 
 #define REG_INFO_TIMEOUT_MS 5000
+
+/* Limits on GetPluginInfo. Names and types are one bank section component
+ * ([A-Za-z0-9][A-Za-z0-9._-]{0,127}, bank_check_object), like the resource
+ * ids of api_valid.h. */
+#define REG_MAX_VERSION_BYTES 255
+#define REG_MAX_TYPES         1000
+#define REG_MAX_SCHEMA_BYTES  65536
+#define REG_NAME_RULE         "1 to 128 bytes of [A-Za-z0-9._-], first a letter or digit"
 
 struct reg_plugin_s {
   reg_t *reg;
@@ -230,6 +239,35 @@ static void info_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
 static grpc_status_code check_info(reg_t *reg, reg_pending_t *q, char *msg,
                                    size_t len, reg_plugin_t *p) {
   const Smaug__V1__GetPluginInfoResponse *info = p->info;
+  /* Bounds first: every message below names the plugin. */
+  if (bank_check_object(info->name) != 0) {
+    snprintf(msg, len,
+             "plugin at %s: GetPluginInfo.name (%zu bytes): must be %s",
+             q->address, strlen(info->name), REG_NAME_RULE);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  if (strlen(info->version) > REG_MAX_VERSION_BYTES ||
+      info->n_types > REG_MAX_TYPES) {
+    snprintf(msg, len,
+             "plugin %s at %s: GetPluginInfo.%s over its limit (%d)",
+             info->name, q->address,
+             info->n_types > REG_MAX_TYPES ? "types" : "version",
+             info->n_types > REG_MAX_TYPES ? REG_MAX_TYPES
+                                           : REG_MAX_VERSION_BYTES);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  for (size_t i = 0; i < info->n_types; i++) {
+    const Smaug__V1__ResourceTypeInfo *t = info->types[i];
+    if (bank_check_object(t->type) != 0 ||
+        strlen(t->options_schema) > REG_MAX_SCHEMA_BYTES ||
+        strlen(t->restore_schema) > REG_MAX_SCHEMA_BYTES) {
+      snprintf(msg, len,
+               "plugin %s at %s: GetPluginInfo.types[%zu]: type must be %s, "
+               "schemas at most %d bytes",
+               info->name, q->address, i, REG_NAME_RULE, REG_MAX_SCHEMA_BYTES);
+      return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+  }
   if (info->protocol_major != SMAUG__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_1) {
     snprintf(msg, len,
              "plugin %s at %s speaks protocol major version %u; smaugd "

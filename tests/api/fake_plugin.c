@@ -25,6 +25,16 @@
  *   --list-trace FILE       appends "L+ <in flight>" when a ListDependents
  *                           call arrives and "L- <in flight>" when it is
  *                           answered, flushed at once
+ *   --request-trace FILE    appends, flushed at once, per activity call
+ *                           "A <P|S> <protect|restore|delete> <type>#<id>
+ *                           <bank_section> <k=v,k=v|->" (parameters sorted
+ *                           by key) and per CancelOperation
+ *                           "C <operation id> <reason>"
+ *   --restored-id ID        Sync results carry restored_id ID
+ *   --two-results           activities send their result twice
+ *   --progress-bytes N      progress messages are N bytes long
+ *   --metadata-count N      Sync results carry N more metadata entries
+ *   --name-bytes N          the plugin name is N bytes ("nnn...")
  * It logs "msg=listening addr=..." like smaugd and stops on SIGTERM.
  */
 #include <getopt.h>
@@ -55,6 +65,11 @@ typedef struct fake_s {
   const char *list_fail_id;
   FILE *list_trace;
   unsigned list_inflight;
+  FILE *request_trace;
+  const char *restored_id;
+  int two_results;
+  char *progress_text;
+  int metadata_count;
 } fake_t;
 
 static fake_t F = {.name = "fake", .protocol_major = 1};
@@ -75,6 +90,10 @@ typedef struct act_s {
   int saved_ok; /* restore/delete: saved_metadata came from our protect */
   int ended;
 } act_t;
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static void act_closed(uv_handle_t *h) {
   act_t *a = h->data;
@@ -108,32 +127,43 @@ static void act_finish(act_t *a) {
         SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__INIT;
     resp.event_case = SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__EVENT_RESULT;
     resp.result = &r;
+    if (F.two_results)
+      rt_call_send(a->call, &resp.base);
     rt_call_finish(a->call, GRPC_STATUS_OK, NULL, &resp.base);
   } else {
     char want[300], kids[32], restored[300];
     snprintf(want, sizeof(want), "state:%s", a->id);
     snprintf(kids, sizeof(kids), "%zu", a->n_children);
     snprintf(restored, sizeof(restored), "%s-r", a->id);
-    Smaug__V1__SyncResult__MetadataEntry m[4], *mp[4];
+    size_t nm = 4 + (size_t)F.metadata_count;
+    Smaug__V1__SyncResult__MetadataEntry *m = calloc(nm, sizeof(*m));
+    Smaug__V1__SyncResult__MetadataEntry **mp = calloc(nm, sizeof(*mp));
+    char (*extra)[24] = calloc(nm, sizeof(*extra));
     const char *keys[4] = {"plugin", "state_ok", "children", "saved_ok"};
     const char *vals[4] = {
         F.name, a->state_in && strcmp(a->state_in, want) == 0 ? "1" : "0", kids,
         a->saved_ok ? "1" : "0"};
-    for (int i = 0; i < 4; i++) {
+    for (size_t i = 0; i < nm; i++) {
       smaug__v1__sync_result__metadata_entry__init(&m[i]);
-      m[i].key = (char *)keys[i];
-      m[i].value = (char *)vals[i];
+      snprintf(extra[i], sizeof(extra[i]), "k%zu", i);
+      m[i].key = i < 4 ? (char *)keys[i] : extra[i];
+      m[i].value = i < 4 ? (char *)vals[i] : "v";
       mp[i] = &m[i];
     }
     Smaug__V1__SyncResult r = SMAUG__V1__SYNC_RESULT__INIT;
-    r.n_metadata = 4;
+    r.n_metadata = nm;
     r.metadata = mp;
-    r.restored_id = restored;
+    r.restored_id = F.restored_id ? (char *)F.restored_id : restored;
     Smaug__V1__SyncActivityResponse resp =
         SMAUG__V1__SYNC_ACTIVITY_RESPONSE__INIT;
     resp.event_case = SMAUG__V1__SYNC_ACTIVITY_RESPONSE__EVENT_RESULT;
     resp.result = &r;
+    if (F.two_results)
+      rt_call_send(a->call, &resp.base);
     rt_call_finish(a->call, GRPC_STATUS_OK, NULL, &resp.base);
+    free(m);
+    free(mp);
+    free(extra);
   }
   act_end(a);
 }
@@ -147,6 +177,7 @@ static void act_tick(uv_timer_t *t) {
   Smaug__V1__Progress pr = SMAUG__V1__PROGRESS__INIT;
   pr.done = ++a->done;
   pr.unit = "ticks";
+  pr.message = F.progress_text;
   if (a->sync) {
     Smaug__V1__SyncActivityResponse r = SMAUG__V1__SYNC_ACTIVITY_RESPONSE__INIT;
     r.event_case = SMAUG__V1__SYNC_ACTIVITY_RESPONSE__EVENT_PROGRESS;
@@ -182,6 +213,28 @@ static void activity(rt_call_t *call, const Smaug__V1__ActivityRequest *req,
     fprintf(F.trace, "%c %s %u\n", sync ? 'S' : 'P', req->idempotency_key,
             req->attempt);
     fflush(F.trace);
+  }
+  if (F.request_trace) {
+    static const char *kinds[] = {"unspecified", "protect", "restore",
+                                  "delete"};
+    unsigned k = (unsigned)req->operation->kind;
+    fprintf(F.request_trace, "A %c %s %s#%s %s ", sync ? 'S' : 'P',
+            k < 4 ? kinds[k] : "unknown", req->resource->type,
+            req->resource->id, req->bank_section);
+    /* Sorted by key, so that a test compares one string. */
+    size_t n = req->n_parameters;
+    char **keys = calloc(n + 1, sizeof(*keys));
+    for (size_t i = 0; i < n; i++)
+      keys[i] = req->parameters[i]->key;
+    qsort(keys, n, sizeof(*keys), cmp_str);
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < n; j++)
+        if (req->parameters[j]->key == keys[i])
+          fprintf(F.request_trace, "%s%s=%s", i ? "," : "", keys[i],
+                  req->parameters[j]->value);
+    fprintf(F.request_trace, "%s\n", n ? "" : "-");
+    fflush(F.request_trace);
+    free(keys);
   }
   act_t *a = calloc(1, sizeof(*a));
   a->call = call;
@@ -352,6 +405,10 @@ static void h_list(rt_call_t *call, const Smaug__V1__ListDependentsRequest *req,
 
 static void h_cancel(rt_call_t *call,
                      const Smaug__V1__CancelOperationRequest *req, void *data) {
+  if (F.request_trace) {
+    fprintf(F.request_trace, "C %s %s\n", req->operation_id, req->reason);
+    fflush(F.request_trace);
+  }
   Smaug__V1__CancelOperationResponse resp =
       SMAUG__V1__CANCEL_OPERATION_RESPONSE__INIT;
   rt_call_reply(call, &resp.base);
@@ -385,6 +442,12 @@ int main(int argc, char **argv) {
       {"list-delay-ms", required_argument, NULL, 'L'},
       {"list-trace", required_argument, NULL, 'R'},
       {"list-fail-id", required_argument, NULL, 'F'},
+      {"request-trace", required_argument, NULL, 'Q'},
+      {"restored-id", required_argument, NULL, 'I'},
+      {"two-results", no_argument, NULL, '2'},
+      {"progress-bytes", required_argument, NULL, 'B'},
+      {"metadata-count", required_argument, NULL, 'K'},
+      {"name-bytes", required_argument, NULL, 'Z'},
       {NULL, 0, NULL, 0}};
   const char *listen = "127.0.0.1:0";
   int c;
@@ -445,6 +508,33 @@ int main(int argc, char **argv) {
     case 'R':
       F.list_trace = fopen(optarg, "a");
       break;
+    case 'Q':
+      F.request_trace = fopen(optarg, "a");
+      break;
+    case 'I':
+      F.restored_id = optarg;
+      break;
+    case '2':
+      F.two_results = 1;
+      break;
+    case 'B': {
+      size_t n = (size_t)atol(optarg);
+      F.progress_text = malloc(n + 1);
+      memset(F.progress_text, 'p', n);
+      F.progress_text[n] = '\0';
+      break;
+    }
+    case 'K':
+      F.metadata_count = atoi(optarg);
+      break;
+    case 'Z': {
+      size_t n = (size_t)atol(optarg);
+      char *name = malloc(n + 1);
+      memset(name, 'n', n);
+      name[n] = '\0';
+      F.name = name;
+      break;
+    }
     default:
       return 2;
     }
@@ -473,5 +563,8 @@ int main(int argc, char **argv) {
     fclose(F.trace);
   if (F.list_trace)
     fclose(F.list_trace);
+  if (F.request_trace)
+    fclose(F.request_trace);
+  free(F.progress_text);
   return 0;
 }
