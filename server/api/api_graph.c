@@ -163,8 +163,8 @@ static void finish(build_t *b) {
     b->cb(g, GRPC_STATUS_OK, "", NULL, b->data);
   } else {
     int room = failed_grow(b, g ? graph_count(g) : 0) == 0;
-    b->cb(g, b->code, b->msg,
-          room ? (const char *const *)b->failed : NULL, b->data);
+    b->cb(g, b->code, b->msg, room ? (const char *const *)b->failed : NULL,
+          b->data);
   }
   build_free(b);
 }
@@ -196,8 +196,9 @@ static void list_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
 /* Checks the dependents of a ListDependents answer like user input.
  * Returns OK, or FAILED_PRECONDITION with a message naming the field and
  * the bad value. */
-static grpc_status_code check_dependents(
-    const Smaug__V1__ListDependentsResponse *resp, char *msg, size_t len) {
+static grpc_status_code
+check_dependents(const Smaug__V1__ListDependentsResponse *resp, char *msg,
+                 size_t len) {
   if (resp->n_dependents > API_MAX_DEPENDENTS) {
     snprintf(msg, len, "dependents: %zu resources, more than the limit of %d",
              resp->n_dependents, API_MAX_DEPENDENTS);
@@ -230,8 +231,9 @@ static void list_answer(list_call_t *lc, grpc_status_code code,
     rc = check_dependents(lc->resp, why, sizeof(why));
   }
   if (rc != GRPC_STATUS_OK) {
-    snprintf(msg, sizeof(msg), "ListDependents of %s failed: plugin %s (%s): %s",
-             lc->name, reg_plugin_name(p), reg_plugin_address(p), why);
+    snprintf(msg, sizeof(msg),
+             "ListDependents of %s failed: plugin %s (%s): %s", lc->name,
+             reg_plugin_name(p), reg_plugin_address(p), why);
     fail_node(b, lc->index, rc, msg);
     lc->done(lc->done_data, UV_EIO, NULL, 0, msg);
     return;

@@ -1002,8 +1002,7 @@ static void op_start(op_t *op) {
   if (err == 0) {
     /* Protect and delete run with the plan's parameters; a restore with
      * its own merged over them. */
-    op->rctx.params =
-        op->kind == DAG_OP_RESTORE ? op->plan_params : op->params;
+    op->rctx.params = op->kind == DAG_OP_RESTORE ? op->plan_params : op->params;
     op->rctx.overrides = op->kind == DAG_OP_RESTORE ? op->params : NULL;
     int discover = op->kind == DAG_OP_PROTECT && cp->n_edges == 0;
     err = api_graph_build(ops->rt, ops->reg, cp->resources, cp->n_resources,

@@ -90,8 +90,8 @@ static void on_progress(call_t *c, const Smaug__V1__Progress *pr) {
   char msg[512];
   if (pr == NULL || violated(c, NULL) ||
       check_failed(c,
-                   api_check_text("progress.unit", pr->unit,
-                                  API_MAX_NAME_BYTES, msg, sizeof(msg)),
+                   api_check_text("progress.unit", pr->unit, API_MAX_NAME_BYTES,
+                                  msg, sizeof(msg)),
                    msg) ||
       check_failed(c,
                    api_check_text("progress.message", pr->message,
@@ -166,9 +166,8 @@ static void on_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
                !bad_result(c, r->result->message)) {
       const Smaug__V1__SyncResult *res = r->result;
       int err = 0;
-      for (size_t i = 0; i < res->n_metadata && i <= API_MAX_MAP_ENTRIES &&
-                         err == 0;
-           i++)
+      for (size_t i = 0;
+           i < res->n_metadata && i <= API_MAX_MAP_ENTRIES && err == 0; i++)
         err = kv_set(&c->metadata, res->metadata[i]->key,
                      res->metadata[i]->value);
       if (err == 0 && bad_sync_result(c, res))

@@ -112,10 +112,9 @@ const char *api_quote(const char *s, char *buf, size_t len) {
 
 grpc_status_code api_check_key(const char *field, const char *s, char *msg,
                                size_t len) {
-  if (s == NULL || *s == '\0') {
-    snprintf(msg, len, "%s: required", field);
-    return GRPC_STATUS_INVALID_ARGUMENT;
-  }
+  grpc_status_code rc = check_str(field, s, 1, API_MAX_ID_BYTES, msg, len);
+  if (rc)
+    return rc;
   if (bank_check_object(s) != 0) {
     char q[300];
     snprintf(msg, len, "%s: %s does not match %s", field,

@@ -23,7 +23,8 @@
 #define REG_MAX_VERSION_BYTES 255
 #define REG_MAX_TYPES         1000
 #define REG_MAX_SCHEMA_BYTES  65536
-#define REG_NAME_RULE         "1 to 128 bytes of [A-Za-z0-9._-], first a letter or digit"
+#define REG_NAME_RULE                                                          \
+  "1 to 128 bytes of [A-Za-z0-9._-], first a letter or digit"
 
 struct reg_plugin_s {
   reg_t *reg;
@@ -248,8 +249,7 @@ static grpc_status_code check_info(reg_t *reg, reg_pending_t *q, char *msg,
   }
   if (strlen(info->version) > REG_MAX_VERSION_BYTES ||
       info->n_types > REG_MAX_TYPES) {
-    snprintf(msg, len,
-             "plugin %s at %s: GetPluginInfo.%s over its limit (%d)",
+    snprintf(msg, len, "plugin %s at %s: GetPluginInfo.%s over its limit (%d)",
              info->name, q->address,
              info->n_types > REG_MAX_TYPES ? "types" : "version",
              info->n_types > REG_MAX_TYPES ? REG_MAX_TYPES

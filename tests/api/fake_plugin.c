@@ -138,7 +138,7 @@ static void act_finish(act_t *a) {
     size_t nm = 4 + (size_t)F.metadata_count;
     Smaug__V1__SyncResult__MetadataEntry *m = calloc(nm, sizeof(*m));
     Smaug__V1__SyncResult__MetadataEntry **mp = calloc(nm, sizeof(*mp));
-    char (*extra)[24] = calloc(nm, sizeof(*extra));
+    char(*extra)[24] = calloc(nm, sizeof(*extra));
     const char *keys[4] = {"plugin", "state_ok", "children", "saved_ok"};
     const char *vals[4] = {
         F.name, a->state_in && strcmp(a->state_in, want) == 0 ? "1" : "0", kids,
