@@ -525,6 +525,14 @@ int api_graph_build(rt_t *rt, reg_t *reg, Smaug__V1__Resource *const *resources,
   char err[400];
   for (size_t i = 0; i < n_resources && b->code == GRPC_STATUS_OK; i++) {
     const Smaug__V1__Resource *r = resources[i];
+    /* Plans are checked when stored; this also covers what an older
+     * version stored, so that no bad id reaches a bank section. */
+    char f[64], msg[512];
+    snprintf(f, sizeof(f), "resources[%zu]", i);
+    if (api_check_resource(f, r, msg, sizeof(msg)) != GRPC_STATUS_OK) {
+      set_error(b, GRPC_STATUS_INVALID_ARGUMENT, msg);
+      break;
+    }
     kv_t extra;
     if (kv_of_extra(r, &extra) != 0) {
       build_free(b);

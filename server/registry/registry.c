@@ -23,6 +23,7 @@
 #define REG_MAX_VERSION_BYTES 255
 #define REG_MAX_TYPES         1000
 #define REG_MAX_SCHEMA_BYTES  65536
+#define REG_MAX_OPERATIONS    16
 #define REG_NAME_RULE                                                          \
   "1 to 128 bytes of [A-Za-z0-9._-], first a letter or digit"
 
@@ -259,12 +260,14 @@ static grpc_status_code check_info(reg_t *reg, reg_pending_t *q, char *msg,
   for (size_t i = 0; i < info->n_types; i++) {
     const Smaug__V1__ResourceTypeInfo *t = info->types[i];
     if (bank_check_object(t->type) != 0 ||
+        t->n_operations > REG_MAX_OPERATIONS ||
         strlen(t->options_schema) > REG_MAX_SCHEMA_BYTES ||
         strlen(t->restore_schema) > REG_MAX_SCHEMA_BYTES) {
       snprintf(msg, len,
                "plugin %s at %s: GetPluginInfo.types[%zu]: type must be %s, "
-               "schemas at most %d bytes",
-               info->name, q->address, i, REG_NAME_RULE, REG_MAX_SCHEMA_BYTES);
+               "schemas at most %d bytes, operations at most %d",
+               info->name, q->address, i, REG_NAME_RULE, REG_MAX_SCHEMA_BYTES,
+               REG_MAX_OPERATIONS);
       return GRPC_STATUS_INVALID_ARGUMENT;
     }
   }

@@ -434,3 +434,16 @@ Test(input, cancel_reason_reaches_the_plugin) {
   snprintf(line, sizeof(line), "C %s maintenance window", op);
   cr_expect_eq(trace_wait(line), 0, "the plugin did not get the reason");
 }
+
+Test(input, plugin_type_must_match_the_pattern) {
+  start_all(NULL);
+  proc_t odd;
+  const char *pa[] = {"--types", "t.ok,../t.odd", NULL};
+  cr_assert_eq(plugin_start(&odd, dir, "odd", pa), 0, "plugin start");
+  char msg[512];
+  int code = client_register(cl, odd.addr, 0, msg, sizeof(msg));
+  proc_stop(&odd, SIGTERM);
+  cr_expect_eq(code, GRPC_STATUS_INVALID_ARGUMENT, "%s", msg);
+  expect_has(msg, "plugin odd at ");
+  expect_has(msg, "GetPluginInfo.types[1]: type must be");
+}
