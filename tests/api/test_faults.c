@@ -572,17 +572,17 @@ Test(faults, list_page_over_message_limit_drops_graphs) {
   const char *extra[] = {"--plugin", plug.addr, "--max-message-bytes", "8192",
                          NULL};
   start_smaugd(NULL, extra, 1);
-  char spec_buf[12][260];
-  const char *spec[12];
-  for (int i = 0; i < 12; i++) {
+  char spec_buf[16][260];
+  const char *spec[16];
+  for (int i = 0; i < 16; i++) {
     char id[220];
-    memset(id, 'a' + i, 200);
-    id[200] = '\0';
+    memset(id, 'a' + i, 120); /* near the longest id allowed */
+    id[120] = '\0';
     snprintf(spec_buf[i], sizeof(spec_buf[i]), "t.volume:%s:", id);
     spec[i] = spec_buf[i];
   }
   char plan[64], cp[64], op[64], msg[512];
-  plan_of(spec, 12, plan);
+  plan_of(spec, 16, plan);
   for (int k = 0; k < 4; k++) {
     cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
     cr_assert_str_eq(client_wait(cl, op), "available");
@@ -601,6 +601,6 @@ Test(faults, list_page_over_message_limit_drops_graphs) {
   lr = (void *)client_unary(cl, M(LIST_CHECKPOINTS), &lq.base, &code, msg,
                             sizeof(msg));
   cr_assert_eq(code, 0, "%s", msg);
-  cr_expect_eq(lr->checkpoints[0]->n_resources, 12);
+  cr_expect_eq(lr->checkpoints[0]->n_resources, 16);
   protobuf_c_message_free_unpacked(&lr->base, NULL);
 }
