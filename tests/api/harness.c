@@ -120,6 +120,61 @@ int proc_stop(proc_t *p, int sig) {
   return st;
 }
 
+int procs_start_all(const char *dir, const char *const *plugin_args,
+                    proc_t *plug, proc_t *smaugd, client_t **cl, char *why,
+                    size_t len) {
+  if (plugin_start(plug, dir, "fake", plugin_args) != 0) {
+    snprintf(why, len, "plugin start");
+    return -1;
+  }
+  const char *sa[] = {"--plugin", plug->addr, NULL};
+  if (smaugd_start(smaugd, dir, NULL, sa) != 0) {
+    snprintf(why, len, "smaugd start");
+    return -1;
+  }
+  if ((*cl = client_new(smaugd->addr)) == NULL ||
+      client_wait_plugins(*cl, 1) != 0) {
+    snprintf(why, len, "plugin not registered");
+    return -1;
+  }
+  return 0;
+}
+
+int procs_stop_all(client_t **cl, proc_t *smaugd, proc_t *const *plugins,
+                   const char *dir) {
+  client_free(*cl);
+  *cl = NULL;
+  int st = smaugd->pid ? proc_stop(smaugd, SIGTERM) : 0;
+  for (size_t i = 0; plugins && plugins[i]; i++)
+    proc_stop(plugins[i], SIGTERM);
+  tmpdir_remove(dir);
+  return st;
+}
+
+void res_init(res_t *x, const char *type, const char *id,
+              const char *children) {
+  smaug__v1__resource__init(&x->r);
+  x->r.type = (char *)type;
+  x->r.id = (char *)id;
+  if (children) {
+    smaug__v1__resource__extra_entry__init(&x->e);
+    x->e.key = "children";
+    x->e.value = (char *)children;
+    x->ep = &x->e;
+    x->r.n_extra = 1;
+    x->r.extra = &x->ep;
+  }
+}
+
+int client_create_plan_of(client_t *c, const char *name, res_t *rs, size_t n,
+                          Smaug__V1__ParameterSet *ps, char *id, char *msg,
+                          size_t len) {
+  Smaug__V1__Resource *rp[64];
+  for (size_t i = 0; i < n && i < 64; i++)
+    rp[i] = &rs[i].r;
+  return client_create_plan(c, name, rp, n < 64 ? n : 64, ps, id, msg, len);
+}
+
 int proc_log_count(const proc_t *p, const char *needle) {
   FILE *f = fopen(p->log, "r");
   if (f == NULL)
@@ -318,6 +373,37 @@ int client_protect(client_t *c, const char *plan_id, char *cp_id, char *op_id,
     protobuf_c_message_free_unpacked(&r->base, NULL);
   }
   return code;
+}
+
+const char *client_restore_wait(client_t *c, const char *cp,
+                                Smaug__V1__ParameterSet *ps, char *msg,
+                                size_t len) {
+  Smaug__V1__RestoreRequest req = SMAUG__V1__RESTORE_REQUEST__INIT;
+  req.checkpoint_id = (char *)cp;
+  req.parameters = ps;
+  int code;
+  Smaug__V1__RestoreResponse *r = (void *)client_unary(
+      c, SMAUG_V1_ORCHESTRATOR_RESTORE, &req.base, &code, msg, len);
+  if (r == NULL)
+    return "";
+  const char *final = client_wait(c, r->operation_id);
+  protobuf_c_message_free_unpacked(&r->base, NULL);
+  return final;
+}
+
+const char *client_delete_wait(client_t *c, const char *cp, char *msg,
+                               size_t len) {
+  Smaug__V1__DeleteCheckpointRequest req =
+      SMAUG__V1__DELETE_CHECKPOINT_REQUEST__INIT;
+  req.id = (char *)cp;
+  int code;
+  Smaug__V1__DeleteCheckpointResponse *r = (void *)client_unary(
+      c, SMAUG_V1_ORCHESTRATOR_DELETE_CHECKPOINT, &req.base, &code, msg, len);
+  if (r == NULL)
+    return "";
+  const char *final = client_wait(c, r->operation_id);
+  protobuf_c_message_free_unpacked(&r->base, NULL);
+  return final;
 }
 
 Smaug__V1__Checkpoint *client_get_checkpoint(client_t *c, const char *id,

@@ -14,6 +14,8 @@
 #include "smaug/v1/orchestrator.pb-c.h"
 #include "smaug/v1/orchestrator.smaug.h"
 
+typedef struct client_s client_t;
+
 typedef struct proc_s {
   pid_t pid;
   char log[512];
@@ -29,6 +31,19 @@ void tmpdir_remove(const char *dir);
 int proc_start(proc_t *p, const char *log, char *const argv[]);
 /* Sends `sig`, waits for the exit; returns the wait status. */
 int proc_stop(proc_t *p, int sig);
+/* Starts the fake plugin "fake" in `dir` with `plugin_args`, then smaugd
+ * with it registered, and connects *cl to smaugd once the plugin is
+ * serving there. Returns 0, or -1 naming the failed step in `why`. */
+int procs_start_all(const char *dir, const char *const *plugin_args,
+                    proc_t *plug, proc_t *smaugd, client_t **cl, char *why,
+                    size_t len);
+
+/* Stops smaugd with SIGTERM, then each of the NULL-terminated `plugins`,
+ * frees *cl (set to NULL) and removes `dir`. Returns smaugd's wait status,
+ * or 0 when it was not running. */
+int procs_stop_all(client_t **cl, proc_t *smaugd, proc_t *const *plugins,
+                   const char *dir);
+
 /* Counts lines of p->log containing `needle`. */
 int proc_log_count(const proc_t *p, const char *needle);
 
@@ -41,8 +56,6 @@ int smaugd_start(proc_t *p, const char *dir, const char *listen,
  * <dir>/<name>.log. */
 int plugin_start(proc_t *p, const char *dir, const char *name,
                  const char *const *extra);
-
-typedef struct client_s client_t;
 
 client_t *client_new(const char *addr);
 void client_free(client_t *c);
@@ -89,6 +102,15 @@ int client_create_plan(client_t *c, const char *name, Smaug__V1__Resource **rp,
 int client_protect(client_t *c, const char *plan_id, char *cp_id, char *op_id,
                    char *msg, size_t len);
 
+/* Restore of checkpoint `cp` with parameters `ps` (may be NULL), or
+ * DeleteCheckpoint of `cp`, watched to the end. Returns the final status
+ * (static copy, as client_wait), or "" with the error in `msg`. */
+const char *client_restore_wait(client_t *c, const char *cp,
+                                Smaug__V1__ParameterSet *ps, char *msg,
+                                size_t len);
+const char *client_delete_wait(client_t *c, const char *cp, char *msg,
+                               size_t len);
+
 /* GetCheckpoint of `id`: the checkpoint (caller frees with
  * protobuf_c_message_free_unpacked) or NULL; `code` receives the status. */
 Smaug__V1__Checkpoint *client_get_checkpoint(client_t *c, const char *id,
@@ -97,6 +119,22 @@ Smaug__V1__Checkpoint *client_get_checkpoint(client_t *c, const char *id,
 /* The result for resource `id` among `rs`, or NULL. Borrowed from `rs`. */
 const Smaug__V1__ResourceResult *
 result_find(Smaug__V1__ResourceResult *const *rs, size_t n, const char *id);
+
+/* A resource for a request, with an optional "children" extra
+ * ("type/id;type/id", what the fake plugin lists as dependents). The
+ * strings are borrowed. */
+typedef struct res_s {
+  Smaug__V1__Resource r;
+  Smaug__V1__Resource__ExtraEntry e;
+  Smaug__V1__Resource__ExtraEntry *ep;
+} res_t;
+
+void res_init(res_t *x, const char *type, const char *id, const char *children);
+
+/* client_create_plan() of the `n` (at most 64) resources of `rs`. */
+int client_create_plan_of(client_t *c, const char *name, res_t *rs, size_t n,
+                          Smaug__V1__ParameterSet *ps, char *id, char *msg,
+                          size_t len);
 
 /* Registers a plugin; returns the status code. */
 int client_register(client_t *c, const char *addr, int replace, char *msg,

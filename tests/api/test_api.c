@@ -57,44 +57,15 @@ static void teardown(void) {
 
 /* ---------------------------------------------------------------- helpers */
 
-typedef struct res_s {
-  Smaug__V1__Resource r;
-  Smaug__V1__Resource__ExtraEntry e;
-  Smaug__V1__Resource__ExtraEntry *ep;
-} res_t;
-
-static void res_init(res_t *x, const char *type, const char *id,
-                     const char *children) {
-  smaug__v1__resource__init(&x->r);
-  x->r.type = (char *)type;
-  x->r.id = (char *)id;
-  if (children) {
-    smaug__v1__resource__extra_entry__init(&x->e);
-    x->e.key = "children";
-    x->e.value = (char *)children;
-    x->ep = &x->e;
-    x->r.n_extra = 1;
-    x->r.extra = &x->ep;
-  }
-}
-
-/* Creates a plan of `n` roots; returns the code, the id in `id`. */
-static int create_plan(res_t *roots, size_t n, Smaug__V1__ParameterSet *ps,
-                       char *id, char *msg, size_t len) {
-  Smaug__V1__Resource *rp[64];
-  for (size_t i = 0; i < n; i++)
-    rp[i] = &roots[i].r;
-  return client_create_plan(cl, "test plan", rp, n, ps, id, msg, len);
-}
-
 /* The standard tree: two servers sharing volume v2. */
 static void standard_plan(char *plan_id) {
   res_t roots[2];
   res_init(&roots[0], "t.server", "s1", "t.volume/v1;t.volume/v2");
   res_init(&roots[1], "t.server", "s2", "t.volume/v2;t.volume/v3");
   char msg[512];
-  cr_assert_eq(create_plan(roots, 2, NULL, plan_id, msg, sizeof(msg)), 0,
-               "CreatePlan: %s", msg);
+  cr_assert_eq(client_create_plan_of(cl, "test plan", roots, 2, NULL, plan_id,
+                                     msg, sizeof(msg)),
+               0, "CreatePlan: %s", msg);
 }
 
 static int protect(const char *plan_id, char *cp_id, char *op_id, char *msg,
@@ -360,21 +331,25 @@ Test(api, bad_input_gets_code_naming_field) {
   res_t r[2];
   res_init(&r[0], "t.volume", "v1", NULL);
   res_init(&r[1], "t.volume", "v1", NULL);
-  cr_expect_eq(create_plan(r, 2, NULL, id, msg, sizeof(msg)),
-               GRPC_STATUS_INVALID_ARGUMENT);
+  cr_expect_eq(
+      client_create_plan_of(cl, "test plan", r, 2, NULL, id, msg, sizeof(msg)),
+      GRPC_STATUS_INVALID_ARGUMENT);
   cr_expect(strstr(msg, "plan.resources[1]") && strstr(msg, "duplicate"), "%s",
             msg);
   res_init(&r[1], "t.nobody", "x", NULL);
-  cr_expect_eq(create_plan(r, 2, NULL, id, msg, sizeof(msg)),
-               GRPC_STATUS_INVALID_ARGUMENT);
+  cr_expect_eq(
+      client_create_plan_of(cl, "test plan", r, 2, NULL, id, msg, sizeof(msg)),
+      GRPC_STATUS_INVALID_ARGUMENT);
   cr_expect(strstr(msg, "plan.resources[1].type") && strstr(msg, "t.nobody"),
             "%s", msg);
   res_init(&r[1], "t.volume", "", NULL);
-  cr_expect_eq(create_plan(r, 2, NULL, id, msg, sizeof(msg)),
-               GRPC_STATUS_INVALID_ARGUMENT);
+  cr_expect_eq(
+      client_create_plan_of(cl, "test plan", r, 2, NULL, id, msg, sizeof(msg)),
+      GRPC_STATUS_INVALID_ARGUMENT);
   cr_expect(strstr(msg, "plan.resources[1].id") != NULL, "%s", msg);
-  cr_expect_eq(create_plan(r, 0, NULL, id, msg, sizeof(msg)),
-               GRPC_STATUS_INVALID_ARGUMENT);
+  cr_expect_eq(
+      client_create_plan_of(cl, "test plan", r, 0, NULL, id, msg, sizeof(msg)),
+      GRPC_STATUS_INVALID_ARGUMENT);
   cr_expect(strstr(msg, "plan.resources") != NULL, "%s", msg);
 
   /* A name over the limit, and invalid UTF-8. */

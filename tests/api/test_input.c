@@ -33,51 +33,21 @@ static void start_all(const char *const *extra) {
   for (size_t i = 0; extra && extra[i]; i++)
     pa[n++] = extra[i];
   pa[n] = NULL;
-  cr_assert_eq(plugin_start(&plug, dir, "fake", pa), 0, "plugin start");
-  const char *sa[] = {"--plugin", plug.addr, NULL};
-  cr_assert_eq(smaugd_start(&smaugd, dir, NULL, sa), 0, "smaugd start");
-  cl = client_new(smaugd.addr);
-  cr_assert_not_null(cl);
-  cr_assert_eq(client_wait_plugins(cl, 1), 0, "plugin not registered");
+  char why[128];
+  cr_assert_eq(procs_start_all(dir, pa, &plug, &smaugd, &cl, why, sizeof(why)),
+               0, "%s", why);
 }
 
 static void teardown(void) {
-  client_free(cl);
-  cl = NULL;
-  if (smaugd.pid) {
-    int st = proc_stop(&smaugd, SIGTERM);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "smaugd did not stop cleanly: status %d", st);
-  }
-  proc_stop(&plug, SIGTERM);
-  tmpdir_remove(dir);
+  proc_t *plugins[] = {&plug, NULL};
+  int st = procs_stop_all(&cl, &smaugd, plugins, dir);
+  cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+            "smaugd did not stop cleanly: status %d", st);
 }
 
 TestSuite(input, .fini = teardown, .timeout = 60);
 
 /* ---------------------------------------------------------------- helpers */
-
-/* A resource with an optional "children" extra ("type/id;type/id"). */
-typedef struct res_s {
-  Smaug__V1__Resource r;
-  Smaug__V1__Resource__ExtraEntry e;
-  Smaug__V1__Resource__ExtraEntry *ep;
-} res_t;
-
-static void res_init(res_t *x, const char *type, const char *id,
-                     const char *children) {
-  smaug__v1__resource__init(&x->r);
-  x->r.type = (char *)type;
-  x->r.id = (char *)id;
-  if (children) {
-    smaug__v1__resource__extra_entry__init(&x->e);
-    x->e.key = "children";
-    x->e.value = (char *)children;
-    x->ep = &x->e;
-    x->r.n_extra = 1;
-    x->r.extra = &x->ep;
-  }
-}
 
 /* A ParameterSet from "key:k=v,k=v;key:k=v" (key: a type or type#id). */
 #define PS_MAX 8
@@ -124,21 +94,13 @@ static Smaug__V1__ParameterSet *ps_make(ps_t *ps, const char *spec) {
   return &ps->set;
 }
 
-/* CreatePlan of `n` resources; returns the status code. */
-static int create_plan(res_t *rs, size_t n, Smaug__V1__ParameterSet *ps,
-                       char *plan, char *msg, size_t len) {
-  Smaug__V1__Resource *rp[8];
-  for (size_t i = 0; i < n; i++)
-    rp[i] = &rs[i].r;
-  return client_create_plan(cl, "input", rp, n, ps, plan, msg, len);
-}
-
 /* Protects the plan of `n` resources and waits; returns the final status
  * (static) and fills the checkpoint id. */
 static const char *protect_wait(res_t *rs, size_t n, char *cp) {
   char plan[64], op[64], msg[512];
-  cr_assert_eq(create_plan(rs, n, NULL, plan, msg, sizeof(msg)), 0,
-               "CreatePlan: %s", msg);
+  cr_assert_eq(
+      client_create_plan_of(cl, "input", rs, n, NULL, plan, msg, sizeof(msg)),
+      0, "CreatePlan: %s", msg);
   cr_assert_eq(client_protect(cl, plan, cp, op, msg, sizeof(msg)), 0, "%s",
                msg);
   return client_wait(cl, op);
@@ -213,11 +175,12 @@ Test(input, parameters_reach_every_activity) {
   res_init(&r, "t.server", "s1", "t.volume/v1;t.volume/v2");
   ps_t pp, rp;
   char plan[64], cp[64], op[64], msg[512];
-  cr_assert_eq(create_plan(&r, 1,
-                           ps_make(&pp, "t.volume:a=1,b=plan;"
-                                        "t.volume#v2:b=v2;t.server:s=1"),
-                           plan, msg, sizeof(msg)),
-               0, "CreatePlan: %s", msg);
+  cr_assert_eq(
+      client_create_plan_of(cl, "input", &r, 1,
+                            ps_make(&pp, "t.volume:a=1,b=plan;"
+                                         "t.volume#v2:b=v2;t.server:s=1"),
+                            plan, msg, sizeof(msg)),
+      0, "CreatePlan: %s", msg);
   cr_assert_eq(client_protect(cl, plan, cp, op, msg, sizeof(msg)), 0, "%s",
                msg);
   cr_assert_str_eq(client_wait(cl, op), "available");
@@ -227,28 +190,18 @@ Test(input, parameters_reach_every_activity) {
 
   /* Restore: its own parameters win key by key over the plan's, even
    * over the plan's "type#id" entry. */
-  Smaug__V1__RestoreRequest rq = SMAUG__V1__RESTORE_REQUEST__INIT;
-  rq.checkpoint_id = cp;
-  rq.parameters = ps_make(&rp, "t.volume:b=restore,r=1;t.server#s1:s=2");
-  int code;
-  Smaug__V1__RestoreResponse *rr =
-      (void *)client_unary(cl, M(RESTORE), &rq.base, &code, msg, sizeof(msg));
-  cr_assert_eq(code, 0, "Restore: %s", msg);
-  cr_assert_str_eq(client_wait(cl, rr->operation_id), "success");
-  protobuf_c_message_free_unpacked(&rr->base, NULL);
+  cr_assert_str_eq(client_restore_wait(
+                       cl, cp,
+                       ps_make(&rp, "t.volume:b=restore,r=1;t.server#s1:s=2"),
+                       msg, sizeof(msg)),
+                   "success", "%s", msg);
   expect_params("restore", cp, "t.server", "s1", "s=2");
   expect_params("restore", cp, "t.volume", "v1", "a=1,b=restore,r=1");
   expect_params("restore", cp, "t.volume", "v2", "a=1,b=restore,r=1");
 
   /* Delete: the parameters the checkpoint was protected with. */
-  Smaug__V1__DeleteCheckpointRequest dq =
-      SMAUG__V1__DELETE_CHECKPOINT_REQUEST__INIT;
-  dq.id = cp;
-  Smaug__V1__DeleteCheckpointResponse *dr = (void *)client_unary(
-      cl, M(DELETE_CHECKPOINT), &dq.base, &code, msg, sizeof(msg));
-  cr_assert_eq(code, 0, "Delete: %s", msg);
-  cr_assert_str_eq(client_wait(cl, dr->operation_id), "deleted");
-  protobuf_c_message_free_unpacked(&dr->base, NULL);
+  cr_assert_str_eq(client_delete_wait(cl, cp, msg, sizeof(msg)), "deleted",
+                   "%s", msg);
   expect_params("delete", cp, "t.server", "s1", "s=1");
   expect_params("delete", cp, "t.volume", "v1", "a=1,b=plan");
   expect_params("delete", cp, "t.volume", "v2", "a=1,b=v2");
@@ -263,23 +216,27 @@ Test(input, user_ids_must_match_the_pattern) {
   res_t r[2];
   res_init(&r[0], "t.server", "s1", NULL);
   res_init(&r[1], "t.volume", "../../../etc/passwd", NULL);
-  cr_expect_eq(create_plan(r, 2, NULL, plan, msg, sizeof(msg)),
-               GRPC_STATUS_INVALID_ARGUMENT);
+  cr_expect_eq(
+      client_create_plan_of(cl, "input", r, 2, NULL, plan, msg, sizeof(msg)),
+      GRPC_STATUS_INVALID_ARGUMENT);
   expect_has(msg, "plan.resources[1].id: \"../../../etc/passwd\" does not "
                   "match");
   res_init(&r[1], "t.volume", "", NULL);
-  cr_expect_eq(create_plan(r, 2, NULL, plan, msg, sizeof(msg)),
-               GRPC_STATUS_INVALID_ARGUMENT);
+  cr_expect_eq(
+      client_create_plan_of(cl, "input", r, 2, NULL, plan, msg, sizeof(msg)),
+      GRPC_STATUS_INVALID_ARGUMENT);
   expect_has(msg, "plan.resources[1].id: required");
   res_init(&r[1], "t/volume", "v1", NULL);
-  cr_expect_eq(create_plan(r, 2, NULL, plan, msg, sizeof(msg)),
-               GRPC_STATUS_INVALID_ARGUMENT);
+  cr_expect_eq(
+      client_create_plan_of(cl, "input", r, 2, NULL, plan, msg, sizeof(msg)),
+      GRPC_STATUS_INVALID_ARGUMENT);
   expect_has(msg, "plan.resources[1].type:");
 
   /* Parameter keys name a type or one resource: the same pattern. */
   ps_t ps;
-  cr_expect_eq(create_plan(r, 1, ps_make(&ps, "t.server#..:a=1"), plan, msg,
-                           sizeof(msg)),
+  cr_expect_eq(client_create_plan_of(cl, "input", r, 1,
+                                     ps_make(&ps, "t.server#..:a=1"), plan, msg,
+                                     sizeof(msg)),
                GRPC_STATUS_INVALID_ARGUMENT);
   expect_has(msg, "plan.parameters[t.server#..]");
 
@@ -337,21 +294,6 @@ Test(input, bad_dependents_fail_the_resource) {
   cr_expect_eq(trace_count("..", 2), 0, "a request carried '..'");
 }
 
-Test(input, bad_restored_id_fails_the_resource) {
-  const char *extra[] = {"--restored-id", "../x", NULL};
-  start_all(extra);
-  res_t r;
-  res_init(&r, "t.volume", "v1", NULL);
-  char cp[64];
-  cr_assert_str_eq(protect_wait(&r, 1, cp), "error");
-  Smaug__V1__Checkpoint *c = checkpoint(cp);
-  const Smaug__V1__ResourceResult *v = result(c, "v1");
-  cr_expect_eq(v->status, SMAUG__V1__TASK_STATUS__TASK_STATUS_FAILED);
-  expect_has(v->reason, "plugin fake (");
-  expect_has(v->reason, "result.restored_id: \"../x\" does not match");
-  protobuf_c_message_free_unpacked(&c->base, NULL);
-}
-
 /* ------------------------------------------- 9. bad data from plugins */
 
 /* Protects one volume with the plugin started with `extra` and expects it
@@ -369,6 +311,11 @@ static void expect_plugin_fault(const char *const *extra, const char *want) {
   expect_has(v->reason, want);
   expect_has(c->reason, want);
   protobuf_c_message_free_unpacked(&c->base, NULL);
+}
+
+Test(input, bad_restored_id_fails_the_resource) {
+  const char *extra[] = {"--restored-id", "../x", NULL};
+  expect_plugin_fault(extra, "result.restored_id: \"../x\" does not match");
 }
 
 Test(input, two_results_in_one_stream_fail_the_task) {
@@ -415,7 +362,9 @@ Test(input, cancel_reason_reaches_the_plugin) {
   res_t r;
   res_init(&r, "t.volume", "v1", NULL);
   char plan[64], cp[64], op[64], msg[512];
-  cr_assert_eq(create_plan(&r, 1, NULL, plan, msg, sizeof(msg)), 0, "%s", msg);
+  cr_assert_eq(
+      client_create_plan_of(cl, "input", &r, 1, NULL, plan, msg, sizeof(msg)),
+      0, "%s", msg);
   cr_assert_eq(client_protect(cl, plan, cp, op, msg, sizeof(msg)), 0, "%s",
                msg);
   cr_assert_eq(trace_wait("A P protect t.volume#v1"), 0,
