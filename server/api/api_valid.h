@@ -1,6 +1,9 @@
 /*
  * api_valid.h - request checks shared by the Orchestrator handlers: ids,
  * names, UTF-8, plans and parameter sets against the plugins' schemas.
+ * The same checks and limits apply to what plugins answer (ListDependents,
+ * activity streams), so that nothing a plugin sends is stored or passed on
+ * unchecked.
  *
  * Every check writes a message that starts with the offending field, e.g.
  * "plan.resources[2].id: required", and returns the gRPC status to answer
