@@ -208,6 +208,46 @@ Test(input, parameters_reach_every_activity) {
   cr_expect_eq(trace_count("A ", 1), 18, "one call per activity");
 }
 
+/* A restore resumed after smaugd was killed still merges its parameters
+ * over the plan's: every restore call, before and after the kill, carries
+ * the same parameters. */
+Test(input, resumed_restore_keeps_its_parameters) {
+  const char *extra[] = {"--delay-ms", "1000", NULL};
+  start_all(extra);
+  res_t r;
+  res_init(&r, "t.volume", "v1", NULL);
+  ps_t pp, rp;
+  char plan[64], cp[64], op[64], msg[512];
+  cr_assert_eq(client_create_plan_of(cl, "input", &r, 1,
+                                     ps_make(&pp, "t.volume:a=1,b=plan"), plan,
+                                     msg, sizeof(msg)),
+               0, "CreatePlan: %s", msg);
+  cr_assert_eq(client_protect(cl, plan, cp, op, msg, sizeof(msg)), 0, "%s",
+               msg);
+  cr_assert_str_eq(client_wait(cl, op), "available");
+  Smaug__V1__RestoreRequest rq = SMAUG__V1__RESTORE_REQUEST__INIT;
+  rq.checkpoint_id = cp;
+  rq.parameters = ps_make(&rp, "t.volume#v1:b=restore");
+  int code;
+  Smaug__V1__RestoreResponse *rr =
+      (void *)client_unary(cl, M(RESTORE), &rq.base, &code, msg, sizeof(msg));
+  cr_assert_eq(code, 0, "Restore: %s", msg);
+  cr_assert_eq(trace_wait("A P restore t.volume#v1"), 0, "restore not begun");
+  proc_stop(&smaugd, SIGKILL);
+  client_free(cl);
+  const char *sa[] = {"--plugin", plug.addr, NULL};
+  cr_assert_eq(smaugd_start(&smaugd, dir, NULL, sa), 0, "smaugd restart");
+  cl = client_new(smaugd.addr);
+  cr_assert_str_eq(client_wait(cl, rr->operation_id), "success");
+  protobuf_c_message_free_unpacked(&rr->base, NULL);
+  char want[256];
+  snprintf(want, sizeof(want), "checkpoints/%s/t.volume/v1 a=1,b=restore", cp);
+  int calls = trace_count("A P restore ", 1) + trace_count("A S restore ", 1);
+  cr_expect_geq(calls, 3, "P was not run again after the restart");
+  cr_expect_eq(trace_count(want, 2), calls,
+               "a restore call without the merged parameters");
+}
+
 /* ------------------------------------------------------------ 2. ids */
 
 Test(input, user_ids_must_match_the_pattern) {
