@@ -89,6 +89,7 @@ struct rt_call_s {
   unsigned read_busy : 1;
   unsigned read_eof : 1;
   unsigned malformed : 1; /* a streamed request did not decode */
+  char bad_string[256];   /* why, when it held a bad string; else "" */
 
   rt_call_cancel_cb cancel_cb;
   void *cancel_data;
@@ -329,7 +330,8 @@ void rt_call_finish(rt_call_t *call, grpc_status_code code, const char *message,
       char buf[256];
       snprintf(buf, sizeof(buf), "request: malformed %s",
                call->method->input->name);
-      call->details = grpc_slice_from_copied_string(buf);
+      call->details = grpc_slice_from_copied_string(
+          call->bad_string[0] != '\0' ? call->bad_string : buf);
       call->details_set = 1;
     } else if (message != NULL && *message != '\0') {
       call->details = grpc_slice_from_copied_string(message);
@@ -364,11 +366,10 @@ static void on_recv(rt_tag_t *tag, int ok) {
   void *data = c->read_data;
   c->read_cb = NULL;
   ProtobufCMessage *msg = NULL;
-  if (ok && c->recv_bb != NULL) {
-    msg = rt__unpack(c->method->input, c->recv_bb);
-    if (msg == NULL)
-      c->malformed = 1;
-  }
+  if (ok && c->recv_bb != NULL &&
+      rt__unpack(c->method->input, c->recv_bb, &msg, c->bad_string,
+                 sizeof(c->bad_string)) != 0)
+    c->malformed = 1;
   if (c->recv_bb != NULL) {
     grpc_byte_buffer_destroy(c->recv_bb);
     c->recv_bb = NULL;
@@ -489,11 +490,18 @@ static void call_start(rt_slot_t *s) {
   s->payload = NULL;
   if (reads_first) {
     int missing = payload == NULL;
+    int err = UV_EINVAL;
     if (!missing) {
-      c->req = rt__unpack(m->input, payload);
+      err = rt__unpack(m->input, payload, &c->req, c->bad_string,
+                       sizeof(c->bad_string));
       grpc_byte_buffer_destroy(payload);
     }
-    if (c->req == NULL) {
+    if (err == UV_EILSEQ) {
+      /* A string with a NUL or bad UTF-8: name the field. */
+      rt_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, c->bad_string, NULL);
+      return;
+    }
+    if (err != 0) {
       rt_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request: %s %s",
                    missing ? "missing" : "malformed", m->input->name);
       return;
