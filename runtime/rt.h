@@ -112,6 +112,16 @@ int rt_server_add_service(rt_server_t *srv, const rt_service_t *svc,
  * (may be NULL) receives the bound TCP port, 0 for unix sockets. */
 int rt_server_listen(rt_server_t *srv, const char *addr, int *port_out);
 
+/* rt_server_listen, and on failure a sentence naming the cause in `why`
+ * (always NUL-terminated; may be NULL when why_len is 0): the address is
+ * parsed and bound with a plain socket first (rt_addr.h), so the error is
+ * the real one (UV_EINVAL for a malformed address or a port out of range,
+ * UV_ENOENT for a missing directory, UV_EADDRNOTAVAIL for an address that
+ * is not on this host, UV_EACCES, UV_EADDRINUSE...). A unix socket is
+ * created with mode 0660 or stricter, whatever the umask. */
+int rt_server_listen_ex(rt_server_t *srv, const char *addr, int *port_out,
+                        char *why, size_t why_len);
+
 int rt_server_start(rt_server_t *srv);
 
 /* Health: sets the status of `service` ("" is the whole server). */

@@ -15,6 +15,7 @@
  * queued and chained, one send batch in flight at a time.
  */
 #include <assert.h>
+#include <errno.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
@@ -25,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rt_addr.h"
 #include "rt_health.h"
 #include "rt_internal.h"
 #include "rt_reflection.h"
@@ -724,28 +726,55 @@ int rt_server_add_service(rt_server_t *srv, const rt_service_t *svc,
 }
 
 int rt_server_listen(rt_server_t *srv, const char *addr, int *port_out) {
+  return rt_server_listen_ex(srv, addr, port_out, NULL, 0);
+}
+
+int rt_server_listen_ex(rt_server_t *srv, const char *addr, int *port_out,
+                        char *why, size_t why_len) {
+  if (why_len > 0)
+    why[0] = '\0';
   if (srv == NULL || addr == NULL)
     return UV_EINVAL;
   if (srv->started || srv->shutting_down)
     return UV_EBUSY;
-  int is_unix = strncmp(addr, "unix:", 5) == 0;
-  if (is_unix) {
-    const char *path = addr + 5;
+  /* gRPC reports every failure as "address already in use": find the
+   * real cause with a plain socket first. */
+  int err = rt_addr_check_listen(addr, why, why_len);
+  if (err != 0)
+    return err;
+  rt_addr_t a;
+  rt_addr_parse(addr, &a, NULL, 0);
+  if (a.is_unix) {
     struct stat st;
-    if (stat(path, &st) == 0) {
-      if (!S_ISSOCK(st.st_mode))
-        return UV_EEXIST;
-      if (unlink(path) != 0)
-        return UV_EACCES;
+    if (stat(a.path, &st) == 0 && unlink(a.path) != 0) {
+      int e = -errno;
+      snprintf(why, why_len, "cannot replace %s: %s", a.path, uv_strerror(e));
+      return e;
     }
   }
   grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  /* The socket file gets its mode from the umask: keep it to 0660. */
+  mode_t old_mask = a.is_unix ? umask(0117) : 0;
   int port = grpc_server_add_http2_port(srv->server, addr, creds);
+  if (a.is_unix)
+    umask(old_mask);
   grpc_server_credentials_release(creds);
-  if (port <= 0)
+  if (port <= 0) {
+    snprintf(why, why_len, "cannot listen on %s", addr);
     return UV_EADDRINUSE;
+  }
+  if (a.is_unix) {
+    struct stat st;
+    if (stat(a.path, &st) != 0 ||
+        ((st.st_mode & 0117) != 0 && chmod(a.path, st.st_mode & 0660) != 0)) {
+      int e = -errno;
+      snprintf(why, why_len, "cannot restrict the mode of %s: %s", a.path,
+               uv_strerror(e));
+      return e;
+    }
+  }
   if (port_out != NULL)
-    *port_out = is_unix ? 0 : port;
+    *port_out = a.is_unix ? 0 : port;
   return 0;
 }
 
