@@ -7,7 +7,9 @@
 #   * smaugd's unix socket is 0660 or stricter even under umask 000;
 #   * `smaug plugin register` of a closed 127.0.0.1 port, a missing unix
 #     socket and a malformed address fails with the cause (not
-#     DEADLINE_EXCEEDED), and the plugin list stays empty.
+#     DEADLINE_EXCEEDED), and the plugin list stays empty;
+#   * `smaug --server` refuses a port out of range (gRPC would wrap it and
+#     connect to another port) and an address without host or port.
 #
 # usage: e2e_addr.sh SMAUGD SMAUG
 # Everything started here is stopped and removed on exit.
@@ -89,6 +91,17 @@ mode=$(stat -c %a "$sock")
 [ $((8#$mode & 8#117)) -eq 0 ] ||
   fail "socket mode $mode under umask 000; expected 0660 or stricter"
 echo "ok: socket mode $mode under umask 000"
+
+# --- the CLI refuses a server address it would otherwise wrap or guess.
+for bad in "127.0.0.1:99999|port 99999 is out of range (0-65535)" \
+  ":7420|missing host" "smaugd.example|missing port"; do
+  addr=${bad%%|*} want=${bad#*|} rc=0
+  timeout 20 "$SMAUG" --server "$addr" plugin list >"$tmp/out" 2>&1 || rc=$?
+  [ "$rc" -eq 2 ] || fail "--server $addr: exit code $rc: $(cat "$tmp/out")"
+  grep -qF "server address $addr: $want" "$tmp/out" ||
+    fail "--server $addr: expected '$want', got: $(cat "$tmp/out")"
+  echo "ok: --server $addr -> $want"
+done
 
 export SMAUG_SERVER=unix:$sock
 
