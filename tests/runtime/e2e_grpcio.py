@@ -161,10 +161,14 @@ def plan_bytes(name_marker):
     return req.SerializeToString()
 
 
-class Strings(unittest.TestCase):
+class WithSmaugd(unittest.TestCase):
+    """Each test gets its own smaugd."""
     def setUp(self):
         self.smaugd = Smaugd(ARGS.smaugd, tempfile.mkdtemp(dir=TMP))
         self.addCleanup(self.smaugd.stop)
+
+
+class Strings(WithSmaugd):
 
     def list_plans(self):
         o = pb["o"]
@@ -253,12 +257,8 @@ class Strings(unittest.TestCase):
             o.ListCheckpointsRequest(plan_id=plan.id), timeout=10)
 
 
-class Reflection(unittest.TestCase):
+class Reflection(WithSmaugd):
     FILE = "smaug/v1/orchestrator.proto"
-
-    def setUp(self):
-        self.smaugd = Smaugd(ARGS.smaugd, tempfile.mkdtemp(dir=TMP))
-        self.addCleanup(self.smaugd.stop)
 
     def fetch(self, **request):
         """One ServerReflectionInfo exchange; returns the FileDescriptorProto

@@ -183,24 +183,24 @@ static void plan_with_name(buf_t *w, const void *name, size_t n) {
   put_msg(w, 1, &plan);
 }
 
-Test(wire, nul_in_a_nested_string_names_the_field) {
-  buf_t w;
-  plan_with_name(&w, "a\0b", 3);
-  char why[128];
-  cr_assert_eq(
-      check(&smaug__v1__create_plan_request__descriptor, &w, why, sizeof(why)),
-      UV_EILSEQ);
-  cr_assert_str_eq(why, "plan.name: embedded NUL at byte 1");
-}
-
-Test(wire, overlong_in_a_nested_string_names_the_field) {
-  buf_t w;
-  plan_with_name(&w, "\xc0\xaf", 2);
-  char why[128];
-  cr_assert_eq(
-      check(&smaug__v1__create_plan_request__descriptor, &w, why, sizeof(why)),
-      UV_EILSEQ);
-  cr_assert_str_eq(why, "plan.name: invalid UTF-8 at byte 0");
+Test(wire, a_bad_nested_string_names_the_field) {
+  static const struct {
+    const char *name;
+    size_t n;
+    const char *why;
+  } cases[] = {
+      {"a\0b", 3, "plan.name: embedded NUL at byte 1"},
+      {"\xc0\xaf", 2, "plan.name: invalid UTF-8 at byte 0"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    buf_t w;
+    plan_with_name(&w, cases[i].name, cases[i].n);
+    char why[128];
+    cr_assert_eq(check(&smaug__v1__create_plan_request__descriptor, &w, why,
+                       sizeof(why)),
+                 UV_EILSEQ);
+    cr_assert_str_eq(why, cases[i].why);
+  }
 }
 
 Test(wire, repeated_fields_are_indexed) {
