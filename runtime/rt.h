@@ -18,6 +18,13 @@
  * handed *from* the runtime to a callback is owned by the runtime: on the
  * server side it lives until the call is finished, on the client side only
  * until the callback returns.
+ *
+ * Every message the runtime decodes, requests on a server and responses on
+ * a client, is checked by rt_wire_check (rt_wire.h) before anyone sees it:
+ * a string field with a NUL or invalid UTF-8 is refused. A server answers
+ * INVALID_ARGUMENT naming the field ("plan.name: embedded NUL at byte 1")
+ * and never calls the handler; a client call fails with INTERNAL
+ * ("response: the peer sent a bad string: <field>: ...").
  */
 #ifndef SMAUG_RT_H
 #define SMAUG_RT_H
