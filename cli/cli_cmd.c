@@ -22,6 +22,7 @@
 #include "cli_rpc.h"
 #include "cli_watch.h"
 #include "grpc/health/v1/health.smaug.h"
+#include "rt_addr.h"
 #include "smaug/v1/orchestrator.smaug.h"
 
 #define DEFAULT_SERVER     "127.0.0.1:7420"
@@ -1116,6 +1117,13 @@ static int setup_globals(cli_ctx_t *ctx, const cli_args_t *a) {
   if (s == NULL)
     s = getenv("SMAUG_SERVER");
   ctx->server = s && *s ? s : DEFAULT_SERVER;
+  /* gRPC would wrap a port above 65535 and connect elsewhere. */
+  rt_addr_t addr;
+  char why[256];
+  if (rt_addr_parse(ctx->server, &addr, why, sizeof(why)) != 0)
+    return usage_error(ctx, "server address %s: %s", ctx->server, why);
+  if (!addr.is_unix && addr.host[0] == '\0')
+    return usage_error(ctx, "server address %s: missing host", ctx->server);
   const char *o = cli_args_get(a, "output");
   if (o != NULL) {
     if (strcmp(o, "json") == 0)

@@ -18,6 +18,7 @@
 
 #include "rt_internal.h"
 #include "rt_log.h"
+#include "rt_wire.h"
 
 typedef struct {
   rt_tag_t *tag;
@@ -244,17 +245,29 @@ grpc_byte_buffer *rt__pack(const ProtobufCMessage *msg) {
   return bb;
 }
 
-ProtobufCMessage *rt__unpack(const ProtobufCMessageDescriptor *desc,
-                             grpc_byte_buffer *bb) {
+int rt__unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb,
+               ProtobufCMessage **out, char *why, size_t why_len) {
+  *out = NULL;
   grpc_byte_buffer_reader r;
   if (!grpc_byte_buffer_reader_init(&r, bb))
-    return NULL;
+    return UV_EINVAL;
   grpc_slice s = grpc_byte_buffer_reader_readall(&r);
   grpc_byte_buffer_reader_destroy(&r);
-  ProtobufCMessage *msg = protobuf_c_message_unpack(
-      desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+  const uint8_t *data = GRPC_SLICE_START_PTR(s);
+  size_t len = GRPC_SLICE_LENGTH(s);
+  int err = 0;
+  ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, len, data);
+  if (msg == NULL) {
+    err = UV_EINVAL;
+  } else if ((err = rt_wire_check(desc, data, len, why, why_len)) != 0) {
+    protobuf_c_message_free_unpacked(msg, NULL);
+    msg = NULL;
+    if (err != UV_EILSEQ)
+      err = UV_EINVAL; /* cannot happen: protobuf-c parsed it */
+  }
   grpc_slice_unref(s);
-  return msg;
+  *out = msg;
+  return err;
 }
 
 const char *rt_status_name(grpc_status_code code) {

@@ -18,6 +18,13 @@
  * handed *from* the runtime to a callback is owned by the runtime: on the
  * server side it lives until the call is finished, on the client side only
  * until the callback returns.
+ *
+ * Every message the runtime decodes, requests on a server and responses on
+ * a client, is checked by rt_wire_check (rt_wire.h) before anyone sees it:
+ * a string field with a NUL or invalid UTF-8 is refused. A server answers
+ * INVALID_ARGUMENT naming the field ("plan.name: embedded NUL at byte 1")
+ * and never calls the handler; a client call fails with INTERNAL
+ * ("response: the peer sent a bad string: <field>: ...").
  */
 #ifndef SMAUG_RT_H
 #define SMAUG_RT_H
@@ -111,6 +118,16 @@ int rt_server_add_service(rt_server_t *srv, const rt_service_t *svc,
  * port) or "unix:/path" (an existing socket file is replaced). `*port_out`
  * (may be NULL) receives the bound TCP port, 0 for unix sockets. */
 int rt_server_listen(rt_server_t *srv, const char *addr, int *port_out);
+
+/* rt_server_listen, and on failure a sentence naming the cause in `why`
+ * (always NUL-terminated; may be NULL when why_len is 0): the address is
+ * parsed and bound with a plain socket first (rt_addr.h), so the error is
+ * the real one (UV_EINVAL for a malformed address or a port out of range,
+ * UV_ENOENT for a missing directory, UV_EADDRNOTAVAIL for an address that
+ * is not on this host, UV_EACCES, UV_EADDRINUSE...). A unix socket is
+ * created with mode 0660 or stricter, whatever the umask. */
+int rt_server_listen_ex(rt_server_t *srv, const char *addr, int *port_out,
+                        char *why, size_t why_len);
 
 int rt_server_start(rt_server_t *srv);
 

@@ -58,7 +58,7 @@ struct rt_client_call_s {
   unsigned done : 1;
   unsigned got_msg : 1;
   grpc_status_code fail_code;
-  char fail_msg[256];
+  char fail_msg[512];
 };
 
 /* ------------------------------------------------------------ channels */
@@ -207,8 +207,14 @@ static int deliver(rt_client_call_t *c) {
     call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
               "response: larger than the %s limit", "receive");
   } else {
-    ProtobufCMessage *msg = rt__unpack(c->method->output, bb);
-    if (msg == NULL) {
+    ProtobufCMessage *msg;
+    char why[256];
+    int err = rt__unpack(c->method->output, bb, &msg, why, sizeof(why));
+    if (err == UV_EILSEQ) {
+      /* Whoever reports the failure names the peer: say it sent this. */
+      call_fail(c, GRPC_STATUS_INTERNAL,
+                "response: the peer sent a bad string: %s", why);
+    } else if (err != 0) {
       call_fail(c, GRPC_STATUS_INTERNAL, "response: malformed %s",
                 c->method->output->name);
     } else {

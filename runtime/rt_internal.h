@@ -46,9 +46,12 @@ int rt__call_error(grpc_call_error e);
  * with grpc_byte_buffer_destroy). Returns NULL on allocation failure. */
 grpc_byte_buffer *rt__pack(const ProtobufCMessage *msg);
 
-/* Decodes `bb` as `desc`; NULL if it does not parse. The caller frees the
- * result with protobuf_c_message_free_unpacked. `bb` is not consumed. */
-ProtobufCMessage *rt__unpack(const ProtobufCMessageDescriptor *desc,
-                             grpc_byte_buffer *bb);
+/* Decodes `bb` as `desc` into `*out`, which the caller frees with
+ * protobuf_c_message_free_unpacked. Returns 0; UV_EINVAL if it does not
+ * parse; UV_EILSEQ if a string field holds a NUL or invalid UTF-8
+ * (rt_wire_check), with `why` set to "<field path>: <what>". `*out` is
+ * NULL on error. `bb` is not consumed. */
+int rt__unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb,
+               ProtobufCMessage **out, char *why, size_t why_len);
 
 #endif

@@ -15,6 +15,7 @@
  * queued and chained, one send batch in flight at a time.
  */
 #include <assert.h>
+#include <errno.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
@@ -25,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rt_addr.h"
 #include "rt_health.h"
 #include "rt_internal.h"
 #include "rt_reflection.h"
@@ -89,6 +91,7 @@ struct rt_call_s {
   unsigned read_busy : 1;
   unsigned read_eof : 1;
   unsigned malformed : 1; /* a streamed request did not decode */
+  char bad_string[256];   /* why, when it held a bad string; else "" */
 
   rt_call_cancel_cb cancel_cb;
   void *cancel_data;
@@ -329,7 +332,8 @@ void rt_call_finish(rt_call_t *call, grpc_status_code code, const char *message,
       char buf[256];
       snprintf(buf, sizeof(buf), "request: malformed %s",
                call->method->input->name);
-      call->details = grpc_slice_from_copied_string(buf);
+      call->details = grpc_slice_from_copied_string(
+          call->bad_string[0] != '\0' ? call->bad_string : buf);
       call->details_set = 1;
     } else if (message != NULL && *message != '\0') {
       call->details = grpc_slice_from_copied_string(message);
@@ -364,11 +368,10 @@ static void on_recv(rt_tag_t *tag, int ok) {
   void *data = c->read_data;
   c->read_cb = NULL;
   ProtobufCMessage *msg = NULL;
-  if (ok && c->recv_bb != NULL) {
-    msg = rt__unpack(c->method->input, c->recv_bb);
-    if (msg == NULL)
-      c->malformed = 1;
-  }
+  if (ok && c->recv_bb != NULL &&
+      rt__unpack(c->method->input, c->recv_bb, &msg, c->bad_string,
+                 sizeof(c->bad_string)) != 0)
+    c->malformed = 1;
   if (c->recv_bb != NULL) {
     grpc_byte_buffer_destroy(c->recv_bb);
     c->recv_bb = NULL;
@@ -489,11 +492,18 @@ static void call_start(rt_slot_t *s) {
   s->payload = NULL;
   if (reads_first) {
     int missing = payload == NULL;
+    int err = UV_EINVAL;
     if (!missing) {
-      c->req = rt__unpack(m->input, payload);
+      err = rt__unpack(m->input, payload, &c->req, c->bad_string,
+                       sizeof(c->bad_string));
       grpc_byte_buffer_destroy(payload);
     }
-    if (c->req == NULL) {
+    if (err == UV_EILSEQ) {
+      /* A string with a NUL or bad UTF-8: name the field. */
+      rt_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, c->bad_string, NULL);
+      return;
+    }
+    if (err != 0) {
       rt_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request: %s %s",
                    missing ? "missing" : "malformed", m->input->name);
       return;
@@ -716,28 +726,55 @@ int rt_server_add_service(rt_server_t *srv, const rt_service_t *svc,
 }
 
 int rt_server_listen(rt_server_t *srv, const char *addr, int *port_out) {
+  return rt_server_listen_ex(srv, addr, port_out, NULL, 0);
+}
+
+int rt_server_listen_ex(rt_server_t *srv, const char *addr, int *port_out,
+                        char *why, size_t why_len) {
+  if (why_len > 0)
+    why[0] = '\0';
   if (srv == NULL || addr == NULL)
     return UV_EINVAL;
   if (srv->started || srv->shutting_down)
     return UV_EBUSY;
-  int is_unix = strncmp(addr, "unix:", 5) == 0;
-  if (is_unix) {
-    const char *path = addr + 5;
+  /* gRPC reports every failure as "address already in use": find the
+   * real cause with a plain socket first. */
+  int err = rt_addr_check_listen(addr, why, why_len);
+  if (err != 0)
+    return err;
+  rt_addr_t a;
+  rt_addr_parse(addr, &a, NULL, 0);
+  if (a.is_unix) {
     struct stat st;
-    if (stat(path, &st) == 0) {
-      if (!S_ISSOCK(st.st_mode))
-        return UV_EEXIST;
-      if (unlink(path) != 0)
-        return UV_EACCES;
+    if (stat(a.path, &st) == 0 && unlink(a.path) != 0) {
+      int e = -errno;
+      snprintf(why, why_len, "cannot replace %s: %s", a.path, uv_strerror(e));
+      return e;
     }
   }
   grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  /* The socket file gets its mode from the umask: keep it to 0660. */
+  mode_t old_mask = a.is_unix ? umask(0117) : 0;
   int port = grpc_server_add_http2_port(srv->server, addr, creds);
+  if (a.is_unix)
+    umask(old_mask);
   grpc_server_credentials_release(creds);
-  if (port <= 0)
+  if (port <= 0) {
+    snprintf(why, why_len, "cannot listen on %s", addr);
     return UV_EADDRINUSE;
+  }
+  if (a.is_unix) {
+    struct stat st;
+    if (stat(a.path, &st) != 0 ||
+        ((st.st_mode & 0117) != 0 && chmod(a.path, st.st_mode & 0660) != 0)) {
+      int e = -errno;
+      snprintf(why, why_len, "cannot restrict the mode of %s: %s", a.path,
+               uv_strerror(e));
+      return e;
+    }
+  }
   if (port_out != NULL)
-    *port_out = is_unix ? 0 : port;
+    *port_out = a.is_unix ? 0 : port;
   return 0;
 }
 

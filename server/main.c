@@ -396,9 +396,11 @@ int main(int argc, char **argv) {
                      .heartbeat_ms = (uint32_t)d.set.heartbeat_ms};
   if ((err = api_new(d.rt, d.srv, d.store, d.reg, &ac, &d.api)) != 0)
     goto fail_reg;
-  if ((err = rt_server_listen(d.srv, d.set.listen, &port)) != 0) {
+  char why[512];
+  if ((err = rt_server_listen_ex(d.srv, d.set.listen, &port, why,
+                                 sizeof(why))) != 0) {
     rt_log(RT_LOG_ERROR, "smaugd", "cannot listen", "addr=%s error=\"%s\"",
-           d.set.listen, uv_strerror(err));
+           d.set.listen, why[0] ? why : uv_strerror(err));
     goto fail_api;
   }
   if ((err = rt_server_start(d.srv)) != 0)

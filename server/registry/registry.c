@@ -12,10 +12,14 @@
 
 #include "bank.h"
 #include "grpc/health/v1/health.smaug.h"
+#include "rt_addr.h"
 #include "rt_log.h"
 #include "smaug/v1/plugin.smaug.h"
 
 #define REG_INFO_TIMEOUT_MS 5000
+/* A plain connect() first, so an unreachable address fails with its cause
+ * at once rather than as the handshake's deadline. */
+#define REG_PROBE_TIMEOUT_MS 2000
 
 /* Limits on GetPluginInfo. Names and types are one bank section component
  * ([A-Za-z0-9][A-Za-z0-9._-]{0,127}, bank_check_object), like the resource
@@ -427,6 +431,42 @@ static void info_done(rt_client_call_t *call, grpc_status_code code,
   pending_end(q, GRPC_STATUS_OK, "", p);
 }
 
+/* The probe answered: a plugin that cannot even be connected to is
+ * refused now, with the cause; otherwise (connected, or too slow to tell)
+ * the handshake follows. */
+static void on_probed(int err, const char *why, void *data) {
+  reg_pending_t *q = data;
+  reg_t *reg = q->reg;
+  char msg[512];
+  if (reg->closing) {
+    pending_end(q, GRPC_STATUS_UNAVAILABLE, "smaugd is stopping", NULL);
+    return;
+  }
+  if (err != 0 && err != UV_ETIMEDOUT) {
+    snprintf(msg, sizeof(msg), "plugin at %s: %s", q->address, why);
+    pending_end(q,
+                err == UV_EINVAL || err == UV_ENAMETOOLONG
+                    ? GRPC_STATUS_INVALID_ARGUMENT
+                    : GRPC_STATUS_UNAVAILABLE,
+                msg, NULL);
+    return;
+  }
+  err = rt_channel_get(reg->rt, q->address, &q->ch);
+  if (err == 0) {
+    Smaug__V1__GetPluginInfoRequest req =
+        SMAUG__V1__GET_PLUGIN_INFO_REQUEST__INIT;
+    req.protocol_major = SMAUG__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_1;
+    rt_call_opts_t o = {.timeout_ms = REG_INFO_TIMEOUT_MS, .wait_for_ready = 1};
+    err = smaug_v1_protection_plugin_get_plugin_info(q->ch, &req, &o, info_msg,
+                                                     info_done, q, &q->call);
+  }
+  if (err != 0) {
+    snprintf(msg, sizeof(msg), "plugin at %s: %s", q->address,
+             uv_strerror(err));
+    pending_end(q, GRPC_STATUS_INTERNAL, msg, NULL);
+  }
+}
+
 int reg_add(reg_t *reg, const char *addr, int replace, reg_add_cb cb,
             void *data) {
   if (addr == NULL || *addr == '\0' || cb == NULL)
@@ -442,17 +482,8 @@ int reg_add(reg_t *reg, const char *addr, int replace, reg_add_cb cb,
   q->replace = replace;
   q->cb = cb;
   q->data = data;
-  int err = rt_channel_get(reg->rt, addr, &q->ch);
-  if (err == 0) {
-    Smaug__V1__GetPluginInfoRequest req =
-        SMAUG__V1__GET_PLUGIN_INFO_REQUEST__INIT;
-    req.protocol_major = SMAUG__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_1;
-    rt_call_opts_t o = {.timeout_ms = REG_INFO_TIMEOUT_MS, .wait_for_ready = 1};
-    err = smaug_v1_protection_plugin_get_plugin_info(q->ch, &req, &o, info_msg,
-                                                     info_done, q, &q->call);
-  }
+  int err = rt_probe(reg->rt, addr, REG_PROBE_TIMEOUT_MS, on_probed, q);
   if (err) {
-    rt_channel_release(q->ch);
     free(q->address);
     free(q);
     return err;

@@ -701,6 +701,76 @@ Test(rt, malformed_response_is_internal, .timeout = 10) {
   cr_assert_str_eq(fx.message, "response: malformed rttest.CountReply");
 }
 
+/* A raw request body: field 1 (text) holding `text[0..n)`. */
+static void raw_text(raw_t *r, const char *text, size_t n) {
+  uint8_t b[64];
+  cr_assert_lt(n, sizeof(b) - 2);
+  b[0] = 0x0a;
+  b[1] = (uint8_t)n;
+  memcpy(b + 2, text, n);
+  grpc_slice s = grpc_slice_from_copied_buffer((const char *)b, n + 2);
+  r->send[r->n_send++] = grpc_raw_byte_buffer_create(&s, 1);
+  grpc_slice_unref(s);
+}
+
+Test(rt, nul_in_a_request_string_is_invalid_argument, .timeout = 10) {
+  fx_start(&fx, NULL, 0);
+  fx.pending = 1;
+  static raw_t r;
+  memset(&r, 0, sizeof(r));
+  raw_text(&r, "a\0b", 3); /* protobuf-c alone would hand out "a" */
+  raw_start(&r, &fx, "/rttest.Test/Echo");
+  fx_run(&fx);
+  cr_assert_eq(r.status, GRPC_STATUS_INVALID_ARGUMENT, "%s",
+               rt_status_name(r.status));
+  cr_assert_str_eq(r.details, "text: embedded NUL at byte 1");
+  cr_assert_eq(fx.handled, 0);
+}
+
+Test(rt, bad_utf8_in_a_streamed_request_is_invalid_argument, .timeout = 10) {
+  fx_start(&fx, NULL, 0);
+  fx.pending = 1;
+  static raw_t r;
+  memset(&r, 0, sizeof(r));
+  raw_text(&r, "fine", 4);
+  raw_text(&r, "\xc0\xaf", 2);
+  raw_text(&r, "never read", 10);
+  raw_start(&r, &fx, "/rttest.Test/Chat");
+  fx_run(&fx);
+  cr_assert_eq(r.status, GRPC_STATUS_INVALID_ARGUMENT, "%s",
+               rt_status_name(r.status));
+  cr_assert_str_eq(r.details, "text: invalid UTF-8 at byte 0");
+  cr_assert_leq(r.n_recv, 1, "only the good message may be answered");
+  for (int i = 0; i < r.n_recv; i++)
+    protobuf_c_message_free_unpacked(
+        raw_msg(&r, i, &rttest__echo_reply__descriptor), NULL);
+}
+
+/* The client decodes Echo's reply as an EchoRequest: the reply's blob (2,
+ * bytes) becomes `mode` (2, string), and a blob of zeros holds NULs. */
+static const rt_method_t echo_as_request = {
+    "/rttest.Test/Echo", "Echo", RT_UNARY, &rttest__echo_request__descriptor,
+    &rttest__echo_request__descriptor};
+
+static void on_never(rt_client_call_t *call, const ProtobufCMessage *msg,
+                     void *data) {
+  cr_assert_fail("a response with a bad string reached the caller");
+}
+
+Test(rt, bad_string_in_a_response_fails_the_call, .timeout = 10) {
+  fx_start(&fx, NULL, 0);
+  fx.pending = 1;
+  Rttest__EchoRequest req = RTTEST__ECHO_REQUEST__INIT;
+  req.reply_bytes = 3;
+  cr_assert_eq(rt_client_call_start(fx.ch, &echo_as_request, &req.base, NULL,
+                                    on_never, on_done, &fx, NULL),
+               0);
+  fx_run(&fx);
+  cr_assert_eq(fx.code, GRPC_STATUS_INTERNAL, "%s", rt_status_name(fx.code));
+  cr_assert_str_eq(fx.message, "response: the peer sent a bad string: mode: "
+                               "embedded NUL at byte 0");
+}
+
 /* Count with n = 0 ends OK with no message: wrong for a unary call. */
 static const rt_method_t count_as_unary = {
     "/rttest.Test/Count", "Count", RT_UNARY, &rttest__count_request__descriptor,
