@@ -850,8 +850,13 @@ static void ops_commit_failed(api_ops_t *ops, op_t *list, int err) {
 static void ops_committed(op_t *list) {
   for (op_t *op = list; op; op = op->next) {
     op->committed_seq = op->last_seq;
-    if (op->final_retry && op->final_seq)
+    if (op->final_retry && op->final_seq) {
       op->final_retry = 0;
+      rt_log(RT_LOG_INFO, "api", "operation finished",
+             "op=%s status=%s events=%" PRIu64 " reason=\"%s\"", op->id,
+             final_name(op, op->final_outcome), op->final_seq,
+             op->final_reason ? op->final_reason : "");
+    }
   }
 }
 
@@ -1066,9 +1071,6 @@ static void op_final(op_t *op) {
   e.final_status = (char *)final_name(op, op->final_outcome);
   op->final_seq = e.sequence;
   emit(op, &e);
-  rt_log(RT_LOG_INFO, "api", "operation finished",
-         "op=%s status=%s events=%" PRIu64 " reason=\"%s\"", op->id,
-         e.final_status, e.sequence, reason);
 }
 
 static void op_finish_early(op_t *op, exec_outcome_t outcome,
