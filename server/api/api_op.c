@@ -116,6 +116,7 @@ struct op_s {
   exec_outcome_t final_outcome;
   char *final_reason;
   char store_err[160]; /* set when a failed commit lost this op's writes */
+  int store_stopped;   /* the executor was cancelled for it */
 };
 
 struct api_ops_s {
@@ -441,17 +442,36 @@ static void pend_push(op_t *op, const Smaug__V1__OperationEvent *ev) {
   op->pend_tail = p;
 }
 
-/* Appends `ev` to the store and queues it for watchers. */
-static void emit(op_t *op, Smaug__V1__OperationEvent *ev) {
+/* Marks a running op whose records the store lost with `err`: the next
+ * flush stops it (never from inside an executor callback), and it ends in
+ * error with the store's message as the reason. */
+static void op_store_lost(op_t *op, int err) {
+  if (op->finished || op->store_err[0])
+    return;
+  snprintf(op->store_err, sizeof(op->store_err), "store: %s", uv_strerror(err));
+  rt_log(RT_LOG_ERROR, "api", "operation stopped: its records were lost",
+         "op=%s error=\"%s\"", op->id, op->store_err);
+  schedule_flush(op->ops);
+}
+
+/* Appends `ev` (numbered op->last_seq) to the store and queues it for
+ * watchers. On failure the event is neither kept nor streamed, its
+ * sequence is given back, and the op is stopped. Returns 0 or the error. */
+static int emit(op_t *op, Smaug__V1__OperationEvent *ev) {
   api_ops_t *ops = op->ops;
   int err = store_batch(ops->store);
   if (err == 0)
     err = store_event_append(ops->store, ev);
-  if (err)
+  if (err) {
     log_store_error(ops, "event", err);
+    op->last_seq--;
+    op_store_lost(op, err);
+    return err;
+  }
   if (op->n_watchers)
     pend_push(op, ev);
   schedule_flush(ops);
+  return 0;
 }
 
 static void result_write(op_t *op, uint32_t node) {
@@ -829,21 +849,13 @@ static void deliver(op_t *op, int drop) {
 /* After a failed commit: the writes of every op that had some in the
  * batch are lost. Running ones are stopped and will end in error with the
  * store's message; a lost final status is written again later. */
-static void ops_commit_failed(api_ops_t *ops, op_t *list, int err) {
-  char why[160];
-  snprintf(why, sizeof(why), "store: %s", uv_strerror(err));
+static void ops_commit_failed(op_t *list, int err) {
   for (op_t *op = list; op; op = op->next) {
     if (op->last_seq == op->committed_seq && !op->final_retry)
       continue;
     op->last_seq = op->committed_seq; /* rolled back */
     op->final_seq = 0;
-    if (op->finished || op->store_err[0])
-      continue;
-    snprintf(op->store_err, sizeof(op->store_err), "%s", why);
-    rt_log(RT_LOG_ERROR, "api", "operation stopped: its records were lost",
-           "op=%s error=\"%s\"", op->id, why);
-    if (op->state == OP_RUNNING && op->x)
-      exec_op_cancel(op->x, why);
+    op_store_lost(op, err);
   }
 }
 
@@ -864,14 +876,20 @@ int api_ops_flush(api_ops_t *ops) {
   int err = 0;
   if (store_in_batch(ops->store) && (err = store_flush(ops->store)) != 0) {
     log_store_error(ops, "commit", err);
-    ops_commit_failed(ops, ops->live, err);
-    ops_commit_failed(ops, ops->dead, err);
+    ops_commit_failed(ops->live, err);
+    ops_commit_failed(ops->dead, err);
   } else {
     ops_committed(ops->live);
     ops_committed(ops->dead);
   }
-  for (op_t *op = ops->live; op; op = op->next)
+  for (op_t *op = ops->live; op; op = op->next) {
     deliver(op, err != 0);
+    if (op->store_err[0] && !op->store_stopped && op->state == OP_RUNNING &&
+        op->x) {
+      op->store_stopped = 1;
+      exec_op_cancel(op->x, op->store_err);
+    }
+  }
   for (op_t *op = ops->dead; op; op = op->next)
     deliver(op, err != 0);
   return err;
@@ -1069,8 +1087,8 @@ static void op_final(op_t *op) {
   e.time_ms = api_now_ms();
   e.message = (char *)reason;
   e.final_status = (char *)final_name(op, op->final_outcome);
-  op->final_seq = e.sequence;
-  emit(op, &e);
+  if (emit(op, &e) == 0)
+    op->final_seq = e.sequence;
 }
 
 static void op_finish_early(op_t *op, exec_outcome_t outcome,
