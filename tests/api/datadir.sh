@@ -8,20 +8,13 @@
 #
 #   datadir.sh SMAUGD SMAUG
 set -u
+. "$(dirname "$0")/lib.sh"
 SMAUGD=$1
 SMAUG=$2
 tmp=$(mktemp -d)
 pid=
 passed=0
 failed=0
-stop() {
-  local p=$1
-  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
-    kill -TERM "$p"
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-  fi
-}
 cleanup() {
   stop "$pid"
   rm -rf "$tmp"

@@ -9,6 +9,7 @@
 #
 #   full_disk.sh SMAUGD SMAUG FAKE_PLUGIN
 set -u
+. "$(dirname "$0")/lib.sh"
 SMAUGD=$1
 SMAUG=$2
 PLUGIN=$3
@@ -17,14 +18,6 @@ data=$tmp/data
 pid=
 ppid_=
 mounted=
-stop() {
-  local p=$1
-  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
-    kill -TERM "$p"
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-  fi
-}
 cleanup() {
   stop "$pid"
   stop "$ppid_"
@@ -39,14 +32,6 @@ fail() {
   tail -n 40 "$tmp/log"
   echo "0 passed, 1 failed"
   exit 1
-}
-# Polls (up to 30 s) until the command succeeds.
-until_ok() {
-  for _ in $(seq 300); do
-    "$@" && return 0
-    sleep 0.1
-  done
-  return 1
 }
 
 mkdir -p "$data"
