@@ -818,6 +818,8 @@ static void deliver(op_t *op, int drop) {
           continue;
         if (rt_call_send_queued(w->call) >= WATCH_QUEUE) {
           w->behind = 1;
+          rt_log(RT_LOG_DEBUG, "api", "watch waits for the client",
+                 "op=%s sent=%" PRIu64, w->op_id, w->last);
           break;
         }
         Smaug__V1__OperationEvent *ev =

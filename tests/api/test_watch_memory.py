@@ -10,9 +10,13 @@ then reads smaugd's resident set size from /proc: it must grow by a
 bounded amount, far below the size of the events. After the streams are
 cancelled (again waiting for the log) a second round must not grow it
 further. Then a watcher that reads is checked to get every event, in
-order, from the start and from an `after_sequence`.
+order, from the start and from an `after_sequence`, and that a watcher
+of a running protect that stops reading until the protect has finished
+(its stream full, so refilled from the store later) still gets every
+event once, in order, ending with the final one.
 
-    test_watch_memory.py --smaugd bin/smaugd --gen share/network-py/gen
+    test_watch_memory.py --smaugd bin/smaugd --plugin bin/fake-plugin \
+        --gen share/network-py/gen
 
 Prints "N passed, N failed" last and exits non-zero on any failure.
 """
@@ -31,6 +35,7 @@ import unittest
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--smaugd", required=True)
+ap.add_argument("--plugin", required=True)
 ap.add_argument("--gen", required=True)
 ARGS, _rest = ap.parse_known_args()
 
@@ -85,12 +90,12 @@ def seed(db, op_id, n):
 
 
 class Smaugd:
-    def __init__(self, data, log):
+    def __init__(self, data, log, argv=None):
         self.log = log
         self.logf = open(self.log, "w")
         self.proc = subprocess.Popen(
-            [ARGS.smaugd, "--listen", "127.0.0.1:0", "--data-dir", data,
-             "--log-level", "debug", "--event-retention", "0"],
+            argv or [ARGS.smaugd, "--listen", "127.0.0.1:0", "--data-dir",
+                     data, "--log-level", "debug", "--event-retention", "0"],
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
         m = self.wait_log(r"msg=listening addr=(\S+)", 1)
         self.addr = m[0]
@@ -136,6 +141,9 @@ class WatchMemory(unittest.TestCase):
         db.commit()
         db.close()
         cls.d = Smaugd(data, os.path.join(cls.tmp, "smaugd.log"))
+        # The fake plugin logs its listening line like smaugd.
+        cls.plug = Smaugd(None, os.path.join(cls.tmp, "plugin.log"),
+                          [ARGS.plugin, "--types", "t.vol"])
         cls.chan = grpc.insecure_channel(cls.d.addr)
         cls.stub = pbg.OrchestratorStub(cls.chan)
         cls.waits = 0    # "watch waits" lines seen so far
@@ -145,6 +153,7 @@ class WatchMemory(unittest.TestCase):
     def tearDownClass(cls):
         cls.chan.close()
         cls.d.stop()
+        cls.plug.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def open_idle_watchers(self):
@@ -211,6 +220,47 @@ class WatchMemory(unittest.TestCase):
         # the rest, from the store, without a gap.
         rest = [r.event.sequence for r in it]
         self.assertEqual(first + rest, list(range(1, SMALL_EVENTS + 1)))
+
+    def test_4_lagging_watcher_of_a_running_protect(self):
+        self.stub.RegisterPlugin(
+            pb.RegisterPluginRequest(address=self.plug.addr), timeout=WAIT)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:  # until registered and serving
+            ps = self.stub.ListPlugins(pb.ListPluginsRequest(), timeout=WAIT)
+            if ps.plugins and all(p.health == pb.PLUGIN_HEALTH_SERVING
+                                  for p in ps.plugins):
+                break
+            time.sleep(0.05)
+        plan = pb.Plan(name="lag", resources=[
+            tp.Resource(type="t.vol", id=f"v{i}") for i in range(300)])
+        plan = self.stub.CreatePlan(pb.CreatePlanRequest(plan=plan),
+                                    timeout=WAIT).plan
+        p = self.stub.Protect(pb.ProtectRequest(plan_id=plan.id),
+                              timeout=WAIT)
+        it = self.stub.WatchOperation(
+            pb.WatchOperationRequest(operation_id=p.operation_id),
+            timeout=WAIT)
+        first = [next(it).event for _ in range(3)]
+        # Stop reading until the protect is over: the stream fills up,
+        # and the rest must come from the store.
+        while time.monotonic() < deadline:
+            cp = self.stub.GetCheckpoint(
+                pb.GetCheckpointRequest(id=p.checkpoint_id),
+                timeout=WAIT).checkpoint
+            if cp.status == pb.CHECKPOINT_STATUS_AVAILABLE:
+                break
+            time.sleep(0.05)
+        self.assertEqual(cp.status, pb.CHECKPOINT_STATUS_AVAILABLE)
+        evs = first + [r.event for r in it]
+        self.assertEqual([e.sequence for e in evs],
+                         list(range(1, len(evs) + 1)))
+        self.assertGreater(len(evs), 4 * 300)
+        self.assertEqual(evs[-1].kind, pb.EVENT_KIND_OPERATION_FINISHED)
+        self.assertEqual(evs[-1].final_status, "available")
+        # The trace shows the stream filled up while the protect ran.
+        self.assertTrue(self.d.lines(
+            r"msg=\"watch waits for the client\" op=" + p.operation_id),
+            "the stream never filled up")
 
 
 if __name__ == "__main__":
