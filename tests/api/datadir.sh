@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # smaugd's data directory at start-up, through the binary: the lock that
 # keeps a second smaugd out (its message names the directory and the
-# holder's pid; the first keeps serving), a zero-length smaug.db (a new
+# holder's pid; the first keeps serving; a SIGKILLed holder frees it), a zero-length smaug.db (a new
 # store with a warning naming the file when it is alone; refused when a
 # bank or write-ahead log is beside it) and a file that is not a SQLite
 # database (named, with what to do, exit 1).
@@ -67,6 +67,11 @@ stop "$pid"
 pid=
 start "$d"
 check "the lock is released when the holder stops" $? "$(cat "$tmp/log")"
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+pid=
+start "$d"
+check "the lock goes with a killed holder" $? "$(cat "$tmp/log")"
 stop "$pid"
 pid=
 
