@@ -166,6 +166,17 @@ void rt_call_on_cancel(rt_call_t *call, rt_call_cancel_cb cb, void *data);
  * several may be queued at once. Returns UV_ECANCELED after cancel. */
 int rt_call_send(rt_call_t *call, const ProtobufCMessage *msg);
 
+/* Messages queued by rt_call_send() that gRPC has not finished sending,
+ * the one being sent included: what a slow reader holds in memory. */
+size_t rt_call_send_queued(const rt_call_t *call);
+
+typedef void (*rt_call_sent_cb)(rt_call_t *call, void *data);
+/* `cb` runs on the loop each time gRPC has finished sending one queued
+ * message, until the call is finished or cancelled; it may send or finish.
+ * NULL stops it. Lets a producer keep the queue short instead of queuing
+ * everything at once. */
+void rt_call_on_sent(rt_call_t *call, rt_call_sent_cb cb, void *data);
+
 /* Reads the next message of a client-streaming or bidi call. `msg` is NULL
  * at end of stream. The message lives until the callback returns. */
 typedef void (*rt_call_read_cb)(rt_call_t *call, const ProtobufCMessage *msg,

@@ -99,6 +99,9 @@ struct rt_call_s {
 
   rt_tag_t send_tag;
   rt_out_t *out_head, *out_tail;
+  size_t n_out; /* messages queued, not counting in_flight */
+  rt_call_sent_cb sent_cb;
+  void *sent_data;
   grpc_byte_buffer *in_flight; /* the message of the send batch */
   grpc_status_code code;
   grpc_slice details;
@@ -206,6 +209,7 @@ static void drop_queue(rt_call_t *c) {
     free(o);
   }
   c->out_head = c->out_tail = NULL;
+  c->n_out = 0;
 }
 
 static void on_close(rt_tag_t *tag, int ok) {
@@ -235,6 +239,8 @@ static void on_send(rt_tag_t *tag, int ok) {
     drop_queue(c);
   } else {
     call_pump_send(c);
+    if (c->sent_cb != NULL && !c->finished && !c->cancelled)
+      c->sent_cb(c, c->sent_data);
   }
   call_release(c);
 }
@@ -260,6 +266,7 @@ static void call_pump_send(rt_call_t *c) {
     c->out_head = o->next;
     if (c->out_head == NULL)
       c->out_tail = NULL;
+    c->n_out--;
     c->in_flight = o->bb;
     free(o);
     ops[n].op = GRPC_OP_SEND_MESSAGE;
@@ -295,6 +302,7 @@ static int call_queue(rt_call_t *call, const ProtobufCMessage *msg) {
   else
     call->out_head = o;
   call->out_tail = o;
+  call->n_out++;
   return 0;
 }
 
@@ -307,6 +315,15 @@ int rt_call_send(rt_call_t *call, const ProtobufCMessage *msg) {
   if (err == 0)
     call_pump_send(call);
   return err;
+}
+
+size_t rt_call_send_queued(const rt_call_t *call) {
+  return call->n_out + (call->in_flight != NULL);
+}
+
+void rt_call_on_sent(rt_call_t *call, rt_call_sent_cb cb, void *data) {
+  call->sent_cb = cb;
+  call->sent_data = data;
 }
 
 void rt_call_finish(rt_call_t *call, grpc_status_code code, const char *message,

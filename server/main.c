@@ -9,6 +9,7 @@
  * and stops cleanly on SIGTERM or SIGINT.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "registry.h"
@@ -36,6 +38,7 @@ typedef struct settings_s {
   long max_message_bytes;
   long call_timeout_ms;
   long heartbeat_ms;
+  int64_t event_retention_ms; /* 0: keep events forever */
 } settings_t;
 
 typedef struct daemon_s {
@@ -47,6 +50,7 @@ typedef struct daemon_s {
   settings_t set;
   size_t pending_plugins;
   uv_signal_t sig[2]; /* end watch streams at once on SIGTERM/SIGINT */
+  int lock_fd;        /* holds the data directory's lock; -1: none */
 } daemon_t;
 
 static void usage(FILE *f) {
@@ -71,6 +75,11 @@ static void usage(FILE *f) {
              "(default 3600000)\n"
              "  --heartbeat-ms N         fail a plugin call silent this long "
              "(default 60000; 0: off)\n"
+             "  --event-retention AGE    keep finished operations' events "
+             "this long:\n"
+             "                           N[s|m|h|d], 0 keeps them forever "
+             "(SMAUG_EVENT_RETENTION;\n"
+             "                           default 30d)\n"
              "  --help\n");
 }
 
@@ -117,6 +126,35 @@ static int parse_long(const char *what, const char *v, long min, long *out) {
     return UV_EINVAL;
   }
   *out = n;
+  return 0;
+}
+
+/* Parses an age "N" (days) or "N" followed by s, m, h or d into ms. */
+static int parse_age(const char *what, const char *v, int64_t *out) {
+  static const struct {
+    char unit;
+    int64_t ms;
+  } units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+  char *end;
+  errno = 0;
+  long long n = strtoll(v, &end, 10);
+  int64_t unit = 86400000;
+  if (*end != '\0' && end[1] == '\0') {
+    unit = 0;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+      if (*end == units[i].unit)
+        unit = units[i].ms;
+    end += unit != 0;
+  }
+  if (errno || end == v || *end != '\0' || n < 0 || unit == 0 ||
+      n > INT64_MAX / unit) {
+    fprintf(stderr,
+            "smaugd: %s: invalid value '%s' (N, or N followed by s, m, h "
+            "or d)\n",
+            what, v);
+    return UV_EINVAL;
+  }
+  *out = (int64_t)n * unit;
   return 0;
 }
 
@@ -189,6 +227,7 @@ enum {
   OPT_MAX_MSG,
   OPT_CALL_TIMEOUT,
   OPT_HEARTBEAT,
+  OPT_EVENT_RETENTION,
   OPT_HELP
 };
 
@@ -204,6 +243,7 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
       {"max-message-bytes", required_argument, NULL, OPT_MAX_MSG},
       {"call-timeout-ms", required_argument, NULL, OPT_CALL_TIMEOUT},
       {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
+      {"event-retention", required_argument, NULL, OPT_EVENT_RETENTION},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   int err = 0, c;
@@ -219,6 +259,7 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
   /* Progress messages are the heartbeat: the SDK sends one every 5 s and
    * the Python sample every second, so a minute of silence means hung. */
   s->heartbeat_ms = 60000;
+  s->event_retention_ms = 30LL * 86400000;
 
   /* The config file is read first so that env and flags override it. */
   for (int i = 1; i < argc; i++) {
@@ -240,6 +281,9 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
     err = err ? err : set_str(&s->log_level, env);
   if ((env = getenv("SMAUG_PLUGINS")) && *env)
     err = err ? err : add_plugin_list(s, env);
+  if ((env = getenv("SMAUG_EVENT_RETENTION")) && *env)
+    err = err ? err
+              : parse_age("SMAUG_EVENT_RETENTION", env, &s->event_retention_ms);
   if (err)
     return err;
 
@@ -274,6 +318,9 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
       break;
     case OPT_HEARTBEAT:
       err = parse_long("--heartbeat-ms", optarg, 0, &s->heartbeat_ms);
+      break;
+    case OPT_EVENT_RETENTION:
+      err = parse_age("--event-retention", optarg, &s->event_retention_ms);
       break;
     case OPT_HELP:
       usage(stdout);
@@ -322,6 +369,89 @@ static int default_bank(settings_t *s) {
   return 0;
 }
 
+/* Takes the data directory's lock (an fcntl write lock on
+ * <dir>/smaug.lock, which also holds the owner's pid), creating `dir` if
+ * needed, so that two smaugd never share one store. Returns the open lock
+ * file, kept until exit, or -1 after printing why: the directory is in use
+ * (naming the holder's pid) or the lock file cannot be opened. */
+static int lock_data_dir(const char *dir) {
+  char path[PATH_MAX];
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "smaugd: cannot create data directory %s: %s\n", dir,
+            strerror(errno));
+    return -1;
+  }
+  snprintf(path, sizeof(path), "%s/smaug.lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "smaugd: cannot open lock file %s: %s\n", path,
+            strerror(errno));
+    return -1;
+  }
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  if (fcntl(fd, F_SETLK, &fl) != 0) {
+    int e = errno;
+    struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (e == EACCES || e == EAGAIN) {
+      long pid = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK
+                     ? (long)who.l_pid
+                     : -1;
+      fprintf(stderr,
+              "smaugd: data directory %s is in use by another smaugd "
+              "(pid %ld holds %s); stop it or choose another --data-dir\n",
+              dir, pid, path);
+    } else {
+      fprintf(stderr, "smaugd: cannot lock %s: %s\n", path, strerror(e));
+    }
+    close(fd);
+    return -1;
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+    fprintf(stderr, "smaugd: warning: cannot write the pid to %s: %s\n", path,
+            strerror(errno));
+  return fd;
+}
+
+/* Size of `<dir>/<name>` in bytes, or -1 when it does not exist. */
+static off_t file_size(const char *dir, const char *name) {
+  char path[PATH_MAX];
+  struct stat st;
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* A zero-length smaug.db is what a crash during creation, a full disk or a
+ * careless copy leaves. It is only accepted (as a new, empty store, with a
+ * warning) when nothing else of a store is beside it; with a non-empty
+ * write-ahead log or bank, starting empty would lose or orphan their data,
+ * so smaugd refuses. Returns 0 to go on, -1 after printing why not. */
+static int check_empty_db(const char *dir) {
+  if (file_size(dir, "smaug.db") != 0)
+    return 0;
+  char bank[PATH_MAX];
+  snprintf(bank, sizeof(bank), "%s/bank", dir);
+  int bank_used = 0;
+  uv_fs_t req;
+  uv_dirent_t ent;
+  if (uv_fs_scandir(NULL, &req, bank, 0, NULL) > 0)
+    bank_used = uv_fs_scandir_next(&req, &ent) == 0;
+  uv_fs_req_cleanup(&req);
+  if (file_size(dir, "smaug.db-wal") > 0 || bank_used) {
+    fprintf(stderr,
+            "smaugd: %s/smaug.db is empty (0 bytes) but %s holds other data "
+            "(%s); refusing to start with an empty store. Restore smaug.db "
+            "from a backup, or move the data directory aside to start "
+            "anew\n",
+            dir, dir, bank_used ? "bank/" : "smaug.db-wal");
+    return -1;
+  }
+  rt_log(RT_LOG_WARN, "smaugd", "store file is empty; starting a new store",
+         "file=%s/smaug.db", dir);
+  return 0;
+}
+
 static void sig_closed(uv_handle_t *h) {}
 
 static void on_stopped(rt_server_t *srv, void *data) {
@@ -356,7 +486,7 @@ static void on_plugin(int err, const char *addr, const char *msg, void *data) {
 }
 
 int main(int argc, char **argv) {
-  daemon_t d = {0};
+  daemon_t d = {.lock_fd = -1};
   rt_log_level_t level;
   int err, port = 0;
 
@@ -372,9 +502,24 @@ int main(int argc, char **argv) {
   rt_log_set_level(level);
 
   uv_loop_t *loop = uv_default_loop();
+  if ((d.lock_fd = lock_data_dir(d.set.data_dir)) < 0 ||
+      check_empty_db(d.set.data_dir) != 0) {
+    if (d.lock_fd >= 0)
+      close(d.lock_fd);
+    settings_free(&d.set);
+    return 1;
+  }
   if ((err = store_open(d.set.data_dir, &d.store)) != 0) {
+    if (err == UV_EFTYPE)
+      fprintf(stderr,
+              "smaugd: %s/smaug.db is not a valid SQLite database or is "
+              "corrupt. Stop here: move it (with smaug.db-wal and "
+              "smaug.db-shm) aside and restore it from a backup; remove it "
+              "only to start with an empty store\n",
+              d.set.data_dir);
     rt_log(RT_LOG_ERROR, "smaugd", "cannot open store", "dir=%s error=\"%s\"",
            d.set.data_dir, uv_strerror(err));
+    close(d.lock_fd);
     settings_free(&d.set);
     return 1;
   }
@@ -393,7 +538,8 @@ int main(int argc, char **argv) {
                      .max_operations = (int)d.set.max_operations,
                      .max_message_bytes = (int)d.set.max_message_bytes,
                      .call_timeout_ms = d.set.call_timeout_ms,
-                     .heartbeat_ms = (uint32_t)d.set.heartbeat_ms};
+                     .heartbeat_ms = (uint32_t)d.set.heartbeat_ms,
+                     .event_retention_ms = d.set.event_retention_ms};
   if ((err = api_new(d.rt, d.srv, d.store, d.reg, &ac, &d.api)) != 0)
     goto fail_reg;
   char why[512];
@@ -462,6 +608,7 @@ int main(int argc, char **argv) {
   rt_server_free(d.srv);
   rt_free(d.rt);
   store_close(d.store);
+  close(d.lock_fd);
   settings_free(&d.set);
   uv_loop_close(loop);
   return 0;
@@ -478,6 +625,7 @@ fail_store:
   rt_log(RT_LOG_ERROR, "smaugd", "start-up failed", "error=\"%s\"",
          uv_strerror(err));
   store_close(d.store);
+  close(d.lock_fd);
   settings_free(&d.set);
   return 1;
 }

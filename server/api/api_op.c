@@ -9,6 +9,20 @@
  * protect, the restore id for a restore, the operation id for a delete.
  * Task outputs (what resume needs) are keyed by operation id, each payload
  * prefixed with the task's start and end times.
+ *
+ * Memory stays bounded whatever the watchers do: each watch stream holds at
+ * most WATCH_QUEUE events queued for sending. A watcher that falls behind
+ * is not buffered for: it is refilled from the store, a page at a time, as
+ * its stream drains. Progress events are coalesced per task (one stored
+ * per PROGRESS_INTERVAL_MS at most, the latest value winning, and the last
+ * one always stored before the task's next state change); every other
+ * event is stored. Events of finished operations older than the retention
+ * are pruned in the background.
+ *
+ * A commit that fails (a full disk) fails the operations whose writes it
+ * lost, with the store's error as the reason; an operation's final status
+ * is written again every FINAL_RETRY_MS until a commit takes it, so that
+ * nothing stays `protecting` once the disk has room again.
  */
 #include "api_op.h"
 
@@ -28,16 +42,39 @@
 
 #define OP_TIMEOUT_DEFAULT_MS 3600000
 #define REASON_MAX            2048
+#define WATCH_QUEUE           64  /* events queued on one stream at most */
+#define WATCH_LOW             16  /* a lagging stream is refilled below this */
+#define PROGRESS_INTERVAL_MS  250 /* per task: 4 stored progress events/s */
+#define FINAL_RETRY_MS        1000
+#define PRUNE_EVERY           60   /* ticks (FINAL_RETRY_MS) between prunes */
+#define PRUNE_BATCH           5000 /* events deleted per tick at most */
 
 enum { OP_QUEUED, OP_BUILDING, OP_RUNNING, OP_DONE };
 
+typedef struct op_s op_t;
+
+/* One WatchOperation stream. It follows `op` while the operation is in
+ * memory; otherwise (a finished operation, or one not yet recovered) it
+ * reads only the store. */
 typedef struct watcher_s {
   struct watcher_s *next;
   rt_call_t *call;
-  uint64_t last; /* highest sequence sent */
   api_ops_t *ops;
+  op_t *op;       /* NULL: replay from the store, or parked before recovery */
+  uint64_t last;  /* highest sequence queued on the stream */
+  uint64_t bound; /* highest committed sequence it may be sent */
+  uint64_t end;   /* the final event's sequence once committed, else 0 */
+  int behind;     /* committed events after `last` wait in the store */
   char op_id[48];
 } watcher_t;
+
+/* Progress coalescing state of one task. */
+typedef struct prog_s {
+  int64_t last_ms; /* loop time of the last stored progress; 0: none */
+  int held;        /* `ev` waits for its turn */
+  exec_event_t ev; /* the latest progress not stored, its strings below */
+  char *unit, *message;
+} prog_t;
 
 typedef struct pend_s {
   struct pend_s *next;
@@ -46,7 +83,6 @@ typedef struct pend_s {
   uint8_t data[];
 } pend_t;
 
-typedef struct op_s op_t;
 struct op_s {
   api_ops_t *ops;
   op_t *next;  /* live list */
@@ -72,10 +108,19 @@ struct op_s {
   dag_t *dag;
   exec_op_t *x;
   api_runner_ctx_t rctx;
-  uint64_t seq_base;
-  uint64_t last_seq;
-  watcher_t *watchers;
+  uint64_t last_seq;      /* highest sequence written */
+  uint64_t committed_seq; /* highest sequence committed */
+  uint64_t final_seq;     /* OPERATION_FINISHED's sequence once written */
+  int n_watchers;
   pend_t *pend_head, *pend_tail;
+  prog_t *prog; /* per DAG task, once running */
+  uint32_t n_prog;
+  /* The final status, kept until a commit takes it. */
+  int final_retry;
+  exec_outcome_t final_outcome;
+  char *final_reason;
+  char store_err[160]; /* set when a failed commit lost this op's writes */
+  int store_stopped;   /* the executor was cancelled for it */
 };
 
 struct api_ops_s {
@@ -90,11 +135,16 @@ struct api_ops_s {
   int running; /* BUILDING or RUNNING */
   op_t *live;
   op_t *qhead, *qtail;
-  op_t *dead;        /* finished, freed on the next flush */
-  watcher_t *parked; /* watchers of operations not yet recovered */
+  op_t *dead;          /* finished, freed on the next flush */
+  watcher_t *watchers; /* every open watch stream */
   int recovered;
   uv_timer_t flush_timer;
   int flush_armed;
+  uv_timer_t prog_timer; /* stores held progress events */
+  int prog_armed;
+  uv_timer_t tick_timer; /* final status retries, event pruning */
+  unsigned ticks;
+  int64_t event_retention_ms;
 };
 
 static void op_start(op_t *op);
@@ -102,6 +152,8 @@ static void op_finish_early(op_t *op, exec_outcome_t outcome,
                             const char *reason);
 static void schedule_flush(api_ops_t *ops);
 static void op_bury(op_t *op, int held_slot);
+static void op_final(op_t *op);
+static void watcher_end(watcher_t *w, grpc_status_code code, const char *msg);
 
 /* ------------------------------------------------------------- helpers */
 
@@ -225,6 +277,12 @@ static void op_free(op_t *op) {
     n = p->next;
     free(p);
   }
+  for (uint32_t i = 0; i < op->n_prog; i++) {
+    free(op->prog[i].unit);
+    free(op->prog[i].message);
+  }
+  free(op->prog);
+  free(op->final_reason);
   free(op);
 }
 
@@ -391,17 +449,36 @@ static void pend_push(op_t *op, const Smaug__V1__OperationEvent *ev) {
   op->pend_tail = p;
 }
 
-/* Appends `ev` to the store and queues it for watchers. */
-static void emit(op_t *op, Smaug__V1__OperationEvent *ev) {
+/* Marks a running op whose records the store lost with `err`: the next
+ * flush stops it (never from inside an executor callback), and it ends in
+ * error with the store's message as the reason. */
+static void op_store_lost(op_t *op, int err) {
+  if (op->finished || op->store_err[0])
+    return;
+  snprintf(op->store_err, sizeof(op->store_err), "store: %s", uv_strerror(err));
+  rt_log(RT_LOG_ERROR, "api", "operation stopped: its records were lost",
+         "op=%s error=\"%s\"", op->id, op->store_err);
+  schedule_flush(op->ops);
+}
+
+/* Appends `ev` (numbered op->last_seq) to the store and queues it for
+ * watchers. On failure the event is neither kept nor streamed, its
+ * sequence is given back, and the op is stopped. Returns 0 or the error. */
+static int emit(op_t *op, Smaug__V1__OperationEvent *ev) {
   api_ops_t *ops = op->ops;
   int err = store_batch(ops->store);
   if (err == 0)
     err = store_event_append(ops->store, ev);
-  if (err)
+  if (err) {
     log_store_error(ops, "event", err);
-  if (op->watchers)
+    op->last_seq--;
+    op_store_lost(op, err);
+    return err;
+  }
+  if (op->n_watchers)
     pend_push(op, ev);
   schedule_flush(ops);
+  return 0;
 }
 
 static void result_write(op_t *op, uint32_t node) {
@@ -498,43 +575,40 @@ static void task_write(op_t *op, uint32_t task, exec_status_t status,
   free(body);
 }
 
-static void on_exec_event(const exec_event_t *ev, void *data) {
-  op_t *op = data;
+/* Turns one executor event into store writes in the open batch. */
+static void op_event(op_t *op, const exec_event_t *ev) {
   api_ops_t *ops = op->ops;
-  if (ops->closing)
-    return; /* stopping: the next start resumes from the store */
   if (store_batch(ops->store) != 0)
     log_store_error(ops, "batch", UV_EIO);
+
+  if (ev->kind == EXEC_EV_OPERATION_FINISHED) {
+    char reason[REASON_MAX];
+    exec_outcome_t outcome = ev->outcome;
+    summarize(op, outcome, reason, sizeof(reason));
+    if (op->store_err[0]) {
+      /* The run was stopped because its records could not be written. */
+      outcome = EXEC_FAILED_OP;
+      snprintf(reason, sizeof(reason), "INTERNAL: %s", op->store_err);
+    }
+    op->finished = 1;
+    op->final_outcome = outcome;
+    free(op->final_reason);
+    op->final_reason = strdup(reason);
+    op_final(op);
+    return;
+  }
 
   Smaug__V1__OperationEvent e = SMAUG__V1__OPERATION_EVENT__INIT;
   Smaug__V1__Resource res = SMAUG__V1__RESOURCE__INIT;
   Smaug__V1__Progress pr = SMAUG__V1__PROGRESS__INIT;
-  char reason[REASON_MAX];
-  e.sequence = op->seq_base + ev->seq;
+  if (api_resource_of(graph_node(op->g, ev->node), &res) != 0)
+    return;
+  e.sequence = ++op->last_seq;
   e.operation_id = op->id;
   e.kind = (Smaug__V1__EventKind)ev->kind;
   e.attempt = ev->attempt;
   e.time_ms = ev->time_ms;
   e.message = (char *)ev->message;
-  op->last_seq = e.sequence;
-
-  if (ev->kind == EXEC_EV_OPERATION_FINISHED) {
-    summarize(op, ev->outcome, reason, sizeof(reason));
-    e.message = reason;
-    e.final_status = (char *)final_name(op, ev->outcome);
-    int err = write_final(op, ev->outcome, reason);
-    if (err)
-      log_store_error(ops, "final status", err);
-    op->finished = 1;
-    emit(op, &e);
-    rt_log(RT_LOG_INFO, "api", "operation finished",
-           "op=%s status=%s events=%" PRIu64, op->id, e.final_status,
-           e.sequence);
-    return;
-  }
-
-  if (api_resource_of(graph_node(op->g, ev->node), &res) != 0)
-    return;
   e.resource = &res;
   e.activity = (Smaug__V1__Activity)ev->activity;
   if (ev->kind == EXEC_EV_PROGRESS) {
@@ -566,6 +640,91 @@ static void on_exec_event(const exec_event_t *ev, void *data) {
   }
 }
 
+static void prog_clear(prog_t *pg) {
+  pg->held = 0;
+  free(pg->unit);
+  free(pg->message);
+  pg->unit = pg->message = NULL;
+}
+
+/* Stores the progress `pg` holds, if any. */
+static void prog_store(op_t *op, prog_t *pg, int64_t now) {
+  if (!pg->held)
+    return;
+  exec_event_t ev = pg->ev;
+  ev.unit = pg->unit ? pg->unit : "";
+  ev.message = pg->message ? pg->message : "";
+  pg->last_ms = now;
+  op_event(op, &ev);
+  prog_clear(pg);
+}
+
+static void prog_timer_cb(uv_timer_t *t) {
+  api_ops_t *ops = t->data;
+  int64_t now = (int64_t)uv_now(t->loop);
+  int64_t next = -1;
+  ops->prog_armed = 0;
+  for (op_t *op = ops->live; op; op = op->next)
+    for (uint32_t i = 0; i < op->n_prog && !op->finished; i++) {
+      prog_t *pg = &op->prog[i];
+      if (!pg->held)
+        continue;
+      int64_t due = pg->last_ms + PROGRESS_INTERVAL_MS - now;
+      if (due <= 0)
+        prog_store(op, pg, now);
+      else if (next < 0 || due < next)
+        next = due;
+    }
+  if (next >= 0) {
+    ops->prog_armed = 1;
+    uv_timer_start(&ops->prog_timer, prog_timer_cb, (uint64_t)next, 0);
+  }
+}
+
+/* Keeps `ev` as the task's latest progress, to be stored when its turn
+ * comes. Returns 0, or UV_ENOMEM (the event is then dropped). */
+static int prog_hold(api_ops_t *ops, prog_t *pg, const exec_event_t *ev,
+                     int64_t now) {
+  char *unit = strdup(ev->unit), *msg = strdup(ev->message);
+  if (unit == NULL || msg == NULL) {
+    free(unit);
+    free(msg);
+    return UV_ENOMEM;
+  }
+  prog_clear(pg);
+  pg->ev = *ev;
+  pg->unit = unit;
+  pg->message = msg;
+  pg->held = 1;
+  if (!ops->prog_armed && !ops->closing) {
+    ops->prog_armed = 1;
+    int64_t due = pg->last_ms + PROGRESS_INTERVAL_MS - now;
+    uv_timer_start(&ops->prog_timer, prog_timer_cb, due > 0 ? (uint64_t)due : 0,
+                   0);
+  }
+  return 0;
+}
+
+static void on_exec_event(const exec_event_t *ev, void *data) {
+  op_t *op = data;
+  api_ops_t *ops = op->ops;
+  if (ops->closing)
+    return; /* stopping: the next start resumes from the store */
+  prog_t *pg = ev->task < op->n_prog ? &op->prog[ev->task] : NULL;
+  int64_t now = (int64_t)uv_now(rt_loop(ops->rt));
+  if (pg && ev->kind == EXEC_EV_PROGRESS) {
+    if (pg->last_ms && now - pg->last_ms < PROGRESS_INTERVAL_MS) {
+      prog_hold(ops, pg, ev, now);
+      return;
+    }
+    prog_clear(pg); /* an older value the timer has not stored yet */
+    pg->last_ms = now;
+  } else if (pg) {
+    prog_store(op, pg, now); /* the latest value before the state change */
+  }
+  op_event(op, ev);
+}
+
 static void on_exec_done(exec_op_t *x, exec_outcome_t outcome, void *data) {
   op_t *op = data;
   exec_op_free(x);
@@ -576,51 +735,170 @@ static void on_exec_done(exec_op_t *x, exec_outcome_t outcome, void *data) {
 
 /* --------------------------------------------------------- flush, watch */
 
-static void watcher_finish_all(op_t *op, grpc_status_code code,
-                               const char *msg) {
-  for (watcher_t *w = op->watchers, *n; w; w = n) {
-    n = w->next;
-    rt_call_finish(w->call, code, msg, NULL);
-    free(w);
+static void watcher_unlink(watcher_t *w) {
+  for (watcher_t **pp = &w->ops->watchers; *pp; pp = &(*pp)->next)
+    if (*pp == w) {
+      *pp = w->next;
+      break;
+    }
+  if (w->op)
+    w->op->n_watchers--;
+}
+
+/* Ends the stream (queued events are still sent) and frees `w`. */
+static void watcher_end(watcher_t *w, grpc_status_code code, const char *msg) {
+  watcher_unlink(w);
+  rt_call_on_sent(w->call, NULL, NULL);
+  rt_call_finish(w->call, code, msg, NULL);
+  free(w);
+}
+
+static void watcher_end_all(api_ops_t *ops, grpc_status_code code,
+                            const char *msg) {
+  while (ops->watchers)
+    watcher_end(ops->watchers, code, msg);
+}
+
+/* Queues `ev` on the stream. */
+static void watcher_send(watcher_t *w, Smaug__V1__OperationEvent *ev) {
+  Smaug__V1__WatchOperationResponse r =
+      SMAUG__V1__WATCH_OPERATION_RESPONSE__INIT;
+  r.event = ev;
+  rt_call_send(w->call, &r.base);
+  w->last = ev->sequence;
+}
+
+/* Refills a lagging stream from the store, up to WATCH_QUEUE queued and
+ * no further than `bound`, and ends it once its final event is queued.
+ * Returns 1 when `w` was ended (and freed). */
+static int watcher_pump(watcher_t *w) {
+  api_ops_t *ops = w->ops;
+  while (w->behind) {
+    size_t queued = rt_call_send_queued(w->call);
+    if (queued >= WATCH_QUEUE)
+      break;
+    uint32_t room = (uint32_t)(WATCH_QUEUE - queued);
+    Smaug__V1__OperationEvent **evs;
+    size_t n = 0, i;
+    int err = store_event_list(ops->store, w->op_id, w->last, room, &evs, &n);
+    if (err) {
+      char msg[256];
+      snprintf(msg, sizeof(msg), "store: %s: %s", uv_strerror(err),
+               store_errmsg(ops->store));
+      watcher_end(w, GRPC_STATUS_INTERNAL, msg);
+      return 1;
+    }
+    for (i = 0; i < n && evs[i]->sequence <= w->bound; i++)
+      watcher_send(w, evs[i]);
+    store_msgs_free(evs, n);
+    if (i < room)
+      w->behind = 0; /* caught up with what is committed */
   }
-  op->watchers = NULL;
+  if (w->end && w->last >= w->end) {
+    watcher_end(w, GRPC_STATUS_OK, NULL);
+    return 1;
+  }
+  return 0;
+}
+
+static void watch_sent(rt_call_t *call, void *data) {
+  watcher_t *w = data;
+  if (w->behind && rt_call_send_queued(call) <= WATCH_LOW)
+    watcher_pump(w);
 }
 
 /* Streams the op's pending events to its watchers, or with `drop` (their
- * commit failed) discards them: nothing uncommitted is ever streamed. */
+ * commit failed) discards them: nothing uncommitted is ever streamed. A
+ * watcher whose stream is full is marked behind and refilled from the
+ * store later, so nothing is buffered for it here. Once the final event
+ * is committed, the watchers stop following the op: they read the rest
+ * from the store, and the op can be freed. */
 static void deliver(op_t *op, int drop) {
+  api_ops_t *ops = op->ops;
+  for (watcher_t *w = ops->watchers, *wn; w && !drop; w = wn) {
+    wn = w->next;
+    if (w->op != op)
+      continue;
+    if (!w->behind)
+      for (pend_t *p = op->pend_head; p; p = p->next) {
+        if (p->seq <= w->last)
+          continue;
+        if (rt_call_send_queued(w->call) >= WATCH_QUEUE) {
+          w->behind = 1;
+          rt_log(RT_LOG_DEBUG, "api", "watch waits for the client",
+                 "op=%s sent=%" PRIu64, w->op_id, w->last);
+          break;
+        }
+        Smaug__V1__OperationEvent *ev =
+            smaug__v1__operation_event__unpack(NULL, p->len, p->data);
+        if (ev == NULL) {
+          w->behind = 1; /* read it back from the store */
+          break;
+        }
+        watcher_send(w, ev);
+        protobuf_c_message_free_unpacked(&ev->base, NULL);
+      }
+    w->bound = op->committed_seq;
+    if (op->finished && !op->final_retry) {
+      w->end = op->final_seq;
+      w->op = NULL;
+      op->n_watchers--;
+    }
+    if (w->last < w->bound)
+      w->behind = 1; /* something it was not sent */
+    watcher_pump(w);
+  }
   for (pend_t *p = op->pend_head, *n; p; p = n) {
     n = p->next;
-    Smaug__V1__OperationEvent *ev = NULL;
-    for (watcher_t *w = drop ? NULL : op->watchers; w; w = w->next) {
-      if (p->seq <= w->last)
-        continue;
-      if (ev == NULL)
-        ev = smaug__v1__operation_event__unpack(NULL, p->len, p->data);
-      if (ev == NULL)
-        break;
-      Smaug__V1__WatchOperationResponse r =
-          SMAUG__V1__WATCH_OPERATION_RESPONSE__INIT;
-      r.event = ev;
-      rt_call_send(w->call, &r.base);
-      w->last = p->seq;
-    }
-    if (ev)
-      protobuf_c_message_free_unpacked(&ev->base, NULL);
     free(p);
   }
   op->pend_head = op->pend_tail = NULL;
-  if (op->finished)
-    watcher_finish_all(op, drop ? GRPC_STATUS_INTERNAL : GRPC_STATUS_OK,
-                       drop ? "the store could not commit the events" : NULL);
+}
+
+/* After a failed commit: the writes of every op that had some in the
+ * batch are lost. Running ones are stopped and will end in error with the
+ * store's message; a lost final status is written again later. */
+static void ops_commit_failed(op_t *list, int err) {
+  for (op_t *op = list; op; op = op->next) {
+    if (op->last_seq == op->committed_seq && !op->final_retry)
+      continue;
+    op->last_seq = op->committed_seq; /* rolled back */
+    op->final_seq = 0;
+    op_store_lost(op, err);
+  }
+}
+
+static void ops_committed(op_t *list) {
+  for (op_t *op = list; op; op = op->next) {
+    op->committed_seq = op->last_seq;
+    if (op->final_retry && op->final_seq) {
+      op->final_retry = 0;
+      rt_log(RT_LOG_INFO, "api", "operation finished",
+             "op=%s status=%s events=%" PRIu64 " reason=\"%s\"", op->id,
+             final_name(op, op->final_outcome), op->final_seq,
+             op->final_reason ? op->final_reason : "");
+    }
+  }
 }
 
 int api_ops_flush(api_ops_t *ops) {
   int err = 0;
-  if (store_in_batch(ops->store) && (err = store_flush(ops->store)) != 0)
+  if (store_in_batch(ops->store) && (err = store_flush(ops->store)) != 0) {
     log_store_error(ops, "commit", err);
-  for (op_t *op = ops->live; op; op = op->next)
+    ops_commit_failed(ops->live, err);
+    ops_commit_failed(ops->dead, err);
+  } else {
+    ops_committed(ops->live);
+    ops_committed(ops->dead);
+  }
+  for (op_t *op = ops->live; op; op = op->next) {
     deliver(op, err != 0);
+    if (op->store_err[0] && !op->store_stopped && op->state == OP_RUNNING &&
+        op->x) {
+      op->store_stopped = 1;
+      exec_op_cancel(op->x, op->store_err);
+    }
+  }
   for (op_t *op = ops->dead; op; op = op->next)
     deliver(op, err != 0);
   return err;
@@ -631,19 +909,23 @@ static void flush_timer_cb(uv_timer_t *t) {
   ops->flush_armed = 0;
   api_ops_flush(ops);
   /* Ops that died before this iteration: their executor handle has
-   * closed by now, so the DAG and graph can go. */
+   * closed by now, so the DAG and graph can go. One whose final status
+   * still waits for a commit stays for the retry tick. */
   op_t *keep = NULL;
+  int again = 0;
   for (op_t *op = ops->dead, *n; op; op = n) {
     n = op->next;
-    if (op->watchers == NULL && op->pend_head == NULL && op->reap++ > 0) {
+    if (op->n_watchers == 0 && op->pend_head == NULL && !op->final_retry &&
+        op->reap++ > 0) {
       op_free(op);
       continue;
     }
+    again |= !op->final_retry;
     op->next = keep;
     keep = op;
   }
   ops->dead = keep;
-  if (ops->dead && !ops->flush_armed) {
+  if (again && !ops->flush_armed) {
     ops->flush_armed = 1;
     uv_timer_start(&ops->flush_timer, flush_timer_cb, 1, 0);
   }
@@ -656,20 +938,40 @@ static void schedule_flush(api_ops_t *ops) {
   uv_timer_start(&ops->flush_timer, flush_timer_cb, 0, 0);
 }
 
+/* Once a second: final statuses that a failed commit lost are written
+ * again, and every PRUNE_EVERY ticks (at once while more is left) the
+ * events of old finished operations are pruned, a batch at a time. */
+static void tick_timer_cb(uv_timer_t *t) {
+  api_ops_t *ops = t->data;
+  int retried = 0;
+  for (op_t *op = ops->dead; op; op = op->next)
+    if (op->final_retry && op->final_seq == 0) {
+      op_final(op);
+      retried = 1;
+    }
+  if (retried && api_ops_flush(ops) == 0)
+    schedule_flush(ops); /* reap what is done */
+  if (ops->event_retention_ms <= 0 || ops->ticks++ % PRUNE_EVERY != 0)
+    return;
+  api_ops_flush(ops);
+  uint32_t deleted = 0;
+  int err =
+      store_event_prune(ops->store, api_now_ms() - ops->event_retention_ms,
+                        PRUNE_BATCH, &deleted);
+  if (err)
+    log_store_error(ops, "event pruning", err);
+  else if (deleted)
+    rt_log(RT_LOG_INFO, "api", "events pruned", "count=%u", deleted);
+  if (err == 0 && deleted == PRUNE_BATCH)
+    ops->ticks = 0; /* more left: go on at the next tick */
+}
+
 static void watch_cancelled(rt_call_t *call, void *data) {
   watcher_t *w = data;
-  op_t *op = op_find(w->ops, w->op_id);
-  if (op == NULL)
-    for (op_t *d = w->ops->dead; d; d = d->next)
-      if (strcmp(d->id, w->op_id) == 0)
-        op = d;
-  for (watcher_t **pp = op ? &op->watchers : NULL; pp && *pp; pp = &(*pp)->next)
-    if (*pp == w) {
-      *pp = w->next;
-      break;
-    }
-  rt_call_finish(call, GRPC_STATUS_CANCELLED, "cancelled", NULL);
-  free(w);
+  (void)call;
+  rt_log(RT_LOG_DEBUG, "api", "watch cancelled", "op=%s sent=%" PRIu64,
+         w->op_id, w->last);
+  watcher_end(w, GRPC_STATUS_CANCELLED, "cancelled");
 }
 
 void api_ops_watch(api_ops_t *ops, rt_call_t *call,
@@ -682,6 +984,7 @@ void api_ops_watch(api_ops_t *ops, rt_call_t *call,
   }
   api_ops_flush(ops);
   store_op_t *sop;
+  uint64_t stored = 0;
   int err = store_op_get(ops->store, req->operation_id, &sop);
   if (err) {
     api_fail_lookup(call, "operation", req->operation_id, err);
@@ -689,31 +992,24 @@ void api_ops_watch(api_ops_t *ops, rt_call_t *call,
   }
   int running = sop->running;
   store_op_free(sop);
-  Smaug__V1__OperationEvent **evs;
-  size_t n;
-  if ((err = store_event_list(ops->store, req->operation_id,
-                              req->after_sequence, 0, &evs, &n)) != 0) {
+  if ((err = store_event_last_seq(ops->store, req->operation_id, &stored))) {
     api_fail_store(call, err);
     return;
   }
-  uint64_t last = req->after_sequence;
-  for (size_t i = 0; i < n; i++) {
-    Smaug__V1__WatchOperationResponse r =
-        SMAUG__V1__WATCH_OPERATION_RESPONSE__INIT;
-    r.event = evs[i];
-    rt_call_send(call, &r.base);
-    last = evs[i]->sequence;
-  }
-  store_msgs_free(evs, n);
   op_t *op = op_find(ops, req->operation_id);
-  if (!running || (op && op->finished)) {
-    rt_call_finish(call, GRPC_STATUS_OK, NULL, NULL);
-    return;
-  }
-  if (op == NULL && ops->recovered) {
+  if (op == NULL && running)
+    for (op_t *d = ops->dead; d; d = d->next)
+      if (d->final_retry && strcmp(d->id, req->operation_id) == 0)
+        op = d; /* its final status waits for the disk: follow it */
+  if (running && op == NULL && ops->recovered) {
     rt_call_fail(call, GRPC_STATUS_INTERNAL,
                  "operation %s is running in the store but not here",
                  req->operation_id);
+    return;
+  }
+  int replay = !running || (op && op->finished && !op->final_retry);
+  if (replay && req->after_sequence >= stored) {
+    rt_call_finish(call, GRPC_STATUS_OK, NULL, NULL);
     return;
   }
   watcher_t *w = calloc(1, sizeof(*w));
@@ -722,14 +1018,25 @@ void api_ops_watch(api_ops_t *ops, rt_call_t *call,
     return;
   }
   w->call = call;
-  w->last = last;
   w->ops = ops;
+  w->last = req->after_sequence;
+  w->bound = stored;
+  w->behind = 1;
   snprintf(w->op_id, sizeof(w->op_id), "%s", req->operation_id);
-  /* Before recovery the operation is parked until it is rebuilt. */
-  watcher_t **list = op ? &op->watchers : &ops->parked;
-  w->next = *list;
-  *list = w;
+  if (replay) {
+    w->end = stored;
+  } else if (op) {
+    /* Before recovery the watcher is parked (op NULL) until recovery. */
+    w->op = op;
+    op->n_watchers++;
+  }
+  w->next = ops->watchers;
+  ops->watchers = w;
   rt_call_on_cancel(call, watch_cancelled, w);
+  rt_call_on_sent(call, watch_sent, w);
+  if (watcher_pump(w) == 0 && w->behind)
+    rt_log(RT_LOG_DEBUG, "api", "watch waits for the client",
+           "op=%s sent=%" PRIu64, w->op_id, w->last);
 }
 
 /* ------------------------------------------------------------ running */
@@ -768,26 +1075,39 @@ static void op_bury(op_t *op, int held_slot) {
   schedule_flush(ops);
 }
 
-static void op_finish_early(op_t *op, exec_outcome_t outcome,
-                            const char *reason) {
+/* Writes the final status kept in the op and its OPERATION_FINISHED event
+ * into the open batch. Should the write or its commit fail, final_retry
+ * stays set and the tick writes them again. */
+static void op_final(op_t *op) {
   api_ops_t *ops = op->ops;
-  int held = op->state == OP_BUILDING || op->state == OP_RUNNING;
+  const char *reason = op->final_reason ? op->final_reason : "out of memory";
+  op->final_retry = 1;
   int err = store_batch(ops->store);
   if (err == 0)
-    err = write_final(op, outcome, reason);
-  if (err)
+    err = write_final(op, op->final_outcome, reason);
+  if (err) {
     log_store_error(ops, "final status", err);
+    return;
+  }
   Smaug__V1__OperationEvent e = SMAUG__V1__OPERATION_EVENT__INIT;
   e.sequence = ++op->last_seq;
   e.operation_id = op->id;
   e.kind = SMAUG__V1__EVENT_KIND__EVENT_KIND_OPERATION_FINISHED;
   e.time_ms = api_now_ms();
   e.message = (char *)reason;
-  e.final_status = (char *)final_name(op, outcome);
+  e.final_status = (char *)final_name(op, op->final_outcome);
+  if (emit(op, &e) == 0)
+    op->final_seq = e.sequence;
+}
+
+static void op_finish_early(op_t *op, exec_outcome_t outcome,
+                            const char *reason) {
+  int held = op->state == OP_BUILDING || op->state == OP_RUNNING;
   op->finished = 1;
-  emit(op, &e);
-  rt_log(RT_LOG_INFO, "api", "operation finished",
-         "op=%s status=%s reason=\"%s\"", op->id, e.final_status, reason);
+  op->final_outcome = outcome;
+  free(op->final_reason);
+  op->final_reason = strdup(reason);
+  op_final(op);
   op_bury(op, held);
 }
 
@@ -933,6 +1253,11 @@ static void on_built(graph_t *g, grpc_status_code code, const char *msg,
     return;
   }
   op->g = g;
+  if (op->store_err[0]) {
+    snprintf(reason, sizeof(reason), "INTERNAL: %s", op->store_err);
+    op_finish_early(op, EXEC_FAILED_OP, reason);
+    return;
+  }
   if (op->cancel_requested) {
     snprintf(reason, sizeof(reason), "cancelled: %s", op->cancel_reason);
     op_finish_early(op, EXEC_CANCELLED_OP, reason);
@@ -962,6 +1287,14 @@ static void on_built(graph_t *g, grpc_status_code code, const char *msg,
   o.fail_fast = op->fail_fast;
   if (err == 0)
     err = dag_new(g, (dag_op_t)op->kind, implemented, ops, &op->dag);
+  if (err == 0) {
+    op->n_prog = dag_task_count(op->dag);
+    op->prog = calloc(op->n_prog + 1, sizeof(*op->prog));
+    if (op->prog == NULL) {
+      op->n_prog = 0;
+      err = UV_ENOMEM;
+    }
+  }
   if (err == 0)
     err = exec_op_new(rt_loop(ops->rt), op->dag, op->id, &o, api_runner(),
                       &op->rctx, &op->x);
@@ -1399,8 +1732,8 @@ void api_ops_recover(api_ops_t *ops) {
     if (so->params_len)
       op->params =
           smaug__v1__parameter_set__unpack(NULL, so->params_len, so->params);
-    store_event_last_seq(ops->store, op->id, &op->seq_base);
-    op->last_seq = op->seq_base;
+    store_event_last_seq(ops->store, op->id, &op->last_seq);
+    op->committed_seq = op->last_seq;
 
     /* Resume only when every plugin the stored graph needs is back. */
     char msg[1024];
@@ -1418,16 +1751,11 @@ void api_ops_recover(api_ops_t *ops) {
     op->next = ops->live;
     ops->live = op;
     op->state = OP_QUEUED;
-    for (watcher_t **pp = &ops->parked; *pp;) {
-      watcher_t *w = *pp;
-      if (strcmp(w->op_id, op->id) == 0) {
-        *pp = w->next;
-        w->next = op->watchers;
-        op->watchers = w;
-      } else {
-        pp = &w->next;
+    for (watcher_t *w = ops->watchers; w; w = w->next)
+      if (w->op == NULL && w->end == 0 && strcmp(w->op_id, op->id) == 0) {
+        w->op = op;
+        op->n_watchers++;
       }
-    }
     if (rc) {
       char reason[REASON_MAX];
       snprintf(reason, sizeof(reason), "cannot resume after restart: %s", msg);
@@ -1443,14 +1771,13 @@ void api_ops_recover(api_ops_t *ops) {
   }
   store_ops_free(sops, n);
   ops->recovered = 1;
-  for (watcher_t *w = ops->parked, *nx; w; w = nx) {
+  for (watcher_t *w = ops->watchers, *nx; w; w = nx) {
     nx = w->next;
-    rt_call_finish(w->call, GRPC_STATUS_INTERNAL, "operation was not recovered",
-                   NULL);
-    free(w);
+    if (w->op == NULL && w->end == 0)
+      watcher_end(w, GRPC_STATUS_INTERNAL, "operation was not recovered");
   }
-  ops->parked = NULL;
   api_ops_flush(ops);
+  tick_timer_cb(&ops->tick_timer); /* prune at start */
 }
 
 /* ---------------------------------------------------------- create/free */
@@ -1470,8 +1797,16 @@ int api_ops_new(const api_ops_config_t *cfg, api_ops_t **out) {
     free(ops);
     return UV_ENOMEM;
   }
+  ops->event_retention_ms = cfg->event_retention_ms;
   uv_timer_init(rt_loop(cfg->rt), &ops->flush_timer);
   ops->flush_timer.data = ops;
+  uv_timer_init(rt_loop(cfg->rt), &ops->prog_timer);
+  ops->prog_timer.data = ops;
+  uv_timer_init(rt_loop(cfg->rt), &ops->tick_timer);
+  ops->tick_timer.data = ops;
+  uv_timer_start(&ops->tick_timer, tick_timer_cb, FINAL_RETRY_MS,
+                 FINAL_RETRY_MS);
+  uv_unref((uv_handle_t *)&ops->tick_timer);
   *out = ops;
   return 0;
 }
@@ -1482,20 +1817,12 @@ void api_ops_close(api_ops_t *ops) {
   api_ops_flush(ops);
   ops->closing = 1;
   uv_close((uv_handle_t *)&ops->flush_timer, NULL);
-  for (op_t *op = ops->live; op; op = op->next) {
-    watcher_finish_all(op, GRPC_STATUS_UNAVAILABLE, "smaugd is stopping");
+  uv_close((uv_handle_t *)&ops->prog_timer, NULL);
+  uv_close((uv_handle_t *)&ops->tick_timer, NULL);
+  watcher_end_all(ops, GRPC_STATUS_UNAVAILABLE, "smaugd is stopping");
+  for (op_t *op = ops->live; op; op = op->next)
     if (op->state == OP_RUNNING && op->x)
       exec_op_cancel(op->x, "smaugd is stopping");
-  }
-  for (op_t *op = ops->dead; op; op = op->next)
-    watcher_finish_all(op, GRPC_STATUS_UNAVAILABLE, "smaugd is stopping");
-  for (watcher_t *w = ops->parked, *nx; w; w = nx) {
-    nx = w->next;
-    rt_call_finish(w->call, GRPC_STATUS_UNAVAILABLE, "smaugd is stopping",
-                   NULL);
-    free(w);
-  }
-  ops->parked = NULL;
 }
 
 void api_ops_free(api_ops_t *ops) {

@@ -32,6 +32,9 @@ typedef struct api_ops_config_s {
   int max_operations;      /* running at once; more wait in FIFO order */
   int64_t call_timeout_ms; /* per plugin call; 0: 1 hour */
   uint32_t heartbeat_ms;   /* silence (no progress) limit; 0: none */
+  /* Events of operations that finished and were created longer ago than
+   * this are pruned in the background; 0 keeps them forever. */
+  int64_t event_retention_ms;
 } api_ops_config_t;
 
 /* `*out` is released with api_ops_close() and, after the loop has run its

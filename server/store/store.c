@@ -73,6 +73,9 @@ static int store__err(store_t *st, int rc) {
     return UV_EEXIST;
   case SQLITE_FULL:
     return UV_ENOSPC;
+  case SQLITE_NOTADB:
+  case SQLITE_CORRUPT:
+    return UV_EFTYPE;
   case SQLITE_NOMEM:
     return UV_ENOMEM;
   case SQLITE_BUSY:
@@ -797,6 +800,24 @@ int store_event_list(store_t *st, const char *op_id, uint64_t after,
   store__bind_seq(s, 2, after);
   return store__collect(st, s, limit, &smaug__v1__operation_event__descriptor,
                         out, n, NULL);
+}
+
+int store_event_prune(store_t *st, int64_t before_ms, uint32_t limit,
+                      uint32_t *deleted) {
+  int err = 0;
+  sqlite3_stmt *s = store__stmt(
+      st,
+      "DELETE FROM events WHERE (op_id, seq) IN (SELECT e.op_id, e.seq "
+      "FROM operations o JOIN events e ON e.op_id = o.id "
+      "WHERE o.running = 0 AND o.created_at_ms < ?1 LIMIT ?2)",
+      &err);
+  if (s == NULL)
+    return err;
+  sqlite3_bind_int64(s, 1, before_ms);
+  sqlite3_bind_int64(s, 2, limit ? limit : UINT32_MAX);
+  if ((err = store__step_done(st, s)) == 0)
+    *deleted = (uint32_t)sqlite3_changes(st->db);
+  return err;
 }
 
 int store_event_last_seq(store_t *st, const char *op_id, uint64_t *out) {

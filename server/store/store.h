@@ -16,7 +16,8 @@
  *
  * Errors: 0 or a negative libuv-style code. UV_ENOENT when an object does
  * not exist, UV_EEXIST on a uniqueness conflict, UV_ENOSPC when the disk is
- * full, UV_EIO for anything else from SQLite; store_errmsg() keeps SQLite's
+ * full, UV_EFTYPE when the file is not a SQLite database or is corrupt,
+ * UV_EIO for anything else from SQLite; store_errmsg() keeps SQLite's
  * own message for the log. Out-parameters are written only on success.
  *
  * Messages returned through out-parameters are unpacked protobuf-c messages
@@ -176,6 +177,13 @@ int store_event_append(store_t *st, const Smaug__V1__OperationEvent *ev);
 int store_event_list(store_t *st, const char *op_id, uint64_t after,
                      uint32_t limit, Smaug__V1__OperationEvent ***out,
                      size_t *n);
+
+/* Deletes up to `limit` (0: all) events of operations that are no longer
+ * running and were created before `before_ms`; never an event of a running
+ * operation. `*deleted` receives the count: fewer than `limit` means none
+ * is left. Joins the open batch, if any. */
+int store_event_prune(store_t *st, int64_t before_ms, uint32_t limit,
+                      uint32_t *deleted);
 
 /* Highest stored sequence of `op_id`, 0 if none. */
 int store_event_last_seq(store_t *st, const char *op_id, uint64_t *out);

@@ -11,6 +11,8 @@
  *   --lists-dependents      children come from the resource's extra
  *                           "children" = "type/id;type/id"
  *   --delay-ms N            every activity takes N ms (progress every 50)
+ *   --progress-burst N      sends N progress messages every 50 ms instead
+ *                           of one (a plugin that floods progress)
  *   --fail-id ID            activities of resource ID fail with INTERNAL
  *   --trace FILE            appends "<P|S> <idempotency key> <attempt>"
  *                           per call, flushed at once
@@ -54,6 +56,7 @@ typedef struct fake_s {
   const char *no_parallel;
   int lists_dependents;
   int delay_ms;
+  int progress_burst;
   const char *fail_id;
   FILE *trace;
   unsigned protocol_major;
@@ -174,21 +177,24 @@ static void act_tick(uv_timer_t *t) {
     act_finish(a);
     return;
   }
-  Smaug__V1__Progress pr = SMAUG__V1__PROGRESS__INIT;
-  pr.done = ++a->done;
-  pr.unit = "ticks";
-  pr.message = F.progress_text;
-  if (a->sync) {
-    Smaug__V1__SyncActivityResponse r = SMAUG__V1__SYNC_ACTIVITY_RESPONSE__INIT;
-    r.event_case = SMAUG__V1__SYNC_ACTIVITY_RESPONSE__EVENT_PROGRESS;
-    r.progress = &pr;
-    rt_call_send(a->call, &r.base);
-  } else {
-    Smaug__V1__ParallelActivityResponse r =
-        SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__INIT;
-    r.event_case = SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__EVENT_PROGRESS;
-    r.progress = &pr;
-    rt_call_send(a->call, &r.base);
+  for (int i = 0; i < (F.progress_burst > 0 ? F.progress_burst : 1); i++) {
+    Smaug__V1__Progress pr = SMAUG__V1__PROGRESS__INIT;
+    pr.done = ++a->done;
+    pr.unit = "ticks";
+    pr.message = F.progress_text;
+    if (a->sync) {
+      Smaug__V1__SyncActivityResponse r =
+          SMAUG__V1__SYNC_ACTIVITY_RESPONSE__INIT;
+      r.event_case = SMAUG__V1__SYNC_ACTIVITY_RESPONSE__EVENT_PROGRESS;
+      r.progress = &pr;
+      rt_call_send(a->call, &r.base);
+    } else {
+      Smaug__V1__ParallelActivityResponse r =
+          SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__INIT;
+      r.event_case = SMAUG__V1__PARALLEL_ACTIVITY_RESPONSE__EVENT_PROGRESS;
+      r.progress = &pr;
+      rt_call_send(a->call, &r.base);
+    }
   }
   int step = a->left_ms < 50 ? a->left_ms : 50;
   a->left_ms -= step;
@@ -432,6 +438,7 @@ int main(int argc, char **argv) {
       {"no-parallel", required_argument, NULL, 'N'},
       {"lists-dependents", no_argument, NULL, 'd'},
       {"delay-ms", required_argument, NULL, 'D'},
+      {"progress-burst", required_argument, NULL, 'B'},
       {"fail-id", required_argument, NULL, 'f'},
       {"trace", required_argument, NULL, 'T'},
       {"protocol-major", required_argument, NULL, 'p'},
@@ -477,6 +484,9 @@ int main(int argc, char **argv) {
       break;
     case 'D':
       F.delay_ms = atoi(optarg);
+      break;
+    case 'B':
+      F.progress_burst = atoi(optarg);
       break;
     case 'f':
       F.fail_id = optarg;

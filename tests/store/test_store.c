@@ -1,7 +1,8 @@
 /*
  * test_store.c - Criterion suite for server/store: schema and migrations,
  * object round trips, list filters and paging, batches, events and the
- * durability of a committed batch across reopen.
+ * durability of a committed batch across reopen, event pruning and the
+ * error for a file that is not a database.
  */
 #include <criterion/criterion.h>
 #include <sqlite3.h>
@@ -365,4 +366,65 @@ Test(store, plugin_addresses_replaced_as_a_set) {
   cr_assert_eq(n, 1);
   cr_expect_str_eq(got[0], "unix:/tmp/p.sock");
   store_strs_free(got, n);
+}
+
+static void put_op(const char *id, int running, int64_t created) {
+  store_op_t op = {.id = (char *)id,
+                   .kind = 1,
+                   .target_id = "ckp-1",
+                   .checkpoint_id = "ckp-1",
+                   .running = running,
+                   .created_at_ms = created};
+  cr_assert_eq(store_op_put(st, &op), 0, "%s", store_errmsg(st));
+}
+
+static size_t event_count(const char *op) {
+  Smaug__V1__OperationEvent **evs;
+  size_t n;
+  cr_assert_eq(store_event_list(st, op, 0, 0, &evs, &n), 0);
+  store_msgs_free(evs, n);
+  return n;
+}
+
+Test(store, prune_takes_only_old_finished_operations) {
+  put_op("op-old", 0, 1000);
+  put_op("op-run", 1, 1000);
+  put_op("op-new", 0, 5000);
+  for (uint64_t i = 1; i <= 3; i++) {
+    append("op-old", i, SMAUG__V1__EVENT_KIND__EVENT_KIND_DONE);
+    append("op-run", i, SMAUG__V1__EVENT_KIND__EVENT_KIND_DONE);
+    append("op-new", i, SMAUG__V1__EVENT_KIND__EVENT_KIND_DONE);
+  }
+  uint32_t deleted = 0;
+  /* A page at a time: 2, then the last one, then nothing. */
+  cr_assert_eq(store_event_prune(st, 2000, 2, &deleted), 0, "%s",
+               store_errmsg(st));
+  cr_expect_eq(deleted, 2);
+  cr_assert_eq(store_event_prune(st, 2000, 2, &deleted), 0);
+  cr_expect_eq(deleted, 1);
+  cr_assert_eq(store_event_prune(st, 2000, 2, &deleted), 0);
+  cr_expect_eq(deleted, 0);
+  cr_expect_eq(event_count("op-old"), 0);
+  cr_expect_eq(event_count("op-run"), 3, "a running op's events were pruned");
+  cr_expect_eq(event_count("op-new"), 3);
+  /* Once it has finished, the old running one goes too. */
+  cr_assert_eq(store_op_set_running(st, "op-run", 0), 0);
+  cr_assert_eq(store_event_prune(st, 2000, 0, &deleted), 0);
+  cr_expect_eq(deleted, 3);
+  cr_expect_eq(event_count("op-new"), 3);
+}
+
+Test(store, not_a_database_is_eftype) {
+  char other[96], path[128];
+  snprintf(other, sizeof(other), "%s/x", dir);
+  cr_assert_eq(mkdir(other, 0700), 0);
+  snprintf(path, sizeof(path), "%s/smaug.db", other);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  for (int i = 0; i < 4096; i++)
+    fputc((i * 7919) & 0xff, f);
+  fclose(f);
+  store_t *bad = NULL;
+  cr_expect_eq(store_open(other, &bad), UV_EFTYPE);
+  cr_expect_null(bad);
 }
