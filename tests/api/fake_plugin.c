@@ -438,7 +438,7 @@ int main(int argc, char **argv) {
       {"no-parallel", required_argument, NULL, 'N'},
       {"lists-dependents", no_argument, NULL, 'd'},
       {"delay-ms", required_argument, NULL, 'D'},
-      {"progress-burst", required_argument, NULL, 'B'},
+      {"progress-burst", required_argument, NULL, 'U'},
       {"fail-id", required_argument, NULL, 'f'},
       {"trace", required_argument, NULL, 'T'},
       {"protocol-major", required_argument, NULL, 'p'},
@@ -485,7 +485,7 @@ int main(int argc, char **argv) {
     case 'D':
       F.delay_ms = atoi(optarg);
       break;
-    case 'B':
+    case 'U':
       F.progress_burst = atoi(optarg);
       break;
     case 'f':
