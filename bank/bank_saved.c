@@ -46,6 +46,11 @@ static int check_entry(bank_t *bank, const Smaug__V1__Resource *r,
            "metadata names an invalid object");
     return 0;
   }
+  if (bank == NULL) {
+    report(st, r, section, object, UV_ENOENT,
+           "not in the bank: the bank has no data at all");
+    return 0;
+  }
   int rc = bank_find_manifest(bank, section, object,
                               (flags & BANK_SAVED_DIGEST) ? value : NULL, &e);
   if (rc == UV_ENOENT || rc == BANK_ECORRUPT)

@@ -41,7 +41,9 @@ typedef void (*bank_missing_cb)(void *data, const char *type, const char *id,
                                 const char *msg);
 
 /* Checks every object the results of checkpoint `checkpoint_id` claim (the
- * rule above) in `bank`. Each problem goes to `cb` (may be NULL) and is
+ * rule above) in `bank`; a NULL bank stands for one that does not exist
+ * (bank_open_ex with BANK_OPEN_EXISTING failed with UV_ENOENT), where every
+ * claimed object is missing. Each problem goes to `cb` (may be NULL) and is
  * counted in *missing (may be NULL; written on 0 and UV_ENOENT). Results
  * with a NULL resource are skipped. Returns 0 when everything claimed is
  * present, UV_ENOENT when something is missing or replaced (err holds the

@@ -115,14 +115,14 @@ int cli_cmd_checkpoint_verify(cli_ctx_t *ctx) {
   bank_verify_report_t rep = {0};
   size_t missing = 0;
   int vrc = bank_open_ex(uri, BANK_OPEN_EXISTING, &bank, &err);
-  if (vrc == 0) {
+  if (vrc == 0 || vrc == UV_ENOENT) { /* no bank: nothing claimed is there */
     /* What the catalogue says was saved must be there at all... */
     vrc = bank_saved_check(bank, id, c->results, c->n_results,
                            BANK_SAVED_DIGEST, on_missing, &st, &missing, &err);
     if (vrc == UV_ENOENT)
       vrc = 0;
   }
-  if (vrc == 0) /* ... and what is there must be intact. */
+  if (vrc == 0 && bank != NULL) /* ... and what is there must be intact. */
     vrc = bank_verify(bank, section, NULL, on_problem, &st, &rep, &err);
   int ok = vrc == 0 && missing == 0;
   if (vrc != 0 && vrc != BANK_ECORRUPT) {

@@ -36,6 +36,7 @@ typedef struct settings_s {
   long max_message_bytes;
   long call_timeout_ms;
   long heartbeat_ms;
+  long retry_budget_ms;
 } settings_t;
 
 typedef struct daemon_s {
@@ -71,6 +72,11 @@ static void usage(FILE *f) {
              "(default 3600000)\n"
              "  --heartbeat-ms N         fail a plugin call silent this long "
              "(default 60000; 0: off)\n"
+             "  --retry-budget DURATION  how long a task's plugin calls are "
+             "retried after\n"
+             "                           UNAVAILABLE, e.g. 500ms, 30s, 2m "
+             "(SMAUG_RETRY_BUDGET;\n"
+             "                           default 30s; 0: not retried)\n"
              "  --help\n");
 }
 
@@ -117,6 +123,34 @@ static int parse_long(const char *what, const char *v, long min, long *out) {
     return UV_EINVAL;
   }
   *out = n;
+  return 0;
+}
+
+/* A duration: a whole number with the unit ms, s, m or h ("0" alone is
+ * allowed), at most UINT32_MAX ms. */
+static int parse_duration_ms(const char *what, const char *v, long *out) {
+  static const struct {
+    const char *unit;
+    long ms;
+  } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  long mul = 0;
+  if (*end == '\0' && n == 0)
+    mul = 1;
+  for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && mul == 0; i++)
+    if (strcmp(end, units[i].unit) == 0)
+      mul = units[i].ms;
+  if (errno || end == v || v[0] == '-' || v[0] == '+' || mul == 0 ||
+      n > (long)UINT32_MAX / mul) {
+    fprintf(stderr,
+            "smaugd: %s: invalid duration '%s' (a whole number with ms, s, m "
+            "or h, e.g. 30s)\n",
+            what, v);
+    return UV_EINVAL;
+  }
+  *out = n * mul;
   return 0;
 }
 
@@ -172,6 +206,8 @@ static int load_config(settings_t *s, const char *path) {
       s->call_timeout_ms = (long)json_integer_value(v);
     if ((v = json_object_get(lim, "heartbeat_ms")) && json_is_integer(v))
       s->heartbeat_ms = (long)json_integer_value(v);
+    if ((v = json_object_get(lim, "retry_budget_ms")) && json_is_integer(v))
+      s->retry_budget_ms = (long)json_integer_value(v);
   }
 out:
   json_decref(root);
@@ -189,6 +225,7 @@ enum {
   OPT_MAX_MSG,
   OPT_CALL_TIMEOUT,
   OPT_HEARTBEAT,
+  OPT_RETRY_BUDGET,
   OPT_HELP
 };
 
@@ -204,6 +241,7 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
       {"max-message-bytes", required_argument, NULL, OPT_MAX_MSG},
       {"call-timeout-ms", required_argument, NULL, OPT_CALL_TIMEOUT},
       {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
+      {"retry-budget", required_argument, NULL, OPT_RETRY_BUDGET},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   int err = 0, c;
@@ -219,6 +257,8 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
   /* Progress messages are the heartbeat: the SDK sends one every 5 s and
    * the Python sample every second, so a minute of silence means hung. */
   s->heartbeat_ms = 60000;
+  /* A plugin restart takes seconds; 30 s of retries rides it out. */
+  s->retry_budget_ms = 30000;
 
   /* The config file is read first so that env and flags override it. */
   for (int i = 1; i < argc; i++) {
@@ -240,6 +280,10 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
     err = err ? err : set_str(&s->log_level, env);
   if ((env = getenv("SMAUG_PLUGINS")) && *env)
     err = err ? err : add_plugin_list(s, env);
+  if ((env = getenv("SMAUG_RETRY_BUDGET")) && *env)
+    err =
+        err ? err
+            : parse_duration_ms("SMAUG_RETRY_BUDGET", env, &s->retry_budget_ms);
   if (err)
     return err;
 
@@ -275,6 +319,9 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
     case OPT_HEARTBEAT:
       err = parse_long("--heartbeat-ms", optarg, 0, &s->heartbeat_ms);
       break;
+    case OPT_RETRY_BUDGET:
+      err = parse_duration_ms("--retry-budget", optarg, &s->retry_budget_ms);
+      break;
     case OPT_HELP:
       usage(stdout);
       exit(0);
@@ -290,7 +337,8 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
   if (err == 0 && (s->max_operations < 1 || s->max_message_bytes < 1024 ||
                    s->max_message_bytes > INT_MAX || s->call_timeout_ms < 1 ||
                    s->call_timeout_ms > UINT32_MAX || s->heartbeat_ms < 0 ||
-                   s->heartbeat_ms > UINT32_MAX)) {
+                   s->heartbeat_ms > UINT32_MAX || s->retry_budget_ms < 0 ||
+                   s->retry_budget_ms > UINT32_MAX)) {
     fprintf(stderr, "smaugd: limits out of range\n");
     return UV_EINVAL;
   }
@@ -393,7 +441,11 @@ int main(int argc, char **argv) {
                      .max_operations = (int)d.set.max_operations,
                      .max_message_bytes = (int)d.set.max_message_bytes,
                      .call_timeout_ms = d.set.call_timeout_ms,
-                     .heartbeat_ms = (uint32_t)d.set.heartbeat_ms};
+                     .heartbeat_ms = (uint32_t)d.set.heartbeat_ms,
+                     /* api: 0 is its default, negative: not retried */
+                     .retry_budget_ms = d.set.retry_budget_ms > 0
+                                            ? d.set.retry_budget_ms
+                                            : -1};
   if ((err = api_new(d.rt, d.srv, d.store, d.reg, &ac, &d.api)) != 0)
     goto fail_reg;
   if ((err = rt_server_listen(d.srv, d.set.listen, &port)) != 0) {

@@ -24,6 +24,8 @@ typedef struct api_config_s {
   int max_message_bytes;   /* the server's limit, for messages we send */
   int64_t call_timeout_ms; /* deadline of each plugin call; 0: 1 hour */
   uint32_t heartbeat_ms;   /* silence limit of a plugin call; 0: none */
+  int64_t retry_budget_ms; /* transient failures retried this long; 0: 30 s;
+                              negative: not retried */
 } api_config_t;
 
 /* Creates the service and registers it on `srv` (before rt_server_start).

@@ -83,6 +83,7 @@ struct api_ops_s {
   int max_operations;
   int64_t call_timeout_ms;
   uint32_t heartbeat_ms;
+  int64_t retry_budget_ms; /* < 0: exec's default */
   int closing;
   int running; /* BUILDING or RUNNING */
   op_t *live;
@@ -95,6 +96,8 @@ struct api_ops_s {
 };
 
 static void op_start(op_t *op);
+static void recheck_plugin(api_ops_t *ops, const char *type);
+static void plugin_available(reg_plugin_t *p, void *data);
 static void op_finish_early(op_t *op, exec_outcome_t outcome,
                             const char *reason);
 static void schedule_flush(api_ops_t *ops);
@@ -497,6 +500,8 @@ static void on_exec_event(const exec_event_t *ev, void *data) {
   api_ops_t *ops = op->ops;
   if (ops->closing)
     return; /* stopping: the next start resumes from the store */
+  if (ev->kind == EXEC_EV_RETRIED && ev->code == EXEC_CODE_UNAVAILABLE)
+    recheck_plugin(ops, graph_node(op->g, ev->node)->type);
   if (store_batch(ops->store) != 0)
     log_store_error(ops, "batch", UV_EIO);
 
@@ -750,6 +755,26 @@ static void limits(void *data, const char *type, const char **plugin,
   *type_limit = p ? ti->max_concurrency : 0;
 }
 
+/* A call to the plugin serving `type` failed UNAVAILABLE: check its health
+ * now, so that its retries go as soon as it serves again
+ * (plugin_available). */
+static void recheck_plugin(api_ops_t *ops, const char *type) {
+  reg_plugin_t *p = reg_find_type(ops->reg, type, NULL);
+  if (p != NULL)
+    reg_plugin_check_now(p);
+}
+
+/* reg_available_cb: a plugin serves again; the tasks waiting out a backoff
+ * for it are retried now. */
+static void plugin_available(reg_plugin_t *p, void *data) {
+  api_ops_t *ops = data;
+  for (op_t *op = ops->live; op; op = op->next)
+    if (op->state == OP_RUNNING && op->x != NULL &&
+        exec_op_retry_now(op->x, reg_plugin_name(p)) > 0)
+      rt_log(RT_LOG_INFO, "api", "plugin serving again: retrying now",
+             "op=%s plugin=%s", op->id, reg_plugin_name(p));
+}
+
 /* Moves a finished or abandoned op to the dead list. */
 static void op_bury(op_t *op, int held_slot) {
   api_ops_t *ops = op->ops;
@@ -901,6 +926,8 @@ static void on_built(graph_t *g, grpc_status_code code, const char *msg,
   o.limits_data = ops;
   o.deadline_ms = (uint32_t)ops->call_timeout_ms;
   o.heartbeat_ms = ops->heartbeat_ms;
+  if (ops->retry_budget_ms >= 0)
+    o.retry_budget_ms = (uint32_t)ops->retry_budget_ms;
   o.fail_fast = op->fail_fast;
   if (err == 0)
     err = dag_new(g, (dag_op_t)op->kind, implemented, ops, &op->dag);
@@ -1099,8 +1126,10 @@ static void restore_missing(void *data, const char *type, const char *id,
 
 /* Restore: refuses (FAILED_PRECONDITION) a checkpoint whose catalogued
  * objects are not all in its bank (bank_saved.h, presence only: stats,
- * never chunk data). A bank smaugd cannot open as a file:// bank is not
- * checked; the plugins read it. `msg` holds 1024 bytes. */
+ * never chunk data). A bank that does not exist holds nothing, which only
+ * matters if the checkpoint claims objects; a bank smaugd cannot open as a
+ * file:// bank is not checked (the plugins read it). `msg` holds 1024
+ * bytes. */
 static grpc_status_code
 check_saved(api_ops_t *ops, const Smaug__V1__Checkpoint *cp, char *msg) {
   const char *uri =
@@ -1113,7 +1142,7 @@ check_saved(api_ops_t *ops, const Smaug__V1__Checkpoint *cp, char *msg) {
            uri, err.msg);
     return GRPC_STATUS_OK;
   }
-  if (rc != 0) {
+  if (rc != 0 && rc != UV_ENOENT) {
     snprintf(msg, 1024, "checkpoint %s: bank %s: %s", cp->id, uri, err.msg);
     return GRPC_STATUS_FAILED_PRECONDITION;
   }
@@ -1446,12 +1475,20 @@ int api_ops_new(const api_ops_config_t *cfg, api_ops_t **out) {
   ops->call_timeout_ms =
       cfg->call_timeout_ms > 0 ? cfg->call_timeout_ms : OP_TIMEOUT_DEFAULT_MS;
   ops->heartbeat_ms = cfg->heartbeat_ms;
+  /* 0 keeps exec's default budget; negative: not retried. */
+  ops->retry_budget_ms = cfg->retry_budget_ms == 0  ? -1
+                         : cfg->retry_budget_ms < 0 ? 0
+                         : cfg->retry_budget_ms > UINT32_MAX
+                             ? UINT32_MAX
+                             : cfg->retry_budget_ms;
   if ((ops->bank_uri = strdup(cfg->bank_uri ? cfg->bank_uri : "")) == NULL) {
     free(ops);
     return UV_ENOMEM;
   }
   uv_timer_init(rt_loop(cfg->rt), &ops->flush_timer);
   ops->flush_timer.data = ops;
+  if (ops->reg != NULL)
+    reg_on_available(ops->reg, plugin_available, ops);
   *out = ops;
   return 0;
 }
@@ -1461,6 +1498,8 @@ void api_ops_close(api_ops_t *ops) {
     return;
   api_ops_flush(ops);
   ops->closing = 1;
+  if (ops->reg != NULL)
+    reg_on_available(ops->reg, NULL, NULL);
   uv_close((uv_handle_t *)&ops->flush_timer, NULL);
   for (op_t *op = ops->live; op; op = op->next) {
     watcher_finish_all(op, GRPC_STATUS_UNAVAILABLE, "smaugd is stopping");

@@ -32,6 +32,8 @@ typedef struct api_ops_config_s {
   int max_operations;      /* running at once; more wait in FIFO order */
   int64_t call_timeout_ms; /* per plugin call; 0: 1 hour */
   uint32_t heartbeat_ms;   /* silence (no progress) limit; 0: none */
+  int64_t retry_budget_ms; /* transient failures retried this long; 0: 30 s;
+                              negative: not retried */
 } api_ops_config_t;
 
 /* `*out` is released with api_ops_close() and, after the loop has run its

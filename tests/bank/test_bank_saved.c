@@ -349,3 +349,25 @@ Test(bank_saved, null_resource_and_empty_list) {
   cr_assert_eq(bank_saved_check(bank, CKP, NULL, 0, 0, NULL, NULL, NULL, NULL),
                0);
 }
+
+Test(bank_saved, a_bank_that_does_not_exist_holds_nothing) {
+  result_t r[2];
+  result(&r[0], "smaug.volume", "v1", DONE, "manifest_sha256", "00", NULL,
+         NULL);
+  result(&r[1], "x.plain", "p1", DONE, "sha256", "00", NULL, NULL);
+  Smaug__V1__ResourceResult *rs[] = {&r[0].res, &r[1].res};
+  seen_t seen = {0};
+  size_t missing = 0;
+  /* Nothing claimed: nothing to miss, with or without a bank. */
+  cr_assert_eq(bank_saved_check(NULL, CKP, rs + 1, 1, 0, on_missing, &seen,
+                                &missing, NULL),
+               0);
+  cr_assert_eq(bank_saved_check(NULL, CKP, rs, 2, BANK_SAVED_DIGEST, on_missing,
+                                &seen, &missing, NULL),
+               UV_ENOENT);
+  cr_assert_eq(missing, 1);
+  cr_assert_not_null(strstr(seen.what[0], "smaug.volume#v1|"), "%s",
+                     seen.what[0]);
+  cr_assert_not_null(strstr(seen.what[0], "no data at all"), "%s",
+                     seen.what[0]);
+}
