@@ -172,7 +172,8 @@ Test(bank_saved, find_by_object) {
   move_away(sec, "data");
   cr_assert_eq(bank_find_manifest(bank, sec, "data", NULL, &err), UV_ENOENT);
   cr_assert_not_null(strstr(err.msg, sec), "%s", err.msg);
-  cr_assert_not_null(strstr(err.msg, "/data: no manifest"), "%s", err.msg);
+  cr_assert_not_null(strstr(err.msg, "/data: not in the bank (no manifest)"),
+                     "%s", err.msg);
   cr_assert_eq(bank_find_manifest(bank, sec, "data", hex, &err), UV_ENOENT);
   /* A section that never existed, and hostile names. */
   cr_assert_eq(bank_find_manifest(bank, "checkpoints/none", "data", NULL, &err),
@@ -276,12 +277,14 @@ Test(bank_saved, catalogue_names_each_missing_object) {
                  UV_ENOENT);
     cr_assert_eq(missing, 3);
     cr_assert_eq(seen.n, 3);
-    cr_assert_str_eq(seen.what[0], "smaug.volume#v2|checkpoints/" CKP
-                                   "/smaug.volume/v2|-|section checkpoints/" CKP
-                                   "/smaug.volume/v2: no manifest");
-    cr_assert_str_eq(seen.what[1], "x.multi#m1|checkpoints/" CKP
-                                   "/x.multi/m1|two|object checkpoints/" CKP
-                                   "/x.multi/m1/two: no manifest");
+    cr_assert_str_eq(seen.what[0],
+                     "smaug.volume#v2|checkpoints/" CKP
+                     "/smaug.volume/v2|-|section checkpoints/" CKP
+                     "/smaug.volume/v2: not in the bank (no manifest)");
+    cr_assert_str_eq(seen.what[1],
+                     "x.multi#m1|checkpoints/" CKP
+                     "/x.multi/m1|two|object checkpoints/" CKP
+                     "/x.multi/m1/two: not in the bank (no manifest)");
     cr_assert_not_null(strstr(seen.what[2], "smaug.image#i1|"), "%s",
                        seen.what[2]);
     /* err holds the first one, with the resource. */
