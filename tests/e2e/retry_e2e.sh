@@ -30,11 +30,9 @@ cat >"$dir/plan.json" <<'JSON'
 { "name": "retry-e2e", "resources": [{"type": "smaug.project", "id": "proj-1"}] }
 JSON
 plan=$(smaug plan create -f "$dir/plan.json")
-smaug -o json protect "$plan" >"$dir/protect.json" ||
-  fail "protect: $(cat "$dir/protect.json")"
-op=$(grep -o 'op-[0-9a-f]*' "$dir/protect.json" | head -1)
-ckp=$(grep -o 'ckp-[0-9a-f]*' "$dir/protect.json" | head -1)
-smaug -o json watch "$op" >"$dir/events.jsonl" 2>"$dir/watch.err" &
+# One client starts the protect and follows its events from the first one
+# (a separate `watch` would start late).
+smaug -o json protect "$plan" --wait >"$dir/events.jsonl" 2>"$dir/protect.err" &
 watch_pid=$!
 
 # Waits (bounded) until the trace has a line matching all the patterns;
@@ -57,6 +55,8 @@ wait_event() { # what pattern...
   fail "no $what in the trace: $(tail -3 "$dir/events.jsonl")"
 }
 
+wait_event "the protect's start" '"checkpoint_id"'
+ckp=$(grep -o 'ckp-[0-9a-f]*' "$dir/events.jsonl" | head -1)
 wait_event "a running volume task" '"kind":"EVENT_KIND_STARTED"' '"type":"smaug.volume"'
 kill -KILL "$project_pid"
 killed=$(date +%s%N)
@@ -67,7 +67,7 @@ restarted=$(date +%s%N)
 stack_start plugin-project-2 "$bin/smaug-plugin-project" \
   --listen "unix:$run/project.sock" --cloud "$stack_cloud_dir" --exit-with-parent
 wait_event "the end of the operation" '"kind":"EVENT_KIND_OPERATION_FINISHED"'
-wait "$watch_pid" || true
+wait "$watch_pid" || fail "protect --wait: $(cat "$dir/protect.err")"
 done_ms=$(( ($(date +%s%N) - restarted) / 1000000 ))
 
 smaug -o json checkpoint show "$ckp" >"$dir/checkpoint.json"
@@ -77,7 +77,7 @@ cp = json.load(open(sys.argv[1]))["checkpoint"]
 assert cp["status"] == "CHECKPOINT_STATUS_AVAILABLE", (cp["status"], cp.get("reason"))
 for r in cp["results"]:
     assert r["status"] == "TASK_STATUS_DONE", r
-events = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+events = [json.loads(l) for l in open(sys.argv[2]) if l.startswith('{"sequence"')]
 proj = [e for e in events if (e.get("resource") or {}).get("type") == "smaug.project"
         and e["activity"] == "ACTIVITY_SYNC"]
 retried = [e for e in proj if e["kind"] == "EVENT_KIND_RETRIED"]
