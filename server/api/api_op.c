@@ -1148,12 +1148,16 @@ check_saved(api_ops_t *ops, const Smaug__V1__Checkpoint *cp, char *msg) {
   }
   Smaug__V1__ResourceResult **rs;
   size_t n, missing = 0;
-  if ((rc = store_result_list(ops->store, cp->id, &rs, &n)) == 0) {
-    snprintf(msg, 1024, "checkpoint %s: data missing from the bank", cp->id);
-    rc = bank_saved_check(bank, cp->id, rs, n, 0, restore_missing, msg,
-                          &missing, &err);
-    store_msgs_free(rs, n);
+  if ((rc = store_result_list(ops->store, cp->id, &rs, &n)) != 0) {
+    bank_close(bank);
+    snprintf(msg, 1024, "checkpoint %s: reading its results: %s", cp->id,
+             uv_strerror(rc));
+    return GRPC_STATUS_INTERNAL;
   }
+  snprintf(msg, 1024, "checkpoint %s: data missing from the bank", cp->id);
+  rc = bank_saved_check(bank, cp->id, rs, n, 0, restore_missing, msg, &missing,
+                        &err);
+  store_msgs_free(rs, n);
   bank_close(bank);
   if (rc == UV_ENOENT)
     return GRPC_STATUS_FAILED_PRECONDITION;
