@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "bank.h"
 #include "bank_saved.h"
+#include "bank_tmp.h"
 
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -21,31 +22,8 @@
 
 #define CKP "ckp-1"
 
-static char dir[256];
-static bank_t *bank;
-
-static void setup(void) {
-  snprintf(dir, sizeof(dir), "/tmp/smaug-bank-saved-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-  char uri[400];
-  snprintf(uri, sizeof(uri), "file://%s/bank", dir);
-  bank_err_t err = {0};
-  cr_assert_eq(bank_open(uri, &bank, &err), 0, "%s", err.msg);
-  bank_set_sync(bank, 0);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw) {
-  return remove(path);
-}
-
-static void teardown(void) {
-  bank_close(bank);
-  bank = NULL;
-  nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(bank_saved, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(bank_saved, .init = bank_tmp_setup, .fini = bank_tmp_teardown,
+          .timeout = 30);
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -58,7 +36,7 @@ static void put(const char *section, const char *object, const char *text) {
 
 static void manifest_file(const char *section, const char *object, char *out,
                           size_t len) {
-  snprintf(out, len, "%s/bank/manifests/%s/%s.manifest.json", dir, section,
+  snprintf(out, len, "%s/manifests/%s/%s.manifest.json", bank_dir, section,
            object);
 }
 
