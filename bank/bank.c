@@ -37,6 +37,7 @@
 
 #define LOCK_FILE     "lock"
 #define RESTORE_BLOCK 4096 /* granularity of holes in restored files */
+#define NO_MANIFEST   "not in the bank (no manifest)"
 
 /* snprintf for messages, where truncation is acceptable. */
 static void say(char *buf, size_t size, const char *fmt, ...)
@@ -596,21 +597,31 @@ static int get_item(void *arg, bank_worker_t *w, size_t item, uint64_t *bytes,
   return 0;
 }
 
-/* Reads and checks the manifest of section/object into *m. */
-static int load_manifest(bank_t *bank, const char *section, const char *object,
-                         bank_manifest_t *m, bank_err_t *err) {
-  char path[BANK_SECTION_MAX + BANK_NAME_MAX + 64], why[160];
-  char *text = NULL;
-  size_t len = 0;
+/* Reads the manifest file of section/object (names already checked) into
+ * a new buffer (*text, free()). UV_ENOENT when there is none. */
+static int read_manifest(bank_t *bank, const char *section, const char *object,
+                         char **text, size_t *len, bank_err_t *err) {
+  char path[BANK_SECTION_MAX + BANK_NAME_MAX + 64];
   manifest_path(section, object, path, sizeof(path));
-  int rc =
-      bank_fs_read_all(bank->root_fd, path, BANK_MANIFEST_MAX, &text, &len);
+  int rc = bank_fs_read_all(bank->root_fd, path, BANK_MANIFEST_MAX, text, len);
   if (rc == UV_ENOENT || rc == UV_ENOTDIR)
-    return bank_fail(err, UV_ENOENT, "object %s/%s: not in the bank", section,
+    return bank_fail(err, UV_ENOENT, "object %s/%s: " NO_MANIFEST, section,
                      object);
   if (rc != 0)
     return bank_fail(err, rc, "object %s/%s: cannot read the manifest: %s",
                      section, object, uv_strerror(rc));
+  return 0;
+}
+
+/* Reads and checks the manifest of section/object into *m. */
+static int load_manifest(bank_t *bank, const char *section, const char *object,
+                         bank_manifest_t *m, bank_err_t *err) {
+  char why[160];
+  char *text = NULL;
+  size_t len = 0;
+  int rc = read_manifest(bank, section, object, &text, &len, err);
+  if (rc != 0)
+    return rc;
   rc = bank_manifest_decode(text, len, m, why, sizeof(why));
   free(text);
   if (rc != 0)
@@ -895,6 +906,99 @@ int bank_list(bank_t *bank, const char *section,
   if (rc == UV_ENOMEM)
     return bank_fail(err, rc, "section %s: out of memory", section);
   return rc;
+}
+
+/* ---- presence ----------------------------------------------------------- */
+
+int bank_manifest_digest(bank_t *bank, const char *section, const char *object,
+                         char hex[65], bank_err_t *err) {
+  int rc = check_names(section, object, err);
+  if (rc != 0)
+    return rc;
+  char *text = NULL;
+  size_t len = 0;
+  uint8_t md[BANK_HASH_LEN];
+  if ((rc = read_manifest(bank, section, object, &text, &len, err)) != 0)
+    return rc;
+  rc = bank_sha256(text, len, md);
+  free(text);
+  if (rc != 0)
+    return bank_fail(err, rc, "object %s/%s: hashing the manifest failed",
+                     section, object);
+  bank_hex(md, hex);
+  return 0;
+}
+
+typedef struct {
+  bank_t *bank;
+  const char *section;
+  const char *want; /* NULL: any manifest will do */
+  bank_err_t *err;
+  char other[BANK_NAME_MAX + 1]; /* the first manifest that did not match */
+  char other_hex[65];
+} find_t;
+
+/* bank_list callback: 1 (stop) at the first manifest that matches. */
+static int find_one(void *data, const char *object) {
+  find_t *f = data;
+  char got[65];
+  if (f->want == NULL)
+    return 1;
+  int rc = bank_manifest_digest(f->bank, f->section, object, got, f->err);
+  if (rc == UV_ENOENT) /* removed since the listing */
+    return 0;
+  if (rc != 0)
+    return rc;
+  if (strcmp(got, f->want) == 0)
+    return 1;
+  if (f->other[0] == '\0') {
+    snprintf(f->other, sizeof f->other, "%s", object);
+    memcpy(f->other_hex, got, sizeof f->other_hex);
+  }
+  return 0;
+}
+
+int bank_find_manifest(bank_t *bank, const char *section, const char *object,
+                       const char *manifest_sha256, bank_err_t *err) {
+  if (object == NULL) {
+    find_t f = {bank, section, manifest_sha256, err, "", ""};
+    int rc = bank_list(bank, section, find_one, &f, err);
+    if (rc == 1)
+      return 0;
+    if (rc != 0)
+      return rc;
+    if (f.other[0] != '\0')
+      return bank_fail(err, BANK_ECORRUPT,
+                       "object %s/%s: manifest sha256 %s, the checkpoint "
+                       "recorded %.64s",
+                       section, f.other, f.other_hex, manifest_sha256);
+    return bank_fail(err, UV_ENOENT, "section %s: " NO_MANIFEST, section);
+  }
+  int rc = check_names(section, object, err);
+  if (rc != 0)
+    return rc;
+  if (manifest_sha256 == NULL) {
+    char path[BANK_SECTION_MAX + BANK_NAME_MAX + 64];
+    struct stat st;
+    manifest_path(section, object, path, sizeof(path));
+    if (fstatat(bank->root_fd, path, &st, 0) == 0)
+      return 0;
+    rc = -errno;
+    if (rc == UV_ENOENT || rc == UV_ENOTDIR)
+      return bank_fail(err, UV_ENOENT, "object %s/%s: " NO_MANIFEST, section,
+                       object);
+    return bank_fail(err, rc, "object %s/%s: %s", section, object,
+                     uv_strerror(rc));
+  }
+  char got[65];
+  if ((rc = bank_manifest_digest(bank, section, object, got, err)) != 0)
+    return rc;
+  if (strcmp(got, manifest_sha256) != 0)
+    return bank_fail(err, BANK_ECORRUPT,
+                     "object %s/%s: manifest sha256 %s, the checkpoint "
+                     "recorded %.64s",
+                     section, object, got, manifest_sha256);
+  return 0;
 }
 
 /* ---- verify ------------------------------------------------------------- */

@@ -202,6 +202,27 @@ int bank_list(bank_t *bank, const char *section,
               int (*cb)(void *data, const char *object), void *data,
               bank_err_t *err);
 
+/* The lowercase hex SHA-256 of the manifest file of `object` in `section`
+ * (the whole file, as stored): the digest a plugin records in a
+ * checkpoint's metadata as `manifest_sha256` (see docs/bank.md, "What a
+ * checkpoint must hold"). Reads the manifest only, never chunk data.
+ * Errors: UV_EINVAL (names), UV_ENOENT (no such object), OS errors. */
+int bank_manifest_digest(bank_t *bank, const char *section, const char *object,
+                         char hex[65], bank_err_t *err);
+
+/* Checks that an object a checkpoint recorded is present, without reading
+ * chunk data. With `object`, that object of `section` must have a
+ * manifest; with `object` NULL, the section must hold at least one
+ * manifest directly (not in sub-sections). When `manifest_sha256` is not
+ * NULL the manifest must also have that digest (bank_manifest_digest; with
+ * `object` NULL, one of the section's manifests must), which reads the
+ * manifests; otherwise the check is a stat or a directory listing. Returns
+ * 0 when present, UV_ENOENT when missing and BANK_ECORRUPT when present
+ * with another digest (err names the section, the object and the digest
+ * in both cases), UV_EINVAL (names), or an OS error. */
+int bank_find_manifest(bank_t *bank, const char *section, const char *object,
+                       const char *manifest_sha256, bank_err_t *err);
+
 /* Verifies every object under `section_prefix` ("" for the whole bank),
  * without restoring: each manifest's own checksum, then every chunk read,
  * decompressed and hashed. It does not stop at the first problem: each one

@@ -56,6 +56,14 @@ int bank_chunk_hash(bank_worker_t *w, const void *buf, size_t len,
   return 0;
 }
 
+int bank_sha256(const void *buf, size_t len, uint8_t out[BANK_HASH_LEN]) {
+  unsigned int n = 0;
+  if (EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL) != 1 ||
+      n != BANK_HASH_LEN)
+    return UV_EIO;
+  return 0;
+}
+
 int bank_is_zero(const void *buf, size_t len) {
   const uint8_t *p = buf;
   size_t head = len < 16 ? len : 16;

@@ -38,6 +38,10 @@ void bank_worker_free(bank_worker_t *w);
 int bank_chunk_hash(bank_worker_t *w, const void *buf, size_t len,
                     uint8_t out[BANK_HASH_LEN]);
 
+/* One-shot SHA-256 of `len` bytes at `buf` (no worker needed, for small
+ * documents such as manifests). Returns 0 or UV_EIO. */
+int bank_sha256(const void *buf, size_t len, uint8_t out[BANK_HASH_LEN]);
+
 /* True when all `len` bytes are zero (len 0 counts as zero). */
 int bank_is_zero(const void *buf, size_t len);
 

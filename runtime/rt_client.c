@@ -82,15 +82,25 @@ int rt_channel_get(rt_t *rt, const char *target, rt_channel_t **out) {
     free(ch);
     return UV_ENOMEM;
   }
-  /* Limits are per call (rt_call_opts_t), so the channel takes anything. */
-  grpc_arg args[2];
+  /* Limits are per call (rt_call_opts_t), so the channel takes anything.
+   * Reconnects back off from 100 ms to at most 500 ms (gRPC's default grows
+   * to 2 min), so that a restarted peer is reached again within half a second:
+   * a plugin restart then costs seconds of a task's retry budget, not
+   * minutes. */
+  grpc_arg args[4];
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
   args[0].value.integer = -1;
   args[1].type = GRPC_ARG_INTEGER;
   args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
   args[1].value.integer = -1;
-  grpc_channel_args ca = {2, args};
+  args[2].type = GRPC_ARG_INTEGER;
+  args[2].key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
+  args[2].value.integer = 100;
+  args[3].type = GRPC_ARG_INTEGER;
+  args[3].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
+  args[3].value.integer = 500;
+  grpc_channel_args ca = {4, args};
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   ch->channel = grpc_channel_create(target, creds, &ca);
   grpc_channel_credentials_release(creds);

@@ -39,6 +39,7 @@ typedef struct settings_s {
   long call_timeout_ms;
   long heartbeat_ms;
   int64_t event_retention_ms; /* 0: keep events forever */
+  int64_t retry_budget_ms;    /* 0: not retried */
 } settings_t;
 
 typedef struct daemon_s {
@@ -80,6 +81,11 @@ static void usage(FILE *f) {
              "                           N[s|m|h|d], 0 keeps them forever "
              "(SMAUG_EVENT_RETENTION;\n"
              "                           default 30d)\n"
+             "  --retry-budget DURATION  how long a task's plugin calls are "
+             "retried after\n"
+             "                           UNAVAILABLE, e.g. 500ms, 30s, 2m "
+             "(SMAUG_RETRY_BUDGET;\n"
+             "                           default 30s; 0: not retried)\n"
              "  --help\n");
 }
 
@@ -129,32 +135,35 @@ static int parse_long(const char *what, const char *v, long min, long *out) {
   return 0;
 }
 
-/* Parses an age "N" (days) or "N" followed by s, m, h or d into ms. */
-static int parse_age(const char *what, const char *v, int64_t *out) {
+/* A duration: a whole number followed by ms, s, m, h or d. A bare number
+ * counts in `bare_unit_ms` (0: only "0" may stand alone). Refused past
+ * `max_ms`. */
+static int parse_duration_ms(const char *what, const char *v,
+                             int64_t bare_unit_ms, int64_t max_ms,
+                             int64_t *out) {
   static const struct {
-    char unit;
+    const char *unit;
     int64_t ms;
-  } units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+  } units[] = {
+      {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
   char *end;
   errno = 0;
   long long n = strtoll(v, &end, 10);
-  int64_t unit = 86400000;
-  if (*end != '\0' && end[1] == '\0') {
-    unit = 0;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-      if (*end == units[i].unit)
-        unit = units[i].ms;
-    end += unit != 0;
-  }
-  if (errno || end == v || *end != '\0' || n < 0 || unit == 0 ||
-      n > INT64_MAX / unit) {
+  int64_t mul = 0;
+  if (*end == '\0')
+    mul = bare_unit_ms ? bare_unit_ms : (n == 0);
+  for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && mul == 0; i++)
+    if (strcmp(end, units[i].unit) == 0)
+      mul = units[i].ms;
+  if (errno || end == v || v[0] == '-' || v[0] == '+' || mul == 0 ||
+      n > max_ms / mul) {
     fprintf(stderr,
-            "smaugd: %s: invalid value '%s' (N, or N followed by s, m, h "
-            "or d)\n",
+            "smaugd: %s: invalid duration '%s' (a whole number with ms, s, "
+            "m, h or d, e.g. 30s)\n",
             what, v);
     return UV_EINVAL;
   }
-  *out = (int64_t)n * unit;
+  *out = (int64_t)n * mul;
   return 0;
 }
 
@@ -210,6 +219,8 @@ static int load_config(settings_t *s, const char *path) {
       s->call_timeout_ms = (long)json_integer_value(v);
     if ((v = json_object_get(lim, "heartbeat_ms")) && json_is_integer(v))
       s->heartbeat_ms = (long)json_integer_value(v);
+    if ((v = json_object_get(lim, "retry_budget_ms")) && json_is_integer(v))
+      s->retry_budget_ms = json_integer_value(v);
   }
 out:
   json_decref(root);
@@ -228,6 +239,7 @@ enum {
   OPT_CALL_TIMEOUT,
   OPT_HEARTBEAT,
   OPT_EVENT_RETENTION,
+  OPT_RETRY_BUDGET,
   OPT_HELP
 };
 
@@ -244,6 +256,7 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
       {"call-timeout-ms", required_argument, NULL, OPT_CALL_TIMEOUT},
       {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
       {"event-retention", required_argument, NULL, OPT_EVENT_RETENTION},
+      {"retry-budget", required_argument, NULL, OPT_RETRY_BUDGET},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   int err = 0, c;
@@ -260,6 +273,8 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
    * the Python sample every second, so a minute of silence means hung. */
   s->heartbeat_ms = 60000;
   s->event_retention_ms = 30LL * 86400000;
+  /* A plugin restart takes seconds; 30 s of retries rides it out. */
+  s->retry_budget_ms = 30000;
 
   /* The config file is read first so that env and flags override it. */
   for (int i = 1; i < argc; i++) {
@@ -283,7 +298,12 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
     err = err ? err : add_plugin_list(s, env);
   if ((env = getenv("SMAUG_EVENT_RETENTION")) && *env)
     err = err ? err
-              : parse_age("SMAUG_EVENT_RETENTION", env, &s->event_retention_ms);
+              : parse_duration_ms("SMAUG_EVENT_RETENTION", env, 86400000,
+                                  INT64_MAX, &s->event_retention_ms);
+  if ((env = getenv("SMAUG_RETRY_BUDGET")) && *env)
+    err = err ? err
+              : parse_duration_ms("SMAUG_RETRY_BUDGET", env, 0, UINT32_MAX,
+                                  &s->retry_budget_ms);
   if (err)
     return err;
 
@@ -320,7 +340,12 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
       err = parse_long("--heartbeat-ms", optarg, 0, &s->heartbeat_ms);
       break;
     case OPT_EVENT_RETENTION:
-      err = parse_age("--event-retention", optarg, &s->event_retention_ms);
+      err = parse_duration_ms("--event-retention", optarg, 86400000, INT64_MAX,
+                              &s->event_retention_ms);
+      break;
+    case OPT_RETRY_BUDGET:
+      err = parse_duration_ms("--retry-budget", optarg, 0, UINT32_MAX,
+                              &s->retry_budget_ms);
       break;
     case OPT_HELP:
       usage(stdout);
@@ -337,7 +362,8 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
   if (err == 0 && (s->max_operations < 1 || s->max_message_bytes < 1024 ||
                    s->max_message_bytes > INT_MAX || s->call_timeout_ms < 1 ||
                    s->call_timeout_ms > UINT32_MAX || s->heartbeat_ms < 0 ||
-                   s->heartbeat_ms > UINT32_MAX)) {
+                   s->heartbeat_ms > UINT32_MAX || s->retry_budget_ms < 0 ||
+                   s->retry_budget_ms > UINT32_MAX)) {
     fprintf(stderr, "smaugd: limits out of range\n");
     return UV_EINVAL;
   }
@@ -539,7 +565,11 @@ int main(int argc, char **argv) {
                      .max_message_bytes = (int)d.set.max_message_bytes,
                      .call_timeout_ms = d.set.call_timeout_ms,
                      .heartbeat_ms = (uint32_t)d.set.heartbeat_ms,
-                     .event_retention_ms = d.set.event_retention_ms};
+                     .event_retention_ms = d.set.event_retention_ms,
+                     /* api: 0 is its default, negative: not retried */
+                     .retry_budget_ms = d.set.retry_budget_ms > 0
+                                            ? d.set.retry_budget_ms
+                                            : -1};
   if ((err = api_new(d.rt, d.srv, d.store, d.reg, &ac, &d.api)) != 0)
     goto fail_reg;
   char why[512];

@@ -715,7 +715,8 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
                          .max_operations = cfg->max_operations,
                          .call_timeout_ms = cfg->call_timeout_ms,
                          .heartbeat_ms = cfg->heartbeat_ms,
-                         .event_retention_ms = cfg->event_retention_ms};
+                         .event_retention_ms = cfg->event_retention_ms,
+                         .retry_budget_ms = cfg->retry_budget_ms};
   int err = api_ops_new(&oc, &api->ops);
   if (err == 0 &&
       (err = smaug_v1_orchestrator_register(srv, &handlers, api)) != 0) {

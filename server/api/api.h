@@ -26,6 +26,8 @@ typedef struct api_config_s {
   uint32_t heartbeat_ms;   /* silence limit of a plugin call; 0: none */
   /* Events of finished operations are kept this long; 0: forever. */
   int64_t event_retention_ms;
+  int64_t retry_budget_ms; /* transient failures retried this long; 0: 30 s;
+                              negative: not retried */
 } api_config_t;
 
 /* Creates the service and registers it on `srv` (before rt_server_start).

@@ -36,6 +36,7 @@
 #include "api_graph.h"
 #include "api_runner.h"
 #include "api_valid.h"
+#include "bank_saved.h"
 #include "dag.h"
 #include "exec.h"
 #include "rt_log.h"
@@ -131,6 +132,7 @@ struct api_ops_s {
   int max_operations;
   int64_t call_timeout_ms;
   uint32_t heartbeat_ms;
+  int64_t retry_budget_ms; /* < 0: exec's default */
   int closing;
   int running; /* BUILDING or RUNNING */
   op_t *live;
@@ -148,6 +150,8 @@ struct api_ops_s {
 };
 
 static void op_start(op_t *op);
+static void recheck_plugin(api_ops_t *ops, const char *type);
+static void plugin_available(reg_plugin_t *p, void *data);
 static void op_finish_early(op_t *op, exec_outcome_t outcome,
                             const char *reason);
 static void schedule_flush(api_ops_t *ops);
@@ -578,6 +582,8 @@ static void task_write(op_t *op, uint32_t task, exec_status_t status,
 /* Turns one executor event into store writes in the open batch. */
 static void op_event(op_t *op, const exec_event_t *ev) {
   api_ops_t *ops = op->ops;
+  if (ev->kind == EXEC_EV_RETRIED && ev->code == EXEC_CODE_UNAVAILABLE)
+    recheck_plugin(ops, graph_node(op->g, ev->node)->type);
   if (store_batch(ops->store) != 0)
     log_store_error(ops, "batch", UV_EIO);
 
@@ -1063,6 +1069,26 @@ static void limits(void *data, const char *type, const char **plugin,
   *type_limit = p ? ti->max_concurrency : 0;
 }
 
+/* A call to the plugin serving `type` failed UNAVAILABLE: check its health
+ * now, so that its retries go as soon as it serves again
+ * (plugin_available). */
+static void recheck_plugin(api_ops_t *ops, const char *type) {
+  reg_plugin_t *p = reg_find_type(ops->reg, type, NULL);
+  if (p != NULL)
+    reg_plugin_check_now(p);
+}
+
+/* reg_available_cb: a plugin serves again; the tasks waiting out a backoff
+ * for it are retried now. */
+static void plugin_available(reg_plugin_t *p, void *data) {
+  api_ops_t *ops = data;
+  for (op_t *op = ops->live; op; op = op->next)
+    if (op->state == OP_RUNNING && op->x != NULL &&
+        exec_op_retry_now(op->x, reg_plugin_name(p)) > 0)
+      rt_log(RT_LOG_INFO, "api", "plugin serving again: retrying now",
+             "op=%s plugin=%s", op->id, reg_plugin_name(p));
+}
+
 /* Moves a finished or abandoned op to the dead list. */
 static void op_bury(op_t *op, int held_slot) {
   api_ops_t *ops = op->ops;
@@ -1284,6 +1310,8 @@ static void on_built(graph_t *g, grpc_status_code code, const char *msg,
   o.limits_data = ops;
   o.deadline_ms = (uint32_t)ops->call_timeout_ms;
   o.heartbeat_ms = ops->heartbeat_ms;
+  if (ops->retry_budget_ms >= 0)
+    o.retry_budget_ms = (uint32_t)ops->retry_budget_ms;
   o.fail_fast = op->fail_fast;
   if (err == 0)
     err = dag_new(g, (dag_op_t)op->kind, implemented, ops, &op->dag);
@@ -1485,6 +1513,60 @@ void api_ops_protect(api_ops_t *ops, rt_call_t *call,
   enqueue(op);
 }
 
+/* Restore: appends each missing object to the message (bank_missing_cb). */
+static void restore_missing(void *data, const char *type, const char *id,
+                            const char *section, const char *object,
+                            const char *msg) {
+  char *buf = data;
+  size_t len = strlen(buf);
+  snprintf(buf + len, 1024 - len, "; %s#%s: %s", type, id, msg);
+}
+
+/* Restore: refuses (FAILED_PRECONDITION) a checkpoint whose catalogued
+ * objects are not all in its bank (bank_saved.h, presence only: stats,
+ * never chunk data). A bank that does not exist holds nothing, which only
+ * matters if the checkpoint claims objects; a bank smaugd cannot open as a
+ * file:// bank is not checked (the plugins read it). `msg` holds 1024
+ * bytes. */
+static grpc_status_code
+check_saved(api_ops_t *ops, const Smaug__V1__Checkpoint *cp, char *msg) {
+  const char *uri =
+      cp->bank_uri && *cp->bank_uri ? cp->bank_uri : ops->bank_uri;
+  bank_t *bank = NULL;
+  bank_err_t err = {0};
+  int rc = bank_open_ex(uri, BANK_OPEN_EXISTING, &bank, &err);
+  if (rc == UV_EINVAL) {
+    rt_log(RT_LOG_DEBUG, "api", "restore: bank not checked", "bank=%s why=%s",
+           uri, err.msg);
+    return GRPC_STATUS_OK;
+  }
+  if (rc != 0 && rc != UV_ENOENT) {
+    snprintf(msg, 1024, "checkpoint %s: bank %s: %s", cp->id, uri, err.msg);
+    return GRPC_STATUS_FAILED_PRECONDITION;
+  }
+  Smaug__V1__ResourceResult **rs;
+  size_t n, missing = 0;
+  if ((rc = store_result_list(ops->store, cp->id, &rs, &n)) != 0) {
+    bank_close(bank);
+    snprintf(msg, 1024, "checkpoint %s: reading its results: %s", cp->id,
+             uv_strerror(rc));
+    return GRPC_STATUS_INTERNAL;
+  }
+  snprintf(msg, 1024, "checkpoint %s: data missing from the bank", cp->id);
+  rc = bank_saved_check(bank, cp->id, rs, n, 0, restore_missing, msg, &missing,
+                        &err);
+  store_msgs_free(rs, n);
+  bank_close(bank);
+  if (rc == UV_ENOENT)
+    return GRPC_STATUS_FAILED_PRECONDITION;
+  if (rc != 0) {
+    snprintf(msg, 1024, "checkpoint %s: checking its bank %s: %s", cp->id, uri,
+             err.msg[0] ? err.msg : uv_strerror(rc));
+    return GRPC_STATUS_FAILED_PRECONDITION;
+  }
+  return GRPC_STATUS_OK;
+}
+
 void api_ops_restore(api_ops_t *ops, rt_call_t *call,
                      const Smaug__V1__RestoreRequest *req) {
   char msg[1024];
@@ -1512,6 +1594,8 @@ void api_ops_restore(api_ops_t *ops, rt_call_t *call,
   if (rc == GRPC_STATUS_OK)
     rc = api_check_params(ops->reg, req->parameters, cp->resources,
                           cp->n_resources, 1, "parameters", msg, sizeof(msg));
+  if (rc == GRPC_STATUS_OK)
+    rc = check_saved(ops, cp, msg);
   if (rc) {
     protobuf_c_message_free_unpacked(&cp->base, NULL);
     rt_call_fail(call, rc, "%s", msg);
@@ -1793,6 +1877,12 @@ int api_ops_new(const api_ops_config_t *cfg, api_ops_t **out) {
   ops->call_timeout_ms =
       cfg->call_timeout_ms > 0 ? cfg->call_timeout_ms : OP_TIMEOUT_DEFAULT_MS;
   ops->heartbeat_ms = cfg->heartbeat_ms;
+  /* 0 keeps exec's default budget; negative: not retried. */
+  ops->retry_budget_ms = cfg->retry_budget_ms == 0  ? -1
+                         : cfg->retry_budget_ms < 0 ? 0
+                         : cfg->retry_budget_ms > UINT32_MAX
+                             ? UINT32_MAX
+                             : cfg->retry_budget_ms;
   if ((ops->bank_uri = strdup(cfg->bank_uri ? cfg->bank_uri : "")) == NULL) {
     free(ops);
     return UV_ENOMEM;
@@ -1807,6 +1897,8 @@ int api_ops_new(const api_ops_config_t *cfg, api_ops_t **out) {
   uv_timer_start(&ops->tick_timer, tick_timer_cb, FINAL_RETRY_MS,
                  FINAL_RETRY_MS);
   uv_unref((uv_handle_t *)&ops->tick_timer);
+  if (ops->reg != NULL)
+    reg_on_available(ops->reg, plugin_available, ops);
   *out = ops;
   return 0;
 }
@@ -1816,6 +1908,8 @@ void api_ops_close(api_ops_t *ops) {
     return;
   api_ops_flush(ops);
   ops->closing = 1;
+  if (ops->reg != NULL)
+    reg_on_available(ops->reg, NULL, NULL);
   uv_close((uv_handle_t *)&ops->flush_timer, NULL);
   uv_close((uv_handle_t *)&ops->prog_timer, NULL);
   uv_close((uv_handle_t *)&ops->tick_timer, NULL);

@@ -35,6 +35,8 @@ typedef struct api_ops_config_s {
   /* Events of operations that finished and were created longer ago than
    * this are pruned in the background; 0 keeps them forever. */
   int64_t event_retention_ms;
+  int64_t retry_budget_ms; /* transient failures retried this long; 0: 30 s;
+                              negative: not retried */
 } api_ops_config_t;
 
 /* `*out` is released with api_ops_close() and, after the loop has run its

@@ -30,6 +30,8 @@ typedef struct exec_task_s {
   uint8_t status;
   uint8_t flags;
   uint16_t attempt;
+  uint16_t streak;      /* transient failures since the last progress */
+  uint64_t retry_since; /* loop ms of the streak's first failure */
   void *busy; /* exec_activity_t while running, exec_wait_t in backoff */
 } exec_task_t;
 
@@ -158,10 +160,11 @@ const char *exec_code_name(int code) {
 void exec_opts_init(exec_opts_t *o) {
   memset(o, 0, sizeof(*o));
   o->deadline_ms = 3600000;
-  o->max_attempts = 5;
+  o->retry_budget_ms = 30000;
+  o->max_attempts = 0;
   o->max_deadline_attempts = 3;
-  o->backoff_base_ms = 200;
-  o->backoff_max_ms = 10000;
+  o->backoff_base_ms = 100;
+  o->backoff_max_ms = 5000;
   o->jitter_seed = 0x5eed;
 }
 
@@ -613,16 +616,45 @@ static void exec__act_detach(exec_op_t *op, exec_activity_t *a) {
   uv_close((uv_handle_t *)&a->timer, exec__act_closed);
 }
 
-static void exec__backoff_fire(uv_timer_t *timer) {
-  exec_wait_t *w = timer->data;
+/* Ends the backoff `w` (its timer stopped or fired): the task is ready
+ * again. The caller pumps. */
+static void exec__backoff_end(exec_wait_t *w) {
   exec_op_t *op = w->op;
   exec_task_t *tk = &op->tasks[w->task];
   tk->busy = NULL;
   tk->flags &= ~TF_BACKOFF;
   op->waiting--;
   exec__enqueue(op, w->task);
-  uv_close((uv_handle_t *)timer, exec__wait_closed);
+  uv_close((uv_handle_t *)&w->timer, exec__wait_closed);
+}
+
+static void exec__backoff_fire(uv_timer_t *timer) {
+  exec_wait_t *w = timer->data;
+  exec_op_t *op = w->op;
+  exec__backoff_end(w);
   exec__pump(op);
+}
+
+unsigned exec_op_retry_now(exec_op_t *op, const char *plugin) {
+  unsigned n = 0;
+  if (op == NULL || plugin == NULL || op->stopping || op->waiting == 0)
+    return 0;
+  for (uint32_t t = 0; t < op->ntasks && op->waiting > 0; t++) {
+    exec_task_t *tk = &op->tasks[t];
+    if (!(tk->flags & TF_BACKOFF))
+      continue;
+    const exec_type_t *et =
+        &op->types[graph_node(op->g, dag_task_node(t))->type_index];
+    if (et->plugin == NIL || strcmp(op->plugins[et->plugin].name, plugin) != 0)
+      continue;
+    exec_wait_t *w = tk->busy;
+    uv_timer_stop(&w->timer);
+    exec__backoff_end(w);
+    n++;
+  }
+  if (n > 0)
+    exec__pump(op);
+  return n;
 }
 
 /* The end of one attempt of task t: success, retry, failure or cancel.
@@ -649,29 +681,43 @@ static void exec__attempt_end(exec_op_t *op, uint32_t t, int code,
     exec__res_end(op, t);
     return;
   }
-  uint32_t limit = 1;
+  uint32_t limit = 1; /* attempts; 0: no count limit */
+  int timed = 0;      /* within the retry budget */
   switch (code) {
   case EXEC_CODE_UNAVAILABLE:
   case EXEC_CODE_RESOURCE_EXHAUSTED:
   case EXEC_CODE_ABORTED:
     limit = op->opts.max_attempts;
+    timed = 1;
     break;
   case EXEC_CODE_DEADLINE_EXCEEDED:
-    limit = op->opts.max_deadline_attempts < op->opts.max_attempts
-                ? op->opts.max_deadline_attempts
-                : op->opts.max_attempts;
+    limit = op->opts.max_attempts != 0 &&
+                    op->opts.max_attempts < op->opts.max_deadline_attempts
+                ? op->opts.max_attempts
+                : op->opts.max_deadline_attempts;
     break;
   }
+  uint64_t now = uv_now(op->loop), used = 0, left = UINT64_MAX;
+  if (timed) {
+    if (tk->streak++ == 0)
+      tk->retry_since = now;
+    used = now - tk->retry_since;
+    left =
+        used < op->opts.retry_budget_ms ? op->opts.retry_budget_ms - used : 0;
+  }
   exec_wait_t *w = NULL;
-  if (tk->attempt < limit && (w = malloc(sizeof(*w))) != NULL) {
+  if ((limit == 0 || tk->attempt < limit) && tk->attempt < UINT16_MAX &&
+      left > 0 && (w = malloc(sizeof(*w))) != NULL) {
     uint64_t d = op->opts.backoff_base_ms;
-    for (uint32_t k = 1; k < tk->attempt && d < op->opts.backoff_max_ms; k++)
+    uint32_t n = timed ? tk->streak : tk->attempt;
+    for (uint32_t k = 1; k < n && d < op->opts.backoff_max_ms; k++)
       d *= 2;
     if (d > op->opts.backoff_max_ms)
       d = op->opts.backoff_max_ms;
     /* Equal jitter: half fixed, half random, so retries spread out but
-     * still back off. */
-    uint32_t delay = (uint32_t)(d / 2 + exec__rand(op) % (d / 2 + 1));
+     * still back off. The last retry lands at the end of the budget. */
+    uint64_t j = d / 2 + exec__rand(op) % (d / 2 + 1);
+    uint32_t delay = (uint32_t)(j < left ? j : left);
     char *m = exec__fmt("%s: %s", exec_code_name(code), msg ? msg : "");
     exec__emit(op, EXEC_EV_RETRIED, t, m, code, delay);
     free(m);
@@ -692,6 +738,11 @@ static void exec__attempt_end(exec_op_t *op, uint32_t t, int code,
     reason = exec__fmt("%s: configuration error: the plugin does not "
                        "implement this activity: %s",
                        id, msg ? msg : "");
+  else if (timed && tk->attempt > 1)
+    reason = exec__fmt("%s: %s after %u attempts in %.1f s (retry budget "
+                       "%.1f s): %s",
+                       id, exec_code_name(code), tk->attempt, used / 1000.0,
+                       op->opts.retry_budget_ms / 1000.0, msg ? msg : "");
   else if (tk->attempt > 1)
     reason = exec__fmt("%s: %s after %u attempts: %s", id, exec_code_name(code),
                        tk->attempt, msg ? msg : "");
@@ -1060,6 +1111,7 @@ void exec_activity_progress(exec_activity_t *a, uint64_t done, uint64_t total,
     return;
   exec_op_t *op = a->op;
   a->last_beat = uv_now(op->loop);
+  op->tasks[a->task].streak = 0; /* the plugin answers: a new budget */
   op->seq++;
   if (op->on_event == NULL)
     return;

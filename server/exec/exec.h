@@ -12,8 +12,13 @@
  * call has a deadline, and when a heartbeat window is set, silence (no
  * progress) past it fails the call as hung. Failures follow DESIGN.md §3:
  * UNAVAILABLE, RESOURCE_EXHAUSTED and ABORTED are retried with exponential
- * backoff and jitter up to max_attempts; DEADLINE_EXCEEDED up to
- * max_deadline_attempts; any other code fails the task. Retries keep the
+ * backoff and jitter within a retry budget of time (retry_budget_ms,
+ * counted from the task's first such failure, restarted whenever an
+ * attempt reports progress: the plugin was reachable again), and
+ * optionally a count (max_attempts); DEADLINE_EXCEEDED up to
+ * max_deadline_attempts; any other code fails the task. A task waiting out
+ * a backoff is retried at once by exec_op_retry_now() (the plugin it waits
+ * for is serving again). Retries keep the
  * idempotency key "<op>/<type>/<id>/<parallel|sync>" and increment the
  * attempt number. A failed task marks every task that depends on it
  * skipped; independent branches go on (or, with fail_fast, everything is
@@ -152,10 +157,13 @@ typedef struct exec_opts_s {
   void *limits_data;
   uint32_t deadline_ms;           /* per call; 0: none. Default 3600000 */
   uint32_t heartbeat_ms;          /* silence limit; 0: none. Default 0 */
-  uint32_t max_attempts;          /* transient codes. Default 5 */
+  uint32_t retry_budget_ms;       /* transient codes: time. Default 30000;
+                                     0: not retried */
+  uint32_t max_attempts;          /* transient codes: count; 0 (default):
+                                     the budget alone */
   uint32_t max_deadline_attempts; /* DEADLINE_EXCEEDED. Default 3 */
-  uint32_t backoff_base_ms;       /* first retry delay. Default 200 */
-  uint32_t backoff_max_ms;        /* cap. Default 10000 */
+  uint32_t backoff_base_ms;       /* first retry delay. Default 100 */
+  uint32_t backoff_max_ms;        /* cap. Default 5000 */
   int fail_fast;                  /* cancel everything on a failure */
   uint64_t jitter_seed;           /* backoff jitter PRNG seed */
   int64_t (*now_ms)(void *data);  /* event clock; NULL: Unix time */
@@ -212,6 +220,12 @@ int exec_op_start(exec_op_t *op, exec_done_cb cb, void *data);
  * is copied into the events. UV_EALREADY if stopping or finished,
  * UV_EINVAL if not started. */
 int exec_op_cancel(exec_op_t *op, const char *reason);
+
+/* Retries now every task of the operation that waits out a backoff and
+ * whose type is served by `plugin` (the name the limits callback gave),
+ * instead of when its backoff ends: the caller saw the plugin serving
+ * again. Returns how many tasks were woken. Loop thread. */
+unsigned exec_op_retry_now(exec_op_t *op, const char *plugin);
 
 const char *exec_op_id(const exec_op_t *op);
 const dag_t *exec_op_dag(const exec_op_t *op);

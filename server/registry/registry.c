@@ -2,7 +2,9 @@
  * registry.c - registered plugins, their handshake and health polling (see
  * registry.h). Each plugin owns one channel and one repeating timer; a
  * health check is a unary grpc.health.v1.Health/Check with a deadline equal
- * to the polling interval, so at most one is in flight per plugin.
+ * to the polling interval, so at most one is in flight per plugin. A check
+ * can also be asked for at once (reg_plugin_check_now), and a plugin found
+ * serving again is announced to one listener (reg_on_available).
  */
 #include "registry.h"
 
@@ -30,6 +32,10 @@
 #define REG_MAX_OPERATIONS    16
 #define REG_NAME_RULE                                                          \
   "1 to 128 bytes of [A-Za-z0-9._-], first a letter or digit"
+/* Polling interval while a plugin is unavailable (or the normal interval,
+ * if shorter): a restarted plugin is seen serving within about this long,
+ * and the retries waiting for it go at once. */
+#define REG_RECHECK_MS 200
 
 struct reg_plugin_s {
   reg_t *reg;
@@ -67,6 +73,8 @@ struct reg_s {
   reg_plugin_t **all; /* current and retired, freed by reg_free */
   size_t n_all;
   reg_pending_t *pending;
+  reg_available_cb on_available;
+  void *available_data;
 };
 
 int reg_new(rt_t *rt, reg_t **out) {
@@ -132,17 +140,30 @@ void reg_free(reg_t *reg) {
 
 /* --------------------------------------------------------------- health */
 
+static void health_tick(uv_timer_t *t);
+
+/* Polls `p` every `ms` from now on. */
+static void poll_every(reg_plugin_t *p, int ms) {
+  if (!p->closed && !p->retired && !p->reg->closing)
+    uv_timer_start(&p->timer, health_tick, (uint64_t)ms, (uint64_t)ms);
+}
+
 static void check_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
                       void *data) {
   reg_plugin_t *p = data;
   const Grpc__Health__V1__HealthCheckResponse *r = (const void *)msg;
   if (r->status ==
       GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING) {
-    if (!p->available)
+    int was = p->available;
+    if (!was)
       rt_log(RT_LOG_INFO, "registry", "plugin available", "plugin=%s addr=%s",
              reg_plugin_name(p), p->address);
     p->available = 1;
     p->reason[0] = '\0';
+    if (!was)
+      poll_every(p, p->reg->interval_ms);
+    if (!was && p->reg->on_available != NULL && !p->retired)
+      p->reg->on_available(p, p->reg->available_data);
   } else {
     reg_plugin_set_unavailable(p, "health check: NOT_SERVING");
   }
@@ -175,11 +196,24 @@ static void health_tick(uv_timer_t *t) {
   }
 }
 
+void reg_plugin_check_now(reg_plugin_t *p) {
+  if (p != NULL && !p->closed)
+    health_tick(&p->timer);
+}
+
+void reg_on_available(reg_t *reg, reg_available_cb cb, void *data) {
+  reg->on_available = cb;
+  reg->available_data = data;
+}
+
 void reg_plugin_set_unavailable(reg_plugin_t *p, const char *reason) {
-  if (p->available)
+  if (p->available) {
     rt_log(RT_LOG_WARN, "registry", "plugin unavailable",
            "plugin=%s addr=%s reason=\"%s\"", reg_plugin_name(p), p->address,
            reason);
+    poll_every(p, p->reg->interval_ms < REG_RECHECK_MS ? p->reg->interval_ms
+                                                       : REG_RECHECK_MS);
+  }
   p->available = 0;
   snprintf(p->reason, sizeof(p->reason), "%s", reason ? reason : "");
 }

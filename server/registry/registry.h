@@ -96,6 +96,19 @@ int reg_plugin_retired(const reg_plugin_t *p);
  * health check; used when an activity call finds the plugin gone. */
 void reg_plugin_set_unavailable(reg_plugin_t *p, const char *reason);
 
+/* Checks `p`'s health now instead of at its next poll (unless a check is
+ * in flight, or the plugin is retired or the registry closing): an
+ * activity call found the plugin unreachable, and retries wait for it to
+ * serve again. Loop thread. */
+void reg_plugin_check_now(reg_plugin_t *p);
+
+/* Called on the loop thread when a health check finds a plugin serving
+ * again after it was unavailable. */
+typedef void (*reg_available_cb)(reg_plugin_t *p, void *data);
+
+/* Sets the one listener of plugins becoming available (NULL: none). */
+void reg_on_available(reg_t *reg, reg_available_cb cb, void *data);
+
 /* Support for `kind` of `type` in the plugin info: *parallel and *sync
  * are set to 1 when the activity is implemented. Returns 0, or UV_ENOTSUP
  * when the type does not list the operation at all. */

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "bank.h"
+#include "bank_tmp.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -23,33 +24,8 @@
 
 #define MiB (1024 * 1024)
 
-static char dir[256];
-static char bank_dir[300];
-static bank_t *bank;
-
-static void setup(void) {
-  snprintf(dir, sizeof(dir), "/tmp/smaug-bank-test-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-  snprintf(bank_dir, sizeof(bank_dir), "%s/bank", dir);
-  char uri[400];
-  snprintf(uri, sizeof(uri), "file://%s", bank_dir);
-  bank_err_t err = {0};
-  cr_assert_eq(bank_open(uri, &bank, &err), 0, "%s", err.msg);
-  bank_set_sync(bank, 0);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw) {
-  return remove(path);
-}
-
-static void teardown(void) {
-  bank_close(bank);
-  bank = NULL;
-  nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(bank, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(bank, .init = bank_tmp_setup, .fini = bank_tmp_teardown,
+          .timeout = 60);
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -213,6 +213,167 @@ Test(exec, retries_are_bounded, .timeout = 10) {
   run_free(&r);
 }
 
+/* Time since the first RETRIED event of `task` to its last event. */
+static int64_t retry_span(const run_t *r, uint32_t task) {
+  int64_t first = -1, last = -1;
+  for (size_t i = 0; i < r->tr.n; i++) {
+    if (r->tr.ev[i].task != task)
+      continue;
+    if (first < 0 && r->tr.ev[i].kind == EXEC_EV_RETRIED)
+      first = r->tr.ev[i].time_ms;
+    last = r->tr.ev[i].time_ms;
+  }
+  cr_assert_geq(first, 0, "no RETRIED event");
+  return last - first;
+}
+
+Test(exec, transient_retries_are_bounded_by_time_not_count, .timeout = 10) {
+  run_t r;
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
+  r.opts.retry_budget_ms = 150;
+  uint32_t t = dag_task(2, DAG_PARALLEL); /* P(v1) */
+  r.f.fail_times[t] = 255;
+  r.f.fail_code[t] = EXEC_CODE_UNAVAILABLE;
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_FAILED_OP);
+  /* 150 ms of backoffs of 2..16 ms: far more than a count of 5. */
+  uint32_t retried = count_kind(&r, t, EXEC_EV_RETRIED);
+  cr_assert_gt(retried, 9, "%u retries", retried);
+  cr_assert_eq(r.f.starts[t], retried + 1);
+  /* Every delay stays within the cap and, summed, within the budget; the
+   * last attempt is made once the budget is used up, not before. */
+  uint64_t sum = 0;
+  for (size_t i = 0; i < r.tr.n; i++)
+    if (r.tr.ev[i].task == t && r.tr.ev[i].kind == EXEC_EV_RETRIED) {
+      cr_assert_leq(r.tr.ev[i].delay_ms, 16);
+      sum += r.tr.ev[i].delay_ms;
+    }
+  cr_assert_leq(sum, 150);
+  cr_assert_geq(retry_span(&r, t), 150);
+  exec_resource_t res;
+  exec_op_resource(r.op, 2, &res);
+  cr_assert(strstr(res.reason, "UNAVAILABLE after"), "%s", res.reason);
+  cr_assert(strstr(res.reason, "(retry budget 0.1 s)") ||
+                strstr(res.reason, "(retry budget 0.2 s)"),
+            "%s", res.reason);
+  run_free(&r);
+}
+
+Test(exec, zero_retry_budget_does_not_retry, .timeout = 10) {
+  run_t r;
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
+  r.opts.retry_budget_ms = 0;
+  uint32_t t = dag_task(2, DAG_PARALLEL);
+  r.f.fail_times[t] = 1;
+  r.f.fail_code[t] = EXEC_CODE_UNAVAILABLE;
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_FAILED_OP);
+  cr_assert_eq(r.f.starts[t], 1);
+  cr_assert_eq(count_kind(&r, t, EXEC_EV_RETRIED), 0);
+  run_free(&r);
+}
+
+Test(exec, default_budget_is_30_s_with_backoff_from_100_ms_to_5_s) {
+  exec_opts_t o;
+  exec_opts_init(&o);
+  cr_assert_eq(o.retry_budget_ms, 30000);
+  cr_assert_eq(o.max_attempts, 0);
+  cr_assert_eq(o.backoff_base_ms, 100);
+  cr_assert_eq(o.backoff_max_ms, 5000);
+}
+
+Test(exec, progress_restarts_the_retry_budget, .timeout = 10) {
+  run_t r;
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
+  r.opts.retry_budget_ms = 30;
+  uint32_t t = dag_task(2, DAG_PARALLEL);
+  /* Each attempt runs 12 ms with progress every 3 ms, then fails: the
+   * plugin was reachable each time, so 20 failures (far past 30 ms) are
+   * all retried and the 21st attempt succeeds. */
+  r.f.fail_times[t] = 20;
+  r.f.fail_code[t] = EXEC_CODE_UNAVAILABLE;
+  r.f.duration_ms[t] = 12;
+  r.f.progress_every_ms[t] = 3;
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_SUCCEEDED);
+  cr_assert_eq(r.f.starts[t], 21);
+  cr_assert_gt(retry_span(&r, t), 30);
+  /* Without progress the same failures use up the budget. */
+  run_free(&r);
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
+  r.opts.retry_budget_ms = 30;
+  r.f.fail_times[t] = 20;
+  r.f.fail_code[t] = EXEC_CODE_UNAVAILABLE;
+  r.f.duration_ms[t] = 12;
+  run_go(&r);
+  cr_assert_eq(r.outcome, EXEC_FAILED_OP);
+  cr_assert_lt(r.f.starts[t], 21);
+  run_free(&r);
+}
+
+/* Wakes the task from its backoff on the loop turn after RETRIED (the
+ * event comes before the backoff is set up), as the registry does when a
+ * plugin is serving again. */
+typedef struct wake_s {
+  run_t *r;
+  uv_timer_t timer;
+  unsigned other, woken, calls;
+} wake_t;
+
+static void wake_fire(uv_timer_t *timer) {
+  wake_t *w = timer->data;
+  w->other += exec_op_retry_now(w->r->op, "compute");
+  w->woken += exec_op_retry_now(w->r->op, "storage");
+  w->calls++;
+}
+
+static void wake_on_retried(const exec_event_t *ev, void *data) {
+  wake_t *w = data;
+  fx_record(ev, &w->r->tr);
+  if (ev->kind == EXEC_EV_RETRIED)
+    uv_timer_start(&w->timer, wake_fire, 0, 0);
+}
+
+static void limits(void *data, const char *type, const char **plugin,
+                   unsigned *plugin_limit, unsigned *type_limit);
+
+Test(exec, retry_now_ends_the_backoff_of_that_plugins_tasks, .timeout = 10) {
+  run_t r;
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
+  r.opts.limits = limits;
+  r.opts.backoff_base_ms = 60000; /* the test would time out waiting */
+  r.opts.backoff_max_ms = 60000;
+  uint32_t t = dag_task(2, DAG_PARALLEL); /* P(v1): plugin "storage" */
+  r.f.fail_times[t] = 2;
+  r.f.fail_code[t] = EXEC_CODE_UNAVAILABLE;
+  wake_t w = {.r = &r};
+  uv_timer_init(&r.loop, &w.timer);
+  w.timer.data = &w;
+  cr_assert_eq(
+      exec_op_new(&r.loop, r.d, "op1", &r.opts, &fx_runner_vtable, &r.f, &r.op),
+      0);
+  exec_op_set_event_cb(r.op, wake_on_retried, &w);
+  cr_assert_eq(exec_op_start(r.op, on_done, &r), 0);
+  uv_run(&r.loop, UV_RUN_DEFAULT);
+  cr_assert_eq(r.done_calls, 1);
+  cr_assert_eq(r.outcome, EXEC_SUCCEEDED);
+  cr_assert_eq(r.f.starts[t], 3);
+  cr_assert_eq(w.calls, 2);
+  cr_assert_eq(w.woken, 2, "each backoff of P(v1) ended early");
+  cr_assert_eq(w.other, 0, "another plugin's name wakes nothing");
+  /* Each next attempt started long before its planned delay. */
+  for (size_t i = 0; i < r.tr.n; i++)
+    if (r.tr.ev[i].task == t && r.tr.ev[i].kind == EXEC_EV_RETRIED) {
+      cr_assert_geq(r.tr.ev[i].delay_ms, 30000);
+      size_t j = i + 1;
+      while (r.tr.ev[j].task != t || r.tr.ev[j].kind != EXEC_EV_STARTED)
+        j++;
+      cr_assert_lt(r.tr.ev[j].time_ms - r.tr.ev[i].time_ms, 1000);
+    }
+  uv_close((uv_handle_t *)&w.timer, NULL);
+  run_free(&r);
+}
+
 Test(exec, deadline_exceeded_from_plugin_retries_a_few_times, .timeout = 10) {
   run_t r;
   run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Data that is gone from the bank, seen through the CLI: smaugd, the sample
+# plugins and `smaug` on a generated cloud.
+#   - one volume's manifest moved away: `smaug checkpoint verify` exits
+#     non-zero naming that volume (text and -o json), and `smaug restore`
+#     is refused with FAILED_PRECONDITION naming it;
+#   - another volume's manifest put in its place: verify names the digest
+#     the checkpoint recorded;
+#   - the manifest put back: verify is OK and the restore succeeds.
+# Usage: verify_e2e.sh DIR   (binaries from $SMAUG_BIN, default build/bin)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+bin=${SMAUG_BIN:-$here/build/bin}
+fail() { echo "verify_e2e: FAILED: $*" >&2; exit 1; }
+source "$here/scripts/stack.sh"
+stack_init "${1:-$(mktemp -d /tmp/smaug-verify-e2e.XXXXXX)}"
+dir=$stack_dir
+stack_cloud --volume-mib 2
+stack_up
+
+cat >"$dir/plan.json" <<'JSON'
+{ "name": "verify-e2e", "resources": [{"type": "smaug.project", "id": "proj-1"}] }
+JSON
+plan=$(smaug plan create -f "$dir/plan.json")
+smaug -o json protect "$plan" --wait >"$dir/protect.out" ||
+  fail "protect: $(tail -3 "$dir/protect.out")"
+ckp=$(grep -o 'ckp-[0-9a-f]*' "$dir/protect.out" | head -1)
+smaug checkpoint verify "$ckp" >"$dir/verify0.out" ||
+  fail "a fresh checkpoint does not verify: $(cat "$dir/verify0.out")"
+passed=1
+
+sec=$stack_bank/manifests/checkpoints/$ckp/smaug.volume
+manifest=$sec/p1-vol-2/data.manifest.json
+[ -f "$manifest" ] || fail "no manifest $manifest"
+mv "$manifest" "$dir/moved.manifest.json"
+
+# verify: non-zero, naming the volume, in text and in JSON.
+if smaug checkpoint verify "$ckp" >"$dir/verify1.out" 2>&1; then
+  fail "verify passed with p1-vol-2's manifest gone: $(cat "$dir/verify1.out")"
+fi
+grep -q '^MISSING  smaug.volume#p1-vol-2: ' "$dir/verify1.out" ||
+  fail "verify does not name smaug.volume#p1-vol-2: $(cat "$dir/verify1.out")"
+[ "$(grep -c '^MISSING' "$dir/verify1.out")" -eq 1 ] ||
+  fail "verify names more than the missing volume: $(cat "$dir/verify1.out")"
+if smaug -o json checkpoint verify "$ckp" >"$dir/verify1.json"; then
+  fail "verify -o json passed with p1-vol-2's manifest gone"
+fi
+/usr/bin/python3 - "$dir/verify1.json" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+assert v["ok"] is False, v
+assert v["missing_objects"] == 1, v
+m = v["missing"][0]
+assert (m["type"], m["id"]) == ("smaug.volume", "p1-vol-2"), m
+assert m["section"].endswith("/smaug.volume/p1-vol-2"), m
+PY
+passed=$((passed + 1))
+
+# restore: refused before it starts, naming the volume.
+if smaug restore "$ckp" >"$dir/restore1.out" 2>&1; then
+  fail "restore of a checkpoint with missing data started: $(cat "$dir/restore1.out")"
+fi
+grep -q 'FAILED_PRECONDITION' "$dir/restore1.out" ||
+  fail "restore not refused with FAILED_PRECONDITION: $(cat "$dir/restore1.out")"
+grep -q 'smaug.volume#p1-vol-2' "$dir/restore1.out" ||
+  fail "restore refusal does not name smaug.volume#p1-vol-2: $(cat "$dir/restore1.out")"
+passed=$((passed + 1))
+
+# Another object in its place: present, but not what the checkpoint saved.
+cp "$sec/p1-vol-1/data.manifest.json" "$manifest"
+if smaug checkpoint verify "$ckp" >"$dir/verify2.out" 2>&1; then
+  fail "verify passed with p1-vol-1's manifest in p1-vol-2's place"
+fi
+grep -q '^MISSING  smaug.volume#p1-vol-2: .*manifest sha256 [0-9a-f]*, the checkpoint recorded' "$dir/verify2.out" ||
+  fail "verify does not name the replaced manifest: $(cat "$dir/verify2.out")"
+passed=$((passed + 1))
+
+# Put back: verify OK, restore works.
+mv "$dir/moved.manifest.json" "$manifest"
+smaug checkpoint verify "$ckp" >"$dir/verify3.out" ||
+  fail "verify fails once the manifest is back: $(cat "$dir/verify3.out")"
+grep -q ': OK$' "$dir/verify3.out" || fail "verify not OK: $(cat "$dir/verify3.out")"
+smaug -o json restore "$ckp" --wait >"$dir/restore2.out" ||
+  fail "restore once the manifest is back: $(tail -3 "$dir/restore2.out")"
+rst=$(grep -o 'rst-[0-9a-f]*' "$dir/restore2.out" | head -1)
+smaug -o json restore show "$rst" >"$dir/restore2.json"
+grep -q '"status": "RESTORE_STATUS_SUCCESS"' "$dir/restore2.json" ||
+  fail "restore $rst did not succeed: $(cat "$dir/restore2.json")"
+passed=$((passed + 1))
+echo "verify e2e: $passed passed, 0 failed"
