@@ -4,7 +4,9 @@ BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 BUF        := tools/node_modules/.bin/buf
-# `make fuzz`: seconds per target, and libFuzzer's memory limit.
+# `make fuzz`: the compiler (Debian's clang-14, with libclang-rt-14-dev),
+# seconds per target, and libFuzzer's memory limit.
+FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 30
 FUZZ_RSS_MB  ?= 2048
 # Fails unless every test of tests/expected-tests.txt ran and passed.
@@ -33,7 +35,7 @@ lint:
 
 # libFuzzer targets (fuzz/), built with clang under ASan and UBSan.
 build-fuzz:
-	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang \
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=$(FUZZ_CC) \
 	  -DCMAKE_BUILD_TYPE=Debug -DSMAUG_FUZZ=ON -DSMAUG_TESTS=OFF >/dev/null
 	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target smaug-fuzz
 
