@@ -123,7 +123,12 @@ static json_t *map_to_json(const ProtobufCFieldDescriptor *f, size_t n,
     } else if (json_is_boolean(k)) {
       key = json_is_true(k) ? "true" : "false";
     }
-    int bad = key == NULL || v == NULL || json_object_set_new(obj, key, v);
+    /* json_object_set_new takes `v`, even when it fails. */
+    int bad = key == NULL || v == NULL;
+    if (bad)
+      json_decref(v);
+    else
+      bad = json_object_set_new(obj, key, v) != 0;
     json_decref(k);
     if (bad) {
       json_decref(obj);

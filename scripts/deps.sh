@@ -17,10 +17,11 @@ build_pkgs=(build-essential cmake pkg-config libgrpc-dev protobuf-compiler
   protobuf-compiler-grpc libuv1-dev libsqlite3-dev libssl-dev libzstd-dev
   libjansson-dev libcriterion-dev)
 python_pkgs=(python3 python3-grpcio python3-protobuf)
-# Tests also need: the formatter, valgrind, Graphviz for the flow picture, and
-# a Docker engine with debootstrap for the container test.
-test_pkgs=(clang-format valgrind graphviz jq docker.io docker-compose containerd
-  runc iptables debootstrap)
+# Tests also need: the formatter, valgrind, Graphviz for the flow picture,
+# clang with its runtime libraries for the libFuzzer targets (`make fuzz`),
+# and a Docker engine with debootstrap for the container test.
+test_pkgs=(clang-format valgrind graphviz jq clang-14 libclang-rt-14-dev
+  docker.io docker-compose containerd runc iptables debootstrap)
 
 case "$mode" in
 runtime) want=("${runtime_pkgs[@]}") ;;

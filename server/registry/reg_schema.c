@@ -317,8 +317,10 @@ int reg_schema_check(const reg_schema_t *s, const char *prefix,
       rc = fail(err, errlen, path, "must be of type %s", type);
       break;
     }
+    /* jansson refuses a key that is not UTF-8 (it has taken `v`). */
     if (json_object_set_new(obj, keys[i], v) != 0)
-      rc = UV_ENOMEM;
+      rc = fail(err, errlen, prefix, "has a parameter name that is not %s",
+                "valid UTF-8");
   }
   if (rc == 0)
     rc = check(s->root, obj, prefix, check_required, err, errlen);

@@ -240,6 +240,9 @@ typedef struct wait_s {
   ProtobufCMessage **resps;
   size_t n;
   const ProtobufCMessageDescriptor *out;
+  client_until_fn until; /* may be NULL */
+  void *until_data;
+  int met;
 } wait_t;
 
 static void on_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
@@ -251,6 +254,12 @@ static void on_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
   w->resps = realloc(w->resps, (w->n + 1) * sizeof(*w->resps));
   w->resps[w->n++] = protobuf_c_message_unpack(w->out, NULL, len, buf);
   free(buf);
+  if (w->until && !w->met &&
+      w->until((Smaug__V1__WatchOperationResponse *const *)w->resps, w->n,
+               w->until_data)) {
+    w->met = 1;
+    rt_client_call_cancel(call);
+  }
 }
 
 static void on_done(rt_client_call_t *call, grpc_status_code code,
@@ -261,17 +270,24 @@ static void on_done(rt_client_call_t *call, grpc_status_code code,
   snprintf(w->msg, sizeof(w->msg), "%s", message ? message : "");
 }
 
+static int call_wait(client_t *c, size_t index, const ProtobufCMessage *req,
+                     wait_t *w, int64_t timeout_ms) {
+  const rt_method_t *m = &smaug_v1_orchestrator_methods[index];
+  w->out = m->output;
+  rt_call_opts_t o = {.timeout_ms = timeout_ms, .max_message_bytes = 64 << 20};
+  if (rt_client_call_start(c->ch, m, req, &o, on_msg, on_done, w, NULL))
+    return -1;
+  while (!w->done)
+    uv_run(&c->loop, UV_RUN_ONCE);
+  return 0;
+}
+
 static int call_timed(client_t *c, size_t index, const ProtobufCMessage *req,
                       ProtobufCMessage ***resps, size_t *n, char *msg,
                       size_t len, int64_t timeout_ms) {
   wait_t w = {0};
-  const rt_method_t *m = &smaug_v1_orchestrator_methods[index];
-  w.out = m->output;
-  rt_call_opts_t o = {.timeout_ms = timeout_ms, .max_message_bytes = 64 << 20};
-  if (rt_client_call_start(c->ch, m, req, &o, on_msg, on_done, &w, NULL))
+  if (call_wait(c, index, req, &w, timeout_ms))
     return -1;
-  while (!w.done)
-    uv_run(&c->loop, UV_RUN_ONCE);
   if (msg)
     snprintf(msg, len, "%s", w.msg);
   if (resps) {
@@ -296,6 +312,20 @@ int client_watch_for(client_t *c, const char *op_id, uint64_t after, int ms,
   req.after_sequence = after;
   return call_timed(c, SMAUG_V1_ORCHESTRATOR_WATCH_OPERATION, &req.base,
                     (ProtobufCMessage ***)evs, n, NULL, 0, ms);
+}
+
+int client_watch_until(client_t *c, const char *op_id, client_until_fn until,
+                       void *data, int ms,
+                       Smaug__V1__WatchOperationResponse ***evs, size_t *n) {
+  Smaug__V1__WatchOperationRequest req =
+      SMAUG__V1__WATCH_OPERATION_REQUEST__INIT;
+  req.operation_id = (char *)op_id;
+  wait_t w = {.until = until, .until_data = data};
+  if (call_wait(c, SMAUG_V1_ORCHESTRATOR_WATCH_OPERATION, &req.base, &w, ms))
+    return 0;
+  *evs = (Smaug__V1__WatchOperationResponse **)w.resps;
+  *n = w.n;
+  return w.met;
 }
 
 void resps_free(ProtobufCMessage **r, size_t n) {

@@ -82,6 +82,20 @@ int client_watch(client_t *c, const char *op_id, uint64_t after,
 int client_watch_for(client_t *c, const char *op_id, uint64_t after, int ms,
                      Smaug__V1__WatchOperationResponse ***evs, size_t *n);
 
+/* Decides on the events received so far (`evs[0..n)`, borrowed) whether
+ * client_watch_until stops: nonzero to stop. */
+typedef int (*client_until_fn)(Smaug__V1__WatchOperationResponse *const *evs,
+                               size_t n, void *data);
+
+/* Watches `op_id` from the start until `until` returns nonzero (the call is
+ * then cancelled at once), the stream ends, or `ms` pass. Every event
+ * streamed is committed, so what `until` sees is what a restart keeps.
+ * Returns 1 when `until` held, 0 otherwise; *evs and *n as for
+ * client_watch. */
+int client_watch_until(client_t *c, const char *op_id, client_until_fn until,
+                       void *data, int ms,
+                       Smaug__V1__WatchOperationResponse ***evs, size_t *n);
+
 /* Watches until the end; returns the final status name (static copy) or
  * "" when the stream ended without one. */
 const char *client_wait(client_t *c, const char *op_id);

@@ -2,7 +2,10 @@
  * test_faults.c - integration suite for smaugd under faults: failing and
  * dying plugins, SIGKILL of smaugd mid-protect and resume, the plugin
  * registry's refusals, unix sockets, the operation limit and cancel.
- * Ordering is checked on recorded event streams and plugin call traces.
+ * Ordering is checked on recorded event streams and plugin call traces,
+ * never on sleeps: a process is signalled only once the committed events
+ * show the operation running (a task started and not finished), and a
+ * resume is checked against what those events showed.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -170,12 +173,141 @@ static int trace_count(const char *path, const char *key) {
   return n;
 }
 
-/* The events streamed so far: a watch cut after 200 ms. */
-static size_t committed_events(const char *op,
-                               Smaug__V1__WatchOperationResponse ***out) {
+/* The idempotency key of an event's task, as the plugin traces it. */
+static void task_key(const Smaug__V1__OperationEvent *e, char *key,
+                     size_t len) {
+  snprintf(key, len, "%s/%s/%s/%s", e->operation_id, e->resource->type,
+           e->resource->id,
+           e->activity == SMAUG__V1__ACTIVITY__ACTIVITY_PARALLEL ? "parallel"
+                                                                 : "sync");
+}
+
+/* What the committed events of an operation show: the tasks finished,
+ * and the tasks started after the last one finished and not finished
+ * since. The fake plugin gives every activity the same delay, so those
+ * have most of it still to run, while a task started earlier may be about
+ * to end. */
+typedef struct opstate_s {
+  size_t need_done;       /* in: finished tasks to wait for */
+  const char *running_id; /* in: a resource that must be running, or NULL */
+  char done[32][300];
+  size_t n_done;
+  char running[32][300]; /* keys of the tasks started after the last DONE */
+  size_t n_running;
+  int has_running_id; /* a task of running_id is running */
+  uint64_t last_seq;
+  int finished; /* OPERATION_FINISHED seen */
+} opstate_t;
+
+static int task_ended(Smaug__V1__EventKind k) {
+  return k == EV(DONE) || k == EV(FAILED) || k == EV(SKIPPED) ||
+         k == EV(CANCELLED);
+}
+
+/* client_until_fn: rebuilds `data` (an opstate_t) from the events, and
+ * holds once the operation is unfinished and has at least need_done
+ * finished tasks and a running task: of running_id when that is set, else
+ * one started after the last DONE. */
+static int op_running(Smaug__V1__WatchOperationResponse *const *evs, size_t n,
+                      void *data) {
+  opstate_t *s = data;
+  uint64_t started[32], last_done = 0;
+  char res[32][64];
+  s->n_done = s->n_running = 0;
+  s->finished = s->has_running_id = 0;
+  s->last_seq = n ? evs[n - 1]->event->sequence : 0;
+  for (size_t i = 0; i < n; i++) {
+    const Smaug__V1__OperationEvent *e = evs[i]->event;
+    if (e->kind == EV(OPERATION_FINISHED)) {
+      s->finished = 1;
+      continue;
+    }
+    if (e->resource == NULL)
+      continue;
+    char key[300];
+    task_key(e, key, sizeof(key));
+    if (e->kind == EV(STARTED) && s->n_running < 32) {
+      started[s->n_running] = e->sequence;
+      snprintf(res[s->n_running], 64, "%s", e->resource->id);
+      snprintf(s->running[s->n_running++], 300, "%s", key);
+    } else if (task_ended(e->kind)) {
+      for (size_t k = 0; k < s->n_running; k++)
+        if (strcmp(s->running[k], key) == 0) {
+          size_t last = --s->n_running;
+          started[k] = started[last];
+          memcpy(res[k], res[last], 64);
+          memcpy(s->running[k], s->running[last], 300);
+          break;
+        }
+      if (e->kind == EV(DONE) && s->n_done < 32) {
+        snprintf(s->done[s->n_done++], 300, "%s", key);
+        last_done = e->sequence;
+      }
+    }
+  }
+  size_t fresh = 0;
+  for (size_t k = 0; k < s->n_running; k++) {
+    if (s->running_id && strcmp(res[k], s->running_id) == 0)
+      s->has_running_id = 1;
+    if (started[k] > last_done)
+      memmove(s->running[fresh++], s->running[k], 300);
+  }
+  s->n_running = fresh;
+  return !s->finished && s->n_done >= s->need_done &&
+         (s->running_id ? s->has_running_id : fresh > 0);
+}
+
+/* Waits (up to 30 s) until the committed events of `op` show it running
+ * as `s` asks (see op_running); fails the test otherwise. A signal sent
+ * right after lands while the operation runs: the tasks seen running take
+ * hundreds of milliseconds more in the fake plugin. */
+static void wait_running(const char *op, opstate_t *s) {
+  Smaug__V1__WatchOperationResponse **evs = NULL;
   size_t n = 0;
-  client_watch_for(cl, op, 0, 200, out, &n);
-  return n;
+  int met = client_watch_until(cl, op, op_running, s, 30000, &evs, &n);
+  resps_free((ProtobufCMessage **)evs, n);
+  cr_assert(met,
+            "operation %s never showed a running task%s%s with %zu done "
+            "(seen: %zu done, %zu running, finished %d)",
+            op, s->running_id ? " of " : "", s->running_id ? s->running_id : "",
+            s->need_done, s->n_done, s->n_running, s->finished);
+}
+
+/* After a restart: the operation `op` ended, every task seen done before
+ * the signal ran exactly once (it was not run again), and every task seen
+ * freshly running was started again after the restart (events past
+ * s->last_seq) and finished. Sequence numbers run on without a gap. */
+static void expect_resumed(const char *op, const opstate_t *s,
+                           const char *trace) {
+  for (size_t k = 0; k < s->n_done; k++)
+    cr_expect_eq(trace_count(trace, s->done[k]), 1, "%s ran %d times",
+                 s->done[k], trace_count(trace, s->done[k]));
+  Smaug__V1__WatchOperationResponse **evs = NULL;
+  size_t n = 0;
+  cr_assert_eq(client_watch(cl, op, 0, &evs, &n), 0);
+  for (size_t k = 0; k < n; k++)
+    cr_assert_eq(evs[k]->event->sequence, k + 1);
+  cr_expect_gt(n, s->last_seq);
+  for (size_t r = 0; r < s->n_running; r++) {
+    int restarted = 0, done_after = 0;
+    for (size_t k = s->last_seq; k < n; k++) {
+      const Smaug__V1__OperationEvent *e = evs[k]->event;
+      if (e->resource == NULL)
+        continue;
+      char key[300];
+      task_key(e, key, sizeof(key));
+      if (strcmp(key, s->running[r]) != 0)
+        continue;
+      restarted |= e->kind == EV(STARTED);
+      done_after |= e->kind == EV(DONE);
+    }
+    cr_expect(restarted,
+              "%s was running at the signal but did not start "
+              "again after the restart",
+              s->running[r]);
+    cr_expect(done_after, "%s did not finish after the restart", s->running[r]);
+  }
+  resps_free((ProtobufCMessage **)evs, n);
 }
 
 Test(faults, sigkill_mid_protect_resumes_to_available) {
@@ -192,35 +324,10 @@ Test(faults, sigkill_mid_protect_resumes_to_available) {
   plan_of(spec, 3, plan);
   cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
 
-  /* Wait until some tasks are done, but not all. */
-  Smaug__V1__WatchOperationResponse **evs = NULL;
-  size_t n = 0;
-  for (int i = 0; i < 200; i++) {
-    resps_free((ProtobufCMessage **)evs, n);
-    n = committed_events(op, &evs);
-    size_t done = 0;
-    for (size_t k = 0; k < n; k++)
-      done += evs[k]->event->kind == EV(DONE);
-    if (done >= 3)
-      break;
-    usleep(50 * 1000);
-  }
+  /* Kill once some tasks are done and others are running. */
+  opstate_t s = {.need_done = 3};
+  wait_running(op, &s);
   proc_stop(&smaugd, SIGKILL);
-  /* What was committed and streamed before the kill. */
-  char done_keys[64][300];
-  size_t nd = 0;
-  for (size_t k = 0; k < n && nd < 64; k++) {
-    const Smaug__V1__OperationEvent *e = evs[k]->event;
-    if (e->kind != EV(DONE) || e->resource == NULL)
-      continue;
-    snprintf(done_keys[nd++], 300, "%s/%s/%s/%s", op, e->resource->type,
-             e->resource->id,
-             e->activity == SMAUG__V1__ACTIVITY__ACTIVITY_PARALLEL ? "parallel"
-                                                                   : "sync");
-  }
-  uint64_t last_seq = n ? evs[n - 1]->event->sequence : 0;
-  resps_free((ProtobufCMessage **)evs, n);
-  cr_assert_gt(nd, 0, "nothing was done before the kill");
 
   start_smaugd(NULL, extra, 1);
   cr_assert_str_eq(client_wait(cl, op), "available");
@@ -229,20 +336,13 @@ Test(faults, sigkill_mid_protect_resumes_to_available) {
                SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE);
   cr_expect_eq(c->n_results, 5);
   protobuf_c_message_free_unpacked(&c->base, NULL);
-  /* No task completed before the kill ran again. */
-  for (size_t k = 0; k < nd; k++)
-    cr_expect_eq(trace_count(trace, done_keys[k]), 1, "%s ran %d times",
-                 done_keys[k], trace_count(trace, done_keys[k]));
-  /* Sequence numbers continue past what was streamed before. */
-  cr_assert_eq(client_watch(cl, op, 0, &evs, &n), 0);
-  for (size_t k = 0; k < n; k++)
-    cr_assert_eq(evs[k]->event->sequence, k + 1);
-  cr_expect_gt(n, last_seq);
-  resps_free((ProtobufCMessage **)evs, n);
+  expect_resumed(op, &s, trace);
 }
 
 Test(faults, sigterm_mid_protect_stops_cleanly_and_resumes) {
-  const char *slow[] = {"--delay-ms", "600", NULL};
+  char trace[300];
+  snprintf(trace, sizeof(trace), "%s/trace", dir);
+  const char *slow[] = {"--delay-ms", "600", "--trace", trace, NULL};
   start_plugin(&plug, "fake", "t.server,t.volume", slow);
   const char *extra[] = {"--plugin", plug.addr, NULL};
   start_smaugd(NULL, extra, 1);
@@ -250,11 +350,13 @@ Test(faults, sigterm_mid_protect_stops_cleanly_and_resumes) {
   char plan[64], cp[64], op[64], msg[512];
   plan_of(spec, 1, plan);
   cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
-  usleep(200 * 1000);
+  opstate_t s = {.need_done = 1};
+  wait_running(op, &s);
   int st = proc_stop(&smaugd, SIGTERM);
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
   start_smaugd(NULL, extra, 1);
   cr_assert_str_eq(client_wait(cl, op), "available");
+  expect_resumed(op, &s, trace);
 }
 
 Test(faults, unresumable_operation_marked_error_with_reason) {
@@ -266,7 +368,8 @@ Test(faults, unresumable_operation_marked_error_with_reason) {
   char plan[64], cp[64], op[64], msg[512];
   plan_of(spec, 1, plan);
   cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
-  usleep(300 * 1000);
+  opstate_t s = {0};
+  wait_running(op, &s);
   proc_stop(&smaugd, SIGKILL);
   proc_stop(&plug, SIGKILL);
   /* Restart without the plugin: the operation cannot resume. */
@@ -291,7 +394,8 @@ Test(faults, plugin_killed_mid_activity_fails_its_branch) {
   char plan[64], cp[64], op[64], msg[512];
   plan_of(spec, 2, plan);
   cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
-  usleep(500 * 1000);
+  opstate_t s = {.running_id = "x1"};
+  wait_running(op, &s);
   proc_stop(&plug, SIGKILL);
   cr_assert_str_eq(client_wait(cl, op), "error");
   Smaug__V1__Checkpoint *c = get_cp(cp);
@@ -480,7 +584,8 @@ Test(faults, running_cancel_and_second_delete_refused) {
   char plan[64], cp[64], op[64], msg[512];
   plan_of(spec, 1, plan);
   cr_assert_eq(protect(plan, cp, op, msg, sizeof(msg)), 0, "%s", msg);
-  usleep(300 * 1000);
+  opstate_t s = {0};
+  wait_running(op, &s);
   /* Deleting a checkpoint that is being written is refused. */
   Smaug__V1__DeleteCheckpointRequest dq =
       SMAUG__V1__DELETE_CHECKPOINT_REQUEST__INIT;
@@ -535,7 +640,9 @@ Test(faults, registered_plugins_survive_restart) {
 }
 
 Test(faults, sigkill_mid_restore_resumes_to_success) {
-  const char *slow[] = {"--delay-ms", "300", NULL};
+  char trace[300];
+  snprintf(trace, sizeof(trace), "%s/trace", dir);
+  const char *slow[] = {"--delay-ms", "300", "--trace", trace, NULL};
   start_plugin(&plug, "fake", "t.server,t.volume", slow);
   const char *extra[] = {"--plugin", plug.addr, NULL};
   start_smaugd(NULL, extra, 1);
@@ -550,10 +657,12 @@ Test(faults, sigkill_mid_restore_resumes_to_success) {
   Smaug__V1__RestoreResponse *rr =
       (void *)client_unary(cl, M(RESTORE), &rq.base, &code, msg, sizeof(msg));
   cr_assert_eq(code, 0, "%s", msg);
-  usleep(400 * 1000);
+  opstate_t s = {.need_done = 1};
+  wait_running(rr->operation_id, &s);
   proc_stop(&smaugd, SIGKILL);
   start_smaugd(NULL, extra, 1);
   cr_expect_str_eq(client_wait(cl, rr->operation_id), "success");
+  expect_resumed(rr->operation_id, &s, trace);
   Smaug__V1__GetRestoreRequest gq = SMAUG__V1__GET_RESTORE_REQUEST__INIT;
   gq.id = rr->restore_id;
   Smaug__V1__GetRestoreResponse *gr = (void *)client_unary(
