@@ -50,8 +50,10 @@ typedef struct daemon_s {
   api_t *api;
   settings_t set;
   size_t pending_plugins;
-  uv_signal_t sig[2]; /* end watch streams at once on SIGTERM/SIGINT */
-  int lock_fd;        /* holds the data directory's lock; -1: none */
+  uint64_t started_ms; /* loop time at start, for the plugins' grace */
+  int stopping;        /* a stop signal came */
+  uv_signal_t sig[2];  /* end watch streams at once on SIGTERM/SIGINT */
+  int lock_fd;         /* holds the data directory's lock; -1: none */
 } daemon_t;
 
 static void usage(FILE *f) {
@@ -496,19 +498,71 @@ static void on_stopped(rt_server_t *srv, void *data) {
 static void on_signal(uv_signal_t *s, int signum) {
   daemon_t *d = s->data;
   rt_log(RT_LOG_INFO, "smaugd", "stopping", "signal=%d", signum);
+  d->stopping = 1;
   api_close(d->api);
   for (int i = 0; i < 2; i++)
     if (!uv_is_closing((uv_handle_t *)&d->sig[i]))
       uv_close((uv_handle_t *)&d->sig[i], sig_closed);
 }
 
+/* A plugin named at start may still be starting (a container or a service
+ * started beside smaugd): one that cannot be connected to yet is tried
+ * again every PLUGIN_RETRY_MS for PLUGIN_GRACE_MS before it is given up. */
+#define PLUGIN_GRACE_MS 5000
+#define PLUGIN_RETRY_MS 250
+
+typedef struct plugin_retry_s {
+  uv_timer_t timer;
+  daemon_t *d;
+  char *addr;
+} plugin_retry_t;
+
+static void on_plugin(int err, const char *addr, const char *msg, void *data);
+
+static void plugin_retry_closed(uv_handle_t *h) {
+  plugin_retry_t *r = h->data;
+  free(r->addr);
+  free(r);
+}
+
+static void plugin_done(daemon_t *d) {
+  if (--d->pending_plugins == 0 && d->api)
+    api_recover(d->api);
+}
+
+static void plugin_retry_fire(uv_timer_t *t) {
+  plugin_retry_t *r = t->data;
+  daemon_t *d = r->d;
+  if (d->stopping) {
+    plugin_done(d);
+  } else if (api_register_plugin(d->api, r->addr, 1, on_plugin, d) != 0) {
+    rt_log(RT_LOG_WARN, "smaugd", "plugin not registered", "addr=%s", r->addr);
+    plugin_done(d);
+  }
+  uv_close((uv_handle_t *)t, plugin_retry_closed);
+}
+
 static void on_plugin(int err, const char *addr, const char *msg, void *data) {
   daemon_t *d = data;
+  uv_loop_t *loop = rt_loop(d->rt);
+  if (err == UV_ECONNREFUSED && !d->stopping &&
+      uv_now(loop) - d->started_ms < PLUGIN_GRACE_MS) {
+    plugin_retry_t *r = calloc(1, sizeof(*r));
+    if (r != NULL && (r->addr = strdup(addr)) != NULL) {
+      r->d = d;
+      uv_timer_init(loop, &r->timer);
+      r->timer.data = r;
+      uv_timer_start(&r->timer, plugin_retry_fire, PLUGIN_RETRY_MS, 0);
+      rt_log(RT_LOG_DEBUG, "smaugd", "plugin not reachable yet",
+             "addr=%s error=\"%s\"", addr, msg ? msg : uv_strerror(err));
+      return;
+    }
+    free(r);
+  }
   if (err)
     rt_log(RT_LOG_WARN, "smaugd", "plugin not registered",
            "addr=%s error=\"%s\"", addr, msg ? msg : uv_strerror(err));
-  if (--d->pending_plugins == 0 && d->api)
-    api_recover(d->api);
+  plugin_done(d);
 }
 
 int main(int argc, char **argv) {
@@ -621,6 +675,7 @@ int main(int argc, char **argv) {
   /* Recovery waits for the plugins, so that an operation whose plugins are
    * back is resumed rather than failed. */
   d.pending_plugins = d.set.n_plugins;
+  d.started_ms = uv_now(loop);
   for (size_t i = 0; i < d.set.n_plugins; i++) {
     if (api_register_plugin(d.api, d.set.plugins[i], 1, on_plugin, &d) != 0) {
       d.pending_plugins--;

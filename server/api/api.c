@@ -177,7 +177,11 @@ static void on_config_registered(reg_t *reg, grpc_status_code code,
   api_reg_req_t *r = data;
   if (code == GRPC_STATUS_OK)
     save_plugins(r->api);
-  r->cb(code == GRPC_STATUS_OK ? 0 : UV_ECONNREFUSED, r->addr, msg, r->data);
+  /* UV_ECONNREFUSED: not reachable (yet); UV_EINVAL: reached, refused. */
+  int err = code == GRPC_STATUS_OK            ? 0
+            : code == GRPC_STATUS_UNAVAILABLE ? UV_ECONNREFUSED
+                                              : UV_EINVAL;
+  r->cb(err, r->addr, msg, r->data);
   free(r->addr);
   free(r);
 }

@@ -9,14 +9,17 @@
 #     socket and a malformed address fails with the cause (not
 #     DEADLINE_EXCEEDED), and the plugin list stays empty;
 #   * `smaug --server` refuses a port out of range (gRPC would wrap it and
-#     connect to another port) and an address without host or port.
+#     connect to another port) and an address without host or port;
+#   * a plugin named with `smaugd --plugin` that is not listening yet when
+#     smaugd starts is registered once it comes up within the grace.
 #
-# usage: e2e_addr.sh SMAUGD SMAUG
+# usage: e2e_addr.sh SMAUGD SMAUG FAKE_PLUGIN
 # Everything started here is stopped and removed on exit.
 set -euo pipefail
 
 SMAUGD=${1:?usage: e2e_addr.sh SMAUGD SMAUG}
-SMAUG=${2:?usage: e2e_addr.sh SMAUGD SMAUG}
+SMAUG=${2:?usage: e2e_addr.sh SMAUGD SMAUG FAKE_PLUGIN}
+FAKE=${3:?usage: e2e_addr.sh SMAUGD SMAUG FAKE_PLUGIN}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/smaug-e2e-addr.XXXXXX")
 pids=()
@@ -146,4 +149,27 @@ register_fails "127.0.0.1:70000" \
 if grep -q address "$tmp/plugins"; then
   fail "a plugin was registered: $(cat "$tmp/plugins")"
 fi
+echo "ok: no plugin registered"
+
+# --- a plugin named at start that comes up a moment later. It is started
+# only once smaugd's log shows the first attempt refused.
+late=$tmp/late.sock
+"$SMAUGD" --listen "unix:$tmp/late-smaugd.sock" --data-dir "$tmp/data-late" \
+  --log-level debug --plugin "unix:$late" 2>"$tmp/late.log" &
+pids+=($!)
+for _ in $(seq 1 200); do
+  grep -q 'plugin not reachable yet' "$tmp/late.log" && break
+  sleep 0.05
+done
+grep -q 'plugin not reachable yet' "$tmp/late.log" ||
+  fail "no refused first attempt: $(cat "$tmp/late.log")"
+"$FAKE" --listen "unix:$late" --name late --types t.late 2>"$tmp/fake.log" &
+pids+=($!)
+for _ in $(seq 1 200); do
+  grep -q 'msg="plugin registered" plugin=late' "$tmp/late.log" && break
+  sleep 0.05
+done
+grep -q 'msg="plugin registered" plugin=late' "$tmp/late.log" ||
+  fail "the late plugin was not registered: $(cat "$tmp/late.log")"
+echo "ok: a plugin that starts after smaugd is registered"
 echo "PASS"
