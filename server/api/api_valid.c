@@ -12,41 +12,11 @@
 
 #include "bank.h"
 #include "graph.h"
+#include "rt_wire.h"
 
 int api_utf8_valid(const char *s) {
-  const unsigned char *p = (const unsigned char *)s;
-  if (p == NULL)
-    return 1;
-  while (*p) {
-    unsigned c = *p;
-    size_t n;
-    unsigned cp;
-    if (c < 0x80) {
-      p++;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return 0;
-    }
-    for (size_t i = 1; i <= n; i++) {
-      if ((p[i] & 0xc0) != 0x80)
-        return 0;
-      cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    static const unsigned min[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return 0;
-    p += n + 1;
-  }
-  return 1;
+  return s == NULL ||
+         rt_utf8_check((const uint8_t *)s, strlen(s), NULL, NULL) == 0;
 }
 
 /* A string field: optionally required, bounded, UTF-8. */
