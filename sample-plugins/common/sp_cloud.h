@@ -119,6 +119,17 @@ int sp_list_ids(const char *dir, const char *ext, char ***names, size_t *n);
 /* NULL is a no-op. */
 void sp_names_free(char **names);
 
+/* Removes what killed restores left in the folder of `dest` (the file a
+ * restore is about to write): the bank's partial copies
+ * "<name>.<pid>.<hex>.restore" whose process <pid> no longer exists. A
+ * restore that fails removes its own; only a killed plugin leaves one, and
+ * the restore replayed or restarted after it writes the same folder, so
+ * calling this before writing leaves nothing behind. Files of live
+ * processes (this one included) are kept. Each removal is logged on `act`.
+ * Returns 0 (a missing folder is clean), SMAUG_EINVAL or -errno. Any
+ * thread while `act` is alive. */
+int sp_clean_restore_temps(const smaug_activity_t *act, const char *dest);
+
 /* snprintf for messages, where truncation is acceptable. */
 void sp_msg(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -313,6 +313,31 @@ class RestoreDeleteTest(unittest.TestCase):
         with open(os.path.join(nets, "net-1.json"), "rb") as f:
             self.assertEqual(f.read(), NET_BYTES)
 
+    def test_restore_removes_what_a_killed_restore_left(self):
+        _, sres, section = protect(new_op())
+        rop = new_op()
+        nets = os.path.join(CLOUD, "projects", "p1", "networks")
+        gone = subprocess.Popen(["/bin/true"])
+        gone.wait()  # reaped: its pid names no process
+        dest = os.path.join(nets, "net-1-r%s.json" % rop[:8])
+        dead = "%s.tmp-%d-140001" % (dest, gone.pid)
+        other = os.path.join(nets, "net-9.json.tmp-%d-1" % gone.pid)
+        live = os.path.join(nets, "net-8.json.tmp-%d-1" % os.getpid())
+        for path in (dead, other, live):
+            with open(path, "w") as f:
+                f.write("partial")
+        req = request(rop, tp.OPERATION_KIND_RESTORE, tp.ACTIVITY_SYNC,
+                      section=os.path.relpath(section, BANK),
+                      saved_metadata=dict(sres.metadata))
+        _, res = run(STUB.SyncActivity, req)
+        self.assertTrue(os.path.exists(dest))
+        self.assertFalse(os.path.exists(dead))
+        self.assertFalse(os.path.exists(other))
+        self.assertTrue(os.path.exists(live), "a live process's file")
+        os.unlink(live)
+        PLUGIN.wait_line(r'msg="removed a temporary file of a killed '
+                         r'restore" path=%s' % re.escape(dead))
+
     def test_restore_again_keeps_restored_file(self):
         _, sres, section = protect(new_op())
         rop = new_op()

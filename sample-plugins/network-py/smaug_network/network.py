@@ -21,6 +21,7 @@ import urllib.parse
 
 import grpc
 
+from . import slog
 from .gen import plugin_pb2, types_pb2
 from .jobs import ActivityError
 
@@ -213,6 +214,38 @@ def _parse(data, what):
     return doc
 
 
+_TEMP_RE = re.compile(r"\.tmp-(\d+)-\d+$")
+
+
+def clean_temps(folder):
+    """Removes the temporary files of write_atomic ("<name>.tmp-<pid>-<tid>")
+    that a killed plugin left in `folder`: those whose process is gone. A
+    live process may still be writing its own (this one's included).
+    Returns the removed names."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        m = _TEMP_RE.search(name)
+        if m is None:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue  # someone else's, alive
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed.append(name)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def write_atomic(path, data):
     """Writes `data` to `path` so that readers see the old file or the whole
     new one, never a part: temp file, fsync, rename, fsync of the folder."""
@@ -321,6 +354,10 @@ def restore_sync(r, job):
         if existing is not None and existing != out:
             raise ActivityError(grpc.StatusCode.FAILED_PRECONDITION,
                                 "%s already exists with other content" % dst)
+        # What a killed run of this restore left goes first.
+        for name in clean_temps(r.cloud_dir):
+            slog.log("info", "removed a temporary file of a killed restore",
+                     path=os.path.join(r.cloud_dir, name))
         if existing is None:
             os.makedirs(r.cloud_dir, exist_ok=True)
             write_atomic(dst, out)
