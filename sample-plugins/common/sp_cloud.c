@@ -37,6 +37,11 @@ const smaug_option_def_t sp_options[SP_N_OPTIONS] = {
      .env = "SMAUG_WORK_DIR",
      .help = "temporary files (default TMPDIR or /tmp)",
      .value = &sp_opts.work_dir},
+    {.size = sizeof(smaug_option_def_t),
+     .name = "--delay-ms",
+     .env = "SMAUG_SAMPLE_DELAY_MS",
+     .help = "delay_ms of requests without that parameter (default 0)",
+     .value = &sp_opts.delay_ms},
 };
 
 void sp_opts_init(void) {

@@ -22,6 +22,9 @@
 typedef struct {
   const char *cloud;    /* --cloud DIR / SMAUG_CLOUD; NULL or "": unset */
   const char *work_dir; /* --work-dir DIR / SMAUG_WORK_DIR; default TMPDIR */
+  /* --delay-ms N / SMAUG_SAMPLE_DELAY_MS: the delay_ms parameter of a
+   * request without one (sp_delayed); NULL: none */
+  const char *delay_ms;
 } sp_opts_t;
 
 /* The options of every sample plugin, written by smaug_plugin_main() into
@@ -29,7 +32,7 @@ typedef struct {
  * type's `data`. */
 extern sp_opts_t sp_opts;
 extern const smaug_option_def_t sp_options[];
-#define SP_N_OPTIONS 2
+#define SP_N_OPTIONS 3
 #define SP_OPTIONS   .options = sp_options, .n_options = SP_N_OPTIONS
 
 /* Gives sp_opts its defaults (work folder TMPDIR, else /tmp) and raises

@@ -94,6 +94,11 @@ def _section(section):
     return section
 
 
+# The delay_ms of a request without that parameter (main sets it from
+# --delay-ms / SMAUG_SAMPLE_DELAY_MS).
+DEFAULT_DELAY_MS = "0"
+
+
 class Request:
     """A checked ActivityRequest with the values the work needs."""
 
@@ -121,7 +126,7 @@ class Request:
         self.key = req.idempotency_key or "%s/%s/%s/%s" % (
             op.id, TYPE, self.id, "parallel" if activity == PARALLEL
             else "sync")
-        delay = req.parameters.get("delay_ms", "0")
+        delay = req.parameters.get("delay_ms", DEFAULT_DELAY_MS)
         if not delay.isdigit() or int(delay) > MAX_DELAY_MS:
             raise _invalid("parameters[delay_ms]: %r is not a number of "
                            "milliseconds up to %d" % (delay, MAX_DELAY_MS))
