@@ -370,22 +370,30 @@ static const smaug_plugin_def_t g_def = {.size = sizeof(smaug_plugin_def_t),
                                          .types = g_types,
                                          .n_types = 1};
 
-/* Parallel, then a Sync call that ends without an answer (`drop` 0: the
- * caller cancels it; 1: its deadline passes), then the replay of that Sync
- * with the same key, started before the job is let go. */
-static void drop_then_replay(int drop, chk_act_t *first, chk_act_t *replay) {
+/* Starts the plugin and runs Parallel of operation `op` (its gated job
+ * then runs); leaves in `r` the request of the Sync, key "<op>/sync". */
+static void gated_parallel(const char *op, chk_req_t *r, chk_act_t *par) {
+  static char key[64];
   trace_reset();
   atomic_store(&gate, 0);
   job_status = 1;
   h_start(&h, &g_def, NULL);
+  h_req(r, op, "t.gated", "r1", 0);
+  cr_assert_eq(chk_act_run(&h.c, r, 10000, par), 0);
+  cr_assert_eq(par->code, GRPC_STATUS_OK, "%s", par->message);
+  wait_trace("job-running");
+  snprintf(key, sizeof(key), "%s/sync", op);
+  r->sync = 1;
+  r->key = key;
+}
+
+/* Parallel, then a Sync call that ends without an answer (`drop` 0: the
+ * caller cancels it; 1: its deadline passes), then the replay of that Sync
+ * with the same key, started before the job is let go. */
+static void drop_then_replay(int drop, chk_act_t *first, chk_act_t *replay) {
   chk_req_t r;
   chk_act_t par;
-  h_req(&r, "opg", "t.gated", "r1", 0);
-  cr_assert_eq(chk_act_run(&h.c, &r, 10000, &par), 0);
-  cr_assert_eq(par.code, GRPC_STATUS_OK, "%s", par.message);
-  wait_trace("job-running");
-  r.sync = 1;
-  r.key = "opg/sync";
+  gated_parallel("opg", &r, &par);
   if (drop == 0) {
     cr_assert_eq(chk_act_start(&h.c, &r, 10000, first), 0);
     while (trace_pos("sync-cb") < 0)
@@ -442,15 +450,9 @@ Test(job, a_sync_past_its_deadline_leaves_the_job_running_for_the_replay,
 
 Test(job, a_replay_after_the_job_ended_gets_the_stored_result, .fini = teardown,
      .timeout = 20) {
-  trace_reset();
-  atomic_store(&gate, 0);
-  h_start(&h, &g_def, NULL);
   chk_req_t r;
   chk_act_t par, first, replay;
-  h_req(&r, "ops", "t.gated", "r1", 0);
-  cr_assert_eq(chk_act_run(&h.c, &r, 10000, &par), 0);
-  r.sync = 1;
-  r.key = "ops/sync";
+  gated_parallel("ops", &r, &par);
   cr_assert_eq(chk_act_start(&h.c, &r, 10000, &first), 0);
   while (trace_pos("sync-cb") < 0)
     uv_run(&h.loop, UV_RUN_ONCE);
@@ -471,16 +473,9 @@ Test(job, a_replay_after_the_job_ended_gets_the_stored_result, .fini = teardown,
 
 Test(job, cancel_operation_still_cancels_the_job_of_a_dropped_sync,
      .fini = teardown, .timeout = 20) {
-  trace_reset();
-  atomic_store(&gate, 0);
-  job_status = 1;
-  h_start(&h, &g_def, NULL);
   chk_req_t r;
   chk_act_t par, first, replay;
-  h_req(&r, "opk", "t.gated", "r1", 0);
-  cr_assert_eq(chk_act_run(&h.c, &r, 10000, &par), 0);
-  r.sync = 1;
-  r.key = "opk/sync";
+  gated_parallel("opk", &r, &par);
   cr_assert_eq(chk_act_run(&h.c, &r, 100, &first), 0);
   cr_assert_eq(first.code, GRPC_STATUS_DEADLINE_EXCEEDED);
   unsigned n = 0;
