@@ -28,6 +28,8 @@
 #     and image is byte-identical to its original, and no temporary file
 #     (*.restore) is left in the cloud;
 #   - delete (of those checkpoints): the checkpoint's bank section is gone.
+# One more restore kills the volume plugin instead, in the middle of a copy
+# (see below): the restarted plugin's copy must leave nothing behind.
 # Prints "kill-matrix: N passed, M failed" and exits 1 on any failure.
 # Usage: kill_matrix.sh DIR   (binaries from $SMAUG_BIN, default build/bin)
 set -euo pipefail
@@ -48,7 +50,7 @@ stack_up
 [ "${stack_plugins[0]}" = project ] && [ "${stack_plugins[2]}" = volume ] ||
   fail "stack_plugins changed"
 project_pid=${stack_pids[0]} volume_pid=${stack_pids[2]}
-disown "$stack_smaugd_pid"
+disown "$stack_smaugd_pid" "$volume_pid"
 
 cat >"$dir/plan.json" <<'JSON'
 { "name": "kill-matrix", "resources": [{"type": "smaug.project", "id": "proj-1"}] }
@@ -249,6 +251,48 @@ for k in $(seq 1 "$total"); do
     "$bin/smaug" -o json restore "$src" --wait &&
     check_restore "restore@$k" "$(json "$start" restore_id)"
 done
+
+# A killed plugin: the volume plugin dies in the middle of a restore copy,
+# with the bank's temporary copy (*.restore) in the cloud. The copy is
+# held there by a FIFO in place of one of its chunks (opening it blocks),
+# so the kill lands once the temporary file exists. smaugd retries the
+# Sync on the restarted plugin, which restarts the lost copy: the restore
+# ends well, byte-identical, and the dead process's temporary file is gone.
+restore_src
+manifest=$(find "$stack_bank/manifests/checkpoints/$src/smaug.volume/p1-vol-1" \
+  -name '*.manifest.json' | head -1)
+chunk=$(/usr/bin/python3 -c 'import json, sys
+print(json.load(open(sys.argv[1]))["chunks"][0]["sha256"])' "$manifest")
+chunk=$stack_bank/chunks/${chunk:0:2}/$chunk
+mv "$chunk" "$chunk.aside"
+mkfifo "$chunk"
+smaug -o json restore "$src" >"$dir/start-plugin-killed.out" ||
+  fail "restore: $(cat "$dir/start-plugin-killed.out")"
+op=$(json "$dir/start-plugin-killed.out" operation_id)
+rst=$(json "$dir/start-plugin-killed.out" restore_id)
+for _ in $(seq 3000); do # the copy is blocked: the file stays
+  temp=$(find "$proj/volumes" -name 'p1-vol-1-r*.restore' | head -1)
+  [ -n "$temp" ] && break
+  sleep 0.01
+done
+[ -n "$temp" ] || fail "restore@volume-plugin-killed: no temporary copy appeared"
+kill -KILL "$volume_pid"
+gone "$volume_pid"
+rm "$chunk"
+mv "$chunk.aside" "$chunk"
+stack_plugin volume plugin-volume-2
+volume_pid=$stack_plugin_pid
+disown "$volume_pid"
+smaug -o json watch "$op" >"$dir/watch-plugin-killed.out" 2>&1 || true
+res=$($helper outcome "$dir/watch-plugin-killed.out" 0 || true)
+if [ "${res%% *}" != "$want_restore" ]; then
+  note_fail "restore@volume-plugin-killed: ended ${res%% *}, want $want_restore: $(tail -1 "$dir/watch-plugin-killed.out" | cut -c1-300)"
+elif [ -e "$temp" ]; then
+  note_fail "restore@volume-plugin-killed: $temp is still there"
+else
+  echo "  restore@volume-plugin-killed: killed with ${temp##*/} in the cloud: removed"
+  check_restore restore@volume-plugin-killed "$rst"
+fi
 
 # ------------------------------------------------------------------- delete
 check_delete() { # label checkpoint
