@@ -6,6 +6,10 @@
 #   stack_init DIR            fresh folder: DIR/{cloud,run,logs,smaugd}
 #   stack_cloud [ARGS...]     smaug-cloud-gen into DIR/cloud
 #   stack_up                  plugins, then smaugd; exports SMAUG_SERVER
+#   stack_smaugd [NAME]       (re)start smaugd alone on the same data dir,
+#                             logging to DIR/logs/NAME.log (default smaugd)
+#   stack_plugin P [NAME]     (re)start sample plugin P (volume, ...) alone,
+#                             logging to DIR/logs/NAME.log (default plugin-P)
 #   smaug ARGS...             the CLI against that smaugd
 # The stack stops (SIGTERM, then SIGKILL after 10 s) when the shell exits.
 # Callers define fail() to report errors; a default is provided.
@@ -58,20 +62,39 @@ stack_wait_listening() { # name
 
 smaug() { "$bin/smaug" "$@"; }
 
+stack_plugins=(project server volume image network)
+
+stack_smaugd() { # [log name]; sets stack_smaugd_pid
+  local name=${1:-smaugd} run=$stack_dir/run plugins=() p
+  for p in "${stack_plugins[@]}"; do plugins+=(--plugin "unix:$run/$p.sock"); done
+  stack_start "$name" "$bin/smaugd" --listen "unix:$run/smaugd.sock" \
+    --data-dir "$stack_dir/smaugd" "${plugins[@]}"
+  stack_smaugd_pid=${stack_pids[-1]}
+  stack_wait_listening "$name"
+}
+
+stack_plugin_start() { # plugin [log name]; does not wait
+  stack_start "${2:-plugin-$1}" "$bin/smaug-plugin-$1" \
+    --listen "unix:$stack_dir/run/$1.sock" --cloud "$stack_cloud_dir" \
+    --exit-with-parent
+}
+
+stack_plugin() { # plugin [log name]; sets stack_plugin_pid
+  stack_plugin_start "$@"
+  stack_plugin_pid=${stack_pids[-1]}
+  stack_wait_listening "${2:-plugin-$1}"
+}
+
 stack_up() {
-  local run=$stack_dir/run plugins=() p n=0
-  for p in project server volume image network; do
-    stack_start "plugin-$p" "$bin/smaug-plugin-$p" --listen "unix:$run/$p.sock" \
-      --cloud "$stack_cloud_dir" --exit-with-parent
-    plugins+=(--plugin "unix:$run/$p.sock")
+  local p n=0
+  for p in "${stack_plugins[@]}"; do
+    stack_plugin_start "$p"
   done
-  for p in project server volume image network; do
+  for p in "${stack_plugins[@]}"; do
     stack_wait_listening "plugin-$p"
   done
-  stack_start smaugd "$bin/smaugd" --listen "unix:$run/smaugd.sock" \
-    --data-dir "$stack_dir/smaugd" "${plugins[@]}"
-  stack_wait_listening smaugd
-  export SMAUG_SERVER=unix:$run/smaugd.sock
+  stack_smaugd smaugd
+  export SMAUG_SERVER=unix:$stack_dir/run/smaugd.sock
   for _ in $(seq 300); do
     n=$({ smaug -o json plugin list 2>/dev/null || true; } | grep -c 'PLUGIN_HEALTH_SERVING' || true)
     [ "$n" -ge 5 ] && return 0

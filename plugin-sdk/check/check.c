@@ -567,12 +567,16 @@ static void check_join(ctx_t *x) {
   chk_act_clear(&b);
 }
 
-/* Leaves a Sync in flight and stops it with `how`: 0 CancelOperation,
- * 1 a short deadline. Then checks the work stopped. */
+/* Leaves a Sync in flight and ends its call with `how`: 0
+ * CancelOperation, then checks the work stopped; 1 a short deadline, then
+ * checks the work went on: a replay of the Sync (same key) is answered
+ * once the work is done, as the orchestrator's retry or its replay after
+ * a restart would be. */
 static void check_stop(ctx_t *x, int how) {
   const char *name = how == 0 ? "cancel" : "deadline";
   char op[128], cp[128], sec[512], key[1024], diff[700], leak[64];
-  snprintf(leak, sizeof(leak), "%s-no-leak", name);
+  snprintf(leak, sizeof(leak), "%s",
+           how == 0 ? "cancel-no-leak" : "deadline-replay");
   op_name(x, op, sizeof(op), name);
   op_name(x, cp, sizeof(cp), how == 0 ? "cp-cancel" : "cp-deadline");
   section_of(x, sec, sizeof(sec), cp);
@@ -620,9 +624,39 @@ static void check_stop(ctx_t *x, int how) {
   else
     result(x, 0, name, "Sync ended in %s, want %s", rt_status_name(s.code),
            rt_status_name(want));
+  snap_t s1, s2;
+  if (how == 1) {
+    /* The call ended, the work did not: the replay joins it. */
+    chk_act_t again = {0};
+    if (chk_act_run(&x->c, &r, 60000, &again) != 0)
+      result(x, 0, leak, "cannot replay Sync");
+    else if (again.code != GRPC_STATUS_OK)
+      result(x, 0, leak, "the replay after the deadline ended in %s: %s",
+             rt_status_name(again.code), again.message);
+    else {
+      snap_take(x, sec, &s1);
+      sleep_ms(x->settle_ms);
+      snap_take(x, sec, &s2);
+      const char *d = snap_diff(&s1, &s2, diff, sizeof(diff));
+      if (d != NULL)
+        result(x, 0, leak, "the section changed after the replay returned: %s",
+               d);
+      else if (s1.n == 0)
+        result(x, 0, leak, "the section is empty after the replay returned");
+      else
+        result(x, 1, leak,
+               "the replay after the deadline returned the finished work");
+      snap_free(&s1);
+      snap_free(&s2);
+    }
+    chk_act_clear(&again);
+    (void)chk_cancel_op(&x->c, op, &n, &cc); /* clean up */
+    chk_act_clear(&par);
+    chk_act_clear(&s);
+    return;
+  }
   /* Whatever was running must stop: give it a moment to notice, then the
    * section must not change any more. */
-  snap_t s1, s2;
   sleep_ms(100);
   snap_take(x, sec, &s1);
   sleep_ms(x->settle_ms);
@@ -634,8 +668,6 @@ static void check_stop(ctx_t *x, int how) {
     result(x, 1, leak, "nothing changed in the section after the call ended");
   snap_free(&s1);
   snap_free(&s2);
-  if (how == 1)
-    (void)chk_cancel_op(&x->c, op, &n, &cc); /* clean up */
   chk_act_clear(&par);
   chk_act_clear(&s);
 }

@@ -9,12 +9,13 @@
  * key. A context is reference-counted: one reference for the index, one
  * for the author until complete/fail, one per job it started.
  *
- * Cancellation: CancelOperation (and shutdown) ends the calls with
- * CANCELLED at once and stores that outcome. When the last caller of a
- * running activity goes away (client cancel, deadline), the activity and
- * the work it waits for are cancelled too, but that outcome is not stored:
- * once the work has wound down the key is forgotten, and a retry that
- * arrived meanwhile starts the work afresh.
+ * Cancellation: only CancelOperation (and shutdown) cancels an activity
+ * and its jobs; it ends the calls with CANCELLED at once and stores that
+ * outcome. A caller that goes away (its connection dropped, it cancelled
+ * the call, its deadline passed) only loses its own call: the activity
+ * and its jobs go on, and the outcome is stored as usual, so that the
+ * orchestrator's replay with the same key (after a restart, or a retry
+ * after a deadline) joins the running work or gets its result.
  */
 #include "sdk.h"
 
@@ -25,11 +26,6 @@
 #include <string.h>
 
 enum { ST_RUNNING, ST_HELD, ST_DONE };
-
-typedef struct {
-  rt_call_t *call;
-  const Smaug__V1__ActivityRequest *req; /* lives until `call` finishes */
-} retry_t;
 
 struct smaug_activity_s {
   smaug_plugin_t *p;
@@ -43,13 +39,10 @@ struct smaug_activity_s {
   int author_done;
   int counted; /* in the in-flight counters */
   atomic_int cancelled;
-  int drop_on_end; /* forget the key once quiet */
   int in_index;
   int refs;
   rt_call_t **calls;
   size_t n_calls, cap_calls;
-  retry_t *retry;
-  size_t n_retry, cap_retry;
   /* last progress, for callers that join */
   int has_progress;
   int author_progress; /* the plugin reported progress itself */
@@ -73,8 +66,6 @@ struct smaug_activity_s {
   int bank_err;
 };
 
-static void dispatch(smaug_plugin_t *p, rt_call_t *call,
-                     const Smaug__V1__ActivityRequest *req);
 static void progress(smaug_activity_t *act, uint64_t done, uint64_t total,
                      const char *unit, const char *message);
 
@@ -194,7 +185,6 @@ static void act_free(smaug_activity_t *a) {
   smaug_bank_free(a->bank);
   free(a->key);
   free(a->calls);
-  free(a->retry);
   free(a->p_unit);
   free(a->p_msg);
   free(a->state);
@@ -208,36 +198,6 @@ static void act_unref(smaug_activity_t *a) {
   assert(a->refs > 0);
   if (--a->refs == 0)
     act_free(a);
-}
-
-static void maybe_forget(smaug_activity_t *a);
-
-/* Drops a reference; the last non-index one may let the key be forgotten.
- * `a` may be freed on return. */
-static void release(smaug_activity_t *a) {
-  assert(a->refs > 0);
-  if (--a->refs == 0)
-    act_free(a);
-  else
-    maybe_forget(a);
-}
-
-/* A cancelled activity whose outcome is not kept leaves the index once
- * the author and its jobs are done; the retries that waited then run. */
-static void maybe_forget(smaug_activity_t *a) {
-  if (!a->drop_on_end || a->st != ST_DONE || !a->in_index || a->refs != 1)
-    return;
-  smaug_plugin_t *p = a->p;
-  map_del(&p->acts, a->key);
-  a->in_index = 0;
-  retry_t *retry = a->retry;
-  size_t n = a->n_retry;
-  a->retry = NULL;
-  a->n_retry = a->cap_retry = 0;
-  act_unref(a); /* frees `a` */
-  for (size_t i = 0; i < n; i++)
-    dispatch(p, retry[i].call, retry[i].req);
-  free(retry);
 }
 
 /* ------------------------------------------------------------- answers */
@@ -375,7 +335,10 @@ static void release_sync(smaug_activity_t *a) {
 
 /* ------------------------------------------------------- cancellation */
 
-static unsigned cancel_act(smaug_activity_t *a, int by_op) {
+/* CancelOperation or shutdown: the activity, and the jobs it (for a Sync:
+ * its whole resource) waits for, stop; the callers get CANCELLED, which is
+ * also what a replay gets. Returns how many were told to stop. */
+static unsigned cancel_act(smaug_activity_t *a) {
   if (a->st == ST_DONE || atomic_load(&a->cancelled))
     return 0;
   atomic_store(&a->cancelled, 1);
@@ -383,23 +346,15 @@ static unsigned cancel_act(smaug_activity_t *a, int by_op) {
   unsigned n = 1 + sdk_job_cancel(a->p, a, a->res, a->kind == SMAUG_SYNC);
   if (a->cancel_cb != NULL)
     a->cancel_cb(a, a->cancel_data);
-  if (!by_op)
-    a->drop_on_end = 1;
-  finalize(a, GRPC_STATUS_CANCELLED,
-           by_op ? "operation cancelled" : "call cancelled");
-  release(a); /* `a` may be gone */
+  finalize(a, GRPC_STATUS_CANCELLED, "operation cancelled");
+  act_unref(a); /* `a` may be gone */
   return n;
 }
 
+/* A caller went away (connection dropped, cancelled, deadline): only its
+ * call ends. The work goes on for the replay that will come. */
 static void on_call_cancel(rt_call_t *call, void *data) {
   smaug_activity_t *a = data;
-  for (size_t i = 0; i < a->n_retry; i++) {
-    if (a->retry[i].call == call) {
-      a->retry[i] = a->retry[--a->n_retry];
-      rt_call_finish(call, GRPC_STATUS_CANCELLED, "call cancelled", NULL);
-      return;
-    }
-  }
   for (size_t i = 0; i < a->n_calls; i++) {
     if (a->calls[i] == call) {
       a->calls[i] = a->calls[--a->n_calls];
@@ -408,7 +363,9 @@ static void on_call_cancel(rt_call_t *call, void *data) {
     }
   }
   if (a->n_calls == 0 && a->st != ST_DONE)
-    cancel_act(a, 0); /* `a` may be gone */
+    rt_log(RT_LOG_DEBUG, "plugin", "caller gone, work goes on",
+           "op=%s type=%s id=%s key=%s", a->req->operation->id,
+           a->req->resource->type, a->req->resource->id, a->key);
 }
 
 typedef struct {
@@ -423,7 +380,7 @@ static void cancel_each(const char *key, void *val, void *arg) {
   if (a->st == ST_DONE)
     return;
   if (c->all || strcmp(a->req->operation->id, c->op) == 0)
-    c->n += cancel_act(a, 1);
+    c->n += cancel_act(a);
 }
 
 unsigned sdk_activity_cancel_op(smaug_plugin_t *p, const char *op_id) {
@@ -537,7 +494,7 @@ void sdk_activity_job_end(smaug_activity_t *act, int status, const char *msg,
   /* finalize() removes each waiter from the list. */
   while (r->pending == 0 && r->n_waiters > 0)
     release_sync(r->waiters[0]);
-  release(act); /* `act` may be gone */
+  act_unref(act); /* `act` may be gone */
 }
 
 void sdk_activity_job_progress(smaug_activity_t *act, uint64_t done,
@@ -625,21 +582,6 @@ static int attach(smaug_activity_t *a, rt_call_t *call) {
   return 0;
 }
 
-static int add_retry(smaug_activity_t *a, rt_call_t *call,
-                     const Smaug__V1__ActivityRequest *req) {
-  if (a->n_retry == a->cap_retry) {
-    size_t cap = a->cap_retry ? a->cap_retry * 2 : 2;
-    retry_t *nr = realloc(a->retry, cap * sizeof(*nr));
-    if (nr == NULL)
-      return SMAUG_ENOMEM;
-    a->retry = nr;
-    a->cap_retry = cap;
-  }
-  a->retry[a->n_retry++] = (retry_t){call, req};
-  rt_call_on_cancel(call, on_call_cancel, a);
-  return 0;
-}
-
 static Smaug__V1__ActivityRequest *
 copy_request(const Smaug__V1__ActivityRequest *req) {
   size_t len = protobuf_c_message_get_packed_size(&req->base);
@@ -695,14 +637,9 @@ static void dispatch(smaug_plugin_t *p, rt_call_t *call,
                    "idempotency key %s was used for another activity", key);
       return;
     }
-    int err = 0;
-    if (a->st == ST_DONE && !a->drop_on_end)
+    if (a->st == ST_DONE)
       send_result(a, call);
-    else if (a->st == ST_DONE)
-      err = add_retry(a, call, req); /* winding down after a cancel */
-    else
-      err = attach(a, call);
-    if (err != 0)
+    else if (attach(a, call) != 0)
       rt_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
@@ -963,7 +900,7 @@ void smaug_activity_complete(smaug_activity_t *act, const char *message) {
       release_sync(act);
     }
   }
-  release(act); /* the author's reference */
+  act_unref(act); /* the author's reference */
 }
 
 void smaug_activity_fail(smaug_activity_t *act, int err, const char *fmt, ...) {
@@ -980,7 +917,7 @@ void smaug_activity_fail(smaug_activity_t *act, int err, const char *fmt, ...) {
     sdk_job_cancel(act->p, act, act->res, act->kind == SMAUG_SYNC);
     finalize(act, err == 0 ? GRPC_STATUS_UNKNOWN : sdk_err_to_status(err), msg);
   }
-  release(act);
+  act_unref(act);
 }
 
 /* ------------------------------------------------ public: cancellation */

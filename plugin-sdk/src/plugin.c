@@ -274,9 +274,17 @@ nomem:
 static void on_info(rt_call_t *call, const Smaug__V1__GetPluginInfoRequest *req,
                     void *data) {
   smaug_plugin_t *p = data;
-  if (req->protocol_major != 0 && req->protocol_major != SMAUG_PROTOCOL_MAJOR) {
+  /* 0 is an unset field: a caller that does not say which protocol it
+   * speaks is refused like one that speaks another. */
+  if (req->protocol_major == 0) {
     rt_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
-                 "protocol major %u is not supported (this plugin speaks %d)",
+                 "protocol_major is missing (0); this plugin speaks %d",
+                 SMAUG_PROTOCOL_MAJOR);
+    return;
+  }
+  if (req->protocol_major != SMAUG_PROTOCOL_MAJOR) {
+    rt_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+                 "protocol_major %u is not supported; this plugin speaks %d",
                  req->protocol_major, SMAUG_PROTOCOL_MAJOR);
     return;
   }

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,6 +37,11 @@ const smaug_option_def_t sp_options[SP_N_OPTIONS] = {
      .env = "SMAUG_WORK_DIR",
      .help = "temporary files (default TMPDIR or /tmp)",
      .value = &sp_opts.work_dir},
+    {.size = sizeof(smaug_option_def_t),
+     .name = "--delay-ms",
+     .env = "SMAUG_SAMPLE_DELAY_MS",
+     .help = "delay_ms of requests without that parameter (default 0)",
+     .value = &sp_opts.delay_ms},
 };
 
 void sp_opts_init(void) {
@@ -321,6 +327,67 @@ done:
   if (n != NULL)
     *n = cnt;
   return 0;
+}
+
+/* The pid in "<name>.<pid>.<hex>.restore", or 0 when `name` is not one. */
+static long restore_temp_pid(const char *name) {
+  static const char sfx[] = ".restore";
+  size_t n = strlen(name), sl = sizeof(sfx) - 1;
+  if (n <= sl || strcmp(name + n - sl, sfx) != 0)
+    return 0;
+  const char *end = name + n - sl, *hex = end;
+  while (hex > name && hex[-1] != '.')
+    hex--;
+  if (hex == end || hex == name ||
+      strspn(hex, "0123456789abcdef") != (size_t)(end - hex))
+    return 0;
+  const char *pid = hex - 1;
+  while (pid > name && pid[-1] != '.')
+    pid--;
+  if (pid == hex - 1 || pid == name)
+    return 0;
+  long v = 0;
+  for (const char *c = pid; c < hex - 1; c++) {
+    if (*c < '0' || *c > '9' || v > 100000000)
+      return 0;
+    v = v * 10 + (*c - '0');
+  }
+  return v;
+}
+
+int sp_clean_restore_temps(const smaug_activity_t *act, const char *dest) {
+  char dir[PATH_MAX];
+  if (snprintf(dir, sizeof(dir), "%s", dest) >= (int)sizeof(dir))
+    return SMAUG_EINVAL;
+  char *slash = strrchr(dir, '/');
+  if (slash == dir)
+    slash[1] = '\0';
+  else if (slash != NULL)
+    *slash = '\0';
+  else
+    snprintf(dir, sizeof(dir), ".");
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return errno == ENOENT ? 0 : -errno;
+  struct dirent *e;
+  int err = 0;
+  while ((e = readdir(d)) != NULL) {
+    long pid = restore_temp_pid(e->d_name);
+    if (pid <= 0 || (e->d_type != DT_REG && e->d_type != DT_UNKNOWN))
+      continue;
+    /* A live process may still be writing it (ours included). */
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+      continue;
+    if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
+      smaug_activity_log(act, SMAUG_LOG_INFO,
+                         "removed %s/%s, left by a killed restore", dir,
+                         e->d_name);
+    } else if (errno != ENOENT && err == 0) {
+      err = -errno;
+    }
+  }
+  closedir(d);
+  return err;
 }
 
 int sp_fs_err(int err) {

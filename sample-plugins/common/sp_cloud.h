@@ -22,6 +22,9 @@
 typedef struct {
   const char *cloud;    /* --cloud DIR / SMAUG_CLOUD; NULL or "": unset */
   const char *work_dir; /* --work-dir DIR / SMAUG_WORK_DIR; default TMPDIR */
+  /* --delay-ms N / SMAUG_SAMPLE_DELAY_MS: the delay_ms parameter of a
+   * request without one (sp_delayed); NULL: none */
+  const char *delay_ms;
 } sp_opts_t;
 
 /* The options of every sample plugin, written by smaug_plugin_main() into
@@ -29,7 +32,7 @@ typedef struct {
  * type's `data`. */
 extern sp_opts_t sp_opts;
 extern const smaug_option_def_t sp_options[];
-#define SP_N_OPTIONS 2
+#define SP_N_OPTIONS 3
 #define SP_OPTIONS   .options = sp_options, .n_options = SP_N_OPTIONS
 
 /* Gives sp_opts its defaults (work folder TMPDIR, else /tmp) and raises
@@ -118,6 +121,17 @@ int sp_list_ids(const char *dir, const char *ext, char ***names, size_t *n);
 
 /* NULL is a no-op. */
 void sp_names_free(char **names);
+
+/* Removes what killed restores left in the folder of `dest` (the file a
+ * restore is about to write): the bank's partial copies
+ * "<name>.<pid>.<hex>.restore" whose process <pid> no longer exists. A
+ * restore that fails removes its own; only a killed plugin leaves one, and
+ * the restore replayed or restarted after it writes the same folder, so
+ * calling this before writing leaves nothing behind. Files of live
+ * processes (this one included) are kept. Each removal is logged on `act`.
+ * Returns 0 (a missing folder is clean), SMAUG_EINVAL or -errno. Any
+ * thread while `act` is alive. */
+int sp_clean_restore_temps(const smaug_activity_t *act, const char *dest);
 
 /* snprintf for messages, where truncation is acceptable. */
 void sp_msg(char *buf, size_t len, const char *fmt, ...)

@@ -200,6 +200,8 @@ static void delay_done(smaug_job_t *job, int status, void *data) {
 
 int sp_delayed(smaug_activity_t *act, smaug_activity_cb self, void *data) {
   const char *v = smaug_activity_param(act, "delay_ms");
+  if (v == NULL && sp_opts.delay_ms != NULL && sp_opts.delay_ms[0] != '\0')
+    v = sp_opts.delay_ms;
   if (v == NULL || smaug_activity_data(act) == &delay_done_mark)
     return 0;
   char *end;

@@ -46,9 +46,10 @@ int sp_save_small_start(smaug_activity_t *act, const char *path, const char *id,
 /* Longest accepted delay_ms parameter. */
 #define SP_MAX_DELAY_MS 600000
 
-/* The delay_ms parameter (0 to SP_MAX_DELAY_MS) makes an activity slower,
- * with progress every 100 ms (sent by an SDK poll with
- * smaug_job_progress): for trying deadlines, heartbeats and cancellation.
+/* The delay_ms parameter (0 to SP_MAX_DELAY_MS; without it, the plugin's
+ * --delay-ms) makes an activity slower, with progress every 100 ms (sent
+ * by an SDK poll with smaug_job_progress): for trying deadlines,
+ * heartbeats, cancellation and crash recovery.
  * Call first thing in an activity callback `self`: returns 0 when there is
  * nothing to wait for (go on), or 1 when the activity was taken over: it
  * waits, then calls self(act, data) again (this time returning 0), or

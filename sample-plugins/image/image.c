@@ -271,6 +271,12 @@ static int fetch_work(smaug_job_t *job, void *data) {
   smaug_activity_t *act = smaug_job_activity(job);
   char msg[256] = "";
   int err = bank_fs_mkdirs_for(AT_FDCWD, rs->c->src);
+  /* What a killed run of this restore left goes first (not fatal). */
+  int cerr = err == 0 ? sp_clean_restore_temps(act, rs->c->src) : 0;
+  if (cerr != 0)
+    smaug_activity_log(act, SMAUG_LOG_WARN,
+                       "cannot remove old temporary files next to %s: %s",
+                       rs->c->src, smaug_strerror(cerr));
   if (err == 0)
     err = sp_store_get_file(
         smaug_activity_bank_uri(act), smaug_activity_bank_section(act), OBJECT,

@@ -111,6 +111,13 @@ static int restore_copy(smaug_job_t *job, copy_t *c, const sp_io_t *io,
     sp_msg(msg, msglen, "%s: %s", c->path, smaug_strerror(err));
     return err;
   }
+  /* A copy a killed run of this restore left (the restored id is the
+   * same on a replay) goes first. Not fatal: the copy below does not
+   * need it gone. */
+  if ((err = sp_clean_restore_temps(act, c->path)) != 0)
+    smaug_activity_log(act, SMAUG_LOG_WARN,
+                       "cannot remove old temporary files next to %s: %s",
+                       c->path, smaug_strerror(err));
   uint64_t size = 0;
   err = sp_store_get_file(smaug_activity_bank_uri(act),
                           smaug_activity_bank_section(act), OBJECT, c->path,

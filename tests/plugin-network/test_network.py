@@ -3,8 +3,8 @@
 
 Starts the plugin on 127.0.0.1:0 with a temporary cloud and bank, and drives
 it with the Python stubs the build generated: protect P+S, restore, delete,
-idempotent replays, cancellation, deadlines, INVALID_ARGUMENT cases, health,
-and reflection (a bidi stream, and `buf curl --list-services`). Ordering
+idempotent replays, cancellation, deadlines and dropped calls (the work goes
+on for the replay), INVALID_ARGUMENT cases, health, and reflection (a bidi stream, and `buf curl --list-services`). Ordering
 properties are read from the plugin's debug log (a recorded trace), never
 from sleeps.
 
@@ -203,6 +203,13 @@ class InfoTest(unittest.TestCase):
         self.assertEqual(cm.exception.code(),
                          grpc.StatusCode.FAILED_PRECONDITION)
 
+    def test_missing_protocol_major_is_refused(self):
+        with self.assertRaises(grpc.RpcError) as cm:
+            STUB.GetPluginInfo(pb.GetPluginInfoRequest(), timeout=RPC_TIMEOUT)
+        self.assertEqual(cm.exception.code(),
+                         grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("protocol_major is missing", cm.exception.details())
+
     def test_list_dependents_is_empty(self):
         resp = STUB.ListDependents(pb.ListDependentsRequest(
             resource=tp.Resource(type="smaug.network", id="net-1")),
@@ -305,6 +312,31 @@ class RestoreDeleteTest(unittest.TestCase):
         self.assertEqual(doc, dict(NET, id=res.restored_id))
         with open(os.path.join(nets, "net-1.json"), "rb") as f:
             self.assertEqual(f.read(), NET_BYTES)
+
+    def test_restore_removes_what_a_killed_restore_left(self):
+        _, sres, section = protect(new_op())
+        rop = new_op()
+        nets = os.path.join(CLOUD, "projects", "p1", "networks")
+        gone = subprocess.Popen(["/bin/true"])
+        gone.wait()  # reaped: its pid names no process
+        dest = os.path.join(nets, "net-1-r%s.json" % rop[:8])
+        dead = "%s.tmp-%d-140001" % (dest, gone.pid)
+        other = os.path.join(nets, "net-9.json.tmp-%d-1" % gone.pid)
+        live = os.path.join(nets, "net-8.json.tmp-%d-1" % os.getpid())
+        for path in (dead, other, live):
+            with open(path, "w") as f:
+                f.write("partial")
+        req = request(rop, tp.OPERATION_KIND_RESTORE, tp.ACTIVITY_SYNC,
+                      section=os.path.relpath(section, BANK),
+                      saved_metadata=dict(sres.metadata))
+        _, res = run(STUB.SyncActivity, req)
+        self.assertTrue(os.path.exists(dest))
+        self.assertFalse(os.path.exists(dead))
+        self.assertFalse(os.path.exists(other))
+        self.assertTrue(os.path.exists(live), "a live process's file")
+        os.unlink(live)
+        PLUGIN.wait_line(r'msg="removed a temporary file of a killed '
+                         r'restore" path=%s' % re.escape(dead))
 
     def test_restore_again_keeps_restored_file(self):
         _, sres, section = protect(new_op())
@@ -446,17 +478,46 @@ class CancelTest(unittest.TestCase):
             run(STUB.ParallelActivity, req)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.CANCELLED)
 
-    def test_deadline_stops_the_work(self):
+    def _replay_joins(self, end_first_call):
+        """Starts a slow Parallel, ends its call with `end_first_call(req)`
+        (the work must go on), then replays the key: the replay joins the
+        running work and gets its result; the work ran once."""
         req = request(new_op(), tp.OPERATION_KIND_PROTECT, tp.ACTIVITY_PARALLEL,
-                      parameters={"delay_ms": "30000"})
-        with self.assertRaises(grpc.RpcError) as cm:
-            run(STUB.ParallelActivity, req, timeout=1.0)
-        self.assertEqual(cm.exception.code(),
-                         grpc.StatusCode.DEADLINE_EXCEEDED)
+                      parameters={"delay_ms": "1500"})
         key = re.escape(req.idempotency_key)
-        PLUGIN.wait_line(r'msg="activity failed" key=%s code=CANCELLED' % key)
-        self.assertFalse(os.path.exists(
+        end_first_call(req)
+        PLUGIN.wait_line(r'msg="caller gone, work goes on" key=%s' % key)
+        self.assertEqual(PLUGIN.count(
+            r'msg="activity failed" key=%s' % key), 0)
+        _, res = run(STUB.ParallelActivity, req)
+        self.assertTrue(res.state)
+        self.assertEqual(PLUGIN.count(
+            r'msg="activity started" key=%s$' % key), 1)
+        self.assertEqual(PLUGIN.count(
+            r'msg="activity joined" key=%s$' % key), 1)
+        self.assertEqual(PLUGIN.count(
+            r'msg="activity failed" key=%s' % key), 0)
+        self.assertTrue(os.path.exists(
             os.path.join(BANK, req.bank_section, "network.json")))
+
+    def test_deadline_leaves_the_work_for_the_replay(self):
+        def past_deadline(req):
+            with self.assertRaises(grpc.RpcError) as cm:
+                run(STUB.ParallelActivity, req, timeout=0.3)
+            self.assertEqual(cm.exception.code(),
+                             grpc.StatusCode.DEADLINE_EXCEEDED)
+        self._replay_joins(past_deadline)
+
+    def test_dropped_call_leaves_the_work_for_the_replay(self):
+        def dropped(req):
+            # Its own channel, closed under the running call: the
+            # connection goes away as when smaugd is killed.
+            ch = grpc.insecure_channel(PLUGIN.addr)
+            call = pbg.ProtectionPluginStub(ch).ParallelActivity(
+                req, timeout=RPC_TIMEOUT)
+            next(call)  # the work is running
+            ch.close()
+        self._replay_joins(dropped)
 
 
 class HealthTest(unittest.TestCase):
@@ -545,8 +606,35 @@ class ReflectionTest(unittest.TestCase):
              "http://%s/smaug.v1.ProtectionPlugin/GetPluginInfo" % PLUGIN.addr],
             capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertEqual(json.loads(out.stdout)["name"],
-                         "smaug-plugin-network")
+        info = json.loads(out.stdout)
+        self.assertEqual(info["name"], "smaug-plugin-network")
+        # buf builds its JSON from the reflected descriptors: camelCase
+        # json names, as for every other server.
+        self.assertEqual(info["protocolMajor"], 1)
+        self.assertIn("maxConcurrency", info)
+        self.assertIn("optionsSchema", info["types"][0])
+
+    def test_reflected_fields_carry_json_names(self):
+        from google.protobuf import descriptor_pb2
+        [resp] = reflect("v1", [
+            {"file_containing_symbol": "smaug.v1.ProtectionPlugin"}])
+        files = {}
+        for raw in resp.file_descriptor_response.file_descriptor_proto:
+            f = descriptor_pb2.FileDescriptorProto.FromString(raw)
+            files[f.name] = f
+        msgs = {m.name: m for m in files["smaug/v1/plugin.proto"].message_type}
+        names = {f.name: f.json_name
+                 for f in msgs["GetPluginInfoRequest"].field}
+        self.assertEqual(names, {"protocol_major": "protocolMajor"})
+        names = {f.name: f.json_name for f in msgs["ActivityRequest"].field}
+        self.assertEqual(names["idempotency_key"], "idempotencyKey")
+        # Nested messages (map entries) too, and the dependency file.
+        entry = {m.name: m for m in msgs["ActivityRequest"].nested_type}
+        self.assertTrue(all(f.json_name for m in entry.values()
+                            for f in m.field))
+        for m in files["smaug/v1/types.proto"].message_type:
+            for f in m.field:
+                self.assertTrue(f.json_name, "%s.%s" % (m.name, f.name))
 
 
 class ProcessTest(unittest.TestCase):

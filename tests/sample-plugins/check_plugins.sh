@@ -1,6 +1,8 @@
 #!/bin/bash
 # Runs smaug-plugin-check against each sample plugin (the four in C and the
-# Python one) on a generated cloud. Usage: check_plugins.sh BIN_DIR
+# Python one) on a generated cloud, and checks through a generic gRPC
+# client that each refuses GetPluginInfo without a protocol_major.
+# Usage: check_plugins.sh BIN_DIR
 set -euo pipefail
 bin=$1
 dir=$(mktemp -d /tmp/spt-check-XXXXXX)
@@ -35,6 +37,26 @@ for spec in project:smaug.project:proj-1 server:smaug.server:p1-srv-1 \
       --param delay_ms=300; then
     echo "smaug-plugin-$name: checker failed; its log:" >&2
     cat "$dir/$name.log" >&2
+    status=1
+  fi
+  # GetPluginInfo through a generic gRPC client (raw bytes, no stubs): an
+  # empty request has protocol_major 0, which must be refused.
+  if ! /usr/bin/python3 - "unix:$dir/$name.sock" <<'PY'; then
+import sys
+import grpc
+with grpc.insecure_channel(sys.argv[1]) as ch:
+    info = ch.unary_unary("/smaug.v1.ProtectionPlugin/GetPluginInfo")
+    try:
+        info(b"", timeout=10)
+        sys.exit("protocol_major 0 was accepted")
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.FAILED_PRECONDITION or \
+                "protocol_major is missing" not in e.details():
+            sys.exit("protocol_major 0: %s %s" % (e.code(), e.details()))
+    info(b"\x08\x01", timeout=10)  # protocol_major = 1
+print("PASS protocol-major-0: refused with FAILED_PRECONDITION")
+PY
+    echo "smaug-plugin-$name: protocol_major 0 not refused" >&2
     status=1
   fi
 done

@@ -1,7 +1,8 @@
 /*
  * test_volume.c - smaug-plugin-volume driven directly: protect, restore
  * and delete through the chunk store, NOT_FOUND naming the path, a
- * corrupt chunk failing the restore, and Sync without its Parallel.
+ * corrupt chunk failing the restore, Sync without its Parallel, and the
+ * temporary files of a killed restore removed by the next one.
  */
 #include "spt_fixture.h"
 
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static spt_t *w;
 static void setup(void) {
@@ -125,4 +128,58 @@ Test(volume, restore_needs_a_hex_operation_id) {
                   .saved = &p};
   cr_assert_eq(spt_call(w, &c, &r), GRPC_STATUS_INVALID_ARGUMENT);
   cr_assert(strstr(r.msg, "operation.id") != NULL, "%s", r.msg);
+}
+
+/* The pid of a process that has exited (and been reaped). */
+static pid_t dead_pid(void) {
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid == 0)
+    _exit(0);
+  cr_assert_eq(waitpid(pid, NULL, 0), pid);
+  return pid;
+}
+
+static void plant(const char *path) {
+  FILE *f = fopen(path, "wb");
+  cr_assert(f != NULL, "%s", path);
+  fputs("partial copy", f);
+  fclose(f);
+}
+
+static int exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+Test(volume, a_restore_removes_what_a_killed_restore_left) {
+  spt_result_t p, r;
+  protect("c1", &p);
+  /* What the bank's copy leaves when the plugin is killed mid-restore:
+   * "<dest>.<pid>.<thread>.restore", here from a process that is gone,
+   * for this restore's destination and for another volume's. A live
+   * process's file (this test's) may still be written: it stays. */
+  char dest[600], dead1[700], dead2[700], live[700];
+  pid_t gone = dead_pid();
+  spt_path(w, "volumes", "p1-vol-1-rdeadbeef", ".raw", dest, sizeof(dest));
+  snprintf(dead1, sizeof(dead1), "%s.%ld.7f3a2b1c.restore", dest, (long)gone);
+  spt_path(w, "volumes", "p1-vol-2-r01234567", ".raw.", dest, sizeof(dest));
+  snprintf(dead2, sizeof(dead2), "%s%ld.1.restore", dest, (long)gone);
+  spt_path(w, "volumes", "p1-vol-3-r01234567", ".raw.", dest, sizeof(dest));
+  snprintf(live, sizeof(live), "%s%ld.1.restore", dest, (long)getpid());
+  plant(dead1);
+  plant(dead2);
+  plant(live);
+  cr_assert_eq(restore("c1", &p, &r), GRPC_STATUS_OK, "%s", r.msg);
+  spt_assert_same_copy(w, "volumes", "p1-vol-1", "p1-vol-1-rdeadbeef", ".raw");
+  cr_assert(!exists(dead1), "%s is still there", dead1);
+  cr_assert(!exists(dead2), "%s is still there", dead2);
+  cr_assert(exists(live), "%s of a live process was removed", live);
+  /* Nothing else of the restore is left behind. */
+  char dir[600], cmd[800];
+  spt_path(w, "volumes", "", "", dir, sizeof(dir));
+  unlink(live);
+  snprintf(cmd, sizeof(cmd),
+           "test -z \"$(find '%s' -name '*.restore' -o -name '.*tmp*')\"", dir);
+  cr_assert_eq(system(cmd), 0, "temporary files left in %s", dir);
 }

@@ -98,6 +98,27 @@ static const smaug_plugin_def_t def = {.size = sizeof(smaug_plugin_def_t),
                                        .types = types,
                                        .n_types = 4};
 
+/* Unary calls go through the runtime's client directly. */
+typedef struct {
+  int done;
+  grpc_status_code code;
+  char message[128];
+  size_t n;
+  char first[64];
+  char extra[64];
+} deps_t;
+
+static void on_info_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
+                        void *data) {}
+
+static void on_deps_done(rt_client_call_t *call, grpc_status_code code,
+                         const char *message, void *data) {
+  deps_t *d = data;
+  d->code = code;
+  snprintf(d->message, sizeof(d->message), "%s", message ? message : "");
+  d->done = 1;
+}
+
 static void wait_progress(chk_act_t *a) {
   while (a->n_progress == 0 && !a->done)
     uv_run(&h.loop, UV_RUN_ONCE);
@@ -127,6 +148,37 @@ Test(activity, info_is_derived_from_the_type_table, .fini = teardown,
   cr_assert_str_eq(t->options_schema, "{\"type\":\"object\"}");
   cr_assert_str_eq(t->restore_schema, "");
   smaug__v1__get_plugin_info_response__free_unpacked(info, NULL);
+}
+
+/* GetPluginInfo with a given protocol_major, through the runtime's client. */
+static void ask_info(unsigned major, grpc_status_code *code, char *msg,
+                     size_t len) {
+  Smaug__V1__GetPluginInfoRequest req =
+      SMAUG__V1__GET_PLUGIN_INFO_REQUEST__INIT;
+  req.protocol_major = major;
+  deps_t d = {0};
+  cr_assert_eq(smaug_v1_protection_plugin_get_plugin_info(
+                   h.c.ch, &req, NULL, on_info_msg, on_deps_done, &d, NULL),
+               0);
+  chk_wait(&h.c, &d.done);
+  *code = d.code;
+  snprintf(msg, len, "%s", d.message);
+}
+
+Test(activity, info_refuses_a_missing_or_other_protocol_major, .fini = teardown,
+     .timeout = 20) {
+  h_start(&h, &def, NULL);
+  grpc_status_code code;
+  char msg[128];
+  ask_info(0, &code, msg, sizeof(msg));
+  cr_assert_eq(code, GRPC_STATUS_FAILED_PRECONDITION);
+  cr_assert(strstr(msg, "protocol_major is missing") != NULL, "%s", msg);
+  ask_info(2, &code, msg, sizeof(msg));
+  cr_assert_eq(code, GRPC_STATUS_FAILED_PRECONDITION);
+  cr_assert(strstr(msg, "protocol_major 2 is not supported") != NULL, "%s",
+            msg);
+  ask_info(1, &code, msg, sizeof(msg));
+  cr_assert_eq(code, GRPC_STATUS_OK, "%s", msg);
 }
 
 Test(activity, replay_joins_the_running_activity, .fini = teardown,
@@ -253,27 +305,28 @@ Test(activity, cancel_operation_reaches_the_callback, .fini = teardown,
   chk_act_clear(&a);
 }
 
-Test(activity, a_retry_after_the_caller_gave_up_runs_again, .fini = teardown,
-     .timeout = 20) {
+Test(activity, a_replay_after_the_caller_gave_up_joins_the_running_activity,
+     .fini = teardown, .timeout = 20) {
   h_start(&h, &def, NULL);
   chk_req_t r;
   chk_act_t a, b;
-  h_req(&r, "opy", "t.cancel", "r1", 0);
+  h_req(&r, "opy", "t.gated", "r1", 0);
   cr_assert_eq(chk_act_start(&h.c, &r, 10000, &a), 0);
-  while (atomic_load(&calls) == 0)
-    uv_run(&h.loop, UV_RUN_ONCE);
+  wait_progress(&a);
   chk_act_cancel(&a);
   chk_wait(&h.c, &a.done);
   cr_assert_eq(a.code, GRPC_STATUS_CANCELLED);
-  while (cancel_seen == 0)
-    uv_run(&h.loop, UV_RUN_ONCE);
-  /* The first run never finished: a retry starts it afresh. */
+  /* The caller is gone, the activity is not: the replay joins it. */
   cr_assert_eq(chk_act_start(&h.c, &r, 10000, &b), 0);
-  while (atomic_load(&calls) < 2)
-    uv_run(&h.loop, UV_RUN_ONCE);
-  chk_act_cancel(&b);
+  wait_progress(&b);
+  cr_assert(!b.done);
+  atomic_store(&gate, 1);
   chk_wait(&h.c, &b.done);
-  cr_assert_eq(atomic_load(&calls), 2);
+  cr_assert_eq(b.code, GRPC_STATUS_OK, "%s", b.message);
+  cr_assert_eq(b.state_len, 5);
+  cr_assert_eq(memcmp(b.state, "run-1", 5), 0);
+  cr_assert_eq(atomic_load(&calls), 1);
+  cr_assert_eq(cancel_seen, 0);
   chk_act_clear(&a);
   chk_act_clear(&b);
 }
@@ -296,16 +349,6 @@ Test(activity, max_concurrency_answers_resource_exhausted, .fini = teardown,
   chk_act_clear(&b);
 }
 
-/* ListDependents goes through the runtime's unary client directly. */
-typedef struct {
-  int done;
-  grpc_status_code code;
-  char message[128];
-  size_t n;
-  char first[64];
-  char extra[64];
-} deps_t;
-
 static void on_deps(rt_client_call_t *call, const ProtobufCMessage *msg,
                     void *data) {
   deps_t *d = data;
@@ -319,14 +362,6 @@ static void on_deps(rt_client_call_t *call, const ProtobufCMessage *msg,
                r->dependents[0]->extra[0]->key,
                r->dependents[0]->extra[0]->value);
   }
-}
-
-static void on_deps_done(rt_client_call_t *call, grpc_status_code code,
-                         const char *message, void *data) {
-  deps_t *d = data;
-  d->code = code;
-  snprintf(d->message, sizeof(d->message), "%s", message ? message : "");
-  d->done = 1;
 }
 
 static void list_deps(const char *type, const char *id, deps_t *d) {

@@ -1,7 +1,8 @@
 /*
  * test_job.c - jobs, queues and polls (plugin-sdk/src/job.c): Sync waits
  * for the jobs Parallel started, a job's failure fails Sync, queue limits
- * hold, polls finish or time out, and cancellation reaches running jobs.
+ * hold, polls finish or time out, CancelOperation reaches running jobs,
+ * and a dropped call does not: its replay joins the job.
  */
 #include "harness.h"
 
@@ -330,23 +331,169 @@ Test(job, cancel_operation_reaches_a_running_job, .fini = teardown,
   chk_act_clear(&sync);
 }
 
-Test(job, deadline_of_sync_reaches_the_job_it_waits_for, .fini = teardown,
-     .timeout = 20) {
+/* ---------------------------------------- a dropped call is no cancel */
+
+static atomic_int gate;
+
+/* Runs until the gate opens; a cancel is recorded and ends it early. */
+static int gated_copy(smaug_job_t *job, void *data) {
+  trace_add("job-running");
+  while (!atomic_load(&gate) && !smaug_job_is_cancelled(job))
+    usleep(1000);
+  if (smaug_job_is_cancelled(job)) {
+    trace_add("job-saw-cancel");
+    return SMAUG_ECANCELED;
+  }
+  smaug_job_set_metadata(job, "bytes", "42");
+  trace_add("job-end");
+  return 0;
+}
+
+static void par_gated(smaug_activity_t *act, void *data) {
+  trace_add("parallel-cb");
+  cr_assert_eq(smaug_job_start(act, gated_copy, job_done, NULL), 0);
+  smaug_activity_complete(act, NULL);
+}
+
+static void sync_counted(smaug_activity_t *act, void *data) {
+  trace_add("sync-cb");
+  smaug_activity_complete(act, "stored"); /* held for the job */
+}
+
+static const smaug_type_def_t g_types[] = {
+    {.size = sizeof(smaug_type_def_t),
+     .type = "t.gated",
+     .protect = {.parallel = par_gated, .sync = sync_counted}}};
+static const smaug_plugin_def_t g_def = {.size = sizeof(smaug_plugin_def_t),
+                                         .name = "t",
+                                         .version = "1",
+                                         .types = g_types,
+                                         .n_types = 1};
+
+/* Starts the plugin and runs Parallel of operation `op` (its gated job
+ * then runs); leaves in `r` the request of the Sync, key "<op>/sync". */
+static void gated_parallel(const char *op, chk_req_t *r, chk_act_t *par) {
+  static char key[64];
   trace_reset();
-  h_start(&h, &c_def, NULL);
-  chk_req_t r;
-  chk_act_t par, sync;
-  h_req(&r, "opd", "t.cancel", "r1", 0);
-  cr_assert_eq(chk_act_run(&h.c, &r, 10000, &par), 0);
+  atomic_store(&gate, 0);
+  job_status = 1;
+  h_start(&h, &g_def, NULL);
+  h_req(r, op, "t.gated", "r1", 0);
+  cr_assert_eq(chk_act_run(&h.c, r, 10000, par), 0);
+  cr_assert_eq(par->code, GRPC_STATUS_OK, "%s", par->message);
   wait_trace("job-running");
-  r.sync = 1;
-  r.key = "opd/sync";
-  cr_assert_eq(chk_act_run(&h.c, &r, 100, &sync), 0);
-  cr_assert_eq(sync.code, GRPC_STATUS_DEADLINE_EXCEEDED);
+  snprintf(key, sizeof(key), "%s/sync", op);
+  r->sync = 1;
+  r->key = key;
+}
+
+/* Parallel, then a Sync call that ends without an answer (`drop` 0: the
+ * caller cancels it; 1: its deadline passes), then the replay of that Sync
+ * with the same key, started before the job is let go. */
+static void drop_then_replay(int drop, chk_act_t *first, chk_act_t *replay) {
+  chk_req_t r;
+  chk_act_t par;
+  gated_parallel("opg", &r, &par);
+  if (drop == 0) {
+    cr_assert_eq(chk_act_start(&h.c, &r, 10000, first), 0);
+    while (trace_pos("sync-cb") < 0)
+      uv_run(&h.loop, UV_RUN_ONCE);
+    chk_act_cancel(first);
+    chk_wait(&h.c, &first->done);
+    cr_assert_eq(first->code, GRPC_STATUS_CANCELLED);
+  } else {
+    cr_assert_eq(chk_act_run(&h.c, &r, 100, first), 0);
+    cr_assert_eq(first->code, GRPC_STATUS_DEADLINE_EXCEEDED);
+  }
+  cr_assert_eq(trace_pos("job-saw-cancel"), -1, "the job was cancelled");
+  cr_assert_eq(chk_act_start(&h.c, &r, 10000, replay), 0);
+  /* The replay is attached once it has the held Sync's progress. */
+  while (replay->n_progress == 0 && !replay->done)
+    uv_run(&h.loop, UV_RUN_ONCE);
+  cr_assert(!replay->done, "the replay was answered before the job ended");
+  trace_add("gate-open");
+  atomic_store(&gate, 1);
+  chk_wait(&h.c, &replay->done);
+  trace_add("replay-answered");
+  chk_act_clear(&par);
+}
+
+static void assert_joined(const chk_act_t *replay) {
+  cr_assert_eq(replay->code, GRPC_STATUS_OK, "%s", replay->message);
+  cr_assert_str_eq(chk_act_meta(replay, "bytes"), "42");
+  cr_assert_eq(trace_pos("job-saw-cancel"), -1);
+  cr_assert_eq(job_status, 0);
+  cr_assert_eq(trace_count("parallel-cb"), 1);
+  cr_assert_eq(trace_count("sync-cb"), 1, "the replay ran the Sync again");
+  cr_assert_eq(trace_count("job-running"), 1, "the work was started again");
+  cr_assert_lt(trace_pos("gate-open"), trace_pos("job-end"));
+  cr_assert_lt(trace_pos("job-end"), trace_pos("replay-answered"));
+}
+
+Test(job, a_cancelled_sync_call_leaves_the_job_running_for_the_replay,
+     .fini = teardown, .timeout = 20) {
+  chk_act_t first = {0}, replay = {0};
+  drop_then_replay(0, &first, &replay);
+  assert_joined(&replay);
+  chk_act_clear(&first);
+  chk_act_clear(&replay);
+}
+
+Test(job, a_sync_past_its_deadline_leaves_the_job_running_for_the_replay,
+     .fini = teardown, .timeout = 20) {
+  chk_act_t first = {0}, replay = {0};
+  drop_then_replay(1, &first, &replay);
+  assert_joined(&replay);
+  chk_act_clear(&first);
+  chk_act_clear(&replay);
+}
+
+Test(job, a_replay_after_the_job_ended_gets_the_stored_result, .fini = teardown,
+     .timeout = 20) {
+  chk_req_t r;
+  chk_act_t par, first, replay;
+  gated_parallel("ops", &r, &par);
+  cr_assert_eq(chk_act_start(&h.c, &r, 10000, &first), 0);
+  while (trace_pos("sync-cb") < 0)
+    uv_run(&h.loop, UV_RUN_ONCE);
+  chk_act_cancel(&first);
+  chk_wait(&h.c, &first.done);
+  /* Nobody waits now; the job ends and its outcome is kept. */
+  atomic_store(&gate, 1);
+  wait_trace("job-done");
+  cr_assert_eq(chk_act_run(&h.c, &r, 10000, &replay), 0);
+  cr_assert_eq(replay.code, GRPC_STATUS_OK, "%s", replay.message);
+  cr_assert_str_eq(chk_act_meta(&replay, "bytes"), "42");
+  cr_assert_eq(trace_count("sync-cb"), 1);
+  cr_assert_eq(trace_count("job-running"), 1);
+  chk_act_clear(&par);
+  chk_act_clear(&first);
+  chk_act_clear(&replay);
+}
+
+Test(job, cancel_operation_still_cancels_the_job_of_a_dropped_sync,
+     .fini = teardown, .timeout = 20) {
+  chk_req_t r;
+  chk_act_t par, first, replay;
+  gated_parallel("opk", &r, &par);
+  cr_assert_eq(chk_act_run(&h.c, &r, 100, &first), 0);
+  cr_assert_eq(first.code, GRPC_STATUS_DEADLINE_EXCEEDED);
+  unsigned n = 0;
+  grpc_status_code code;
+  cr_assert_eq(chk_cancel_op(&h.c, "opk", &n, &code), 0);
+  cr_assert_eq(code, GRPC_STATUS_OK);
+  cr_assert_geq(n, 1);
   wait_trace("job-done");
   cr_assert_eq(job_status, SMAUG_ECANCELED);
+  cr_assert_geq(trace_pos("job-saw-cancel"), 0);
+  cr_assert_eq(trace_pos("job-end"), -1);
+  /* The replay gets the cancel, not a fresh run. */
+  cr_assert_eq(chk_act_run(&h.c, &r, 10000, &replay), 0);
+  cr_assert_eq(replay.code, GRPC_STATUS_CANCELLED);
+  cr_assert_eq(trace_count("job-running"), 1);
   chk_act_clear(&par);
-  chk_act_clear(&sync);
+  chk_act_clear(&first);
+  chk_act_clear(&replay);
 }
 
 Test(job, a_sync_held_for_jobs_sends_heartbeats, .fini = teardown,

@@ -45,8 +45,11 @@ typedef enum { SMAUG_PARALLEL = 1, SMAUG_SYNC = 2 } smaug_activity_kind_t;
  * callback must end `act` exactly once, now or later. */
 typedef void (*smaug_activity_cb)(smaug_activity_t *act, void *data);
 
-/* Runs once on the loop when the activity is cancelled: by CancelOperation,
- * by the caller cancelling or its deadline expiring, or by shutdown. */
+/* Runs once on the loop when the activity is cancelled: by CancelOperation
+ * or by shutdown. A caller that goes away (its connection dropped, it
+ * cancelled the call, its deadline passed) cancels nothing: the activity
+ * and its jobs go on, and the orchestrator's replay of the same key joins
+ * them or gets their stored result. */
 typedef void (*smaug_cancel_cb)(smaug_activity_t *act, void *data);
 
 /* ------------------------------------------------------------ request */

@@ -17,10 +17,14 @@
  * its code and message. A job started from Parallel thus keeps running
  * after Parallel has returned, and the orchestrator's Sync waits for it.
  *
- * Cancellation (CancelOperation, the caller's cancel or deadline, shutdown)
+ * Cancellation (CancelOperation, a failed Sync of the resource, shutdown)
  * sets the job's cancel flag; a work function should check
  * smaug_job_is_cancelled() between steps and return SMAUG_ECANCELED. A job
- * still waiting in its queue is dropped without running.
+ * still waiting in its queue is dropped without running. A dropped call is
+ * not a cancel: when the orchestrator restarts or a call passes its
+ * deadline, the jobs go on and the replayed Sync (same idempotency key)
+ * waits for them. A job that needs a time limit sets its own (a poll's
+ * timeout_ms, or a check in the work function).
  *
  * A job reports how far it got with smaug_job_progress(), from its own
  * thread: the SDK carries the update to the loop and sends it as progress

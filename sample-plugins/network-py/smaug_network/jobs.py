@@ -6,12 +6,15 @@ gets the stored outcome once it is done, with the same progress updates
 from the start. The work never runs twice for one key.
 
 Outcomes are kept when they are final: a result, or a permanent error. A
-transient error (UNAVAILABLE, ABORTED, RESOURCE_EXHAUSTED) and work that was
-abandoned because every caller went away (client cancel, deadline) are
-dropped, so the orchestrator's retry with the same key runs the work again;
-that work never completed, so this is not doing it twice.
+transient error (UNAVAILABLE, ABORTED, RESOURCE_EXHAUSTED) is dropped, so
+the orchestrator's retry with the same key runs the work again; that work
+never completed, so this is not doing it twice.
 
-CancelOperation cancels every running job of an operation and remembers the
+A caller that goes away (its connection dropped because the orchestrator
+restarted, it cancelled the call, its deadline passed) only stops waiting:
+the work goes on and its outcome is stored, so the replay with the same key
+joins it or gets the outcome. Only CancelOperation (and shutdown) cancels
+work: it cancels every running job of an operation and remembers the
 operation, so later calls of it end with CANCELLED at once.
 """
 
@@ -162,16 +165,13 @@ class Table:
         return job
 
     def detach(self, job):
-        """Ends one caller's wait. When the last caller leaves a job that is
-        still running, the job is cancelled and forgotten."""
+        """Ends one caller's wait. The job goes on without callers: a
+        dropped call is not a cancel, and the replay of its key joins it."""
         with self._lock:
             job.waiters -= 1
-            if job.waiters > 0 or self._running.get(job.key) is not job:
-                return
-            if not job._cancel("every caller went away"):
-                return
-            del self._running[job.key]
-        slog.log("debug", "activity abandoned", key=job.key)
+            left = job.waiters == 0 and self._running.get(job.key) is job
+        if left:
+            slog.log("debug", "caller gone, work goes on", key=job.key)
 
     def cancel_operation(self, op_id, reason):
         """Cancels the running jobs of `op_id` and refuses its later calls.

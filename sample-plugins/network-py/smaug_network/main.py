@@ -1,12 +1,13 @@
 """Command line and process life of smaug-plugin-network.
 
     smaug-plugin-network [--listen ADDR] [--cloud DIR] [--log-level LEVEL]
-                         [--exit-with-parent]
+                         [--delay-ms N] [--exit-with-parent]
 
 ADDR is "host:port" (port 0 picks a free port; the log line
 `msg=listening addr=HOST:PORT` tells which) or "unix:/path". Defaults come
-from SMAUG_PLUGIN_LISTEN (else 127.0.0.1:7430), SMAUG_CLOUD and
-SMAUG_LOG_LEVEL. SIGTERM and SIGINT stop it gracefully: health turns
+from SMAUG_PLUGIN_LISTEN (else 127.0.0.1:7430), SMAUG_CLOUD,
+SMAUG_LOG_LEVEL and SMAUG_SAMPLE_DELAY_MS (the delay_ms of requests without
+that parameter, as in the C sample plugins). SIGTERM and SIGINT stop it gracefully: health turns
 NOT_SERVING, no new calls are taken, in-flight calls get a grace period,
 then running work is cancelled.
 """
@@ -21,7 +22,7 @@ from concurrent import futures
 
 import grpc
 
-from . import VERSION, health, reflection, slog
+from . import VERSION, health, network, reflection, slog
 from .gen import health_pb2, health_pb2_grpc, plugin_pb2, plugin_pb2_grpc
 from .jobs import Table
 from .service import SERVER_THREADS, ProtectionPlugin
@@ -43,6 +44,10 @@ def _args(argv):
     p.add_argument("--log-level", default=os.environ.get("SMAUG_LOG_LEVEL")
                    or "info", choices=sorted(slog.LEVELS, key=slog.LEVELS.get),
                    help="debug, info, warn or error (env SMAUG_LOG_LEVEL)")
+    p.add_argument("--delay-ms", default=os.environ.get(
+                       "SMAUG_SAMPLE_DELAY_MS") or "0",
+                   help="delay_ms of requests without that parameter "
+                   "(env SMAUG_SAMPLE_DELAY_MS)")
     p.add_argument("--exit-with-parent", action="store_true",
                    help="stop when the parent process exits")
     p.add_argument("--version", action="version", version=VERSION)
@@ -101,6 +106,7 @@ def main(argv=None):
         # orchestrator) instead of queueing for a thread until their
         # deadline.
         maximum_concurrent_rpcs=SERVER_THREADS)
+    network.DEFAULT_DELAY_MS = args.delay_ms
     plugin_pb2_grpc.add_ProtectionPluginServicer_to_server(
         ProtectionPlugin(args.cloud, jobs), server)
     health_pb2_grpc.add_HealthServicer_to_server(hs, server)

@@ -21,6 +21,7 @@ import urllib.parse
 
 import grpc
 
+from . import slog
 from .gen import plugin_pb2, types_pb2
 from .jobs import ActivityError
 
@@ -93,6 +94,11 @@ def _section(section):
     return section
 
 
+# The delay_ms of a request without that parameter (main sets it from
+# --delay-ms / SMAUG_SAMPLE_DELAY_MS).
+DEFAULT_DELAY_MS = "0"
+
+
 class Request:
     """A checked ActivityRequest with the values the work needs."""
 
@@ -120,7 +126,7 @@ class Request:
         self.key = req.idempotency_key or "%s/%s/%s/%s" % (
             op.id, TYPE, self.id, "parallel" if activity == PARALLEL
             else "sync")
-        delay = req.parameters.get("delay_ms", "0")
+        delay = req.parameters.get("delay_ms", DEFAULT_DELAY_MS)
         if not delay.isdigit() or int(delay) > MAX_DELAY_MS:
             raise _invalid("parameters[delay_ms]: %r is not a number of "
                            "milliseconds up to %d" % (delay, MAX_DELAY_MS))
@@ -211,6 +217,38 @@ def _parse(data, what):
         raise ActivityError(grpc.StatusCode.FAILED_PRECONDITION,
                             "%s is not a JSON object" % what)
     return doc
+
+
+_TEMP_RE = re.compile(r"\.tmp-(\d+)-\d+$")
+
+
+def clean_temps(folder):
+    """Removes the temporary files of write_atomic ("<name>.tmp-<pid>-<tid>")
+    that a killed plugin left in `folder`: those whose process is gone. A
+    live process may still be writing its own (this one's included).
+    Returns the removed names."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        m = _TEMP_RE.search(name)
+        if m is None:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue  # someone else's, alive
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed.append(name)
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def write_atomic(path, data):
@@ -321,6 +359,10 @@ def restore_sync(r, job):
         if existing is not None and existing != out:
             raise ActivityError(grpc.StatusCode.FAILED_PRECONDITION,
                                 "%s already exists with other content" % dst)
+        # What a killed run of this restore left goes first.
+        for name in clean_temps(r.cloud_dir):
+            slog.log("info", "removed a temporary file of a killed restore",
+                     path=os.path.join(r.cloud_dir, name))
         if existing is None:
             os.makedirs(r.cloud_dir, exist_ok=True)
             write_atomic(dst, out)

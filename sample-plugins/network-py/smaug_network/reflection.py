@@ -2,7 +2,11 @@
 Python.
 
 Descriptors come from the default protobuf descriptor pool, which the
-generated stubs fill when imported. Each stream answers list_services,
+generated stubs fill when imported. The files the stubs embed carry no
+`json_name` (protoc leaves it out of Python output), so each file is sent
+with every field's json_name filled in from the pool's descriptors: clients
+that build JSON from reflection (buf curl, grpcurl) then print the same
+camelCase names as for any other server. Each stream answers list_services,
 file_by_filename and file_containing_symbol; a file is sent with those of
 its transitive dependencies not yet sent on the same stream. Unknown names
 get an error_response with NOT_FOUND; the two extension queries are
@@ -10,8 +14,10 @@ answered as for a server without extensions. v1 and v1alpha are
 wire-identical, so one class serves both with their own message types.
 """
 
+import threading
+
 import grpc
-from google.protobuf import descriptor_pool
+from google.protobuf import descriptor_pb2, descriptor_pool
 
 from .gen import (refl_v1_grpc, refl_v1_pb2, refl_v1alpha_grpc,
                   refl_v1alpha_pb2)
@@ -66,7 +72,7 @@ class _Reflection:
     def _send(self, resp, fd, sent):
         """The file first, then its unsent dependencies, depth first."""
         out = resp.file_descriptor_response.file_descriptor_proto
-        out.append(fd.serialized_pb)
+        out.append(_with_json_names(fd))
         sent.add(fd.name)
         todo = list(fd.dependencies)
         while todo:
@@ -74,8 +80,34 @@ class _Reflection:
             if dep.name in sent:
                 continue
             sent.add(dep.name)
-            out.append(dep.serialized_pb)
+            out.append(_with_json_names(dep))
             todo.extend(dep.dependencies)
+
+
+_json_files = {}  # file name -> serialized FileDescriptorProto
+_json_lock = threading.Lock()
+
+
+def _fill_json_names(msgs, descs):
+    """Sets json_name on every field of the DescriptorProtos `msgs` from the
+    matching Descriptors `descs` (by name), nested messages included."""
+    for m in msgs:
+        d = descs[m.name]
+        for f in m.field:
+            f.json_name = d.fields_by_name[f.name].json_name
+        _fill_json_names(m.nested_type, d.nested_types_by_name)
+
+
+def _with_json_names(fd):
+    """The serialized FileDescriptorProto of `fd` with json names."""
+    with _json_lock:
+        raw = _json_files.get(fd.name)
+        if raw is None:
+            proto = descriptor_pb2.FileDescriptorProto.FromString(
+                fd.serialized_pb)
+            _fill_json_names(proto.message_type, fd.message_types_by_name)
+            raw = _json_files[fd.name] = proto.SerializeToString()
+        return raw
 
 
 class ReflectionV1(_Reflection, refl_v1_grpc.ServerReflectionServicer):

@@ -47,7 +47,13 @@ class ProtectionPlugin(plugin_pb2_grpc.ProtectionPluginServicer):
         self.jobs = jobs
 
     def GetPluginInfo(self, request, context):
-        if request.protocol_major not in (0, PROTOCOL_MAJOR):
+        # 0 is an unset field: a caller that does not say which protocol
+        # it speaks is refused like one that speaks another.
+        if request.protocol_major == 0:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "protocol_major is missing (0); this plugin "
+                          "speaks %d" % PROTOCOL_MAJOR)
+        if request.protocol_major != PROTOCOL_MAJOR:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "protocol_major %d is not supported; this plugin "
                           "speaks %d" % (request.protocol_major,
