@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@
 #define LOCK_FILE     "lock"
 #define RESTORE_BLOCK 4096 /* granularity of holes in restored files */
 #define NO_MANIFEST   "not in the bank (no manifest)"
+#define NO_FILE       "not in the bank (no such file)"
 
 /* snprintf for messages, where truncation is acceptable. */
 static void say(char *buf, size_t size, const char *fmt, ...)
@@ -998,6 +1000,80 @@ int bank_find_manifest(bank_t *bank, const char *section, const char *object,
                      "object %s/%s: manifest sha256 %s, the checkpoint "
                      "recorded %.64s",
                      section, object, got, manifest_sha256);
+  return 0;
+}
+
+/* Hashes the open file `fd` to the end into `hex`. */
+static int file_digest(int fd, char hex[65]) {
+  static const size_t buf_size = 1u << 16;
+  uint8_t md[BANK_HASH_LEN];
+  unsigned int n = 0;
+  int rc = UV_EIO;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  uint8_t *buf = malloc(buf_size);
+  if (ctx == NULL || buf == NULL) {
+    rc = UV_ENOMEM;
+    goto out;
+  }
+  if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+    goto out;
+  for (;;) {
+    ssize_t got = read(fd, buf, buf_size);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      rc = -errno;
+      goto out;
+    }
+    if (got == 0)
+      break;
+    if (EVP_DigestUpdate(ctx, buf, (size_t)got) != 1)
+      goto out;
+  }
+  if (EVP_DigestFinal_ex(ctx, md, &n) != 1 || n != BANK_HASH_LEN)
+    goto out;
+  bank_hex(md, hex);
+  rc = 0;
+out:
+  free(buf);
+  EVP_MD_CTX_free(ctx);
+  return rc;
+}
+
+int bank_find_file(bank_t *bank, const char *section, const char *object,
+                   const char *file_sha256, bank_err_t *err) {
+  int rc = check_names(section, object, err);
+  if (rc != 0)
+    return rc;
+  char path[BANK_SECTION_MAX + BANK_NAME_MAX + 8];
+  snprintf(path, sizeof path, "%s/%s", section, object);
+  int fd = openat(bank->root_fd, path,
+                  O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0) {
+    rc = -errno;
+    if (rc == UV_ENOENT || rc == UV_ENOTDIR || rc == UV_ELOOP)
+      return bank_fail(err, UV_ENOENT, "file %s: " NO_FILE, path);
+    return bank_fail(err, rc, "file %s: %s", path, uv_strerror(rc));
+  }
+  if (fstat(fd, &st) != 0) {
+    rc = -errno;
+    close(fd);
+    return bank_fail(err, rc, "file %s: %s", path, uv_strerror(rc));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return bank_fail(err, UV_ENOENT, "file %s: " NO_FILE, path);
+  }
+  char got[65];
+  rc = file_sha256 != NULL ? file_digest(fd, got) : 0;
+  close(fd);
+  if (rc != 0)
+    return bank_fail(err, rc, "file %s: reading it: %s", path, uv_strerror(rc));
+  if (file_sha256 != NULL && strcmp(got, file_sha256) != 0)
+    return bank_fail(err, BANK_ECORRUPT,
+                     "file %s: sha256 %s, the checkpoint recorded %.64s", path,
+                     got, file_sha256);
   return 0;
 }
 

@@ -223,6 +223,18 @@ int bank_manifest_digest(bank_t *bank, const char *section, const char *object,
 int bank_find_manifest(bank_t *bank, const char *section, const char *object,
                        const char *manifest_sha256, bank_err_t *err);
 
+/* Checks a plain file that a plugin keeps in a section outside the chunk
+ * store (docs/bank.md, "What a checkpoint must hold", `object_sha256`):
+ * <root>/<section>/<object> must be a regular file (not a symbolic link).
+ * When `file_sha256` is not NULL its contents must also have that SHA-256
+ * (lowercase hex), which reads the whole file; otherwise the check is an
+ * open and a stat. Returns 0 when present, UV_ENOENT when missing and
+ * BANK_ECORRUPT when present with another digest (err names the file and
+ * both digests), UV_EINVAL (names: the same rules as for manifests), or an
+ * OS error. */
+int bank_find_file(bank_t *bank, const char *section, const char *object,
+                   const char *file_sha256, bank_err_t *err);
+
 /* Verifies every object under `section_prefix` ("" for the whole bank),
  * without restoring: each manifest's own checksum, then every chunk read,
  * decompressed and hashed. It does not stop at the first problem: each one

@@ -1,7 +1,7 @@
 /*
  * bank_saved.c - a checkpoint's catalogue checked against its bank (see
  * bank_saved.h): walks the per-resource results, and asks the bank for
- * each object their metadata names.
+ * each manifest or plain file their metadata names.
  */
 #include "bank_saved.h"
 
@@ -27,21 +27,41 @@ static void report(saved_state_t *st, const Smaug__V1__Resource *r,
     st->cb(st->data, r->type, r->id, section, object, msg);
 }
 
+/* What a metadata key claims: nothing (0), a manifest (1) or a plain
+ * file (2); *object is the object it names (NULL: none named). */
+static int claim_of(const char *key, const char **object) {
+  static const struct {
+    const char *prefix;
+    int kind;
+  } claims[] = {{BANK_SAVED_KEY, 1}, {BANK_SAVED_FILE_KEY, 2}};
+  for (size_t i = 0; i < sizeof claims / sizeof claims[0]; i++) {
+    size_t kl = strlen(claims[i].prefix);
+    if (strncmp(key, claims[i].prefix, kl) != 0)
+      continue;
+    if (key[kl] == '\0')
+      *object = NULL;
+    else if (key[kl] == '.')
+      *object = key + kl + 1;
+    else
+      continue;
+    return claims[i].kind;
+  }
+  return 0;
+}
+
 /* Checks one metadata entry of resource `r`; returns 0 (checked, or not a
  * claim) or an OS error, described in *err. */
 static int check_entry(bank_t *bank, const Smaug__V1__Resource *r,
                        const char *section, const char *key, const char *value,
                        unsigned flags, saved_state_t *st, bank_err_t *err) {
-  size_t kl = strlen(BANK_SAVED_KEY);
   const char *object;
-  if (strcmp(key, BANK_SAVED_KEY) == 0)
-    object = NULL;
-  else if (strncmp(key, BANK_SAVED_KEY ".", kl + 1) == 0)
-    object = key + kl + 1;
-  else
+  int kind = claim_of(key, &object);
+  if (kind == 0)
     return 0;
   bank_err_t e = {0};
-  if (object != NULL && bank_check_object(object) != 0) {
+  /* A plain file is always named: the section itself is a directory. */
+  if ((object != NULL && bank_check_object(object) != 0) ||
+      (kind == 2 && object == NULL)) {
     report(st, r, section, object, UV_EINVAL,
            "metadata names an invalid object");
     return 0;
@@ -51,8 +71,9 @@ static int check_entry(bank_t *bank, const Smaug__V1__Resource *r,
            "not in the bank: the bank has no data at all");
     return 0;
   }
-  int rc = bank_find_manifest(bank, section, object,
-                              (flags & BANK_SAVED_DIGEST) ? value : NULL, &e);
+  const char *want = (flags & BANK_SAVED_DIGEST) ? value : NULL;
+  int rc = kind == 1 ? bank_find_manifest(bank, section, object, want, &e)
+                     : bank_find_file(bank, section, object, want, &e);
   if (rc == UV_ENOENT || rc == BANK_ECORRUPT)
     report(st, r, section, object, UV_ENOENT, e.msg);
   else if (rc != 0 && err != NULL)
@@ -78,8 +99,9 @@ int bank_saved_check(bank_t *bank, const char *checkpoint_id,
               bank_check_section(section) != 0;
     for (size_t j = 0; j < res->n_metadata; j++) {
       const Smaug__V1__ResourceResult__MetadataEntry *m = res->metadata[j];
+      const char *object;
       if (m == NULL || m->key == NULL || m->value == NULL ||
-          strncmp(m->key, BANK_SAVED_KEY, strlen(BANK_SAVED_KEY)) != 0)
+          claim_of(m->key, &object) == 0)
         continue;
       if (bad) { /* the claim cannot be in any valid section */
         report(&st, r, "", NULL, UV_EINVAL,

@@ -9,14 +9,20 @@
  *                             (checkpoints/<checkpoint>/<type>/<id>) holds a
  *                             manifest with this digest;
  *   manifest_sha256.<object>  that object of the section has a manifest
- *                             with this digest (several objects).
+ *                             with this digest (several objects);
+ *   object_sha256.<name>      a plugin that keeps a plain file instead:
+ *                             <bank root>/<section>/<name> is a regular
+ *                             file whose contents have this SHA-256.
  * Every resource whose protect ended DONE and whose metadata has such keys
- * is checked; other resources claim nothing in the chunk store. This is
+ * is checked; other resources claim nothing in the bank. This is
  * the rule `smaug checkpoint verify` applies before it reads the chunks,
  * and the check smaugd runs before a restore starts (presence only).
+ * Object names follow bank_check_object (no "..", no '/'); a key naming
+ * anything else is reported as a problem, never followed.
  *
  * Blocking file-system calls, like the rest of the bank: a few stats (or
- * manifest reads with BANK_SAVED_DIGEST) per resource, never chunk data.
+ * manifest and plain-file reads with BANK_SAVED_DIGEST) per resource, never
+ * chunk data.
  */
 #ifndef SMAUG_BANK_SAVED_H
 #define SMAUG_BANK_SAVED_H
@@ -29,8 +35,11 @@
 /* The metadata key (and the prefix of the per-object keys) of the rule. */
 #define BANK_SAVED_KEY "manifest_sha256"
 
-/* bank_saved_check flag: also compare each manifest's digest (reads the
- * manifests). Without it only their presence is checked. */
+/* The prefix of the plain-file keys (`object_sha256.<name>`). */
+#define BANK_SAVED_FILE_KEY "object_sha256"
+
+/* bank_saved_check flag: also compare each manifest's and each plain
+ * file's digest (reads them). Without it only their presence is checked. */
 #define BANK_SAVED_DIGEST 1u
 
 /* One missing (or replaced) object: the resource, its section, the object

@@ -4,8 +4,9 @@
  * with and without an object name and a digest), and bank_saved_check on
  * hand-built results (the rule of docs/bank.md "What a checkpoint must
  * hold": DONE resources only, `manifest_sha256` and
- * `manifest_sha256.<object>`, presence-only mode, hostile names). Each
- * test gets its own bank in a temporary directory.
+ * `manifest_sha256.<object>`, presence-only mode, hostile names), and the
+ * plain-file form: bank_find_file and `object_sha256.<name>`. Each test
+ * gets its own bank in a temporary directory.
  */
 #define _GNU_SOURCE
 #include "bank.h"
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CKP "ckp-1"
@@ -51,6 +53,27 @@ static void file_sha256(const char *path, char hex[65]) {
   cr_assert_eq(EVP_Digest(buf, n, md, &mdlen, EVP_sha256(), NULL), 1);
   for (int i = 0; i < 32; i++)
     snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Writes a plain file <bank>/<section>/<name>, as the network plugin does,
+ * and returns the SHA-256 of `text` in hex. */
+static void plain(const char *section, const char *name, const char *text,
+                  char hex[65]) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", bank_dir, section);
+  for (char *p = path + strlen(bank_dir) + 1; *p; p++)
+    if (*p == '/') {
+      *p = '\0';
+      mkdir(path, 0755);
+      *p = '/';
+    }
+  mkdir(path, 0755);
+  snprintf(path, sizeof path, "%s/%s/%s", bank_dir, section, name);
+  FILE *f = fopen(path, "wb");
+  cr_assert_not_null(f, "%s", path);
+  cr_assert_eq(fwrite(text, 1, strlen(text), f), strlen(text));
+  cr_assert_eq(fclose(f), 0);
+  file_sha256(path, hex);
 }
 
 static void digest(const char *section, const char *object, char hex[65]) {
@@ -351,4 +374,151 @@ Test(bank_saved, a_bank_that_does_not_exist_holds_nothing) {
                      seen.what[0]);
   cr_assert_not_null(strstr(seen.what[0], "no data at all"), "%s",
                      seen.what[0]);
+}
+
+/* ---- plain files: bank_find_file, `object_sha256.<name>` ---------------- */
+
+Test(bank_saved, find_file) {
+  const char *sec = "checkpoints/" CKP "/smaug.network/n1";
+  char hex[65], other[65];
+  plain(sec, "network.json", "{\"id\": \"n1\"}", hex);
+  plain("checkpoints/" CKP "/smaug.network/n2", "network.json", "{}", other);
+  bank_err_t err = {0};
+  cr_assert_eq(bank_find_file(bank, sec, "network.json", NULL, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(bank_find_file(bank, sec, "network.json", hex, &err), 0, "%s",
+               err.msg);
+  /* Present, with other contents. */
+  cr_assert_eq(bank_find_file(bank, sec, "network.json", other, &err),
+               BANK_ECORRUPT);
+  cr_assert_not_null(strstr(err.msg, other), "%s", err.msg);
+  cr_assert_not_null(strstr(err.msg, hex), "%s", err.msg);
+  /* A directory or a symbolic link is not the file that was saved. */
+  cr_assert_eq(bank_find_file(bank, "checkpoints/" CKP "/smaug.network", "n1",
+                              NULL, &err),
+               UV_ENOENT);
+  char path[1024], target[1024];
+  snprintf(path, sizeof path, "%s/%s/link.json", bank_dir, sec);
+  snprintf(target, sizeof target, "%s/%s/network.json", bank_dir, sec);
+  cr_assert_eq(symlink(target, path), 0);
+  cr_assert_eq(bank_find_file(bank, sec, "link.json", NULL, &err), UV_ENOENT);
+  cr_assert_not_null(strstr(err.msg, "link.json: not in the bank"), "%s",
+                     err.msg);
+  /* Removed: missing, with or without a digest. */
+  cr_assert_eq(unlink(target), 0);
+  cr_assert_eq(bank_find_file(bank, sec, "network.json", NULL, &err),
+               UV_ENOENT);
+  cr_assert_str_eq(err.msg, "file checkpoints/" CKP
+                            "/smaug.network/n1/network.json: not in the bank "
+                            "(no such file)");
+  cr_assert_eq(bank_find_file(bank, sec, "network.json", hex, &err), UV_ENOENT);
+  /* Hostile names are refused, not followed. */
+  plain("elsewhere", "x", "x", other);
+  cr_assert_eq(bank_find_file(bank, sec, "../../../../elsewhere/x", NULL, &err),
+               UV_EINVAL);
+  cr_assert_eq(bank_find_file(bank, sec, "..", NULL, &err), UV_EINVAL);
+  cr_assert_eq(bank_find_file(bank, "a/../elsewhere", "x", NULL, &err),
+               UV_EINVAL);
+  cr_assert_eq(bank_find_file(bank, "/elsewhere", "x", NULL, &err), UV_EINVAL);
+  cr_assert_eq(bank_find_file(bank, sec, NULL, NULL, &err), UV_EINVAL);
+}
+
+Test(bank_saved, catalogue_checks_plain_files) {
+  const char *sec1 = "checkpoints/" CKP "/smaug.network/n1";
+  const char *sec2 = "checkpoints/" CKP "/smaug.network/n2";
+  char n1[65], n2[65], v1[65];
+  plain(sec1, "network.json", "one", n1);
+  plain(sec2, "network.json", "two", n2);
+  put("checkpoints/" CKP "/smaug.volume/v1", "data", "v1");
+  digest("checkpoints/" CKP "/smaug.volume/v1", "data", v1);
+  result_t r[4];
+  result(&r[0], "smaug.network", "n1", DONE, "sha256", n1,
+         "object_sha256.network.json", n1);
+  result(&r[1], "smaug.network", "n2", DONE, "object_sha256.network.json", n2,
+         NULL, NULL);
+  result(&r[2], "smaug.volume", "v1", DONE, "manifest_sha256", v1, NULL, NULL);
+  /* A failed resource saved nothing: not checked. */
+  result(&r[3], "smaug.network", "n3", FAILED, "object_sha256.network.json", n1,
+         NULL, NULL);
+  Smaug__V1__ResourceResult *rs[] = {&r[0].res, &r[1].res, &r[2].res,
+                                     &r[3].res};
+  for (unsigned flags = 0; flags <= BANK_SAVED_DIGEST; flags++) {
+    seen_t seen = {0};
+    size_t missing = 99;
+    bank_err_t err = {0};
+    cr_assert_eq(bank_saved_check(bank, CKP, rs, 4, flags, on_missing, &seen,
+                                  &missing, &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(missing, 0);
+  }
+  /* n2's file removed: named, in both modes, with its object. */
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s/network.json", bank_dir, sec2);
+  cr_assert_eq(unlink(path), 0);
+  for (unsigned flags = 0; flags <= BANK_SAVED_DIGEST; flags++) {
+    seen_t seen = {0};
+    size_t missing = 0;
+    bank_err_t err = {0};
+    cr_assert_eq(bank_saved_check(bank, CKP, rs, 4, flags, on_missing, &seen,
+                                  &missing, &err),
+                 UV_ENOENT);
+    cr_assert_eq(missing, 1);
+    cr_assert_str_eq(seen.what[0], "smaug.network#n2|checkpoints/" CKP
+                                   "/smaug.network/n2|network.json|file "
+                                   "checkpoints/" CKP
+                                   "/smaug.network/n2/network.json: not in "
+                                   "the bank (no such file)");
+    cr_assert_not_null(strstr(err.msg, "smaug.network#n2: "), "%s", err.msg);
+  }
+  /* n1's file replaced: only the digest mode sees it. */
+  plain(sec1, "network.json", "changed", n2);
+  seen_t seen = {0};
+  size_t missing = 0;
+  Smaug__V1__ResourceResult *one[] = {&r[0].res};
+  cr_assert_eq(
+      bank_saved_check(bank, CKP, one, 1, 0, on_missing, &seen, &missing, NULL),
+      0);
+  cr_assert_eq(bank_saved_check(bank, CKP, one, 1, BANK_SAVED_DIGEST,
+                                on_missing, &seen, &missing, NULL),
+               UV_ENOENT);
+  cr_assert_eq(missing, 1);
+  cr_assert_not_null(strstr(seen.what[0], "the checkpoint recorded"), "%s",
+                     seen.what[0]);
+  /* No bank at all: the claim is missing. */
+  seen.n = 0;
+  cr_assert_eq(
+      bank_saved_check(NULL, CKP, one, 1, 0, on_missing, &seen, &missing, NULL),
+      UV_ENOENT);
+  cr_assert_not_null(strstr(seen.what[0], "no data at all"), "%s",
+                     seen.what[0]);
+}
+
+Test(bank_saved, plain_file_keys_with_hostile_names_are_reported) {
+  char x[65];
+  plain("elsewhere", "x", "x", x);
+  plain("checkpoints/" CKP "/smaug.network/n1", "network.json", "n", x);
+  result_t r[5];
+  result(&r[0], "smaug.network", "n1", DONE,
+         "object_sha256.../../../../elsewhere/x", x, NULL, NULL);
+  result(&r[1], "smaug.network", "n1", DONE, "object_sha256...", x, NULL, NULL);
+  result(&r[2], "smaug.network", "n1", DONE, "object_sha256.", x, NULL, NULL);
+  /* The section alone is a directory, not a saved file. */
+  result(&r[3], "smaug.network", "n1", DONE, "object_sha256", x, NULL, NULL);
+  result(&r[4], "smaug.network", "../../../elsewhere", DONE, "object_sha256.x",
+         x, NULL, NULL);
+  Smaug__V1__ResourceResult *rs[] = {&r[0].res, &r[1].res, &r[2].res, &r[3].res,
+                                     &r[4].res};
+  for (unsigned flags = 0; flags <= BANK_SAVED_DIGEST; flags++) {
+    seen_t seen = {0};
+    size_t missing = 0;
+    cr_assert_eq(bank_saved_check(bank, CKP, rs, 5, flags, on_missing, &seen,
+                                  &missing, NULL),
+                 UV_ENOENT);
+    cr_assert_eq(missing, 5);
+    for (int i = 0; i < 4; i++)
+      cr_assert_not_null(strstr(seen.what[i], "invalid object"), "%s",
+                         seen.what[i]);
+    cr_assert_not_null(strstr(seen.what[4], "no valid bank section"), "%s",
+                       seen.what[4]);
+  }
 }

@@ -230,9 +230,13 @@ class ProtectTest(unittest.TestCase):
 
     def test_sync_returns_digest_metadata(self):
         _, sres, _ = protect(new_op())
+        # object_sha256.<name>: the plain file smaug checkpoint verify and
+        # smaugd's restore check look for (docs/bank.md).
         self.assertEqual(dict(sres.metadata), {
             "sha256": hashlib.sha256(NET_BYTES).hexdigest(),
-            "bytes": str(len(NET_BYTES))})
+            "bytes": str(len(NET_BYTES)),
+            "object_sha256.network.json":
+                hashlib.sha256(NET_BYTES).hexdigest()})
 
     def test_sync_rejects_a_damaged_bank_copy(self):
         op = new_op()

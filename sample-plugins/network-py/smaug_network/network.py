@@ -4,7 +4,8 @@ restores and deletes network descriptors.
 Protect P copies `<cloud>/projects/<project>/networks/<id>.json` into the
 bank section as `network.json` (temp file, fsync, rename, fsync of the
 folder) and returns its digest as state. Protect S checks the bank copy
-against that state and returns {"sha256", "bytes"} as metadata. Restore S
+against that state and returns {"sha256", "bytes",
+"object_sha256.network.json"} as metadata. Restore S
 re-creates the descriptor from the bank under `<id>-r<8 hex digits of the
 restore operation id>` and returns that id. Delete S removes the section's
 copy. Every function here runs on a job thread and reports failures as
@@ -27,6 +28,7 @@ from .jobs import ActivityError
 
 TYPE = "smaug.network"
 BANK_FILE = "network.json"
+SAVED_KEY = "object_sha256." + BANK_FILE
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 MAX_DESCRIPTOR_BYTES = 1 << 20
 MAX_DELAY_MS = 600000
@@ -333,6 +335,10 @@ def protect_sync(r, job):
                             "bank copy %s does not match: sha256 %s, want %s"
                             % (r.bank_file, got["sha256"], want["sha256"]))
     job.progress(_progress(len(data), len(data), "verified"))
+    # The claim smaug checkpoint verify and smaugd's restore check apply to
+    # a plain file in the section (docs/bank.md, "What a checkpoint must
+    # hold").
+    got[SAVED_KEY] = got["sha256"]
     return plugin_pb2.SyncResult(metadata=got, message="verified")
 
 
