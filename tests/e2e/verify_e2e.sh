@@ -6,7 +6,11 @@
 #     is refused with FAILED_PRECONDITION naming it;
 #   - another volume's manifest put in its place: verify names the digest
 #     the checkpoint recorded;
-#   - the manifest put back: verify is OK and the restore succeeds.
+#   - the manifest put back: verify is OK and the restore succeeds;
+#   - the network plugin's plain file (`object_sha256.network.json`)
+#     removed: verify exits non-zero naming that network, and the restore
+#     is refused naming it; put back with other contents: verify names the
+#     recorded digest.
 # Usage: verify_e2e.sh DIR   (binaries from $SMAUG_BIN, default build/bin)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -86,5 +90,53 @@ rst=$(grep -o 'rst-[0-9a-f]*' "$dir/restore2.out" | head -1)
 smaug -o json restore show "$rst" >"$dir/restore2.json"
 grep -q '"status": "RESTORE_STATUS_SUCCESS"' "$dir/restore2.json" ||
   fail "restore $rst did not succeed: $(cat "$dir/restore2.json")"
+passed=$((passed + 1))
+
+# The network plugin keeps a plain file, not a manifest: removing it is
+# caught the same way.
+netfile=$(ls "$stack_bank/checkpoints/$ckp/smaug.network"/*/network.json | head -1)
+[ -f "$netfile" ] || fail "no network file under $stack_bank/checkpoints/$ckp"
+net=$(basename "$(dirname "$netfile")")
+smaug -o json checkpoint show "$ckp" >"$dir/show.json"
+grep -q '"object_sha256.network.json"' "$dir/show.json" ||
+  fail "the checkpoint does not record object_sha256.network.json for $net"
+mv "$netfile" "$dir/moved.network.json"
+if smaug checkpoint verify "$ckp" >"$dir/verify4.out" 2>&1; then
+  fail "verify passed with $net's network.json gone: $(cat "$dir/verify4.out")"
+fi
+grep -q "^MISSING  smaug.network#$net: file checkpoints/$ckp/smaug.network/$net/network.json: not in the bank" "$dir/verify4.out" ||
+  fail "verify does not name smaug.network#$net: $(cat "$dir/verify4.out")"
+[ "$(grep -c '^MISSING' "$dir/verify4.out")" -eq 1 ] ||
+  fail "verify names more than the missing network: $(cat "$dir/verify4.out")"
+if smaug -o json checkpoint verify "$ckp" >"$dir/verify4.json"; then
+  fail "verify -o json passed with $net's network.json gone"
+fi
+/usr/bin/python3 - "$dir/verify4.json" "$net" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+assert v["ok"] is False and v["missing_objects"] == 1, v
+m = v["missing"][0]
+assert (m["type"], m["id"], m["object"]) == (
+    "smaug.network", sys.argv[2], "network.json"), m
+PY
+if smaug restore "$ckp" >"$dir/restore3.out" 2>&1; then
+  fail "restore started with $net's network.json gone: $(cat "$dir/restore3.out")"
+fi
+grep -q 'FAILED_PRECONDITION' "$dir/restore3.out" ||
+  fail "restore not refused with FAILED_PRECONDITION: $(cat "$dir/restore3.out")"
+grep -q "smaug.network#$net" "$dir/restore3.out" ||
+  fail "restore refusal does not name smaug.network#$net: $(cat "$dir/restore3.out")"
+passed=$((passed + 1))
+
+# Other contents in its place: present, but not what was saved.
+printf '{"id": "%s", "cidr": "10.9.9.0/24"}\n' "$net" >"$netfile"
+if smaug checkpoint verify "$ckp" >"$dir/verify5.out" 2>&1; then
+  fail "verify passed with $net's network.json replaced"
+fi
+grep -q "^MISSING  smaug.network#$net: .*sha256 [0-9a-f]*, the checkpoint recorded" "$dir/verify5.out" ||
+  fail "verify does not name the replaced network file: $(cat "$dir/verify5.out")"
+mv "$dir/moved.network.json" "$netfile"
+smaug checkpoint verify "$ckp" >"$dir/verify6.out" ||
+  fail "verify fails once network.json is back: $(cat "$dir/verify6.out")"
 passed=$((passed + 1))
 echo "verify e2e: $passed passed, 0 failed"
