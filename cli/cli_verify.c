@@ -6,8 +6,9 @@
  * the bank: the client asks smaugd for the checkpoint (its bank URI and its
  * per-resource results), then checks two things. First, that every object
  * the catalogue says was saved is in the bank: each resource whose protect
- * ended DONE and whose metadata records a manifest digest must have that
- * manifest in its section (bank_saved.h), so data that is gone is named
+ * ended DONE and whose metadata records a manifest or plain-file digest
+ * must have that manifest or file in its section, with that digest
+ * (bank_saved.h), so data that is gone is named
  * even though nothing is left to read. Second, every manifest under the
  * checkpoint's section (`checkpoints/<id>`) and every chunk they reference
  * is read, decompressed and checked against its SHA-256. Every problem is

@@ -643,10 +643,11 @@ fail:
 
 int sdk_plugin_start(smaug_plugin_t *p, int *port) {
   int bound = 0;
-  int err = rt_server_listen(p->srv, p->listen, &bound);
+  char why[512];
+  int err = rt_server_listen_ex(p->srv, p->listen, &bound, why, sizeof(why));
   if (err != 0) {
-    rt_log(RT_LOG_ERROR, "plugin", "cannot listen", "addr=%s err=%s", p->listen,
-           uv_strerror(err));
+    rt_log(RT_LOG_ERROR, "plugin", "cannot listen", "addr=%s error=\"%s\"",
+           p->listen, why[0] ? why : uv_strerror(err));
     return err;
   }
   if ((err = rt_server_start(p->srv)) != 0)
