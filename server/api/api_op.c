@@ -579,6 +579,40 @@ static void task_write(op_t *op, uint32_t task, exec_status_t status,
   free(body);
 }
 
+/* Appends the OperationEvent of `ev` (any kind but OPERATION_FINISHED),
+ * about node ev->node of `g`, to the store and queues it for watchers: the
+ * one form of per-resource events, for the executor's events (op_event)
+ * and for the results of a graph build that failed
+ * (write_unbuilt_results). Returns 0 or an error (the event is then
+ * neither stored nor streamed). */
+static int emit_resource_event(op_t *op, const graph_t *g,
+                               const exec_event_t *ev) {
+  Smaug__V1__OperationEvent e = SMAUG__V1__OPERATION_EVENT__INIT;
+  Smaug__V1__Resource res = SMAUG__V1__RESOURCE__INIT;
+  Smaug__V1__Progress pr = SMAUG__V1__PROGRESS__INIT;
+  int err = api_resource_of(graph_node(g, ev->node), &res);
+  if (err != 0)
+    return err;
+  e.sequence = ++op->last_seq;
+  e.operation_id = op->id;
+  e.kind = (Smaug__V1__EventKind)ev->kind;
+  e.attempt = ev->attempt;
+  e.time_ms = ev->time_ms;
+  e.message = (char *)ev->message;
+  e.resource = &res;
+  e.activity = (Smaug__V1__Activity)ev->activity;
+  if (ev->kind == EXEC_EV_PROGRESS) {
+    pr.done = ev->done;
+    pr.total = ev->total;
+    pr.unit = (char *)ev->unit;
+    pr.message = (char *)ev->message;
+    e.progress = &pr;
+  }
+  err = emit(op, &e);
+  api_resource_free(&res);
+  return err;
+}
+
 /* Turns one executor event into store writes in the open batch. */
 static void op_event(op_t *op, const exec_event_t *ev) {
   api_ops_t *ops = op->ops;
@@ -604,28 +638,8 @@ static void op_event(op_t *op, const exec_event_t *ev) {
     return;
   }
 
-  Smaug__V1__OperationEvent e = SMAUG__V1__OPERATION_EVENT__INIT;
-  Smaug__V1__Resource res = SMAUG__V1__RESOURCE__INIT;
-  Smaug__V1__Progress pr = SMAUG__V1__PROGRESS__INIT;
-  if (api_resource_of(graph_node(op->g, ev->node), &res) != 0)
+  if (emit_resource_event(op, op->g, ev) != 0)
     return;
-  e.sequence = ++op->last_seq;
-  e.operation_id = op->id;
-  e.kind = (Smaug__V1__EventKind)ev->kind;
-  e.attempt = ev->attempt;
-  e.time_ms = ev->time_ms;
-  e.message = (char *)ev->message;
-  e.resource = &res;
-  e.activity = (Smaug__V1__Activity)ev->activity;
-  if (ev->kind == EXEC_EV_PROGRESS) {
-    pr.done = ev->done;
-    pr.total = ev->total;
-    pr.unit = (char *)ev->unit;
-    pr.message = (char *)ev->message;
-    e.progress = &pr;
-  }
-  emit(op, &e);
-  api_resource_free(&res);
 
   switch (ev->kind) {
   case EXEC_EV_DONE:
@@ -1235,7 +1249,9 @@ static int protected_params(api_ops_t *ops, const char *op_id,
 /* A graph build failed: gives each resource built so far a result in the
  * open batch, so that the checkpoint or restore says what became of it:
  * FAILED with its own reason (`failed[i]`, may be NULL) when listing it
- * failed, else SKIPPED with "not run: <why>". */
+ * failed, else SKIPPED with "not run: <why>". Each result also goes to the
+ * watchers as a FAILED or SKIPPED event with the same reason (no
+ * activity, attempt 0), before the OPERATION_FINISHED that follows. */
 static void write_unbuilt_results(op_t *op, const graph_t *g,
                                   const char *const *failed, const char *why) {
   api_ops_t *ops = op->ops;
@@ -1244,15 +1260,24 @@ static void write_unbuilt_results(op_t *op, const graph_t *g,
   int64_t now = api_now_ms();
   int err = g ? store_batch(ops->store) : 0;
   for (uint32_t i = 0; g && err == 0 && i < graph_count(g); i++) {
+    int own = failed && failed[i];
+    const char *reason = own ? failed[i] : notrun;
+    exec_event_t ev = {.kind = own ? EXEC_EV_FAILED : EXEC_EV_SKIPPED,
+                       .task = EXEC_NO_TASK,
+                       .node = i,
+                       .time_ms = now,
+                       .unit = "",
+                       .message = reason};
+    if ((err = emit_resource_event(op, g, &ev)) != 0)
+      return; /* logged; the op ends with the store's error */
     Smaug__V1__Resource res;
     if ((err = api_resource_of(graph_node(g, i), &res)) != 0)
       break;
-    int own = failed && failed[i];
     Smaug__V1__ResourceResult rr = SMAUG__V1__RESOURCE_RESULT__INIT;
     rr.resource = &res;
     rr.status = own ? SMAUG__V1__TASK_STATUS__TASK_STATUS_FAILED
                     : SMAUG__V1__TASK_STATUS__TASK_STATUS_SKIPPED;
-    rr.reason = (char *)(own ? failed[i] : notrun);
+    rr.reason = (char *)reason;
     rr.finished_at_ms = now;
     err = store_result_put(ops->store, op->owner, &rr);
     api_resource_free(&res);

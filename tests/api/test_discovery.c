@@ -156,3 +156,65 @@ Test(discovery, failed_list_fails_queued_calls) {
   cr_expect_lt(calls, FANOUT + 1, "calls queued behind the failure started");
   cr_expect_leq(max, 2);
 }
+
+/* The per-resource events of a failed discovery: a watcher sees one FAILED
+ * or SKIPPED event per resource found, before OPERATION_FINISHED, and each
+ * agrees with the checkpoint's stored result (status and reason). */
+Test(discovery, failed_discovery_streams_per_resource_events) {
+  const char *extra[] = {"--list-fail-id", "v1", NULL};
+  start_all(extra);
+  char cp[64], op[64];
+  protect_fanout(cp, op);
+  Smaug__V1__WatchOperationResponse **evs;
+  size_t n;
+  cr_assert_eq(client_watch(cl, op, 0, &evs, &n), 0);
+  cr_assert_gt(n, 0);
+  cr_assert_eq(evs[n - 1]->event->kind,
+               SMAUG__V1__EVENT_KIND__EVENT_KIND_OPERATION_FINISHED);
+  cr_expect_str_eq(evs[n - 1]->event->final_status, "error");
+  int code;
+  char msg[512];
+  Smaug__V1__Checkpoint *c = client_get_checkpoint(cl, cp, &code, msg, 512);
+  cr_assert_eq(code, 0, "GetCheckpoint: %s", msg);
+  cr_assert_gt(c->n_results, 1, "no per-resource results");
+  size_t failed = 0, skipped = 0;
+  for (size_t i = 0; i + 1 < n; i++) {
+    const Smaug__V1__OperationEvent *e = evs[i]->event;
+    cr_assert_not_null(e->resource, "event %zu has no resource", i);
+    int is_failed = e->kind == SMAUG__V1__EVENT_KIND__EVENT_KIND_FAILED;
+    cr_assert(is_failed || e->kind == SMAUG__V1__EVENT_KIND__EVENT_KIND_SKIPPED,
+              "event %zu (%s#%s) is of kind %d", i, e->resource->type,
+              e->resource->id, e->kind);
+    failed += is_failed;
+    skipped += !is_failed;
+    /* Its stored result: the same status and reason. */
+    const Smaug__V1__ResourceResult *r = NULL;
+    for (size_t j = 0; j < c->n_results && r == NULL; j++)
+      if (strcmp(c->results[j]->resource->type, e->resource->type) == 0 &&
+          strcmp(c->results[j]->resource->id, e->resource->id) == 0)
+        r = c->results[j];
+    cr_assert_not_null(r, "no result for %s#%s", e->resource->type,
+                       e->resource->id);
+    cr_expect_eq(r->status,
+                 is_failed ? SMAUG__V1__TASK_STATUS__TASK_STATUS_FAILED
+                           : SMAUG__V1__TASK_STATUS__TASK_STATUS_SKIPPED,
+                 "%s#%s", e->resource->type, e->resource->id);
+    cr_expect_str_eq(e->message, r->reason);
+    if (is_failed) {
+      cr_expect_str_eq(e->resource->id, "v1");
+    } else {
+      cr_expect(strncmp(e->message, "not run: ", 9) == 0, "skip reason '%s'",
+                e->message);
+      cr_expect(strstr(e->message, "t.volume#v1") != NULL,
+                "skip reason '%s' lacks the failed resource", e->message);
+    }
+  }
+  /* One event per result, exactly one FAILED: the server and the other
+   * volumes listed so far are SKIPPED. */
+  cr_expect_eq(n - 1, c->n_results, "%zu events for %zu results", n - 1,
+               c->n_results);
+  cr_expect_eq(failed, 1);
+  cr_expect_geq(skipped, 1);
+  protobuf_c_message_free_unpacked(&c->base, NULL);
+  resps_free((ProtobufCMessage **)evs, n);
+}
