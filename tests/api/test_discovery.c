@@ -81,6 +81,18 @@ static void protect_fanout(char *cp, char *op) {
                msg);
 }
 
+/* start_all(extra), protect_fanout, then watches the protect from its
+ * first event to its end: *evs and *n as client_watch gives them (freed
+ * with resps_free), at least one. */
+static void protect_watched(const char *const *extra, char *cp, char *op,
+                            Smaug__V1__WatchOperationResponse ***evs,
+                            size_t *n) {
+  start_all(extra);
+  protect_fanout(cp, op);
+  cr_assert_eq(client_watch(cl, op, 0, evs, n), 0);
+  cr_assert_gt(*n, 0);
+}
+
 /* The most ListDependents calls the plugin had in flight at once, and the
  * number of calls it received, from its trace. */
 static unsigned max_in_flight(unsigned *calls) {
@@ -140,13 +152,10 @@ Test(discovery, type_limit_bounds_list_calls) {
 Test(discovery, failed_list_fails_queued_calls) {
   const char *extra[] = {"--max-concurrency", "2", "--list-fail-id", "v1",
                          NULL};
-  start_all(extra);
   char cp[64], op[64];
-  protect_fanout(cp, op);
   Smaug__V1__WatchOperationResponse **evs;
   size_t n;
-  cr_assert_eq(client_watch(cl, op, 0, &evs, &n), 0);
-  cr_assert_gt(n, 0);
+  protect_watched(extra, cp, op, &evs, &n);
   const Smaug__V1__OperationEvent *last = evs[n - 1]->event;
   cr_expect_str_eq(last->final_status, "error");
   cr_expect(strstr(last->message, "t.volume#v1") != NULL,
@@ -162,13 +171,10 @@ Test(discovery, failed_list_fails_queued_calls) {
  * agrees with the checkpoint's stored result (status and reason). */
 Test(discovery, failed_discovery_streams_per_resource_events) {
   const char *extra[] = {"--list-fail-id", "v1", NULL};
-  start_all(extra);
   char cp[64], op[64];
-  protect_fanout(cp, op);
   Smaug__V1__WatchOperationResponse **evs;
   size_t n;
-  cr_assert_eq(client_watch(cl, op, 0, &evs, &n), 0);
-  cr_assert_gt(n, 0);
+  protect_watched(extra, cp, op, &evs, &n);
   cr_assert_eq(evs[n - 1]->event->kind,
                SMAUG__V1__EVENT_KIND__EVENT_KIND_OPERATION_FINISHED);
   cr_expect_str_eq(evs[n - 1]->event->final_status, "error");

@@ -17,6 +17,31 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${SMAUG_BIN:-$here/build/bin}
 fail() { echo "verify_e2e: FAILED: $*" >&2; exit 1; }
 source "$here/scripts/stack.sh"
+
+# verify_names OUT WHAT PATTERN: `smaug checkpoint verify` of $ckp exits
+# non-zero (output in $dir/OUT.out) with exactly one MISSING line, and it
+# matches PATTERN; WHAT says what is gone, for the failure messages.
+verify_names() {
+  local out=$dir/$1.out
+  if smaug checkpoint verify "$ckp" >"$out" 2>&1; then
+    fail "verify passed with $2: $(cat "$out")"
+  fi
+  grep -q "$3" "$out" || fail "verify does not name $2: $(cat "$out")"
+  [ "$(grep -c '^MISSING' "$out")" -eq 1 ] ||
+    fail "verify names more than $2: $(cat "$out")"
+}
+
+# restore_refused OUT NAME: `smaug restore` of $ckp is refused with
+# FAILED_PRECONDITION naming NAME (type#id); output in $dir/OUT.out.
+restore_refused() {
+  local out=$dir/$1.out
+  if smaug restore "$ckp" >"$out" 2>&1; then
+    fail "restore started with $2's data gone: $(cat "$out")"
+  fi
+  grep -q 'FAILED_PRECONDITION' "$out" ||
+    fail "restore not refused with FAILED_PRECONDITION: $(cat "$out")"
+  grep -q "$2" "$out" || fail "restore refusal does not name $2: $(cat "$out")"
+}
 stack_init "${1:-$(mktemp -d /tmp/smaug-verify-e2e.XXXXXX)}"
 dir=$stack_dir
 stack_cloud --volume-mib 2
@@ -39,13 +64,7 @@ manifest=$sec/p1-vol-2/data.manifest.json
 mv "$manifest" "$dir/moved.manifest.json"
 
 # verify: non-zero, naming the volume, in text and in JSON.
-if smaug checkpoint verify "$ckp" >"$dir/verify1.out" 2>&1; then
-  fail "verify passed with p1-vol-2's manifest gone: $(cat "$dir/verify1.out")"
-fi
-grep -q '^MISSING  smaug.volume#p1-vol-2: ' "$dir/verify1.out" ||
-  fail "verify does not name smaug.volume#p1-vol-2: $(cat "$dir/verify1.out")"
-[ "$(grep -c '^MISSING' "$dir/verify1.out")" -eq 1 ] ||
-  fail "verify names more than the missing volume: $(cat "$dir/verify1.out")"
+verify_names verify1 "p1-vol-2's manifest gone" '^MISSING  smaug.volume#p1-vol-2: '
 if smaug -o json checkpoint verify "$ckp" >"$dir/verify1.json"; then
   fail "verify -o json passed with p1-vol-2's manifest gone"
 fi
@@ -61,22 +80,13 @@ PY
 passed=$((passed + 1))
 
 # restore: refused before it starts, naming the volume.
-if smaug restore "$ckp" >"$dir/restore1.out" 2>&1; then
-  fail "restore of a checkpoint with missing data started: $(cat "$dir/restore1.out")"
-fi
-grep -q 'FAILED_PRECONDITION' "$dir/restore1.out" ||
-  fail "restore not refused with FAILED_PRECONDITION: $(cat "$dir/restore1.out")"
-grep -q 'smaug.volume#p1-vol-2' "$dir/restore1.out" ||
-  fail "restore refusal does not name smaug.volume#p1-vol-2: $(cat "$dir/restore1.out")"
+restore_refused restore1 smaug.volume#p1-vol-2
 passed=$((passed + 1))
 
 # Another object in its place: present, but not what the checkpoint saved.
 cp "$sec/p1-vol-1/data.manifest.json" "$manifest"
-if smaug checkpoint verify "$ckp" >"$dir/verify2.out" 2>&1; then
-  fail "verify passed with p1-vol-1's manifest in p1-vol-2's place"
-fi
-grep -q '^MISSING  smaug.volume#p1-vol-2: .*manifest sha256 [0-9a-f]*, the checkpoint recorded' "$dir/verify2.out" ||
-  fail "verify does not name the replaced manifest: $(cat "$dir/verify2.out")"
+verify_names verify2 "p1-vol-1's manifest in p1-vol-2's place" \
+  '^MISSING  smaug.volume#p1-vol-2: .*manifest sha256 [0-9a-f]*, the checkpoint recorded'
 passed=$((passed + 1))
 
 # Put back: verify OK, restore works.
@@ -101,13 +111,8 @@ smaug -o json checkpoint show "$ckp" >"$dir/show.json"
 grep -q '"object_sha256.network.json"' "$dir/show.json" ||
   fail "the checkpoint does not record object_sha256.network.json for $net"
 mv "$netfile" "$dir/moved.network.json"
-if smaug checkpoint verify "$ckp" >"$dir/verify4.out" 2>&1; then
-  fail "verify passed with $net's network.json gone: $(cat "$dir/verify4.out")"
-fi
-grep -q "^MISSING  smaug.network#$net: file checkpoints/$ckp/smaug.network/$net/network.json: not in the bank" "$dir/verify4.out" ||
-  fail "verify does not name smaug.network#$net: $(cat "$dir/verify4.out")"
-[ "$(grep -c '^MISSING' "$dir/verify4.out")" -eq 1 ] ||
-  fail "verify names more than the missing network: $(cat "$dir/verify4.out")"
+verify_names verify4 "$net's network.json gone" \
+  "^MISSING  smaug.network#$net: file checkpoints/$ckp/smaug.network/$net/network.json: not in the bank"
 if smaug -o json checkpoint verify "$ckp" >"$dir/verify4.json"; then
   fail "verify -o json passed with $net's network.json gone"
 fi
@@ -119,22 +124,13 @@ m = v["missing"][0]
 assert (m["type"], m["id"], m["object"]) == (
     "smaug.network", sys.argv[2], "network.json"), m
 PY
-if smaug restore "$ckp" >"$dir/restore3.out" 2>&1; then
-  fail "restore started with $net's network.json gone: $(cat "$dir/restore3.out")"
-fi
-grep -q 'FAILED_PRECONDITION' "$dir/restore3.out" ||
-  fail "restore not refused with FAILED_PRECONDITION: $(cat "$dir/restore3.out")"
-grep -q "smaug.network#$net" "$dir/restore3.out" ||
-  fail "restore refusal does not name smaug.network#$net: $(cat "$dir/restore3.out")"
+restore_refused restore3 "smaug.network#$net"
 passed=$((passed + 1))
 
 # Other contents in its place: present, but not what was saved.
 printf '{"id": "%s", "cidr": "10.9.9.0/24"}\n' "$net" >"$netfile"
-if smaug checkpoint verify "$ckp" >"$dir/verify5.out" 2>&1; then
-  fail "verify passed with $net's network.json replaced"
-fi
-grep -q "^MISSING  smaug.network#$net: .*sha256 [0-9a-f]*, the checkpoint recorded" "$dir/verify5.out" ||
-  fail "verify does not name the replaced network file: $(cat "$dir/verify5.out")"
+verify_names verify5 "$net's network.json replaced" \
+  "^MISSING  smaug.network#$net: .*sha256 [0-9a-f]*, the checkpoint recorded"
 mv "$dir/moved.network.json" "$netfile"
 smaug checkpoint verify "$ckp" >"$dir/verify6.out" ||
   fail "verify fails once network.json is back: $(cat "$dir/verify6.out")"
