@@ -11,7 +11,8 @@
  *   2. creates a plan of N resources (a tree of the given fan-out, listed
  *      with its edges, so no discovery) and protects it, timing Protect to
  *      the OPERATION_FINISHED event of WatchOperation; every P and S task
- *      is a real RPC to the plugin;
+ *      is a real RPC to the plugin. The watch takes only the final event,
+ *      or with --stream all of them, up to --max-batch per message;
  *   3. reads smaugd's peak RSS (VmHWM), stops both processes with SIGTERM
  *      and checks that they exit 0.
  * Last line:
