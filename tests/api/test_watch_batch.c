@@ -8,7 +8,6 @@
  * one event per message in `event`. Real smaugd and fake plugin processes.
  */
 #include <criterion/criterion.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,16 +29,9 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  client_free(cl);
-  cl = NULL;
-  if (smaugd.pid) {
-    int st = proc_stop(&smaugd, SIGTERM);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "smaugd did not stop cleanly: status %d (see %s)", st,
-              smaugd.log);
-  }
-  proc_stop(&plug, SIGTERM);
-  tmpdir_remove(dir);
+  int st = procs_stop_all(&cl, &smaugd, (proc_t *const[]){&plug, NULL}, dir);
+  cr_expect(st == 0 || (WIFEXITED(st) && WEXITSTATUS(st) == 0),
+            "smaugd did not stop cleanly: status %d (see %s)", st, smaugd.log);
 }
 
 TestSuite(watch_batch, .init = setup, .fini = teardown, .timeout = 90);
@@ -47,29 +39,23 @@ TestSuite(watch_batch, .init = setup, .fini = teardown, .timeout = 90);
 /* Starts the fake plugin (activities of `delay_ms`) and smaugd. */
 static void start(const char *delay_ms) {
   const char *pa[] = {"--types", "t.vol", "--delay-ms", delay_ms, NULL};
-  cr_assert_eq(plugin_start(&plug, dir, "fake", pa), 0, "plugin");
-  const char *extra[] = {"--plugin", plug.addr, NULL};
-  cr_assert_eq(smaugd_start(&smaugd, dir, NULL, extra), 0, "smaugd");
-  cl = client_new(smaugd.addr);
-  cr_assert_not_null(cl);
-  cr_assert_eq(client_wait_plugins(cl, 1), 0, "plugins");
+  char why[128];
+  cr_assert_eq(procs_start_all(dir, pa, &plug, &smaugd, &cl, why, sizeof(why)),
+               0, "%s", why);
 }
 
 /* Protects a plan of ROOTS roots "t.vol:v<i>"; the op id goes to `op`. */
 static void protect(char *op) {
-  Smaug__V1__Resource rs[ROOTS], *rp[ROOTS];
+  res_t rs[ROOTS];
   char ids[ROOTS][16];
   for (size_t i = 0; i < ROOTS; i++) {
-    smaug__v1__resource__init(&rs[i]);
     snprintf(ids[i], sizeof(ids[i]), "v%zu", i);
-    rs[i].type = "t.vol";
-    rs[i].id = ids[i];
-    rp[i] = &rs[i];
+    res_init(&rs[i], "t.vol", ids[i], NULL);
   }
   char plan[64], cp[64], msg[512];
   cr_assert_eq(
-      client_create_plan(cl, "b", rp, ROOTS, NULL, plan, msg, sizeof(msg)), 0,
-      "CreatePlan: %s", msg);
+      client_create_plan_of(cl, "b", rs, ROOTS, NULL, plan, msg, sizeof(msg)),
+      0, "CreatePlan: %s", msg);
   cr_assert_eq(client_protect(cl, plan, cp, op, msg, sizeof(msg)), 0,
                "Protect: %s", msg);
 }

@@ -2,9 +2,8 @@
 """Batched watch streams (WatchOperationRequest.max_batch) over the wire,
 through grpcio.
 
-A data directory is seeded with one finished operation of many events
-(the helpers of test_watch_memory.py), and smaugd is started on it with
-the fake plugin. Checked:
+smaugd and the fake plugin are started, and a protect of 500 volumes is
+run to its end (about 3,000 events). Checked:
   * a watcher that asks for batches gets every event exactly once, in
     order, in `events` (never `event`), several to a message, from the
     start and from an `after_sequence`;
@@ -24,17 +23,15 @@ Prints "N passed, N failed" last and exits non-zero on any failure.
 
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Parses the same arguments and imports the generated stubs.
-from test_watch_memory import Smaugd, WAIT, grpc, pb, pbg, seed, tp  # noqa
+import test_watch_memory as wm  # noqa: E402
+from test_watch_memory import WAIT, grpc, pb, pbg, tp  # noqa: E402
 
-EVENTS = 3000
 CAP = 64  # smaugd's cap of max_batch (docs/operations.md)
 METHOD = "/smaug.v1.Orchestrator/WatchOperation"
 
@@ -43,19 +40,21 @@ class WatchBatch(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp()
-        data = os.path.join(cls.tmp, "data")
-        first = Smaugd(data, os.path.join(cls.tmp, "first.log"))  # schema
-        first.stop()
-        db = sqlite3.connect(os.path.join(data, "smaug.db"))
-        seed(db, "op-done", EVENTS)
-        db.commit()
-        db.close()
-        cls.d = Smaugd(data, os.path.join(cls.tmp, "smaugd.log"))
-        cls.plug = Smaugd(None, os.path.join(cls.tmp, "plugin.log"),
-                          [sys.modules["test_watch_memory"].ARGS.plugin,
-                           "--types", "t.vol"])
+        cls.plug = wm.Smaugd(None, os.path.join(cls.tmp, "plugin.log"),
+                             [wm.ARGS.plugin, "--types", "t.vol"])
+        cls.d = wm.Smaugd(os.path.join(cls.tmp, "data"),
+                          os.path.join(cls.tmp, "smaugd.log"))
         cls.chan = grpc.insecure_channel(cls.d.addr)
         cls.stub = pbg.OrchestratorStub(cls.chan)
+        # RegisterPlugin answers once the plugin is registered and
+        # available, so protects can start at once.
+        cls.stub.RegisterPlugin(
+            pb.RegisterPluginRequest(address=cls.plug.addr), timeout=WAIT)
+        cls.done = cls.protect(500)
+        cls.events = 0
+        for r in cls.stub.WatchOperation(pb.WatchOperationRequest(
+                operation_id=cls.done), timeout=WAIT):  # to its end
+            cls.events = r.event.sequence
 
     @classmethod
     def tearDownClass(cls):
@@ -63,6 +62,15 @@ class WatchBatch(unittest.TestCase):
         cls.d.stop()
         cls.plug.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def protect(cls, n):
+        """Starts a protect of `n` volumes; returns its operation id."""
+        vols = [tp.Resource(type="t.vol", id=f"v{i}") for i in range(n)]
+        plan_id = cls.stub.CreatePlan(pb.CreatePlanRequest(
+            plan=pb.Plan(name="batch", resources=vols)), timeout=WAIT).plan.id
+        return cls.stub.Protect(pb.ProtectRequest(plan_id=plan_id),
+                                timeout=WAIT).operation_id
 
     def messages(self, op, after=0, max_batch=0):
         return list(self.stub.WatchOperation(
@@ -85,31 +93,33 @@ class WatchBatch(unittest.TestCase):
         return evs
 
     def test_1_batched_from_start_and_after(self):
-        for after in (0, 1234, EVENTS - 1):
-            msgs = self.messages("op-done", after, CAP)
+        self.assertGreater(self.events, 6 * 500)
+        for after in (0, 1234, self.events - 1):
+            msgs = self.messages(self.done, after, CAP)
             evs = self.flatten(msgs, True)
             self.assertEqual([e.sequence for e in evs],
-                             list(range(after + 1, EVENTS + 1)))
+                             list(range(after + 1, self.events + 1)))
             self.assertEqual(evs[-1].final_status, "available")
             # All committed: full messages but the last.
-            self.assertEqual(len(msgs), -(-(EVENTS - after) // CAP))
-        self.assertEqual(self.messages("op-done", EVENTS, CAP), [])
+            self.assertEqual(len(msgs), -(-(self.events - after) // CAP))
+        self.assertEqual(self.messages(self.done, self.events, CAP), [])
 
     def test_2_unbatched_one_event_per_message(self):
-        msgs = self.messages("op-done", 1000)
+        msgs = self.messages(self.done, 1000)
         evs = self.flatten(msgs, False)
         self.assertEqual([e.sequence for e in evs],
-                         list(range(1001, EVENTS + 1)))
+                         list(range(1001, self.events + 1)))
 
     def test_3_hostile_max_batch(self):
         for mb, size in ((1, 1), (7, 7), (4294967295, CAP)):
-            msgs = self.messages("op-done", 0, mb)
+            msgs = self.messages(self.done, 0, mb)
             evs = self.flatten(msgs, True, size)
             self.assertEqual([e.sequence for e in evs],
-                             list(range(1, EVENTS + 1)), f"max_batch {mb}")
+                             list(range(1, self.events + 1)),
+                             f"max_batch {mb}")
             self.assertEqual(max(len(m.events) for m in msgs), size)
         # Field 3 as a 10-byte varint (2^64 - 1): not a valid uint32.
-        raw = (pb.WatchOperationRequest(operation_id="op-done")
+        raw = (pb.WatchOperationRequest(operation_id=self.done)
                .SerializeToString() + b"\x18" + b"\xff" * 9 + b"\x01")
         call = self.chan.unary_stream(
             METHOD, request_serializer=lambda b: b,
@@ -117,26 +127,12 @@ class WatchBatch(unittest.TestCase):
         msgs = list(call(raw, timeout=WAIT))
         evs = self.flatten(msgs, True)
         self.assertEqual([e.sequence for e in evs],
-                         list(range(1, EVENTS + 1)))
+                         list(range(1, self.events + 1)))
         self.assertEqual(max(len(m.events) for m in msgs), CAP)
 
     def test_4_running_protect(self):
-        self.stub.RegisterPlugin(
-            pb.RegisterPluginRequest(address=self.plug.addr), timeout=WAIT)
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:  # until registered and serving
-            ps = self.stub.ListPlugins(pb.ListPluginsRequest(), timeout=WAIT)
-            if ps.plugins and all(p.health == pb.PLUGIN_HEALTH_SERVING
-                                  for p in ps.plugins):
-                break
-            time.sleep(0.05)
-        plan = pb.Plan(name="batch", resources=[
-            tp.Resource(type="t.vol", id=f"v{i}") for i in range(300)])
-        plan = self.stub.CreatePlan(pb.CreatePlanRequest(plan=plan),
-                                    timeout=WAIT).plan
-        p = self.stub.Protect(pb.ProtectRequest(plan_id=plan.id),
-                              timeout=WAIT)
-        msgs = self.messages(p.operation_id, 0, CAP)
+        op = self.protect(300)
+        msgs = self.messages(op, 0, CAP)
         evs = self.flatten(msgs, True)
         self.assertEqual([e.sequence for e in evs],
                          list(range(1, len(evs) + 1)))
@@ -147,7 +143,7 @@ class WatchBatch(unittest.TestCase):
               file=sys.stderr)
         self.assertLess(len(msgs), len(evs))
         # The same events as a watcher without max_batch gets.
-        again = self.flatten(self.messages(p.operation_id), False)
+        again = self.flatten(self.messages(op), False)
         self.assertEqual([(e.sequence, e.kind) for e in again],
                          [(e.sequence, e.kind) for e in evs])
 
