@@ -15,6 +15,9 @@
 #define RESUME_TRIES   5
 #define RESUME_WAIT_MS 500
 #define MAX_ROWS       12
+/* Events per WatchOperation message asked for (max_batch): smaugd's cap.
+ * A smaugd that predates batching ignores it and sends one per message. */
+#define MAX_BATCH 64
 
 typedef struct {
   const cli_watch_opts_t *o;
@@ -85,13 +88,7 @@ static int progress_due(watch_t *w, const Smaug__V1__OperationEvent *ev) {
   return 1;
 }
 
-static void on_event(const ProtobufCMessage *msg, void *data) {
-  watch_t *w = data;
-  const Smaug__V1__WatchOperationResponse *resp =
-      (const Smaug__V1__WatchOperationResponse *)msg;
-  const Smaug__V1__OperationEvent *ev = resp->event;
-  if (ev == NULL)
-    return;
+static void on_one_event(watch_t *w, const Smaug__V1__OperationEvent *ev) {
   if (ev->sequence != 0 && ev->sequence <= w->prog.last_sequence)
     return; /* repeated after a resume */
   if (cli_progress_apply(&w->prog, ev) != 0)
@@ -114,6 +111,17 @@ static void on_event(const ProtobufCMessage *msg, void *data) {
     }
     free(line);
   }
+}
+
+/* One message of the stream: an event in `event`, or a batch in `events`. */
+static void on_event(const ProtobufCMessage *msg, void *data) {
+  watch_t *w = data;
+  const Smaug__V1__WatchOperationResponse *resp =
+      (const Smaug__V1__WatchOperationResponse *)msg;
+  if (resp->event != NULL)
+    on_one_event(w, resp->event);
+  for (size_t i = 0; i < resp->n_events; i++)
+    on_one_event(w, resp->events[i]);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -167,6 +175,7 @@ int cli_watch_run(cli_rpc_t *r, const char *operation_id,
         SMAUG__V1__WATCH_OPERATION_REQUEST__INIT;
     req.operation_id = (char *)operation_id;
     req.after_sequence = w.prog.last_sequence;
+    req.max_batch = MAX_BATCH;
     uint64_t before = w.prog.last_sequence;
     code = cli_rpc_stream(
         r,

@@ -11,7 +11,8 @@
  *   2. creates a plan of N resources (a tree of the given fan-out, listed
  *      with its edges, so no discovery) and protects it, timing Protect to
  *      the OPERATION_FINISHED event of WatchOperation; every P and S task
- *      is a real RPC to the plugin;
+ *      is a real RPC to the plugin. The watch takes only the final event,
+ *      or with --stream all of them, up to --max-batch per message;
  *   3. reads smaugd's peak RSS (VmHWM), stops both processes with SIGTERM
  *      and checks that they exit 0.
  * Last line:
@@ -26,6 +27,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,9 @@
 /* WatchOperation events per task of a successful run without progress:
  * QUEUED, STARTED, DONE. Used to ask only for the final event. */
 #define EVENTS_PER_TASK 3
+/* Events per WatchOperation message asked for (max_batch) by default;
+ * smaugd's cap. 0 asks for one event per message. */
+#define WATCH_MAX_BATCH 64
 /* The plan travels in one message; smaugd is started with this limit. */
 #define MAX_MESSAGE_BYTES (256 << 20)
 #define MAX_RESOURCES     50000
@@ -346,27 +351,34 @@ static int measure_floor(uv_loop_t *loop, const char *addr, int width,
 /* ------------------------------------------------------- orchestrator */
 
 typedef struct watch_s {
-  uint64_t n_msgs, last_seq;
+  uint64_t n_msgs, n_events, last_seq;
   int finished; /* the last message was OPERATION_FINISHED */
   char final_status[64];
   double t_finished;
   double protect_s; /* the Protect call alone */
 } watch_t;
 
+static void on_one_event(watch_t *w, const Smaug__V1__OperationEvent *ev) {
+  w->n_events++;
+  w->finished = 0;
+  w->last_seq = ev->sequence;
+  if (ev->kind == SMAUG__V1__EVENT_KIND__EVENT_KIND_OPERATION_FINISHED) {
+    w->finished = 1;
+    w->t_finished = now_s();
+    snprintf(w->final_status, sizeof(w->final_status), "%s", ev->final_status);
+  }
+}
+
+/* One message: one event in `event`, or a batch in `events`. */
 static void on_event(const ProtobufCMessage *m, void *data) {
   const Smaug__V1__WatchOperationResponse *r = (const void *)m;
   watch_t *w = data;
   w->n_msgs++;
   w->finished = 0;
-  if (r->event == NULL)
-    return;
-  w->last_seq = r->event->sequence;
-  if (r->event->kind == SMAUG__V1__EVENT_KIND__EVENT_KIND_OPERATION_FINISHED) {
-    w->finished = 1;
-    w->t_finished = now_s();
-    snprintf(w->final_status, sizeof(w->final_status), "%s",
-             r->event->final_status);
-  }
+  if (r->event != NULL)
+    on_one_event(w, r->event);
+  for (size_t i = 0; i < r->n_events; i++)
+    on_one_event(w, r->events[i]);
 }
 
 /* Waits until smaugd lists a plugin (its handshake is asynchronous). */
@@ -446,9 +458,10 @@ out:
 }
 
 /* Protects the plan and watches the operation to its end: only the final
- * event unless `stream`. Sets *wall to Protect -> OPERATION_FINISHED. */
+ * event unless `stream`, up to `max_batch` events per message (0: one).
+ * Sets *wall to Protect -> OPERATION_FINISHED. */
 static int protect(cli_rpc_t *c, const char *plan_id, long tasks, int stream,
-                   watch_t *w, double *wall) {
+                   uint32_t max_batch, watch_t *w, double *wall) {
   Smaug__V1__ProtectRequest pr = SMAUG__V1__PROTECT_REQUEST__INIT;
   pr.plan_id = (char *)plan_id;
   ProtobufCMessage *resp;
@@ -470,6 +483,7 @@ static int protect(cli_rpc_t *c, const char *plan_id, long tasks, int stream,
       SMAUG__V1__WATCH_OPERATION_REQUEST__INIT;
   wr.operation_id = op_id;
   wr.after_sequence = stream ? 0 : (uint64_t)tasks * EVENTS_PER_TASK;
+  wr.max_batch = max_batch;
   memset(w, 0, sizeof(*w));
   w->protect_s = t_protect;
   grpc_status_code code = cli_rpc_stream(
@@ -530,18 +544,20 @@ static int usage(FILE *to, int status) {
   fprintf(to,
           "usage: smaug-bench-e2e [--resources N] [--fanout F] [--stream]\n"
           "                       [--floor-ms MS] [--floor-in-flight N]\n"
-          "                       [--warmup N] [--raw-plugin]\n"
+          "                       [--max-batch N] [--warmup N] [--raw-plugin]\n"
           "                       [--keep] [--smaugd PATH] [--plugin PATH]\n"
           "  --resources N  resources in the plan, 1..%d (default 1000)\n"
           "  --fanout F     children per resource (default 16)\n"
           "  --stream       watch every event, not only the end\n"
+          "  --max-batch N  events per watch message asked for (default %d;\n"
+          "                 0: one per message, as clients before batching)\n"
           "  --floor-ms MS  length of each floor measurement (default 2000)\n"
           "  --floor-in-flight N  calls in flight in the concurrent floor\n"
           "                 (default %d, the engine's limit per operation)\n"
           "  --warmup N     protect a plan of N resources first (default 0)\n"
           "  --raw-plugin   plugin written on the runtime instead of the SDK\n"
           "  --keep         keep the temporary directory (data and logs)\n",
-          MAX_RESOURCES, ENGINE_IN_FLIGHT);
+          MAX_RESOURCES, WATCH_MAX_BATCH, ENGINE_IN_FLIGHT);
   return status;
 }
 
@@ -556,12 +572,13 @@ int main(int argc, char **argv) {
       {"serve-plugin", no_argument, NULL, 'p'},
       {"keep", no_argument, NULL, 'k'},
       {"stream", no_argument, NULL, 'S'},
+      {"max-batch", required_argument, NULL, 'b'},
       {"warmup", required_argument, NULL, 'w'},
       {"floor-in-flight", required_argument, NULL, 'i'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   long n = 1000, fanout = 16, floor_ms = 2000, warmup = 0,
-       width = ENGINE_IN_FLIGHT;
+       width = ENGINE_IN_FLIGHT, max_batch = WATCH_MAX_BATCH;
   int keep = 0, stream = 0, raw = 0, c;
   const char *smaugd = NULL, *plugin = NULL;
   char *end;
@@ -590,6 +607,11 @@ int main(int argc, char **argv) {
     case 'i':
       width = strtol(optarg, &end, 10);
       if (*end || width < 1 || width > 100000)
+        return usage(stderr, 2);
+      break;
+    case 'b':
+      max_batch = strtol(optarg, &end, 10);
+      if (*end || max_batch < 0 || max_batch > UINT32_MAX)
         return usage(stderr, 2);
       break;
     case 's':
@@ -693,14 +715,15 @@ int main(int argc, char **argv) {
     /* A first protect: smaugd's channel, SQLite pages and allocator reach
      * their steady state, as the floor's warm-up does for the transport. */
     if (create_plan(cli, warmup, fanout, plan_id, sizeof(plan_id), &depth) ||
-        protect(cli, plan_id, 2 * warmup, 0, &w, &wall) != 0)
+        protect(cli, plan_id, 2 * warmup, 0, 0, &w, &wall) != 0)
       goto out;
   }
   if (create_plan(cli, n, fanout, plan_id, sizeof(plan_id), &depth) != 0)
     goto out;
   sm_cpu = cpu_ms(&sm);
   pl_cpu = cpu_ms(&plug);
-  measured = protect(cli, plan_id, 2 * n, stream, &w, &wall) == 0;
+  measured =
+      protect(cli, plan_id, 2 * n, stream, (uint32_t)max_batch, &w, &wall) == 0;
   rss = peak_rss_kib(&sm);
   sm_cpu = cpu_ms(&sm) - sm_cpu;
   pl_cpu = cpu_ms(&plug) - pl_cpu;
@@ -723,11 +746,11 @@ out:
   long tasks = 2 * n;
   double tps = (double)tasks / wall;
   printf("plugin=%s depth=%d fanout=%ld warmup=%ld events_received=%llu "
-         "final=%s protect_call_ms=%.1f cpu_ms_during_protect: smaugd=%.0f "
-         "plugin=%.0f\n",
+         "messages=%llu max_batch=%ld final=%s protect_call_ms=%.1f "
+         "cpu_ms_during_protect: smaugd=%.0f plugin=%.0f\n",
          raw ? "raw" : "sdk", depth, fanout, warmup,
-         (unsigned long long)w.n_msgs, w.final_status, w.protect_s * 1000,
-         sm_cpu, pl_cpu);
+         (unsigned long long)w.n_events, (unsigned long long)w.n_msgs,
+         max_batch, w.final_status, w.protect_s * 1000, sm_cpu, pl_cpu);
   printf("floor: seq_per_s=%.0f conc%d_per_s=%.0f (compared: conc%d)\n",
          floor_seq, (int)width, floor_conc, (int)width);
   printf("RESULT resources=%ld tasks=%ld wall_ms=%.0f tasks_per_s=%.0f "

@@ -13,11 +13,15 @@
  * Memory stays bounded whatever the watchers do: each watch stream holds at
  * most WATCH_QUEUE events queued for sending. A watcher that falls behind
  * is not buffered for: it is refilled from the store, a page at a time, as
- * its stream drains. Progress events are coalesced per task (one stored
- * per PROGRESS_INTERVAL_MS at most, the latest value winning, and the last
- * one always stored before the task's next state change); every other
- * event is stored. Events of finished operations older than the retention
- * are pruned in the background.
+ * its stream drains. A watcher that asked for batches (max_batch) has at
+ * most one message queued, of up to WATCH_QUEUE events: what is committed
+ * when its previous message has been sent goes out together, so a busy
+ * operation costs it one message per send, not one per event. Progress
+ * events are coalesced per task (one stored per PROGRESS_INTERVAL_MS at
+ * most, the latest value winning, and the last one always stored before
+ * the task's next state change); every other event is stored. Events of
+ * finished operations older than the retention are pruned in the
+ * background.
  *
  * A commit that fails (a full disk) fails the operations whose writes it
  * lost, with the store's error as the reason; an operation's final status
@@ -45,6 +49,7 @@
 #define REASON_MAX            2048
 #define WATCH_QUEUE           64  /* events queued on one stream at most */
 #define WATCH_LOW             16  /* a lagging stream is refilled below this */
+#define WATCH_BATCH_MAX       64  /* max_batch's cap; <= WATCH_QUEUE */
 #define PROGRESS_INTERVAL_MS  250 /* per task: 4 stored progress events/s */
 #define FINAL_RETRY_MS        1000
 #define PRUNE_EVERY           60   /* ticks (FINAL_RETRY_MS) between prunes */
@@ -66,6 +71,7 @@ typedef struct watcher_s {
   uint64_t bound; /* highest committed sequence it may be sent */
   uint64_t end;   /* the final event's sequence once committed, else 0 */
   int behind;     /* committed events after `last` wait in the store */
+  uint32_t batch; /* 0: one event per message; else at most this many */
   char op_id[48];
 } watcher_t;
 
@@ -779,27 +785,50 @@ static void watcher_end_all(api_ops_t *ops, grpc_status_code code,
     watcher_end(ops->watchers, code, msg);
 }
 
-/* Queues `ev` on the stream. */
-static void watcher_send(watcher_t *w, Smaug__V1__OperationEvent *ev) {
-  Smaug__V1__WatchOperationResponse r =
-      SMAUG__V1__WATCH_OPERATION_RESPONSE__INIT;
-  r.event = ev;
-  rt_call_send(w->call, &r.base);
-  w->last = ev->sequence;
+/* How many more events `w`'s stream may take now: what WATCH_QUEUE leaves
+ * of one message per event, or for a batched watcher a whole batch once
+ * its previous message has been sent. */
+_Static_assert(WATCH_BATCH_MAX <= WATCH_QUEUE,
+               "a batch counts against the queue bound");
+static uint32_t watcher_room(const watcher_t *w) {
+  size_t queued = rt_call_send_queued(w->call);
+  if (w->batch)
+    return queued ? 0 : w->batch;
+  return queued >= WATCH_QUEUE ? 0 : (uint32_t)(WATCH_QUEUE - queued);
 }
 
-/* Refills a lagging stream from the store, up to WATCH_QUEUE queued and
- * no further than `bound`, and ends it once its final event is queued.
- * Returns 1 when `w` was ended (and freed). */
+/* Queues the `n` events `evs` (in order, at most watcher_room()) on the
+ * stream: one message each, or one message for all of a batched watcher. */
+static void watcher_send(watcher_t *w, Smaug__V1__OperationEvent **evs,
+                         size_t n) {
+  Smaug__V1__WatchOperationResponse r =
+      SMAUG__V1__WATCH_OPERATION_RESPONSE__INIT;
+  if (n == 0)
+    return;
+  if (w->batch) {
+    r.n_events = n;
+    r.events = evs;
+    rt_call_send(w->call, &r.base);
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      r.event = evs[i];
+      rt_call_send(w->call, &r.base);
+    }
+  }
+  w->last = evs[n - 1]->sequence;
+}
+
+/* Refills a lagging stream from the store, as far as watcher_room() lets
+ * it and no further than `bound`, and ends it once its final event is
+ * queued. Returns 1 when `w` was ended (and freed). */
 static int watcher_pump(watcher_t *w) {
   api_ops_t *ops = w->ops;
   while (w->behind) {
-    size_t queued = rt_call_send_queued(w->call);
-    if (queued >= WATCH_QUEUE)
+    uint32_t room = watcher_room(w);
+    if (room == 0)
       break;
-    uint32_t room = (uint32_t)(WATCH_QUEUE - queued);
     Smaug__V1__OperationEvent **evs;
-    size_t n = 0, i;
+    size_t n = 0, i = 0;
     int err = store_event_list(ops->store, w->op_id, w->last, room, &evs, &n);
     if (err) {
       char msg[256];
@@ -808,8 +837,9 @@ static int watcher_pump(watcher_t *w) {
       watcher_end(w, GRPC_STATUS_INTERNAL, msg);
       return 1;
     }
-    for (i = 0; i < n && evs[i]->sequence <= w->bound; i++)
-      watcher_send(w, evs[i]);
+    while (i < n && evs[i]->sequence <= w->bound)
+      i++;
+    watcher_send(w, evs, i);
     store_msgs_free(evs, n);
     if (i < room)
       w->behind = 0; /* caught up with what is committed */
@@ -823,7 +853,8 @@ static int watcher_pump(watcher_t *w) {
 
 static void watch_sent(rt_call_t *call, void *data) {
   watcher_t *w = data;
-  if (w->behind && rt_call_send_queued(call) <= WATCH_LOW)
+  size_t low = w->batch ? 0 : WATCH_LOW;
+  if (w->behind && rt_call_send_queued(call) <= low)
     watcher_pump(w);
 }
 
@@ -839,25 +870,32 @@ static void deliver(op_t *op, int drop) {
     wn = w->next;
     if (w->op != op)
       continue;
-    if (!w->behind)
+    if (!w->behind) {
+      Smaug__V1__OperationEvent *evs[WATCH_QUEUE];
+      uint32_t room = watcher_room(w), n = 0;
       for (pend_t *p = op->pend_head; p; p = p->next) {
         if (p->seq <= w->last)
           continue;
-        if (rt_call_send_queued(w->call) >= WATCH_QUEUE) {
+        if (n == room) {
+          /* A batched stream waits for its message to be sent, as it
+           * does for every batch of a busy operation: not worth a log. */
           w->behind = 1;
-          rt_log(RT_LOG_DEBUG, "api", "watch waits for the client",
-                 "op=%s sent=%" PRIu64, w->op_id, w->last);
+          if (!w->batch)
+            rt_log(RT_LOG_DEBUG, "api", "watch waits for the client",
+                   "op=%s sent=%" PRIu64, w->op_id, w->last);
           break;
         }
-        Smaug__V1__OperationEvent *ev =
-            smaug__v1__operation_event__unpack(NULL, p->len, p->data);
-        if (ev == NULL) {
+        evs[n] = smaug__v1__operation_event__unpack(NULL, p->len, p->data);
+        if (evs[n] == NULL) {
           w->behind = 1; /* read it back from the store */
           break;
         }
-        watcher_send(w, ev);
-        protobuf_c_message_free_unpacked(&ev->base, NULL);
+        n++;
       }
+      watcher_send(w, evs, n);
+      for (uint32_t i = 0; i < n; i++)
+        protobuf_c_message_free_unpacked(&evs[i]->base, NULL);
+    }
     w->bound = op->committed_seq;
     if (op->finished && !op->final_retry) {
       w->end = op->final_seq;
@@ -1042,6 +1080,8 @@ void api_ops_watch(api_ops_t *ops, rt_call_t *call,
   w->last = req->after_sequence;
   w->bound = stored;
   w->behind = 1;
+  w->batch =
+      req->max_batch < WATCH_BATCH_MAX ? req->max_batch : WATCH_BATCH_MAX;
   snprintf(w->op_id, sizeof(w->op_id), "%s", req->operation_id);
   if (replay) {
     w->end = stored;

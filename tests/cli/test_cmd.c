@@ -1,7 +1,8 @@
 /*
  * test_cmd.c - the subcommands (cli_cmd, cli_watch) end to end against a
  * scripted Orchestrator served by the runtime in this process: plan CRUD
- * with JSON output parsed back, protect --wait and watch with their plain
+ * with JSON output parsed back, protect --wait and watch (one event per
+ * message, or batched when asked with max_batch) with their plain
  * output, summaries and exit codes, restore parameters, and flow --dot.
  * The smaug binary runs as a child on the test's loop (spawn.h).
  */
@@ -37,6 +38,11 @@ static struct {
   int n_plans, next_id;
   const ev_spec_t *script;
   size_t n_script;
+  /* Events per watch message when the client asks for batches (0: one per
+   * message in `event`, as a smaugd before batching), and the max_batch
+   * the last watch asked for. */
+  size_t batch;
+  uint32_t max_batch_seen;
   ProtobufCMessage *last_restore; /* the last RestoreRequest seen */
 } fx;
 
@@ -154,30 +160,46 @@ static void restore(rt_call_t *call, const Smaug__V1__RestoreRequest *req,
 static void watch_operation(rt_call_t *call,
                             const Smaug__V1__WatchOperationRequest *req,
                             void *data) {
+  Smaug__V1__Resource rs[16];
+  Smaug__V1__OperationEvent evs[16], *evp[16];
+  size_t n = 0, batch = fx.batch < req->max_batch ? fx.batch : req->max_batch;
+  fx.max_batch_seen = req->max_batch;
+  cr_assert_leq(fx.n_script, 16);
   for (size_t i = 0; i < fx.n_script; i++) {
     const ev_spec_t *s = &fx.script[i];
     if (i + 1 <= req->after_sequence)
       continue;
-    Smaug__V1__Resource r = SMAUG__V1__RESOURCE__INIT;
-    r.type = "smaug.volume";
-    r.id = (char *)s->id;
-    Smaug__V1__OperationEvent ev = SMAUG__V1__OPERATION_EVENT__INIT;
-    ev.sequence = i + 1;
-    ev.operation_id = req->operation_id;
-    ev.kind = s->kind;
-    ev.time_ms = 1700000000000LL + (int64_t)i * 100;
-    ev.attempt = 1;
+    Smaug__V1__Resource *r = &rs[n];
+    smaug__v1__resource__init(r);
+    r->type = "smaug.volume";
+    r->id = (char *)s->id;
+    Smaug__V1__OperationEvent *ev = evp[n] = &evs[n];
+    smaug__v1__operation_event__init(ev);
+    n++;
+    ev->sequence = i + 1;
+    ev->operation_id = req->operation_id;
+    ev->kind = s->kind;
+    ev->time_ms = 1700000000000LL + (int64_t)i * 100;
+    ev->attempt = 1;
     if (s->kind != SMAUG__V1__EVENT_KIND__EVENT_KIND_OPERATION_FINISHED) {
-      ev.resource = &r;
-      ev.activity = s->act == 'S' ? SMAUG__V1__ACTIVITY__ACTIVITY_SYNC
-                                  : SMAUG__V1__ACTIVITY__ACTIVITY_PARALLEL;
+      ev->resource = r;
+      ev->activity = s->act == 'S' ? SMAUG__V1__ACTIVITY__ACTIVITY_SYNC
+                                   : SMAUG__V1__ACTIVITY__ACTIVITY_PARALLEL;
     }
-    ev.message = (char *)(s->message ? s->message : "");
-    ev.final_status = (char *)(s->final_status ? s->final_status : "");
+    ev->message = (char *)(s->message ? s->message : "");
+    ev->final_status = (char *)(s->final_status ? s->final_status : "");
+    if (n < batch && i + 1 < fx.n_script)
+      continue; /* a batch waits for more */
     Smaug__V1__WatchOperationResponse resp =
         SMAUG__V1__WATCH_OPERATION_RESPONSE__INIT;
-    resp.event = &ev;
+    if (batch) {
+      resp.n_events = n;
+      resp.events = evp;
+    } else {
+      resp.event = evp[0];
+    }
     cr_assert_eq(rt_call_send(call, &resp.base), 0);
+    n = 0;
   }
   rt_call_finish(call, GRPC_STATUS_OK, NULL, NULL);
 }
@@ -360,6 +382,31 @@ Test(cmd, watch_json_prints_one_event_per_line, .timeout = 30) {
     json_decref(j);
   }
   cr_assert_eq(lines, 5);
+}
+
+Test(cmd, watch_reads_batched_events, .timeout = 30) {
+  /* 5 events in messages of 2, 2 and 1: every one printed, in order. */
+  fx.script = ok_script;
+  fx.n_script = 5;
+  fx.batch = 2;
+  cr_assert_eq(run((const char *[]){"-o", "json", "watch", "op-1", NULL}), 0);
+  cr_assert_eq(fx.max_batch_seen, 64, "max_batch %u", fx.max_batch_seen);
+  int lines = 0;
+  for (char *l = fx.res.out, *nl; (nl = strchr(l, '\n')) != NULL;
+       l = nl + 1, lines++) {
+    json_t *j = json_loadb(l, (size_t)(nl - l), 0, NULL);
+    cr_assert_not_null(j, "line %d", lines);
+    cr_assert_eq(json_integer_value(json_object_get(j, "sequence")), lines + 1);
+    json_decref(j);
+  }
+  cr_assert_eq(lines, 5);
+  /* Plain output and the summary from batches too. */
+  cr_assert_eq(run((const char *[]){"protect", "pln-1", "--wait", NULL}), 0,
+               "%s", fx.res.err);
+  cr_assert(strstr(fx.res.out, "2 tasks: 2 done, 0 failed") != NULL, "%s",
+            fx.res.out);
+  cr_assert(strstr(fx.res.out, "operation available\n") != NULL, "%s",
+            fx.res.out);
 }
 
 /* Reads parameter `key` of entry `target` from the captured restore. */
