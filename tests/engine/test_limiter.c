@@ -51,6 +51,16 @@ static void client_init(client_t *c, lim_key_t *k, char name, int want) {
   lim_waiter_init(&c->w, k, on_grant, c);
 }
 
+/* Starts one client per letter of `names` on `k`, each wanting `want`
+ * slots, in that order. */
+static void clients_start(client_t *cs, lim_key_t *k, const char *names,
+                          int want) {
+  for (size_t i = 0; names[i]; i++) {
+    client_init(&cs[i], k, names[i], want);
+    client_pump(&cs[i]);
+  }
+}
+
 static lim_t *lim;
 
 static void setup(void) {
@@ -123,15 +133,12 @@ Test(limiter, no_plugin_means_type_limit_only) {
 
 Test(limiter, release_wakes_the_next) {
   lim_key_t *k = lim_key(lim, "p", 1, "t", 0);
-  client_t a, b;
-  client_init(&a, k, 'a', 1);
-  client_init(&b, k, 'b', 1);
-  client_pump(&a);
-  client_pump(&b);
+  client_t c[2];
+  clients_start(c, k, "ab", 1);
   cr_expect_str_eq(log_buf, "a");
-  cr_expect_eq(b.grants, 0);
+  cr_expect_eq(c[1].grants, 0);
   lim_release(k);
-  cr_expect_eq(b.grants, 1);
+  cr_expect_eq(c[1].grants, 1);
   cr_expect_str_eq(log_buf, "ab");
   cr_expect_eq(lim_key_in_flight(k), 1, "the slot went to b");
   lim_release(k);
@@ -140,13 +147,8 @@ Test(limiter, release_wakes_the_next) {
 
 Test(limiter, clients_take_turns_in_fifo_order) {
   lim_key_t *k = lim_key(lim, "p", 1, "t", 0);
-  client_t a, b, c;
-  client_init(&a, k, 'A', 3);
-  client_init(&b, k, 'B', 3);
-  client_init(&c, k, 'C', 3);
-  client_pump(&a);
-  client_pump(&b);
-  client_pump(&c);
+  client_t c[3];
+  clients_start(c, k, "ABC", 3);
   for (int i = 0; i < 8; i++) {
     cr_assert_eq(lim_key_in_flight(k), 1, "release %d", i);
     lim_release(k);
@@ -160,14 +162,10 @@ Test(limiter, clients_take_turns_in_fifo_order) {
 
 Test(limiter, newcomer_waits_behind_the_queue) {
   lim_key_t *k = lim_key(lim, "p", 1, "t", 0);
-  client_t a, b, late;
-  client_init(&a, k, 'a', 1);
-  client_init(&b, k, 'b', 1);
-  client_init(&late, k, 'l', 1);
-  client_pump(&a);
-  client_pump(&b);
+  client_t c[2], late;
+  clients_start(c, k, "ab", 1);
   lim_release(k); /* to b */
-  client_pump(&late);
+  clients_start(&late, k, "l", 1);
   cr_expect_str_eq(log_buf, "ab");
   lim_release(k); /* to late */
   cr_expect_str_eq(log_buf, "abl");
@@ -176,38 +174,31 @@ Test(limiter, newcomer_waits_behind_the_queue) {
 
 Test(limiter, cancelled_waiter_is_skipped) {
   lim_key_t *k = lim_key(lim, "p", 1, "t", 0);
-  client_t a, b, c;
-  client_init(&a, k, 'a', 1);
-  client_init(&b, k, 'b', 1);
-  client_init(&c, k, 'c', 1);
-  client_pump(&a);
-  client_pump(&b);
-  client_pump(&c);
-  lim_waiter_stop(&b.w); /* b's operation was cancelled */
+  client_t c[3];
+  clients_start(c, k, "abc", 1);
+  lim_waiter_stop(&c[1].w); /* b's operation was cancelled */
   lim_release(k);
-  cr_expect_eq(b.grants, 0);
-  cr_expect_eq(c.grants, 1);
+  cr_expect_eq(c[1].grants, 0);
+  cr_expect_eq(c[2].grants, 1);
   cr_expect_str_eq(log_buf, "ac");
-  lim_waiter_stop(&b.w); /* idle: a no-op */
+  lim_waiter_stop(&c[1].w); /* idle: a no-op */
   lim_release(k);
   cr_expect_eq(lim_key_in_flight(k), 0);
 }
 
 Test(limiter, granted_slot_not_taken_is_given_back) {
   lim_key_t *k = lim_key(lim, "p", 1, "t", 0);
-  client_t a, b, c;
-  client_init(&a, k, 'a', 1);
-  client_init(&b, k, 'b', 1);
-  client_init(&c, k, 'c', 1);
-  lim_waiter_init(&b.w, k, on_grant_count, &b);
-  client_pump(&a);
-  client_pump(&b);
-  client_pump(&c);
+  client_t c[3];
+  clients_start(c, k, "a", 1);
+  client_init(&c[1], k, 'b', 1);
+  lim_waiter_init(&c[1].w, k, on_grant_count, &c[1]);
+  client_pump(&c[1]);
+  clients_start(&c[2], k, "c", 1);
   lim_release(k);
-  cr_expect_eq(b.grants, 1);
+  cr_expect_eq(c[1].grants, 1);
   cr_expect_eq(lim_key_in_flight(k), 1, "held for b");
-  lim_waiter_stop(&b.w); /* b has nothing left to start */
-  cr_expect_eq(c.grants, 1);
+  lim_waiter_stop(&c[1].w); /* b has nothing left to start */
+  cr_expect_eq(c[2].grants, 1);
   cr_expect_str_eq(log_buf, "ac");
   lim_release(k);
   cr_expect_eq(lim_key_in_flight(k), 0);
@@ -215,14 +206,11 @@ Test(limiter, granted_slot_not_taken_is_given_back) {
 
 Test(limiter, raised_limit_grants_waiters) {
   lim_key_t *k = lim_key(lim, "p", 1, "t", 0);
-  client_t a, b;
-  client_init(&a, k, 'a', 1);
-  client_init(&b, k, 'b', 1);
-  client_pump(&a);
-  client_pump(&b);
-  cr_expect_eq(b.grants, 0);
+  client_t c[2];
+  clients_start(c, k, "ab", 1);
+  cr_expect_eq(c[1].grants, 0);
   cr_expect_eq(lim_key(lim, "p", 2, "t", 0), k); /* re-announced */
-  cr_expect_eq(b.grants, 1);
+  cr_expect_eq(c[1].grants, 1);
   cr_expect_eq(lim_key_in_flight(k), 2);
   lim_release(k);
   lim_release(k);
@@ -233,8 +221,7 @@ Test(limiter, synchronous_calls_do_not_recurse) {
   static client_t cs[N];
   lim_key_t *k = lim_key(lim, "p", 1, "t", 0);
   client_t first;
-  client_init(&first, k, 'f', 1);
-  client_pump(&first);
+  clients_start(&first, k, "f", 1);
   for (int i = 0; i < N; i++) {
     client_init(&cs[i], k, 'x', 1);
     cs[i].sync = 1; /* each call ends inside its grant callback */
