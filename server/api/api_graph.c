@@ -428,7 +428,7 @@ static long type_slot(build_t *b, reg_plugin_t *p,
   t->ti = ti;
   t->p = p;
   t->b = b;
-  lim_waiter_init(&t->wait, k, granted, t);
+  lim_waiter_init(&t->wait, k, granted, t, b);
   b->types[b->n_types] = t;
   return (long)b->n_types++;
 }

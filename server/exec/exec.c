@@ -306,7 +306,7 @@ int exec_op_new(uv_loop_t *loop, const dag_t *dag, const char *op_id,
     et->key = lim_key(lim, plugin, plimit, graph_type_name(op->g, ty), tlimit);
     if (et->key == NULL)
       goto nomem;
-    lim_waiter_init(&et->wait, et->key, exec__granted, et);
+    lim_waiter_init(&et->wait, et->key, exec__granted, et, op);
   }
   *out = op;
   return 0;

@@ -180,12 +180,21 @@ unsigned lim_plugin_in_flight(const lim_key_t *k) {
   return k->pl->inflight;
 }
 
-void lim_waiter_init(lim_waiter_t *w, lim_key_t *k, lim_grant_cb cb,
-                     void *data) {
+void lim_waiter_init(lim_waiter_t *w, lim_key_t *k, lim_grant_cb cb, void *data,
+                     const void *group) {
   memset(w, 0, sizeof(*w));
   w->key = k;
   w->cb = cb;
   w->data = data;
+  w->group = group;
+}
+
+/* Whether a waiter of `group` holds a place in the FIFO of `pl`. */
+static int lim__group_queued(const lim_plugin_t *pl, const void *group) {
+  for (const lim_waiter_t *q = pl->head; q; q = q->next)
+    if (q->group == group)
+      return 1;
+  return 0;
 }
 
 int lim_take(lim_waiter_t *w) {
@@ -199,8 +208,9 @@ int lim_take(lim_waiter_t *w) {
     k->pl->inflight++;
     return 1;
   }
-  if (!w->queued) {
-    lim_plugin_t *pl = k->pl;
+  lim_plugin_t *pl = k->pl;
+  if (!w->queued && !(w->group && pl->max && pl->inflight >= pl->max &&
+                      lim__group_queued(pl, w->group))) {
     w->prev = pl->tail;
     w->next = NULL;
     if (pl->tail)

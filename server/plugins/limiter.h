@@ -16,13 +16,16 @@
  * client (an operation's ready queue of one type, a build's list calls of
  * one type), not for one call: after a grant the client takes the slot,
  * and when it still has calls to make and no room it joins the FIFO again
- * at its tail. So concurrent clients take turns, one slot each, in the
- * order they started waiting, and a newcomer never takes a free slot
- * while a waiter of the same key is ahead of it.
+ * at its tail. The waiters of one group (the queues of one operation)
+ * hold at most one place in a plugin's FIFO while the plugin is full: the
+ * others try again when the group's place is granted. So concurrent
+ * operations take turns, one slot each, in the order they started
+ * waiting, however many types they have; and a newcomer never takes a
+ * free slot while a waiter of the same key is ahead of it.
  *
  * Usage:
  *   lim_key_t *k = lim_key(lim, "p", 2, "t.volume", 0);
- *   lim_waiter_init(&w, k, on_grant, me);
+ *   lim_waiter_init(&w, k, on_grant, me, my_operation);
  *   while (have_work() && lim_take(&w)) start_call();   // then, per call:
  *   lim_release(k);                                      // when it ends
  *   lim_waiter_stop(&w);                                 // done or cancelled
@@ -53,6 +56,7 @@ struct lim_waiter_s {
   lim_key_t *key;
   lim_grant_cb cb;
   void *data;
+  const void *group;
   unsigned held; /* slots granted and not taken yet */
   unsigned queued;
 };
@@ -82,15 +86,19 @@ unsigned lim_key_in_flight(const lim_key_t *k);
 unsigned lim_plugin_in_flight(const lim_key_t *k);
 
 /* Prepares `w` to wait for slots of `k`; `cb` (not NULL) runs on each
- * grant with `data`. `w` must not be queued. */
-void lim_waiter_init(lim_waiter_t *w, lim_key_t *k, lim_grant_cb cb,
-                     void *data);
+ * grant with `data`. `group` (may be NULL: none) names the client's
+ * owner, whose waiters share one place in a full plugin's FIFO. `w` must
+ * not be queued. */
+void lim_waiter_init(lim_waiter_t *w, lim_key_t *k, lim_grant_cb cb, void *data,
+                     const void *group);
 
 /* Takes one slot of w's key for a call: a slot granted to `w` earlier, or
  * a free one when no waiter of the same key is ahead. Returns 1; the
  * caller makes its call and lim_release()s the slot when it ends.
- * Otherwise returns 0 and `w` is queued (once) at the tail of the FIFO:
- * its callback runs when a slot is granted. */
+ * Otherwise returns 0 and `w` is queued (once) at the tail of the FIFO,
+ * its callback to run when a slot is granted; except when the plugin is
+ * full and a waiter of w's group is queued already: then `w` is not
+ * queued, and its client tries again when that waiter is granted. */
 int lim_take(lim_waiter_t *w);
 
 /* Gives back a slot taken with lim_take() under `k`, and grants the free

@@ -48,7 +48,7 @@ static void client_init(client_t *c, lim_key_t *k, char name, int want) {
   memset(c, 0, sizeof(*c));
   c->name = name;
   c->want = want;
-  lim_waiter_init(&c->w, k, on_grant, c);
+  lim_waiter_init(&c->w, k, on_grant, c, NULL);
 }
 
 /* Starts one client per letter of `names` on `k`, each wanting `want`
@@ -191,7 +191,7 @@ Test(limiter, granted_slot_not_taken_is_given_back) {
   client_t c[3];
   clients_start(c, k, "a", 1);
   client_init(&c[1], k, 'b', 1);
-  lim_waiter_init(&c[1].w, k, on_grant_count, &c[1]);
+  lim_waiter_init(&c[1].w, k, on_grant_count, &c[1], NULL);
   client_pump(&c[1]);
   clients_start(&c[2], k, "c", 1);
   lim_release(k);
@@ -231,4 +231,33 @@ Test(limiter, synchronous_calls_do_not_recurse) {
   for (int i = 0; i < N; i++)
     cr_assert_eq(cs[i].grants, 1, "client %d", i);
   cr_expect_eq(lim_key_in_flight(k), 0);
+}
+
+Test(limiter, a_group_holds_one_place_in_a_full_plugin) {
+  /* Operation G has two types waiting, operation H one: G must not get
+   * two turns before H gets one. */
+  lim_key_t *a = lim_key(lim, "p", 1, "t.a", 0);
+  lim_key_t *b = lim_key(lim, "p", 1, "t.b", 0);
+  static const char g = 'G', h = 'H';
+  client_t ga, gb, ha;
+  client_init(&ga, a, 'a', 2);
+  client_init(&gb, b, 'b', 2);
+  client_init(&ha, a, 'h', 2);
+  lim_waiter_init(&ga.w, a, on_grant, &ga, &g);
+  lim_waiter_init(&gb.w, b, on_grant, &gb, &g);
+  lim_waiter_init(&ha.w, a, on_grant, &ha, &h);
+  client_pump(&ga); /* takes the slot, then queues */
+  client_pump(&gb); /* G has its place: not queued */
+  client_pump(&ha);
+  cr_expect_eq(gb.w.queued, 0);
+  lim_release(a); /* to G's a; then b queues behind H */
+  client_pump(&gb);
+  lim_release(a); /* to H */
+  lim_release(a); /* to G's b */
+  cr_expect_str_eq(log_buf, "aahb");
+  lim_waiter_stop(&ga.w);
+  lim_waiter_stop(&gb.w);
+  lim_waiter_stop(&ha.w);
+  lim_release(b);
+  cr_expect_eq(lim_plugin_in_flight(a), 0);
 }
