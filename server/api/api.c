@@ -24,6 +24,7 @@ struct api_s {
   rt_server_t *srv;
   store_t *store;
   reg_t *reg;
+  lim_t *lim; /* the plugins' limits, shared by operations and flows */
   api_ops_t *ops;
   int max_message_bytes;
   int closing;
@@ -656,9 +657,9 @@ static void h_get_flow(rt_call_t *call, const Smaug__V1__GetFlowRequest *req,
       api_fail_lookup(call, "plan", req->plan_id, err);
       return;
     }
-    err = api_graph_build(api->rt, api->reg, plan->resources, plan->n_resources,
-                          plan->edges, plan->n_edges, plan->parameters, 1,
-                          flow_built, fr);
+    err = api_graph_build(api->rt, api->reg, api->lim, plan->resources,
+                          plan->n_resources, plan->edges, plan->n_edges,
+                          plan->parameters, 1, flow_built, fr);
     protobuf_c_message_free_unpacked(&plan->base, NULL);
   } else {
     api_ops_flush(api->ops);
@@ -668,8 +669,9 @@ static void h_get_flow(rt_call_t *call, const Smaug__V1__GetFlowRequest *req,
       api_fail_lookup(call, "checkpoint", req->checkpoint_id, err);
       return;
     }
-    err = api_graph_build(api->rt, api->reg, cp->resources, cp->n_resources,
-                          cp->edges, cp->n_edges, NULL, 0, flow_built, fr);
+    err = api_graph_build(api->rt, api->reg, api->lim, cp->resources,
+                          cp->n_resources, cp->edges, cp->n_edges, NULL, 0,
+                          flow_built, fr);
     protobuf_c_message_free_unpacked(&cp->base, NULL);
   }
   if (err) {
@@ -712,9 +714,14 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
   api->reg = reg;
   api->max_message_bytes =
       cfg->max_message_bytes > 0 ? cfg->max_message_bytes : 4 << 20;
+  if (lim_new(&api->lim) != 0) {
+    free(api);
+    return UV_ENOMEM;
+  }
   api_ops_config_t oc = {.rt = rt,
                          .store = store,
                          .reg = reg,
+                         .limiter = api->lim,
                          .bank_uri = cfg->bank_uri,
                          .max_operations = cfg->max_operations,
                          .call_timeout_ms = cfg->call_timeout_ms,
@@ -728,6 +735,7 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
   }
   if (err) {
     /* The ops timer handle closes on the loop; free after it ran. */
+    lim_free(api->lim);
     free(api);
     return err;
   }
@@ -750,5 +758,6 @@ void api_free(api_t *api) {
   if (api == NULL)
     return;
   api_ops_free(api->ops);
+  lim_free(api->lim);
   free(api);
 }

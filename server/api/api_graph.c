@@ -4,10 +4,12 @@
  * node's plugin's ListDependents; a type whose plugin does not list
  * dependents has no children. The lister schedules the calls itself under
  * the same limits as activities: at most LIST_PARALLEL in flight for the
- * build, at most the plugin's max_concurrency per plugin and the type's
- * max_concurrency per type. A call over a limit waits in its type's queue
- * and starts when a call of that plugin or type ends; the types take turns,
- * so one saturated plugin does not hold back the others. graph_expand()
+ * build, and a slot of the shared plugin limiter (limiter.h: the plugin's
+ * and the type's max_concurrency, counted across every operation and every
+ * build) for each call. A call over a limit waits in its type's queue,
+ * which waits its turn in the limiter, and starts when the limiter grants
+ * the queue a slot; the types take turns, so one saturated plugin does not
+ * hold back the others. graph_expand()
  * itself runs without a limit, as every call it makes is either started or
  * queued here.
  *
@@ -31,18 +33,13 @@
 
 typedef struct list_call_s list_call_t;
 
-/* The ListDependents calls of one plugin within a build. */
-typedef struct list_plugin_s {
-  reg_plugin_t *p;
-  unsigned running;
-} list_plugin_t;
-
-/* The ListDependents calls of one resource type within a build: the
- * running count and the FIFO of calls waiting for a free slot. */
+/* The ListDependents calls of one resource type within a build: the FIFO
+ * of calls waiting for a slot, and its place in the limiter. */
 typedef struct list_type_s {
   const Smaug__V1__ResourceTypeInfo *ti; /* owned by the plugin */
-  size_t plugin;                         /* index in build_t.plugins */
-  unsigned running;
+  reg_plugin_t *p;
+  struct build_s *b;
+  lim_waiter_t wait;
   list_call_t *head, *tail;
 } list_type_t;
 
@@ -56,10 +53,10 @@ typedef struct build_s {
   uv_timer_t timer; /* delivers results of builds without discovery */
   grpc_status_code code;
   char msg[512];
-  list_type_t *types;
+  lim_t *lim;     /* the shared limiter, or own_lim */
+  lim_t *own_lim; /* without a shared one: the build's own */
+  list_type_t **types;
   size_t n_types;
-  list_plugin_t *plugins;
-  size_t n_plugins;
   unsigned running; /* ListDependents calls in flight */
   size_t turn;      /* the type that is asked first for its next call */
   int pumping;      /* inside pump() or a done callback: finish later */
@@ -97,8 +94,12 @@ static void build_free(build_t *b) {
   for (size_t i = 0; i < b->n_failed; i++)
     free(b->failed[i]);
   free(b->failed);
+  for (size_t i = 0; i < b->n_types; i++) {
+    lim_waiter_stop(&b->types[i]->wait);
+    free(b->types[i]);
+  }
   free(b->types);
-  free(b->plugins);
+  lim_free(b->own_lim);
   graph_free(b->g);
   if (b->params)
     protobuf_c_message_free_unpacked(&b->params->base, NULL);
@@ -218,7 +219,7 @@ check_dependents(const Smaug__V1__ListDependentsResponse *resp, char *msg,
 static void list_answer(list_call_t *lc, grpc_status_code code,
                         const char *message) {
   build_t *b = lc->b;
-  const reg_plugin_t *p = b->plugins[b->types[lc->type].plugin].p;
+  const reg_plugin_t *p = b->types[lc->type]->p;
   char msg[1024], why[512];
   grpc_status_code rc = code;
   if (code != GRPC_STATUS_OK || lc->resp == NULL) {
@@ -265,15 +266,14 @@ static void list_done(rt_client_call_t *call, grpc_status_code code,
                       const char *message, void *data) {
   list_call_t *lc = data;
   build_t *b = lc->b;
-  list_type_t *t = &b->types[lc->type];
+  list_type_t *t = b->types[lc->type];
   b->running--;
-  t->running--;
-  b->plugins[t->plugin].running--;
   /* Hold finish() back while the graph runs its callbacks: the freed slot
    * is handed on by pump() below, which then finishes if it was the end. */
   int outer = b->pumping;
   b->pumping = 1;
   list_answer(lc, code, message);
+  lim_release(t->wait.key);
   b->pumping = outer;
   if (lc->resp)
     protobuf_c_message_free_unpacked(&lc->resp->base, NULL);
@@ -286,7 +286,7 @@ static void list_done(rt_client_call_t *call, grpc_status_code code,
  * later) or an error (it never runs). */
 static int list_start(build_t *b, list_call_t *lc) {
   const graph_node_t *node = graph_node(b->g, lc->index);
-  reg_plugin_t *p = b->plugins[b->types[lc->type].plugin].p;
+  reg_plugin_t *p = b->types[lc->type]->p;
   kv_t merged;
   kv_init(&merged);
   int err = api_params_merge(b->params, node->type, node->id, &merged);
@@ -335,26 +335,19 @@ static int list_start(build_t *b, list_call_t *lc) {
   return err;
 }
 
-static int under(unsigned running, unsigned limit) {
-  return limit == 0 || running < limit;
-}
-
 /* Takes the next call to start off its queue: after an error any waiting
  * call (to be failed); otherwise the first one, taking the types in turn,
- * whose plugin and type both have a free slot. NULL if none. */
+ * for which the limiter gives a slot (taken here). NULL if none. */
 static list_call_t *next_call(build_t *b) {
   int failing = b->code != GRPC_STATUS_OK;
-  if (!failing && !under(b->running, LIST_PARALLEL))
+  if (!failing && b->running >= LIST_PARALLEL)
     return NULL;
   for (size_t k = 0; k < b->n_types; k++) {
     size_t i = (b->turn + k) % b->n_types;
-    list_type_t *t = &b->types[i];
-    list_plugin_t *pl = &b->plugins[t->plugin];
+    list_type_t *t = b->types[i];
     if (t->head == NULL)
       continue;
-    if (!failing &&
-        (!under(t->running, t->ti->max_concurrency) ||
-         !under(pl->running, reg_plugin_info(pl->p)->max_concurrency)))
+    if (!failing && !lim_take(&t->wait))
       continue;
     list_call_t *lc = t->head;
     t->head = lc->next;
@@ -377,7 +370,7 @@ static void pump(build_t *b) {
   b->pumping = 1;
   list_call_t *lc;
   while ((lc = next_call(b)) != NULL) {
-    list_type_t *t = &b->types[lc->type];
+    list_type_t *t = b->types[lc->type];
     char msg[512];
     int err;
     if (b->code != GRPC_STATUS_OK) {
@@ -387,13 +380,10 @@ static void pump(build_t *b) {
       err = UV_ECANCELED;
     } else {
       b->running++;
-      t->running++;
-      b->plugins[t->plugin].running++;
       if ((err = list_start(b, lc)) == 0)
         continue;
       b->running--;
-      t->running--;
-      b->plugins[t->plugin].running--;
+      lim_release(t->wait.key);
       snprintf(msg, sizeof(msg), "ListDependents of %s failed to start: %s",
                lc->name, uv_strerror(err));
       fail_node(b, lc->index,
@@ -404,33 +394,42 @@ static void pump(build_t *b) {
     lc->done(lc->done_data, err, NULL, 0, msg);
     free(lc);
   }
+  /* A queue with nothing left to start gives back what it was granted. */
+  for (size_t i = 0; i < b->n_types; i++)
+    if (b->types[i]->head == NULL)
+      lim_waiter_stop(&b->types[i]->wait);
   b->pumping = 0;
   if (b->expanded)
     finish(b);
 }
 
-/* The slot of (p, ti) in b->types, added on first use; -1: no memory. */
+/* The limiter granted a slot to the queue of type `data`. */
+static void granted(lim_waiter_t *w, void *data) {
+  list_type_t *t = data;
+  pump(t->b);
+}
+
+/* The slot of (p, ti) in b->types, added on first use with its limiter
+ * key (the limits p announces now); -1: no memory. */
 static long type_slot(build_t *b, reg_plugin_t *p,
                       const Smaug__V1__ResourceTypeInfo *ti) {
   for (size_t i = 0; i < b->n_types; i++)
-    if (b->types[i].ti == ti)
+    if (b->types[i]->ti == ti)
       return (long)i;
-  size_t pi = 0;
-  while (pi < b->n_plugins && b->plugins[pi].p != p)
-    pi++;
-  if (pi == b->n_plugins) {
-    list_plugin_t *pl =
-        realloc(b->plugins, (b->n_plugins + 1) * sizeof(*b->plugins));
-    if (pl == NULL)
-      return -1;
-    b->plugins = pl;
-    b->plugins[b->n_plugins++] = (list_plugin_t){p, 0};
-  }
-  list_type_t *ts = realloc(b->types, (b->n_types + 1) * sizeof(*b->types));
-  if (ts == NULL)
+  lim_key_t *k =
+      lim_key(b->lim, reg_plugin_name(p), reg_plugin_info(p)->max_concurrency,
+              ti->type, ti->max_concurrency);
+  list_type_t **ts = realloc(b->types, (b->n_types + 1) * sizeof(*b->types));
+  if (ts != NULL)
+    b->types = ts;
+  list_type_t *t = k && ts ? calloc(1, sizeof(*t)) : NULL;
+  if (t == NULL)
     return -1;
-  b->types = ts;
-  b->types[b->n_types] = (list_type_t){ti, pi, 0, NULL, NULL};
+  t->ti = ti;
+  t->p = p;
+  t->b = b;
+  lim_waiter_init(&t->wait, k, granted, t, b);
+  b->types[b->n_types] = t;
   return (long)b->n_types++;
 }
 
@@ -468,7 +467,7 @@ static int lister(void *data, uint32_t index, const graph_node_t *node,
   lc->done = done;
   lc->done_data = done_data;
   snprintf(lc->name, sizeof(lc->name), "%s#%s", node->type, node->id);
-  list_type_t *t = &b->types[lc->type];
+  list_type_t *t = b->types[lc->type];
   if (t->tail)
     t->tail->next = lc;
   else
@@ -492,13 +491,19 @@ static void expanded(graph_t *g, int status, const char *errmsg, void *data) {
     finish(b);
 }
 
-int api_graph_build(rt_t *rt, reg_t *reg, Smaug__V1__Resource *const *resources,
-                    size_t n_resources, Smaug__V1__ResourceEdge *const *edges,
-                    size_t n_edges, const Smaug__V1__ParameterSet *params,
-                    int discover, api_graph_cb cb, void *data) {
+int api_graph_build(rt_t *rt, reg_t *reg, lim_t *lim,
+                    Smaug__V1__Resource *const *resources, size_t n_resources,
+                    Smaug__V1__ResourceEdge *const *edges, size_t n_edges,
+                    const Smaug__V1__ParameterSet *params, int discover,
+                    api_graph_cb cb, void *data) {
   build_t *b = calloc(1, sizeof(*b));
   if (b == NULL)
     return UV_ENOMEM;
+  if (lim == NULL && lim_new(&b->own_lim) != 0) {
+    free(b);
+    return UV_ENOMEM;
+  }
+  b->lim = lim ? lim : b->own_lim;
   b->rt = rt;
   b->reg = reg;
   b->cb = cb;

@@ -12,6 +12,7 @@
 #include <grpc/grpc.h>
 
 #include "graph.h"
+#include "limiter.h"
 #include "registry.h"
 #include "smaug/v1/orchestrator.pb-c.h"
 
@@ -33,14 +34,17 @@ typedef void (*api_graph_cb)(graph_t *g, grpc_status_code code, const char *msg,
 /* Builds a graph from `resources` and `edges`. With `discover` and no
  * edges, each node is expanded with its plugin's ListDependents, called
  * with the parameters merged from `params` (may be NULL); the calls run
- * under the activities' limits (16 in flight, and each plugin's and
- * type's max_concurrency), the rest wait their turn. The inputs are
- * copied; they need not outlive the call. Returns 0 and calls `cb` once
- * later, never from inside the call; or UV_ENOMEM and never calls it. */
-int api_graph_build(rt_t *rt, reg_t *reg, Smaug__V1__Resource *const *resources,
-                    size_t n_resources, Smaug__V1__ResourceEdge *const *edges,
-                    size_t n_edges, const Smaug__V1__ParameterSet *params,
-                    int discover, api_graph_cb cb, void *data);
+ * under the activities' limits (16 in flight, and a slot of `lim`, the
+ * limiter shared with the operations, for each: each plugin's and type's
+ * max_concurrency; NULL: the build's own limiter), the rest wait their
+ * turn. `lim` must outlive the build. The inputs are copied; they need not
+ * outlive the call. Returns 0 and calls `cb` once later, never from inside
+ * the call; or UV_ENOMEM and never calls it. */
+int api_graph_build(rt_t *rt, reg_t *reg, lim_t *lim,
+                    Smaug__V1__Resource *const *resources, size_t n_resources,
+                    Smaug__V1__ResourceEdge *const *edges, size_t n_edges,
+                    const Smaug__V1__ParameterSet *params, int discover,
+                    api_graph_cb cb, void *data);
 
 /* Fills cp->resources and cp->edges from the validated graph `g`; the
  * arrays and strings are malloc'd and released by api_graph_proto_free(). */

@@ -134,6 +134,7 @@ struct api_ops_s {
   rt_t *rt;
   store_t *store;
   reg_t *reg;
+  lim_t *limiter;
   char *bank_uri;
   int max_operations;
   int64_t call_timeout_ms;
@@ -1373,6 +1374,7 @@ static void on_built(graph_t *g, grpc_status_code code, const char *msg,
   o.max_in_flight = 512;
   o.limits = limits;
   o.limits_data = ops;
+  o.limiter = ops->limiter;
   o.deadline_ms = (uint32_t)ops->call_timeout_ms;
   o.heartbeat_ms = ops->heartbeat_ms;
   if (ops->retry_budget_ms >= 0)
@@ -1431,9 +1433,9 @@ static void op_start(op_t *op) {
     op->rctx.params = op->kind == DAG_OP_RESTORE ? op->plan_params : op->params;
     op->rctx.overrides = op->kind == DAG_OP_RESTORE ? op->params : NULL;
     int discover = op->kind == DAG_OP_PROTECT && cp->n_edges == 0;
-    err = api_graph_build(ops->rt, ops->reg, cp->resources, cp->n_resources,
-                          cp->edges, cp->n_edges, op->params, discover,
-                          on_built, op);
+    err = api_graph_build(ops->rt, ops->reg, ops->limiter, cp->resources,
+                          cp->n_resources, cp->edges, cp->n_edges, op->params,
+                          discover, on_built, op);
     protobuf_c_message_free_unpacked(&cp->base, NULL);
   }
   if (err) {
@@ -1938,6 +1940,7 @@ int api_ops_new(const api_ops_config_t *cfg, api_ops_t **out) {
   ops->rt = cfg->rt;
   ops->store = cfg->store;
   ops->reg = cfg->reg;
+  ops->limiter = cfg->limiter;
   ops->max_operations = cfg->max_operations > 0 ? cfg->max_operations : 16;
   ops->call_timeout_ms =
       cfg->call_timeout_ms > 0 ? cfg->call_timeout_ms : OP_TIMEOUT_DEFAULT_MS;

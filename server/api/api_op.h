@@ -17,6 +17,7 @@
 #ifndef SMAUG_API_OP_H
 #define SMAUG_API_OP_H
 
+#include "limiter.h"
 #include "registry.h"
 #include "rt.h"
 #include "smaug/v1/orchestrator.pb-c.h"
@@ -28,6 +29,8 @@ typedef struct api_ops_config_s {
   rt_t *rt;
   store_t *store;
   reg_t *reg;
+  lim_t *limiter;          /* the plugins' limits, shared with discovery;
+                              outlives the operations */
   const char *bank_uri;    /* copied */
   int max_operations;      /* running at once; more wait in FIFO order */
   int64_t call_timeout_ms; /* per plugin call; 0: 1 hour */

@@ -48,16 +48,10 @@ typedef struct exec_res_s {
 
 typedef struct exec_type_s {
   uint32_t head, tail; /* ready FIFO */
-  uint32_t plugin;     /* index into plugins, or NIL */
-  unsigned limit;
-  unsigned inflight;
+  lim_key_t *key;      /* the type's plugin slots; NULL: no limits */
+  lim_waiter_t wait;   /* the ready FIFO's place in the limiter */
+  exec_op_t *op;
 } exec_type_t;
-
-typedef struct exec_plugin_s {
-  char *name;
-  unsigned limit;
-  unsigned inflight;
-} exec_plugin_t;
 
 struct exec_op_s {
   uv_loop_t *loop;
@@ -77,12 +71,11 @@ struct exec_op_s {
   exec_res_t *res;
   exec_type_t *types;
   uint32_t ntypes;
-  exec_plugin_t *plugins;
-  uint32_t nplugins;
+  lim_t *own_lim; /* limits without a shared limiter: this op's own */
   uint32_t noop_head, noop_tail;
   uint32_t rr; /* round-robin start over types */
 
-  unsigned inflight; /* calls in flight (counted against limits) */
+  unsigned inflight; /* calls in flight (counted against max_in_flight) */
   unsigned waiting;  /* tasks in backoff */
   uint32_t terminal; /* tasks done, failed, skipped or cancelled */
   uint64_t seq;
@@ -105,6 +98,7 @@ struct exec_activity_s {
   uint64_t last_beat;
   char *key;
   void *data;
+  lim_key_t *slot; /* the limiter slot the call holds; NULL: none */
   uint8_t runner_done, timer_closed, orphan;
 };
 
@@ -115,6 +109,7 @@ typedef struct exec_wait_s {
 } exec_wait_t;
 
 static void exec__pump(exec_op_t *op);
+static void exec__granted(lim_waiter_t *w, void *data);
 
 const char *exec_code_name(int code) {
   switch (code) {
@@ -221,23 +216,6 @@ static void exec__emit(exec_op_t *op, exec_event_kind_t kind, uint32_t t,
 
 /* ------------------------------------------------------------ lifecycle */
 
-static uint32_t exec__plugin_intern(exec_op_t *op, const char *name,
-                                    unsigned limit) {
-  for (uint32_t p = 0; p < op->nplugins; p++)
-    if (strcmp(op->plugins[p].name, name) == 0)
-      return p;
-  exec_plugin_t *pl =
-      realloc(op->plugins, (op->nplugins + 1) * sizeof(*op->plugins));
-  if (pl == NULL)
-    return NIL - 1;
-  op->plugins = pl;
-  char *s = strdup(name);
-  if (s == NULL)
-    return NIL - 1;
-  pl[op->nplugins] = (exec_plugin_t){s, limit, 0};
-  return op->nplugins++;
-}
-
 static void exec__op_closed(uv_handle_t *h) {
   free(h->data);
 }
@@ -257,9 +235,9 @@ void exec_op_free(exec_op_t *op) {
       free(r->saved);
     }
   }
-  for (uint32_t p = 0; p < op->nplugins; p++)
-    free(op->plugins[p].name);
-  free(op->plugins);
+  for (uint32_t ty = 0; op->types && ty < op->ntypes; ty++)
+    lim_waiter_stop(&op->types[ty].wait);
+  lim_free(op->own_lim);
   free(op->types);
   free(op->res);
   free(op->tasks);
@@ -308,22 +286,27 @@ int exec_op_new(uv_loop_t *loop, const dag_t *dag, const char *op_id,
     op->tasks[t].status = EXEC_PENDING;
     op->tasks[t].next = NIL;
   }
+  lim_t *lim = op->opts.limiter;
+  if (lim == NULL && op->opts.limits != NULL) {
+    if (lim_new(&op->own_lim) != 0)
+      goto nomem;
+    lim = op->own_lim;
+  }
   for (uint32_t ty = 0; ty < op->ntypes; ty++) {
     exec_type_t *et = &op->types[ty];
     et->head = et->tail = NIL;
-    et->plugin = NIL;
-    if (op->opts.limits == NULL)
+    et->op = op;
+    if (lim == NULL)
       continue;
     const char *plugin = NULL;
     unsigned plimit = 0, tlimit = 0;
-    op->opts.limits(op->opts.limits_data, graph_type_name(op->g, ty), &plugin,
-                    &plimit, &tlimit);
-    et->limit = tlimit;
-    if (plugin != NULL) {
-      et->plugin = exec__plugin_intern(op, plugin, plimit);
-      if (et->plugin == NIL - 1)
-        goto nomem;
-    }
+    if (op->opts.limits != NULL)
+      op->opts.limits(op->opts.limits_data, graph_type_name(op->g, ty), &plugin,
+                      &plimit, &tlimit);
+    et->key = lim_key(lim, plugin, plimit, graph_type_name(op->g, ty), tlimit);
+    if (et->key == NULL)
+      goto nomem;
+    lim_waiter_init(&et->wait, et->key, exec__granted, et, op);
   }
   *out = op;
   return 0;
@@ -560,8 +543,10 @@ static void exec__stop(exec_op_t *op, exec_outcome_t outcome,
   op->outcome = outcome;
   op->stop_reason = strdup(reason);
   op->noop_head = op->noop_tail = NIL;
-  for (uint32_t ty = 0; ty < op->ntypes; ty++)
+  for (uint32_t ty = 0; ty < op->ntypes; ty++) {
     op->types[ty].head = op->types[ty].tail = NIL;
+    lim_waiter_stop(&op->types[ty].wait);
+  }
   for (uint32_t t = 0; t < op->ntasks; t++) {
     exec_task_t *tk = &op->tasks[t];
     if (tk->status == EXEC_PENDING || tk->status == EXEC_QUEUED) {
@@ -601,16 +586,22 @@ static void exec__act_closed(uv_handle_t *h) {
   }
 }
 
+/* Gives back the limiter slot of `a`, if it still holds one. The slot is
+ * held until the runner ended the call, after the task's own event, so
+ * that a call started with it comes after that event and after the plugin
+ * answered. */
+static void exec__act_release(exec_activity_t *a) {
+  lim_key_t *k = a->slot;
+  a->slot = NULL;
+  if (k != NULL)
+    lim_release(k);
+}
+
 /* Detaches `a` from its task and closes its timer. */
 static void exec__act_detach(exec_op_t *op, exec_activity_t *a) {
   exec_task_t *tk = &op->tasks[a->task];
   tk->busy = NULL;
   op->inflight--;
-  exec_type_t *et =
-      &op->types[graph_node(op->g, dag_task_node(a->task))->type_index];
-  et->inflight--;
-  if (et->plugin != NIL)
-    op->plugins[et->plugin].inflight--;
   a->orphan = 1;
   uv_timer_stop(&a->timer);
   uv_close((uv_handle_t *)&a->timer, exec__act_closed);
@@ -645,7 +636,8 @@ unsigned exec_op_retry_now(exec_op_t *op, const char *plugin) {
       continue;
     const exec_type_t *et =
         &op->types[graph_node(op->g, dag_task_node(t))->type_index];
-    if (et->plugin == NIL || strcmp(op->plugins[et->plugin].name, plugin) != 0)
+    const char *served = et->key ? lim_key_plugin(et->key) : NULL;
+    if (served == NULL || strcmp(served, plugin) != 0)
       continue;
     exec_wait_t *w = tk->busy;
     uv_timer_stop(&w->timer);
@@ -785,6 +777,11 @@ static void exec__act_timer(uv_timer_t *timer) {
   uint32_t t = a->task;
   exec__act_detach(op, a);
   exec__attempt_end(op, t, EXEC_CODE_DEADLINE_EXCEEDED, msg, NULL);
+  /* The plugin may still be running the call: a shared limiter keeps its
+   * slot until the runner ends it; the operation's own limiter, which
+   * goes with the operation, does not. */
+  if (op->own_lim != NULL)
+    exec__act_release(a);
   if (op->runner.cancel != NULL)
     op->runner.cancel(op->rdata, a);
   exec__pump(op);
@@ -796,6 +793,10 @@ static void exec__dispatch(exec_op_t *op, uint32_t t) {
   exec_activity_t *a = calloc(1, sizeof(*a));
   tk->attempt++;
   if (a == NULL) {
+    lim_key_t *k =
+        op->types[graph_node(op->g, dag_task_node(t))->type_index].key;
+    if (k != NULL)
+      lim_release(k);
     tk->status = EXEC_RUNNING;
     exec__emit(op, EXEC_EV_STARTED, t, NULL, 0, 0);
     exec__attempt_end(op, t, EXEC_CODE_INTERNAL, "out of memory", NULL);
@@ -808,11 +809,8 @@ static void exec__dispatch(exec_op_t *op, uint32_t t) {
   a->started = a->last_beat = uv_now(op->loop);
   tk->status = EXEC_RUNNING;
   tk->busy = a;
+  a->slot = op->types[graph_node(op->g, dag_task_node(t))->type_index].key;
   op->inflight++;
-  exec_type_t *et = &op->types[graph_node(op->g, dag_task_node(t))->type_index];
-  et->inflight++;
-  if (et->plugin != NIL)
-    op->plugins[et->plugin].inflight++;
   if (r->started_ms == 0)
     r->started_ms = exec__now(op);
   uv_timer_init(op->loop, &a->timer);
@@ -831,18 +829,17 @@ static void exec__dispatch(exec_op_t *op, uint32_t t) {
     snprintf(m, sizeof(m), "the runner could not start the call: %s",
              uv_strerror(rc));
     exec__attempt_end(op, t, EXEC_CODE_INTERNAL, m, NULL);
+    exec__act_release(a);
   }
 }
 
-static int exec__can_dispatch(const exec_op_t *op, const exec_type_t *et) {
+/* Whether a call of type `et` may start now: under the operation's own
+ * limit, and with a slot of the plugin's limiter taken for it (or, when
+ * none is free, with the type queued for one: exec__granted). */
+static int exec__can_dispatch(const exec_op_t *op, exec_type_t *et) {
   if (op->opts.max_in_flight && op->inflight >= op->opts.max_in_flight)
     return 0;
-  if (et->limit && et->inflight >= et->limit)
-    return 0;
-  if (et->plugin != NIL && op->plugins[et->plugin].limit &&
-      op->plugins[et->plugin].inflight >= op->plugins[et->plugin].limit)
-    return 0;
-  return 1;
+  return et->key == NULL || lim_take(&et->wait);
 }
 
 static void exec__finish_cb(uv_timer_t *timer) {
@@ -904,6 +901,15 @@ static void exec__pump(exec_op_t *op) {
     op->kick.data = op;
     uv_timer_start(&op->kick, exec__finish_cb, 0, 0);
   }
+}
+
+/* The limiter granted a slot to type `data`'s ready FIFO: start a call
+ * with it, or give it back when there is nothing left to start. */
+static void exec__granted(lim_waiter_t *w, void *data) {
+  exec_type_t *et = data;
+  exec__pump(et->op);
+  if (et->head == NIL)
+    lim_waiter_stop(w);
 }
 
 static void exec__kick_cb(uv_timer_t *timer) {
@@ -1136,6 +1142,7 @@ static void exec__act_end(exec_activity_t *a, int code, const char *msg,
   assert(!a->runner_done);
   a->runner_done = 1;
   if (a->orphan) {
+    exec__act_release(a);
     if (a->timer_closed) {
       free(a->key);
       free(a);
@@ -1146,6 +1153,7 @@ static void exec__act_end(exec_activity_t *a, int code, const char *msg,
   uint32_t t = a->task;
   exec__act_detach(op, a);
   exec__attempt_end(op, t, code, msg, out);
+  exec__act_release(a);
   exec__pump(op);
 }
 

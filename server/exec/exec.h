@@ -3,9 +3,13 @@
  *
  * Event-driven, with no thread per task. A task whose dependencies are done
  * joins a ready queue (one FIFO per resource type); the dispatcher starts
- * calls while the global, per-plugin and per-type in-flight limits allow
- * (0 = no limit, which is DESIGN.md's "completely parallel run"). No-op
- * tasks complete at once without a call and without using a slot.
+ * calls while the operation's own in-flight limit allows and the plugin
+ * limiter (limiter.h) grants a slot for the type's plugin and type (0 = no
+ * limit, which is DESIGN.md's "completely parallel run"). The limiter is
+ * shared by every operation and by discovery, so the plugins' limits hold
+ * across all of them; a ready queue that finds no free slot waits its turn
+ * in the limiter. No-op tasks complete at once without a call and without
+ * using a slot.
  *
  * Calls go through an activity runner (exec_runner_t): the real one talks
  * to plugins over gRPC; tests and benchmarks use in-process fakes. Every
@@ -45,6 +49,7 @@
 
 #include "dag.h"
 #include "kv.h"
+#include "limiter.h"
 
 /* gRPC status codes, as plain ints, so that this module needs no gRPC. */
 #define EXEC_CODE_OK                  0
@@ -144,19 +149,21 @@ typedef struct exec_runner_s {
   void (*cancel_operation)(void *rdata, const char *op_id);
 } exec_runner_t;
 
-/* Per-type limits lookup: fills the plugin name serving `type` (static or
- * owned by the caller for the operation's life; NULL: none) and the limits
- * (0: none). Called once per type by exec_op_new(). */
+/* Per-type limits lookup: fills the plugin name serving `type` (copied;
+ * NULL: none) and the limits it announces (0: none), which key the type's
+ * slots in the limiter. Called once per type by exec_op_new(). */
 typedef void (*exec_limits_cb)(void *data, const char *type,
                                const char **plugin, unsigned *plugin_limit,
                                unsigned *type_limit);
 
 typedef struct exec_opts_s {
-  unsigned max_in_flight; /* global; 0: no limit */
+  unsigned max_in_flight; /* this operation's calls; 0: no limit */
   exec_limits_cb limits;  /* NULL: no per-plugin/per-type limits */
   void *limits_data;
-  uint32_t deadline_ms;           /* per call; 0: none. Default 3600000 */
-  uint32_t heartbeat_ms;          /* silence limit; 0: none. Default 0 */
+  lim_t *limiter;        /* shared plugin limits, outliving the operation; NULL:
+                            with `limits`, the operation's own limiter */
+  uint32_t deadline_ms;  /* per call; 0: none. Default 3600000 */
+  uint32_t heartbeat_ms; /* silence limit; 0: none. Default 0 */
   uint32_t retry_budget_ms;       /* transient codes: time. Default 30000;
                                      0: not retried */
   uint32_t max_attempts;          /* transient codes: count; 0 (default):

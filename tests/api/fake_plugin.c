@@ -27,6 +27,10 @@
  *   --list-trace FILE       appends "L+ <in flight>" when a ListDependents
  *                           call arrives and "L- <in flight>" when it is
  *                           answered, flushed at once
+ *   --call-trace FILE       appends "+ <in flight> <A|L>" when an activity
+ *                           (A) or ListDependents (L) call arrives and
+ *                           "- <in flight>" when it ends, counting both
+ *                           kinds together, flushed at once
  *   --request-trace FILE    appends, flushed at once, per activity call
  *                           "A <P|S> <protect|restore|delete> <type>#<id>
  *                           <bank_section> <k=v,k=v|->" (parameters sorted
@@ -68,6 +72,8 @@ typedef struct fake_s {
   const char *list_fail_id;
   FILE *list_trace;
   unsigned list_inflight;
+  FILE *call_trace;
+  unsigned call_inflight; /* activities and ListDependents */
   FILE *request_trace;
   const char *restored_id;
   int two_results;
@@ -107,8 +113,21 @@ static void act_closed(uv_handle_t *h) {
   free(a);
 }
 
+/* Counts a call in ('+', with its kind) or out ('-') for --call-trace. */
+static void call_trace(char sign, char kind) {
+  F.call_inflight += sign == '+' ? 1 : -1;
+  if (F.call_trace) {
+    if (sign == '+')
+      fprintf(F.call_trace, "+ %u %c\n", F.call_inflight, kind);
+    else
+      fprintf(F.call_trace, "- %u\n", F.call_inflight);
+    fflush(F.call_trace);
+  }
+}
+
 static void act_end(act_t *a) {
   a->ended = 1;
+  call_trace('-', 'A');
   uv_timer_stop(&a->timer);
   uv_close((uv_handle_t *)&a->timer, act_closed);
 }
@@ -243,6 +262,7 @@ static void activity(rt_call_t *call, const Smaug__V1__ActivityRequest *req,
     free(keys);
   }
   act_t *a = calloc(1, sizeof(*a));
+  call_trace('+', 'A');
   a->call = call;
   a->sync = sync;
   a->left_ms = F.delay_ms;
@@ -343,6 +363,7 @@ static void lst_end(lst_t *l) {
   l->ended = 1;
   F.list_inflight--;
   list_trace('-');
+  call_trace('-', 'L');
   uv_timer_stop(&l->timer);
   uv_close((uv_handle_t *)&l->timer, lst_closed);
 }
@@ -399,6 +420,7 @@ static void h_list(rt_call_t *call, const Smaug__V1__ListDependentsRequest *req,
   l->id = strdup(req->resource && req->resource->id ? req->resource->id : "");
   F.list_inflight++;
   list_trace('+');
+  call_trace('+', 'L');
   uv_timer_init(loop, &l->timer);
   l->timer.data = l;
   if (F.list_delay_ms == 0) {
@@ -448,6 +470,7 @@ int main(int argc, char **argv) {
       {"type-max-concurrency", required_argument, NULL, 'M'},
       {"list-delay-ms", required_argument, NULL, 'L'},
       {"list-trace", required_argument, NULL, 'R'},
+      {"call-trace", required_argument, NULL, 'X'},
       {"list-fail-id", required_argument, NULL, 'F'},
       {"request-trace", required_argument, NULL, 'Q'},
       {"restored-id", required_argument, NULL, 'I'},
@@ -517,6 +540,9 @@ int main(int argc, char **argv) {
       break;
     case 'R':
       F.list_trace = fopen(optarg, "a");
+      break;
+    case 'X':
+      F.call_trace = fopen(optarg, "a");
       break;
     case 'Q':
       F.request_trace = fopen(optarg, "a");
