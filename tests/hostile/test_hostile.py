@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""test_hostile.py - smaugd attacked from outside: a generic gRPC client
+(Python grpcio, hand-built bytes) and the smaug CLI against a real smaugd
+and a fake plugin on grpcio that lies.
+
+Paging (class Paging):
+  * two plans that are each legal but together larger than one gRPC
+    message: ListPlans (and `smaug plan list`) still answer, in pages that
+    each fit, and the tokens walk through every plan once;
+  * page tokens that are not what smaugd writes (" 1", "+1", a number
+    beyond 64 bits) answer INVALID_ARGUMENT naming page_token.
+
+LyingPlugin (class LyingPlugin): a plugin whose ListDependents names
+"../" ids or a cycle, whose SyncActivity sends a result then an error, or
+two results, or a restored_id with "../": the operation ends with a reason
+naming the plugin and the field, nothing bad is stored, smaugd stays up.
+
+usage: test_hostile.py --smaugd PATH --smaug PATH --proto-dir DIR [class]
+"""
+import os
+import subprocess
+import sys
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hostile  # noqa: E402
+from hostile import WithSmaugd, pb  # noqa: E402
+
+
+class Paging(WithSmaugd):
+
+    def big_plan(self, name, n, idlen):
+        """A plan of n resources whose ids are idlen bytes long."""
+        o, t = pb["o"], pb["t"]
+        ty = hostile.FakePlugin.TYPE
+        res = [t.Resource(type=ty, id=("%d-" % i).ljust(idlen, "x"))
+               for i in range(n)]
+        return self.smaugd.call("CreatePlan", o.CreatePlanRequest(
+            plan=o.Plan(name=name, resources=res)), timeout=60).plan
+
+    def test_plans_larger_than_a_message_are_paged(self):
+        o = pb["o"]
+        self.smaugd.register(self.fake().address)
+        # About 2.6 MB each: both fit one request; together they do not
+        # fit one answer (4 MiB).
+        ids = {self.big_plan("big%d" % k, 20000, 120).id for k in range(2)}
+        ids.add(self.smaugd.plan([(hostile.FakePlugin.TYPE, "r1")]).id)
+        seen, token, pages = [], "", 0
+        while True:
+            resp = self.smaugd.call("ListPlans", o.ListPlansRequest(
+                page_token=token), timeout=60)
+            pages += 1
+            self.assertGreater(len(resp.plans), 0, "an empty page")
+            seen += [p.id for p in resp.plans]
+            token = resp.next_page_token
+            if not token:
+                break
+            self.assertLess(pages, 10, "the pages do not end")
+        self.assertEqual(sorted(seen), sorted(ids), "plans lost or repeated")
+        self.assertGreater(pages, 1)
+        # The CLI lists them too (it follows the tokens).
+        env = dict(os.environ, SMAUG_SERVER="unix:" + self.smaugd.sock)
+        out = subprocess.run([hostile.ARGS.smaug, "plan", "list"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        for k in range(2):
+            self.assertIn("big%d" % k, out.stdout)
+        self.assertAlive()
+
+    def test_page_tokens_smaugd_never_wrote_are_refused(self):
+        o = pb["o"]
+        reqs = {"ListPlans": lambda tok: o.ListPlansRequest(page_token=tok),
+                "ListCheckpoints":
+                    lambda tok: o.ListCheckpointsRequest(page_token=tok),
+                "ListRestores":
+                    lambda tok: o.ListRestoresRequest(page_token=tok)}
+        for method, req in reqs.items():
+            for tok in (" 1", "+1", "\t7", "99999999999999999999999",
+                        "18446744073709551616"):
+                with self.subTest(method=method, token=tok):
+                    err = self.smaugd.error(method, req(tok))
+                    self.assertStatus(err, grpc.StatusCode.INVALID_ARGUMENT,
+                                      "page_token: invalid token")
+            # The largest token smaugd could write is still a token.
+            self.smaugd.call(method, req("18446744073709551615"))
+        self.assertAlive()
+
+
+class LyingPlugin(WithSmaugd):
+    TY = hostile.FakePlugin.TYPE
+
+    def protect(self, plugin, resources=(("hostile.thing", "r1"),)):
+        o = pb["o"]
+        self.smaugd.register(plugin.address)
+        plan = self.smaugd.plan(list(resources))
+        ref = self.smaugd.protect(plan.id)
+        return self.smaugd.wait_checkpoint(ref.checkpoint_id,
+                                           o.CHECKPOINT_STATUS_PROTECTING)
+
+    def assertFailedNaming(self, ckp, plugin, *needles):
+        o = pb["o"]
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR, str(ckp))
+        failed = [r for r in ckp.results
+                  if r.status == pb["t"].TASK_STATUS_FAILED]
+        self.assertTrue(failed, str(ckp))
+        for n in ("plugin %s (%s)" % (plugin.name, plugin.address),) + needles:
+            self.assertIn(n, failed[0].reason)
+        self.assertAlive()
+
+    def test_dependents_with_dotdot_fail_the_resource(self):
+        plugin = self.fake()
+        plugin.dependents = lambda r: [(self.TY, "../../../var/evil")]
+        ckp = self.protect(plugin)
+        self.assertFailedNaming(ckp, plugin, "dependents[0].id",
+                                "does not match")
+        self.assertEqual(plugin.count("SyncActivity"), 0)
+        self.assertEqual(plugin.count("ParallelActivity"), 0)
+
+    def test_cycle_through_dependents_runs_nothing(self):
+        o = pb["o"]
+        plugin = self.fake()
+        plugin.dependents = lambda r: [
+            (self.TY, {"r1": "r2", "r2": "r3", "r3": "r1"}[r.id])]
+        ckp = self.protect(plugin)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR, str(ckp))
+        self.assertIn("cycle", ckp.reason)
+        self.assertIn("hostile.thing#r3 -> hostile.thing#r1", ckp.reason)
+        self.assertEqual(len(ckp.results), 3, str(ckp))
+        self.assertEqual(plugin.count("ParallelActivity"), 0)
+        self.assertAlive()
+
+    def test_result_then_error_fails_the_resource(self):
+        p = pb["p"]
+
+        def sync(req, ctx):
+            yield p.SyncActivityResponse(result=p.SyncResult(
+                metadata={"k": "v"}))
+            ctx.abort(grpc.StatusCode.INTERNAL, "boom after the result")
+        plugin = self.fake()
+        plugin.sync = sync
+        ckp = self.protect(plugin)
+        self.assertFailedNaming(ckp, plugin, "boom after the result")
+        self.assertEqual(dict(ckp.results[0].metadata), {})
+
+    def test_two_results_fail_the_resource(self):
+        p = pb["p"]
+
+        def sync(req, ctx):
+            for m in ("one", "two"):
+                yield p.SyncActivityResponse(result=p.SyncResult(message=m))
+        plugin = self.fake()
+        plugin.sync = sync
+        self.assertFailedNaming(self.protect(plugin), plugin,
+                                "a second result in one stream")
+
+    def test_restored_id_with_dotdot_fails_the_restore(self):
+        o, p, t = pb["o"], pb["p"], pb["t"]
+        plugin = self.fake()
+        ckp = self.protect(plugin)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_AVAILABLE, str(ckp))
+
+        def sync(req, ctx):
+            yield p.SyncActivityResponse(result=p.SyncResult(
+                restored_id="../../etc/x"))
+        plugin.sync = sync
+        rr = self.smaugd.call("Restore",
+                              o.RestoreRequest(checkpoint_id=ckp.id))
+        r = self.smaugd.wait_restore(rr.restore_id)
+        self.assertEqual(r.status, o.RESTORE_STATUS_FAIL, str(r))
+        self.assertEqual(r.results[0].status, t.TASK_STATUS_FAILED)
+        self.assertEqual(r.results[0].restored_id, "")
+        for n in ("plugin %s (%s)" % (plugin.name, plugin.address),
+                  "result.restored_id", "does not match"):
+            self.assertIn(n, r.results[0].reason)
+        self.assertAlive()
+
+
+if __name__ == "__main__":
+    sys.exit(hostile.main(sys.argv))
