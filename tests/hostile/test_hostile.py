@@ -15,6 +15,12 @@ LyingPlugin (class LyingPlugin): a plugin whose ListDependents names
 two results, or a restored_id with "../": the operation ends with a reason
 naming the plugin and the field, nothing bad is stored, smaugd stays up.
 
+FullDisk (class FullDisk): the data dir on a 3 MiB tmpfs (the test runs
+as root) that a plugin's large results fill: every protect ends `error`
+with "no space left on device", and no write of a batch that SQLite rolled
+back is committed on its own (no "UNIQUE constraint failed" on events
+written again, no COMMIT without a transaction).
+
 usage: test_hostile.py --smaugd PATH --smaug PATH --proto-dir DIR [class]
 """
 import os
@@ -173,6 +179,44 @@ class LyingPlugin(WithSmaugd):
         for n in ("plugin %s (%s)" % (plugin.name, plugin.address),
                   "result.restored_id", "does not match"):
             self.assertIn(n, r.results[0].reason)
+        self.assertAlive()
+
+
+class FullDisk(WithSmaugd):
+
+    def setUp(self):
+        import tempfile
+        self.dir = tempfile.mkdtemp(dir=hostile.ARGS.tmp)
+        data = os.path.join(self.dir, "data")
+        os.mkdir(data)
+        # Not a skip: a test that cannot mount would prove nothing.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs",
+                        data], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", data])
+        self.smaugd = hostile.Smaugd(self.dir, data=data)
+        self.addCleanup(self.smaugd.stop)
+
+    def test_a_full_disk_fails_operations_with_enospc(self):
+        o, p = pb["o"], pb["p"]
+        plugin = self.fake()
+
+        def sync(req, ctx):  # about 3.6 MB of metadata per resource
+            yield p.SyncActivityResponse(result=p.SyncResult(metadata={
+                "k%d" % i: "v" * 60000 for i in range(60)}))
+        plugin.sync = sync
+        self.smaugd.register(plugin.address)
+        plan = self.smaugd.plan([(hostile.FakePlugin.TYPE, "r%d" % i)
+                                 for i in range(10)])
+        refs = [self.smaugd.protect(plan.id) for _ in range(3)]
+        for ref in refs:
+            ckp = self.smaugd.wait_checkpoint(
+                ref.checkpoint_id, o.CHECKPOINT_STATUS_PROTECTING, 60)
+            self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR, str(ckp))
+            self.assertIn("no space left on device", ckp.reason)
+        logs = self.smaugd.logs()
+        self.assertIn("database or disk is full", logs)
+        self.assertNotIn("UNIQUE constraint failed", logs)
+        self.assertNotIn("no transaction is active", logs)
         self.assertAlive()
 
 
