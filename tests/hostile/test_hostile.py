@@ -15,6 +15,11 @@ LyingPlugin (class LyingPlugin): a plugin whose ListDependents names
 two results, or a restored_id with "../": the operation ends with a reason
 naming the plugin and the field, nothing bad is stored, smaugd stays up.
 
+Parameters (class Parameters): through the smaug CLI, restore parameters
+that a plugin's schema declares integer but that are written " 5", "+5",
+"0x10" or "1e3" answer INVALID_ARGUMENT naming the parameter, before any
+restore starts (a plugin would refuse them later, mid-restore).
+
 FullDisk (class FullDisk): the data dir on a 3 MiB tmpfs (the test runs
 as root) that a plugin's large results fill: every protect ends `error`
 with "no space left on device", and no write of a batch that SQLite rolled
@@ -179,6 +184,54 @@ class LyingPlugin(WithSmaugd):
         for n in ("plugin %s (%s)" % (plugin.name, plugin.address),
                   "result.restored_id", "does not match"):
             self.assertIn(n, r.results[0].reason)
+        self.assertAlive()
+
+
+class Parameters(WithSmaugd):
+    SCHEMA = ('{"type": "object", "properties": {"delay_ms": '
+              '{"type": "integer", "minimum": 0, "maximum": 600000}, '
+              '"ratio": {"type": "number"}}}')
+
+    def smaug(self, *args):
+        env = dict(os.environ, SMAUG_SERVER="unix:" + self.smaugd.sock)
+        return subprocess.run([hostile.ARGS.smaug] + list(args), env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    def test_numbers_a_plugin_would_refuse_are_refused_first(self):
+        o = pb["o"]
+        plugin = self.fake()
+        info = plugin.info
+
+        def with_schema():
+            i = info()
+            i.types[0].options_schema = self.SCHEMA
+            i.types[0].restore_schema = self.SCHEMA
+            return i
+        plugin.info = with_schema
+        self.smaugd.register(plugin.address)
+        plan = self.smaugd.plan([(hostile.FakePlugin.TYPE, "r1")])
+        ref = self.smaugd.protect(plan.id)
+        ckp = self.smaugd.wait_checkpoint(ref.checkpoint_id,
+                                          o.CHECKPOINT_STATUS_PROTECTING)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_AVAILABLE, str(ckp))
+        ty = hostile.FakePlugin.TYPE
+        for key, value in (("delay_ms", " 5"), ("delay_ms", "+5"),
+                           ("delay_ms", "5 "), ("delay_ms", "0x10"),
+                           ("delay_ms", "1e3"), ("ratio", " 0.5"),
+                           ("ratio", "+1"), ("ratio", "0x1p3"),
+                           ("ratio", "inf")):
+            with self.subTest(key=key, value=value):
+                out = self.smaug("restore", ckp.id, "-p",
+                                 "%s:%s=%s" % (ty, key, value))
+                self.assertNotEqual(out.returncode, 0, out.stdout)
+                self.assertIn("INVALID_ARGUMENT: parameters[%s].%s: must be "
+                              "of type" % (ty, key), out.stderr)
+        self.assertEqual(len(self.smaugd.call("ListRestores", o.ListRestoresRequest(
+            checkpoint_id=ckp.id)).restores), 0, "a restore started")
+        # What a JSON number looks like still passes.
+        out = self.smaug("restore", ckp.id, "-p", "%s:delay_ms=5" % ty,
+                         "-p", "%s:ratio=-0.5" % ty)
+        self.assertEqual(out.returncode, 0, out.stderr)
         self.assertAlive()
 
 
