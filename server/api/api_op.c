@@ -1707,6 +1707,15 @@ void api_ops_cancel(api_ops_t *ops, rt_call_t *call,
                     const Smaug__V1__CancelOperationRequest *req) {
   if (api_fail_bad_id(call, "operation_id", req->operation_id))
     return;
+  /* Refused, not cut: a cut could split a UTF-8 character, and the reason
+   * goes into events, results and the plugins' CancelOperation. */
+  char msg[256];
+  grpc_status_code rc = api_check_text("reason", req->reason,
+                                       API_MAX_NAME_BYTES, msg, sizeof(msg));
+  if (rc) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
   op_t *op = op_find(ops, req->operation_id);
   if (op == NULL || op->finished) {
     store_op_t *sop;

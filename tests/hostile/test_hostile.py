@@ -20,6 +20,13 @@ that a plugin's schema declares integer but that are written " 5", "+5",
 "0x10" or "1e3" answer INVALID_ARGUMENT naming the parameter, before any
 restore starts (a plugin would refuse them later, mid-restore).
 
+Cancel (class Cancel): a cancel reason longer than 255 bytes whose cut
+would split a UTF-8 character is refused (INVALID_ARGUMENT naming
+reason), not cut into invalid UTF-8 that then breaks every reader of the
+checkpoint and its events; a valid one reaches the plugin unchanged, and
+the checkpoint, its events (grpcio) and `smaug -o json checkpoint show`
+all decode.
+
 FullDisk (class FullDisk): the data dir on a 3 MiB tmpfs (the test runs
 as root) that a plugin's large results fill: every protect ends `error`
 with "no space left on device", and no write of a batch that SQLite rolled
@@ -232,6 +239,51 @@ class Parameters(WithSmaugd):
         out = self.smaug("restore", ckp.id, "-p", "%s:delay_ms=5" % ty,
                          "-p", "%s:ratio=-0.5" % ty)
         self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertAlive()
+
+
+class Cancel(WithSmaugd):
+
+    def test_cancel_reasons_stay_valid_utf8(self):
+        import threading
+        o, p = pb["o"], pb["p"]
+        plugin = self.fake()
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        def sync(req, ctx):
+            gate.wait(30)
+            yield p.SyncActivityResponse(result=p.SyncResult())
+        plugin.sync = sync
+        self.smaugd.register(plugin.address)
+        plan = self.smaugd.plan([(hostile.FakePlugin.TYPE, "r1")])
+        ref = self.smaugd.protect(plan.id)
+        self.assertTrue(plugin.event("SyncActivity").wait(10))
+        cancel = p.CancelOperationRequest(operation_id=ref.operation_id,
+                                          reason="x" * 254 + "\u00e9\u00e9")
+        err = self.smaugd.error("CancelOperation", cancel)
+        self.assertStatus(err, grpc.StatusCode.INVALID_ARGUMENT,
+                          "reason: 258 bytes, more than the limit of 255")
+        self.assertEqual(self.smaugd.checkpoint(ref.checkpoint_id).status,
+                         o.CHECKPOINT_STATUS_PROTECTING)
+        reason = "stop \u00e9" + "\u00e9" * 120  # 247 bytes
+        self.smaugd.call("CancelOperation", p.CancelOperationRequest(
+            operation_id=ref.operation_id, reason=reason))
+        self.assertTrue(plugin.cancelled.wait(10))
+        self.assertEqual(plugin.cancels[0].reason, reason)
+        gate.set()
+        ckp = self.smaugd.wait_checkpoint(ref.checkpoint_id,
+                                          o.CHECKPOINT_STATUS_PROTECTING)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR, str(ckp))
+        self.assertEqual(ckp.reason, "cancelled: " + reason)
+        events = list(self.smaugd.watch(ref.operation_id, timeout=10))
+        self.assertEqual(events[-1].event.message, "cancelled: " + reason)
+        env = dict(os.environ, SMAUG_SERVER="unix:" + self.smaugd.sock)
+        out = subprocess.run([hostile.ARGS.smaug, "-o", "json", "checkpoint",
+                              "show", ckp.id], env=env, capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("stop \u00e9", out.stdout)
         self.assertAlive()
 
 
