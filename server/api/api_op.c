@@ -392,6 +392,7 @@ static void summarize(const op_t *op, exec_outcome_t outcome, char *buf,
     memcpy(buf, head, hl);
     buf[hl + k] = '\0';
   }
+  api_utf8_repair(buf); /* the cuts above may split a character */
 }
 
 /* Writes the final status of the operation's object into the open batch. */

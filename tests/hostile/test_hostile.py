@@ -12,8 +12,10 @@ Paging (class Paging):
 
 LyingPlugin (class LyingPlugin): a plugin whose ListDependents names
 "../" ids or a cycle, whose SyncActivity sends a result then an error, or
-two results, or a restored_id with "../": the operation ends with a reason
-naming the plugin and the field, nothing bad is stored, smaugd stays up.
+two results, or a restored_id with "../", or fails with a long message
+of two-byte characters (which smaugd's bounded reasons must not cut in
+two): the operation ends with a reason naming the plugin and the field,
+nothing bad is stored, every reader still decodes it, smaugd stays up.
 
 Parameters (class Parameters): through the smaug CLI, restore parameters
 that a plugin's schema declares integer but that are written " 5", "+5",
@@ -171,6 +173,33 @@ class LyingPlugin(WithSmaugd):
         plugin.sync = sync
         self.assertFailedNaming(self.protect(plugin), plugin,
                                 "a second result in one stream")
+
+    def test_long_error_messages_are_not_cut_into_bad_utf8(self):
+        o = pb["o"]
+
+        def sync(req, ctx):  # r0..r3: the cut lands on every byte offset
+            n = int(req.resource.id[1:])
+            ctx.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                      "a" * n + "\u00e9" * 1150)
+            yield
+        plugin = self.fake()
+        plugin.sync = sync
+        ckp = self.protect(plugin, [(self.TY, "r%d" % n) for n in range(4)])
+        # It decoded (Python refuses invalid UTF-8); every reason is cut.
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR, str(ckp))
+        self.assertEqual(len(ckp.results), 4)
+        for r in ckp.results:
+            self.assertIn("\u00e9\u00e9", r.reason)
+            self.assertLess(len(r.reason.encode()), 2300)
+        self.assertIn("4 of 4 resources failed", ckp.reason)
+        events = list(self.smaugd.watch(ckp.operation_id, timeout=10))
+        self.assertEqual(events[-1].event.kind, o.EVENT_KIND_OPERATION_FINISHED)
+        env = dict(os.environ, SMAUG_SERVER="unix:" + self.smaugd.sock)
+        out = subprocess.run([hostile.ARGS.smaug, "-o", "json", "checkpoint",
+                              "show", ckp.id], env=env, capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertAlive()
 
     def test_restored_id_with_dotdot_fails_the_restore(self):
         o, p, t = pb["o"], pb["p"], pb["t"]
