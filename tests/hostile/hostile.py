@@ -81,6 +81,17 @@ class Smaugd:
         self.proc.wait()
 
     def stop(self):
+        """SIGTERM (so that a sanitizer build reports leaks), SIGKILL after
+        10 s."""
+        if self.channel:
+            self.channel.close()
+            self.channel = None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
         self.kill()
         self.log.close()
 
@@ -301,7 +312,15 @@ class WithSmaugd(unittest.TestCase):
         import tempfile
         self.dir = tempfile.mkdtemp(dir=ARGS.tmp)
         self.smaugd = Smaugd(self.dir, extra=self.smaugd_args)
+        self.addCleanup(self.assertNoSanitizerReport)
         self.addCleanup(self.smaugd.stop)
+
+    def assertNoSanitizerReport(self):
+        """Under the sanitizer build, smaugd's log holds no report."""
+        logs = self.smaugd.logs()
+        for mark in ("ERROR: AddressSanitizer", "runtime error:",
+                     "ERROR: LeakSanitizer"):
+            self.assertNotIn(mark, logs, logs[-4000:])
 
     def fake(self, **kw):
         plugin = FakePlugin(**kw)

@@ -328,6 +328,7 @@ class FullDisk(WithSmaugd):
                         data], check=True)
         self.addCleanup(subprocess.run, ["umount", "-l", data])
         self.smaugd = hostile.Smaugd(self.dir, data=data)
+        self.addCleanup(self.assertNoSanitizerReport)
         self.addCleanup(self.smaugd.stop)
 
     def test_a_full_disk_fails_operations_with_enospc(self):
