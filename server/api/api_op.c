@@ -40,6 +40,7 @@
 #include "dag.h"
 #include "exec.h"
 #include "rt_log.h"
+#include "rt_wire.h"
 
 #define OP_TIMEOUT_DEFAULT_MS 3600000
 #define REASON_MAX            2048
@@ -392,7 +393,7 @@ static void summarize(const op_t *op, exec_outcome_t outcome, char *buf,
     memcpy(buf, head, hl);
     buf[hl + k] = '\0';
   }
-  api_utf8_repair(buf); /* the cuts above may split a character */
+  rt_utf8_repair(buf); /* the cuts above may split a character */
 }
 
 /* Writes the final status of the operation's object into the open batch. */
@@ -1274,6 +1275,7 @@ static void on_built(graph_t *g, grpc_status_code code, const char *msg,
   }
   if (code != GRPC_STATUS_OK) {
     snprintf(reason, sizeof(reason), "%s: %s", rt_status_name(code), msg);
+    rt_utf8_repair(reason); /* a plugin's message, maybe cut on the way */
     write_unbuilt_results(op, g, failed, reason);
     graph_free(g);
     op_finish_early(op, EXEC_FAILED_OP, reason);

@@ -19,17 +19,6 @@ int api_utf8_valid(const char *s) {
          rt_utf8_check((const uint8_t *)s, strlen(s), NULL, NULL) == 0;
 }
 
-void api_utf8_repair(char *s) {
-  if (s == NULL)
-    return;
-  size_t n = strlen(s), off = 0, bad;
-  while (off < n &&
-         rt_utf8_check((const uint8_t *)s + off, n - off, &bad, NULL) != 0) {
-    s[off + bad] = '?';
-    off += bad + 1;
-  }
-}
-
 /* A string field: optionally required, bounded, UTF-8. */
 static grpc_status_code check_str(const char *field, const char *s,
                                   int required, size_t max, char *msg,

@@ -41,12 +41,6 @@
  * beyond U+10FFFF). NULL counts as valid (empty). */
 int api_utf8_valid(const char *s);
 
-/* Makes `s` valid UTF-8 in place: each byte that starts an ill-formed
- * sequence becomes '?'. For text smaugd builds with a bounded snprintf
- * (which may cut a character in two) or from a plugin's status message,
- * before it is stored or sent. NULL is a no-op. */
-void api_utf8_repair(char *s);
-
 /* Checks a resource type or id against API_ID_PATTERN (`field` names it in
  * the message, which quotes the bad value escaped and truncated). */
 grpc_status_code api_check_key(const char *field, const char *s, char *msg,

@@ -201,6 +201,46 @@ class LyingPlugin(WithSmaugd):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertAlive()
 
+    def test_long_list_dependents_errors_are_not_cut_into_bad_utf8(self):
+        o = pb["o"]
+        plugin = self.fake()
+        self.smaugd.register(plugin.address)
+        for n in range(2):  # the cut lands on either byte of a character
+            def fail(req, ctx, n=n):
+                ctx.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "a" * n + "\u00e9" * 1150)
+            plugin._dependents = fail
+            plan = self.smaugd.plan([(self.TY, "r1")])
+            ref = self.smaugd.protect(plan.id)
+            ckp = self.smaugd.wait_checkpoint(ref.checkpoint_id,
+                                              o.CHECKPOINT_STATUS_PROTECTING)
+            self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR, str(ckp))
+            self.assertIn("ListDependents of hostile.thing#r1 failed: plugin "
+                          "%s (%s)" % (plugin.name, plugin.address),
+                          ckp.reason)
+            self.assertIn("\u00e9\u00e9", ckp.results[0].reason)
+        self.assertAlive()
+
+    def test_long_get_plugin_info_errors_are_not_cut_into_bad_utf8(self):
+        for n in range(2):
+            plugin = self.fake()
+
+            def svc(details, orig=plugin.service, n=n):
+                if details.method.endswith("/GetPluginInfo"):
+                    return grpc.unary_unary_rpc_method_handler(
+                        lambda req, ctx: ctx.abort(
+                            grpc.StatusCode.FAILED_PRECONDITION,
+                            "b" * n + "\u00e9" * 1150))
+                return orig(details)
+            plugin.service = svc
+            err = self.smaugd.error("RegisterPlugin", pb["o"].RegisterPluginRequest(
+                address=plugin.address))
+            self.assertStatus(err, grpc.StatusCode.FAILED_PRECONDITION,
+                              plugin.address, "\u00e9\u00e9")
+            # grpcio shows a status message that is not UTF-8 as Latin-1.
+            self.assertNotIn("\u00c3", err.details())
+        self.assertAlive()
+
     def test_restored_id_with_dotdot_fails_the_restore(self):
         o, p, t = pb["o"], pb["p"], pb["t"]
         plugin = self.fake()
