@@ -30,6 +30,7 @@
 #include "rt_health.h"
 #include "rt_internal.h"
 #include "rt_reflection.h"
+#include "rt_wire.h"
 
 #define RT_DEFAULT_MAX_MESSAGE (4 * 1024 * 1024)
 #define RT_DEFAULT_GRACE_MS    5000
@@ -373,6 +374,7 @@ void rt_call_fail(rt_call_t *call, grpc_status_code code, const char *fmt,
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
+  rt_utf8_repair(buf); /* a cut or a peer's text: still UTF-8 */
   rt_call_finish(call, code, buf, NULL);
 }
 

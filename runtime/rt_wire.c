@@ -65,6 +65,17 @@ int rt_utf8_check(const uint8_t *s, size_t n, size_t *bad_at, int *is_nul) {
   return 0;
 }
 
+void rt_utf8_repair(char *s) {
+  if (s == NULL)
+    return;
+  size_t n = strlen(s), off = 0, bad;
+  while (off < n &&
+         rt_utf8_check((const uint8_t *)s + off, n - off, &bad, NULL) != 0) {
+    s[off + bad] = '?';
+    off += bad + 1;
+  }
+}
+
 /* ---------------------------------------------------------------- walk */
 
 /* One level of the walk: the field of the parent that holds this message

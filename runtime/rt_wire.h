@@ -31,6 +31,12 @@ extern "C" {
  * is a NUL byte. `s` may be NULL when `n` is 0. */
 int rt_utf8_check(const uint8_t *s, size_t n, size_t *bad_at, int *is_nul);
 
+/* Makes the NUL-terminated `s` valid UTF-8 in place: each byte that starts
+ * an ill-formed sequence becomes '?'. For text built with a bounded
+ * snprintf, which may cut a character in two, or holding a peer's status
+ * message, before it is stored or sent. NULL is a no-op. */
+void rt_utf8_repair(char *s);
+
 /* Walks `data[0..len)`, a serialized message of type `desc`. Returns 0 when
  * every string field is clean; UV_EILSEQ for a bad string, with `why`
  * set to "<path>: embedded NUL at byte N" or "<path>: invalid UTF-8 at

@@ -5,6 +5,7 @@
  */
 #include "api.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,9 +212,12 @@ static int page_token(rt_call_t *call, const char *tok, uint64_t *out) {
   *out = 0;
   if (tok == NULL || *tok == '\0')
     return 0;
+  /* Only what token_str writes: digits, no sign, space or overflow. */
   char *end;
+  errno = 0;
   unsigned long long v = strtoull(tok, &end, 10);
-  if (*end != '\0' || v == 0 || tok[0] == '-') {
+  if (*end != '\0' || v == 0 || errno == ERANGE || tok[0] < '0' ||
+      tok[0] > '9') {
     rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
                  "page_token: invalid token '%.64s'", tok);
     return -1;
@@ -287,18 +291,26 @@ static void h_list_plans(rt_call_t *call,
     return;
   Smaug__V1__Plan **plans;
   size_t n;
-  int err = store_plan_list(api->store, after, page_size(req->page_size),
-                            &plans, &n, &next);
-  if (err) {
-    api_fail_store(call, err);
-    return;
-  }
   char tok[32];
-  token_str(next, tok, sizeof(tok));
   Smaug__V1__ListPlansResponse resp = SMAUG__V1__LIST_PLANS_RESPONSE__INIT;
-  resp.n_plans = n;
-  resp.plans = plans;
-  resp.next_page_token = tok;
+  /* Large plans can make a page bigger than one message, which no client
+   * could read: the page is then halved until it fits (or holds one plan),
+   * and the token continues after what was sent. */
+  for (uint32_t size = page_size(req->page_size);; size = (uint32_t)n / 2) {
+    int err = store_plan_list(api->store, after, size, &plans, &n, &next);
+    if (err) {
+      api_fail_store(call, err);
+      return;
+    }
+    token_str(next, tok, sizeof(tok));
+    resp.n_plans = n;
+    resp.plans = plans;
+    resp.next_page_token = tok;
+    if (n <= 1 || protobuf_c_message_get_packed_size(&resp.base) + 1024 <=
+                      (size_t)api->max_message_bytes)
+      break;
+    store_msgs_free(plans, n);
+  }
   rt_call_reply(call, &resp.base);
   store_msgs_free(plans, n);
 }

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "api_valid.h"
+#include "rt_wire.h"
 #include "smaug/v1/plugin.smaug.h"
 
 #define LIST_TIMEOUT_MS 30000
@@ -235,6 +236,7 @@ static void list_answer(list_call_t *lc, grpc_status_code code,
     snprintf(msg, sizeof(msg),
              "ListDependents of %s failed: plugin %s (%s): %s", lc->name,
              reg_plugin_name(p), reg_plugin_address(p), why);
+    rt_utf8_repair(msg); /* the plugin's message, maybe cut */
     fail_node(b, lc->index, rc, msg);
     lc->done(lc->done_data, UV_EIO, NULL, 0, msg);
     return;

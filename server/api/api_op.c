@@ -44,6 +44,7 @@
 #include "dag.h"
 #include "exec.h"
 #include "rt_log.h"
+#include "rt_wire.h"
 
 #define OP_TIMEOUT_DEFAULT_MS 3600000
 #define REASON_MAX            2048
@@ -399,6 +400,7 @@ static void summarize(const op_t *op, exec_outcome_t outcome, char *buf,
     memcpy(buf, head, hl);
     buf[hl + k] = '\0';
   }
+  rt_utf8_repair(buf); /* the cuts above may split a character */
 }
 
 /* Writes the final status of the operation's object into the open batch. */
@@ -1339,6 +1341,7 @@ static void on_built(graph_t *g, grpc_status_code code, const char *msg,
   }
   if (code != GRPC_STATUS_OK) {
     snprintf(reason, sizeof(reason), "%s: %s", rt_status_name(code), msg);
+    rt_utf8_repair(reason); /* a plugin's message, maybe cut on the way */
     write_unbuilt_results(op, g, failed, reason);
     graph_free(g);
     op_finish_early(op, EXEC_FAILED_OP, reason);
@@ -1774,6 +1777,15 @@ void api_ops_cancel(api_ops_t *ops, rt_call_t *call,
                     const Smaug__V1__CancelOperationRequest *req) {
   if (api_fail_bad_id(call, "operation_id", req->operation_id))
     return;
+  /* Refused, not cut: a cut could split a UTF-8 character, and the reason
+   * goes into events, results and the plugins' CancelOperation. */
+  char msg[256];
+  grpc_status_code rc = api_check_text("reason", req->reason,
+                                       API_MAX_NAME_BYTES, msg, sizeof(msg));
+  if (rc) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
   op_t *op = op_find(ops, req->operation_id);
   if (op == NULL || op->finished) {
     store_op_t *sop;

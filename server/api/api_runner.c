@@ -23,6 +23,7 @@
 #include "api_valid.h"
 #include "bank.h"
 #include "rt_log.h"
+#include "rt_wire.h"
 #include "smaug/v1/plugin.smaug.h"
 
 #define CANCEL_TIMEOUT_MS 2000
@@ -199,6 +200,7 @@ static void on_done(rt_client_call_t *call, grpc_status_code code,
       snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
                " (configuration error: the plugin declared this activity "
                "but does not implement it)");
+    rt_utf8_repair(msg); /* the plugin's message, maybe cut */
     exec_activity_fail(c->a, (int)code, msg);
   } else if (!c->have_result) {
     snprintf(msg, sizeof(msg), "plugin %s (%s): stream ended without a result",

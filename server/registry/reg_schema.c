@@ -5,6 +5,7 @@
  */
 #include "reg_schema.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -264,10 +265,16 @@ static const char *declared_type(const json_t *schema, const char *key) {
   return NULL;
 }
 
-/* Converts `s` to the JSON value of `type`; NULL when it does not parse. */
+/* Converts `s` to the JSON value of `type`; NULL when it does not parse.
+ * Numbers are JSON numbers: no leading space or '+', no hexadecimal, which
+ * strtoll and strtod would take but a plugin's parser may not. */
 static json_t *convert(const char *type, const char *s) {
   if (type == NULL || strcmp(type, "string") == 0)
     return json_string(s);
+  if ((strcmp(type, "integer") == 0 || strcmp(type, "number") == 0) &&
+      (!isdigit((unsigned char)(s[0] == '-' ? s[1] : s[0])) ||
+       strpbrk(s, "xX") != NULL))
+    return NULL;
   if (strcmp(type, "integer") == 0) {
     char *end;
     errno = 0;

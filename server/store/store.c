@@ -23,7 +23,9 @@
 struct store_s {
   sqlite3 *db;
   int in_batch;
+  int batch_err; /* the batch's transaction was lost: this error */
   char errmsg[256];
+  char batch_msg[256]; /* and its message */
   struct {
     const char *sql;
     sqlite3_stmt *stmt;
@@ -133,11 +135,23 @@ static int store__exec(store_t *st, const char *sql) {
   return 0;
 }
 
-/* Runs a statement without result rows to completion. */
+/* Runs a statement without result rows to completion. On some errors
+ * (SQLITE_FULL, SQLITE_IOERR, ...) SQLite rolls the whole transaction back:
+ * the batch is then lost, and every later write of it fails with the same
+ * error instead of committing on its own, outside the batch. */
 static int store__step_done(store_t *st, sqlite3_stmt *stmt) {
+  if (st->batch_err) {
+    sqlite3_reset(stmt);
+    memcpy(st->errmsg, st->batch_msg, sizeof(st->errmsg));
+    return st->batch_err;
+  }
   int rc = sqlite3_step(stmt);
   int err = rc == SQLITE_DONE ? 0 : store__err(st, rc);
   sqlite3_reset(stmt);
+  if (err && st->in_batch && sqlite3_get_autocommit(st->db)) {
+    st->batch_err = err;
+    memcpy(st->batch_msg, st->errmsg, sizeof(st->batch_msg));
+  }
   return err;
 }
 
@@ -303,6 +317,12 @@ int store_flush(store_t *st) {
   if (!st->in_batch)
     return 0;
   st->in_batch = 0;
+  if (st->batch_err) { /* rolled back already, by SQLite */
+    int err = st->batch_err;
+    st->batch_err = 0;
+    memcpy(st->errmsg, st->batch_msg, sizeof(st->errmsg));
+    return err;
+  }
   int err = store__exec(st, "COMMIT");
   if (err) {
     store__rollback(st);

@@ -1,0 +1,399 @@
+#!/usr/bin/python3
+"""test_hostile.py - smaugd attacked from outside: a generic gRPC client
+(Python grpcio, hand-built bytes) and the smaug CLI against a real smaugd
+and a fake plugin on grpcio that lies.
+
+Paging (class Paging):
+  * two plans that are each legal but together larger than one gRPC
+    message: ListPlans (and `smaug plan list`) still answer, in pages that
+    each fit, and the tokens walk through every plan once;
+  * page tokens that are not what smaugd writes (" 1", "+1", a number
+    beyond 64 bits) answer INVALID_ARGUMENT naming page_token.
+
+LyingPlugin (class LyingPlugin): a plugin whose ListDependents names
+"../" ids or a cycle, whose SyncActivity sends a result then an error, or
+two results, or a restored_id with "../", or fails with a long message
+of two-byte characters (which smaugd's bounded reasons must not cut in
+two): the operation ends with a reason naming the plugin and the field,
+nothing bad is stored, every reader still decodes it, smaugd stays up.
+
+Parameters (class Parameters): through the smaug CLI, restore parameters
+that a plugin's schema declares integer but that are written " 5", "+5",
+"0x10" or "1e3" answer INVALID_ARGUMENT naming the parameter, before any
+restore starts (a plugin would refuse them later, mid-restore).
+
+Cancel (class Cancel): a cancel reason longer than 255 bytes whose cut
+would split a UTF-8 character is refused (INVALID_ARGUMENT naming
+reason), not cut into invalid UTF-8 that then breaks every reader of the
+checkpoint and its events; a valid one reaches the plugin unchanged, and
+the checkpoint, its events (grpcio) and `smaug -o json checkpoint show`
+all decode.
+
+FullDisk (class FullDisk): the data dir on a 3 MiB tmpfs (the test runs
+as root) that a plugin's large results fill: every protect ends `error`
+with "no space left on device", and no write of a batch that SQLite rolled
+back is committed on its own (no "UNIQUE constraint failed" on events
+written again, no COMMIT without a transaction).
+
+usage: test_hostile.py --smaugd PATH --smaug PATH --proto-dir DIR [class]
+"""
+import os
+import subprocess
+import sys
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hostile  # noqa: E402
+from hostile import WithSmaugd, pb  # noqa: E402
+
+
+class Paging(WithSmaugd):
+
+    def big_plan(self, name, n, idlen):
+        """A plan of n resources whose ids are idlen bytes long."""
+        o, t = pb["o"], pb["t"]
+        ty = hostile.FakePlugin.TYPE
+        res = [t.Resource(type=ty, id=("%d-" % i).ljust(idlen, "x"))
+               for i in range(n)]
+        return self.smaugd.call("CreatePlan", o.CreatePlanRequest(
+            plan=o.Plan(name=name, resources=res)), timeout=60).plan
+
+    def test_plans_larger_than_a_message_are_paged(self):
+        o = pb["o"]
+        self.smaugd.register(self.fake().address)
+        # About 2.6 MB each: both fit one request; together they do not
+        # fit one answer (4 MiB).
+        ids = {self.big_plan("big%d" % k, 20000, 120).id for k in range(2)}
+        ids.add(self.smaugd.plan([(hostile.FakePlugin.TYPE, "r1")]).id)
+        seen, token, pages = [], "", 0
+        while True:
+            resp = self.smaugd.call("ListPlans", o.ListPlansRequest(
+                page_token=token), timeout=60)
+            pages += 1
+            self.assertGreater(len(resp.plans), 0, "an empty page")
+            seen += [p.id for p in resp.plans]
+            token = resp.next_page_token
+            if not token:
+                break
+            self.assertLess(pages, 10, "the pages do not end")
+        self.assertEqual(sorted(seen), sorted(ids), "plans lost or repeated")
+        self.assertGreater(pages, 1)
+        # The CLI lists them too (it follows the tokens).
+        env = dict(os.environ, SMAUG_SERVER="unix:" + self.smaugd.sock)
+        out = subprocess.run([hostile.ARGS.smaug, "plan", "list"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        for k in range(2):
+            self.assertIn("big%d" % k, out.stdout)
+        self.assertAlive()
+
+    def test_page_tokens_smaugd_never_wrote_are_refused(self):
+        o = pb["o"]
+        reqs = {"ListPlans": lambda tok: o.ListPlansRequest(page_token=tok),
+                "ListCheckpoints":
+                    lambda tok: o.ListCheckpointsRequest(page_token=tok),
+                "ListRestores":
+                    lambda tok: o.ListRestoresRequest(page_token=tok)}
+        for method, req in reqs.items():
+            for tok in (" 1", "+1", "\t7", "99999999999999999999999",
+                        "18446744073709551616"):
+                with self.subTest(method=method, token=tok):
+                    err = self.smaugd.error(method, req(tok))
+                    self.assertStatus(err, grpc.StatusCode.INVALID_ARGUMENT,
+                                      "page_token: invalid token")
+            # The largest token smaugd could write is still a token.
+            self.smaugd.call(method, req("18446744073709551615"))
+        self.assertAlive()
+
+
+class LyingPlugin(WithSmaugd):
+    TY = hostile.FakePlugin.TYPE
+
+    def protect(self, plugin, resources=(("hostile.thing", "r1"),)):
+        o = pb["o"]
+        self.smaugd.register(plugin.address)
+        plan = self.smaugd.plan(list(resources))
+        ref = self.smaugd.protect(plan.id)
+        return self.smaugd.wait_checkpoint(ref.checkpoint_id,
+                                           o.CHECKPOINT_STATUS_PROTECTING)
+
+    def assertFailedNaming(self, ckp, plugin, *needles):
+        o = pb["o"]
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR, str(ckp))
+        failed = [r for r in ckp.results
+                  if r.status == pb["t"].TASK_STATUS_FAILED]
+        self.assertTrue(failed, str(ckp))
+        for n in ("plugin %s (%s)" % (plugin.name, plugin.address),) + needles:
+            self.assertIn(n, failed[0].reason)
+        self.assertAlive()
+
+    def test_dependents_with_dotdot_fail_the_resource(self):
+        plugin = self.fake()
+        plugin.dependents = lambda r: [(self.TY, "../../../var/evil")]
+        ckp = self.protect(plugin)
+        self.assertFailedNaming(ckp, plugin, "dependents[0].id",
+                                "does not match")
+        self.assertEqual(plugin.count("SyncActivity"), 0)
+        self.assertEqual(plugin.count("ParallelActivity"), 0)
+
+    def test_cycle_through_dependents_runs_nothing(self):
+        o = pb["o"]
+        plugin = self.fake()
+        plugin.dependents = lambda r: [
+            (self.TY, {"r1": "r2", "r2": "r3", "r3": "r1"}[r.id])]
+        ckp = self.protect(plugin)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR, str(ckp))
+        self.assertIn("cycle", ckp.reason)
+        self.assertIn("hostile.thing#r3 -> hostile.thing#r1", ckp.reason)
+        self.assertEqual(len(ckp.results), 3, str(ckp))
+        self.assertEqual(plugin.count("ParallelActivity"), 0)
+        self.assertAlive()
+
+    def test_result_then_error_fails_the_resource(self):
+        p = pb["p"]
+
+        def sync(req, ctx):
+            yield p.SyncActivityResponse(result=p.SyncResult(
+                metadata={"k": "v"}))
+            ctx.abort(grpc.StatusCode.INTERNAL, "boom after the result")
+        plugin = self.fake()
+        plugin.sync = sync
+        ckp = self.protect(plugin)
+        self.assertFailedNaming(ckp, plugin, "boom after the result")
+        self.assertEqual(dict(ckp.results[0].metadata), {})
+
+    def test_two_results_fail_the_resource(self):
+        p = pb["p"]
+
+        def sync(req, ctx):
+            for m in ("one", "two"):
+                yield p.SyncActivityResponse(result=p.SyncResult(message=m))
+        plugin = self.fake()
+        plugin.sync = sync
+        self.assertFailedNaming(self.protect(plugin), plugin,
+                                "a second result in one stream")
+
+    def test_long_error_messages_are_not_cut_into_bad_utf8(self):
+        o = pb["o"]
+
+        def sync(req, ctx):  # r0..r3: the cut lands on every byte offset
+            n = int(req.resource.id[1:])
+            ctx.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                      "a" * n + "\u00e9" * 1150)
+            yield
+        plugin = self.fake()
+        plugin.sync = sync
+        ckp = self.protect(plugin, [(self.TY, "r%d" % n) for n in range(4)])
+        # It decoded (Python refuses invalid UTF-8); every reason is cut.
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR, str(ckp))
+        self.assertEqual(len(ckp.results), 4)
+        for r in ckp.results:
+            self.assertIn("\u00e9\u00e9", r.reason)
+            self.assertLess(len(r.reason.encode()), 2300)
+        self.assertIn("4 of 4 resources failed", ckp.reason)
+        events = list(self.smaugd.watch(ckp.operation_id, timeout=10))
+        self.assertEqual(events[-1].event.kind, o.EVENT_KIND_OPERATION_FINISHED)
+        env = dict(os.environ, SMAUG_SERVER="unix:" + self.smaugd.sock)
+        out = subprocess.run([hostile.ARGS.smaug, "-o", "json", "checkpoint",
+                              "show", ckp.id], env=env, capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertAlive()
+
+    def test_long_list_dependents_errors_are_not_cut_into_bad_utf8(self):
+        o = pb["o"]
+        plugin = self.fake()
+        self.smaugd.register(plugin.address)
+        for n in range(2):  # the cut lands on either byte of a character
+            def fail(req, ctx, n=n):
+                ctx.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "a" * n + "\u00e9" * 1150)
+            plugin._dependents = fail
+            plan = self.smaugd.plan([(self.TY, "r1")])
+            ref = self.smaugd.protect(plan.id)
+            ckp = self.smaugd.wait_checkpoint(ref.checkpoint_id,
+                                              o.CHECKPOINT_STATUS_PROTECTING)
+            self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR, str(ckp))
+            self.assertIn("ListDependents of hostile.thing#r1 failed: plugin "
+                          "%s (%s)" % (plugin.name, plugin.address),
+                          ckp.reason)
+            self.assertIn("\u00e9\u00e9", ckp.results[0].reason)
+        self.assertAlive()
+
+    def test_long_get_plugin_info_errors_are_not_cut_into_bad_utf8(self):
+        for n in range(2):
+            plugin = self.fake()
+
+            def svc(details, orig=plugin.service, n=n):
+                if details.method.endswith("/GetPluginInfo"):
+                    return grpc.unary_unary_rpc_method_handler(
+                        lambda req, ctx: ctx.abort(
+                            grpc.StatusCode.FAILED_PRECONDITION,
+                            "b" * n + "\u00e9" * 1150))
+                return orig(details)
+            plugin.service = svc
+            err = self.smaugd.error("RegisterPlugin", pb["o"].RegisterPluginRequest(
+                address=plugin.address))
+            self.assertStatus(err, grpc.StatusCode.FAILED_PRECONDITION,
+                              plugin.address, "\u00e9\u00e9")
+            # grpcio shows a status message that is not UTF-8 as Latin-1.
+            self.assertNotIn("\u00c3", err.details())
+        self.assertAlive()
+
+    def test_restored_id_with_dotdot_fails_the_restore(self):
+        o, p, t = pb["o"], pb["p"], pb["t"]
+        plugin = self.fake()
+        ckp = self.protect(plugin)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_AVAILABLE, str(ckp))
+
+        def sync(req, ctx):
+            yield p.SyncActivityResponse(result=p.SyncResult(
+                restored_id="../../etc/x"))
+        plugin.sync = sync
+        rr = self.smaugd.call("Restore",
+                              o.RestoreRequest(checkpoint_id=ckp.id))
+        r = self.smaugd.wait_restore(rr.restore_id)
+        self.assertEqual(r.status, o.RESTORE_STATUS_FAIL, str(r))
+        self.assertEqual(r.results[0].status, t.TASK_STATUS_FAILED)
+        self.assertEqual(r.results[0].restored_id, "")
+        for n in ("plugin %s (%s)" % (plugin.name, plugin.address),
+                  "result.restored_id", "does not match"):
+            self.assertIn(n, r.results[0].reason)
+        self.assertAlive()
+
+
+class Parameters(WithSmaugd):
+    SCHEMA = ('{"type": "object", "properties": {"delay_ms": '
+              '{"type": "integer", "minimum": 0, "maximum": 600000}, '
+              '"ratio": {"type": "number"}}}')
+
+    def smaug(self, *args):
+        env = dict(os.environ, SMAUG_SERVER="unix:" + self.smaugd.sock)
+        return subprocess.run([hostile.ARGS.smaug] + list(args), env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    def test_numbers_a_plugin_would_refuse_are_refused_first(self):
+        o = pb["o"]
+        plugin = self.fake()
+        info = plugin.info
+
+        def with_schema():
+            i = info()
+            i.types[0].options_schema = self.SCHEMA
+            i.types[0].restore_schema = self.SCHEMA
+            return i
+        plugin.info = with_schema
+        self.smaugd.register(plugin.address)
+        plan = self.smaugd.plan([(hostile.FakePlugin.TYPE, "r1")])
+        ref = self.smaugd.protect(plan.id)
+        ckp = self.smaugd.wait_checkpoint(ref.checkpoint_id,
+                                          o.CHECKPOINT_STATUS_PROTECTING)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_AVAILABLE, str(ckp))
+        ty = hostile.FakePlugin.TYPE
+        for key, value in (("delay_ms", " 5"), ("delay_ms", "+5"),
+                           ("delay_ms", "5 "), ("delay_ms", "0x10"),
+                           ("delay_ms", "1e3"), ("ratio", " 0.5"),
+                           ("ratio", "+1"), ("ratio", "0x1p3"),
+                           ("ratio", "inf")):
+            with self.subTest(key=key, value=value):
+                out = self.smaug("restore", ckp.id, "-p",
+                                 "%s:%s=%s" % (ty, key, value))
+                self.assertNotEqual(out.returncode, 0, out.stdout)
+                self.assertIn("INVALID_ARGUMENT: parameters[%s].%s: must be "
+                              "of type" % (ty, key), out.stderr)
+        self.assertEqual(len(self.smaugd.call("ListRestores", o.ListRestoresRequest(
+            checkpoint_id=ckp.id)).restores), 0, "a restore started")
+        # What a JSON number looks like still passes.
+        out = self.smaug("restore", ckp.id, "-p", "%s:delay_ms=5" % ty,
+                         "-p", "%s:ratio=-0.5" % ty)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertAlive()
+
+
+class Cancel(WithSmaugd):
+
+    def test_cancel_reasons_stay_valid_utf8(self):
+        import threading
+        o, p = pb["o"], pb["p"]
+        plugin = self.fake()
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        def sync(req, ctx):
+            gate.wait(30)
+            yield p.SyncActivityResponse(result=p.SyncResult())
+        plugin.sync = sync
+        self.smaugd.register(plugin.address)
+        plan = self.smaugd.plan([(hostile.FakePlugin.TYPE, "r1")])
+        ref = self.smaugd.protect(plan.id)
+        self.assertTrue(plugin.event("SyncActivity").wait(10))
+        cancel = p.CancelOperationRequest(operation_id=ref.operation_id,
+                                          reason="x" * 254 + "\u00e9\u00e9")
+        err = self.smaugd.error("CancelOperation", cancel)
+        self.assertStatus(err, grpc.StatusCode.INVALID_ARGUMENT,
+                          "reason: 258 bytes, more than the limit of 255")
+        self.assertEqual(self.smaugd.checkpoint(ref.checkpoint_id).status,
+                         o.CHECKPOINT_STATUS_PROTECTING)
+        reason = "stop \u00e9" + "\u00e9" * 120  # 247 bytes
+        self.smaugd.call("CancelOperation", p.CancelOperationRequest(
+            operation_id=ref.operation_id, reason=reason))
+        self.assertTrue(plugin.cancelled.wait(10))
+        self.assertEqual(plugin.cancels[0].reason, reason)
+        gate.set()
+        ckp = self.smaugd.wait_checkpoint(ref.checkpoint_id,
+                                          o.CHECKPOINT_STATUS_PROTECTING)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR, str(ckp))
+        self.assertEqual(ckp.reason, "cancelled: " + reason)
+        events = list(self.smaugd.watch(ref.operation_id, timeout=10))
+        self.assertEqual(events[-1].event.message, "cancelled: " + reason)
+        env = dict(os.environ, SMAUG_SERVER="unix:" + self.smaugd.sock)
+        out = subprocess.run([hostile.ARGS.smaug, "-o", "json", "checkpoint",
+                              "show", ckp.id], env=env, capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("stop \u00e9", out.stdout)
+        self.assertAlive()
+
+
+class FullDisk(WithSmaugd):
+
+    def setUp(self):
+        import tempfile
+        self.dir = tempfile.mkdtemp(dir=hostile.ARGS.tmp)
+        data = os.path.join(self.dir, "data")
+        os.mkdir(data)
+        # Not a skip: a test that cannot mount would prove nothing.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs",
+                        data], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", data])
+        self.smaugd = hostile.Smaugd(self.dir, data=data)
+        self.addCleanup(self.assertNoSanitizerReport)
+        self.addCleanup(self.smaugd.stop)
+
+    def test_a_full_disk_fails_operations_with_enospc(self):
+        o, p = pb["o"], pb["p"]
+        plugin = self.fake()
+
+        def sync(req, ctx):  # about 3.6 MB of metadata per resource
+            yield p.SyncActivityResponse(result=p.SyncResult(metadata={
+                "k%d" % i: "v" * 60000 for i in range(60)}))
+        plugin.sync = sync
+        self.smaugd.register(plugin.address)
+        plan = self.smaugd.plan([(hostile.FakePlugin.TYPE, "r%d" % i)
+                                 for i in range(10)])
+        refs = [self.smaugd.protect(plan.id) for _ in range(3)]
+        for ref in refs:
+            ckp = self.smaugd.wait_checkpoint(
+                ref.checkpoint_id, o.CHECKPOINT_STATUS_PROTECTING, 60)
+            self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR, str(ckp))
+            self.assertIn("no space left on device", ckp.reason)
+        logs = self.smaugd.logs()
+        self.assertIn("database or disk is full", logs)
+        self.assertNotIn("UNIQUE constraint failed", logs)
+        self.assertNotIn("no transaction is active", logs)
+        self.assertAlive()
+
+
+if __name__ == "__main__":
+    sys.exit(hostile.main(sys.argv))
