@@ -298,6 +298,58 @@ grpc_status_code api_check_params(const reg_t *reg,
   return GRPC_STATUS_OK;
 }
 
+/* An edge of a plan as node indices, with its place in plan.edges. */
+typedef struct {
+  uint64_t key; /* parent << 32 | child */
+  size_t idx;
+} edge_key_t;
+
+static int edge_key_cmp(const void *a, const void *b) {
+  const edge_key_t *x = a, *y = b;
+  if (x->key != y->key)
+    return x->key < y->key ? -1 : 1;
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Refuses a plan that lists the same edge twice (the graph would merge
+ * them silently): names the first index that repeats an earlier edge.
+ * Every endpoint must already be a node of g. O(n log n). */
+static grpc_status_code check_dup_edges(const graph_t *g,
+                                        const Smaug__V1__Plan *plan, char *msg,
+                                        size_t len) {
+  if (plan->n_edges < 2)
+    return GRPC_STATUS_OK;
+  edge_key_t *k = malloc(plan->n_edges * sizeof(*k));
+  if (k == NULL) {
+    snprintf(msg, len, "out of memory");
+    return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  }
+  for (size_t i = 0; i < plan->n_edges; i++) {
+    const Smaug__V1__ResourceEdge *e = plan->edges[i];
+    uint64_t p = (uint64_t)graph_find(g, e->parent_type, e->parent_id);
+    uint64_t c = (uint64_t)graph_find(g, e->child_type, e->child_id);
+    k[i].key = p << 32 | c;
+    k[i].idx = i;
+  }
+  qsort(k, plan->n_edges, sizeof(*k), edge_key_cmp);
+  size_t dup = plan->n_edges, first = 0;
+  for (size_t i = 1; i < plan->n_edges; i++)
+    if (k[i].key == k[i - 1].key && k[i].idx < dup) {
+      dup = k[i].idx;
+      first = k[i - 1].idx;
+    }
+  free(k);
+  if (dup == plan->n_edges)
+    return GRPC_STATUS_OK;
+  const Smaug__V1__ResourceEdge *e = plan->edges[dup];
+  snprintf(msg, len,
+           "plan.edges[%zu]: duplicate edge %.200s#%.200s -> %.200s#%.200s "
+           "(already plan.edges[%zu])",
+           dup, e->parent_type, e->parent_id, e->child_type, e->child_id,
+           first);
+  return GRPC_STATUS_INVALID_ARGUMENT;
+}
+
 static int has_plugin(void *data, const char *type) {
   return reg_find_type(data, type, NULL) != NULL;
 }
@@ -368,6 +420,8 @@ grpc_status_code api_check_plan(const reg_t *reg, const Smaug__V1__Plan *plan,
       rc = GRPC_STATUS_INVALID_ARGUMENT;
     }
   }
+  if (rc == GRPC_STATUS_OK)
+    rc = check_dup_edges(g, plan, msg, len);
   if (rc == GRPC_STATUS_OK) {
     int err = graph_validate(g, has_plugin, (void *)reg, gerr, sizeof(gerr));
     if (err) {

@@ -29,6 +29,9 @@ checkpoint and its events; a valid one reaches the plugin unchanged, and
 the checkpoint, its events (grpcio) and `smaug -o json checkpoint show`
 all decode.
 
+Refusals (class Refusals): a plan that lists the same edge twice is
+refused with INVALID_ARGUMENT naming the field.
+
 FullDisk (class FullDisk): the data dir on a 3 MiB tmpfs (the test runs
 as root) that a plugin's large results fill: every protect ends `error`
 with "no space left on device", and no write of a batch that SQLite rolled
@@ -353,6 +356,34 @@ class Cancel(WithSmaugd):
                              text=True, timeout=30)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("stop \u00e9", out.stdout)
+        self.assertAlive()
+
+
+class Refusals(WithSmaugd):
+    """Requests and plugin answers that are well-formed protobuf but
+    wrong: each is refused at the door, naming the field."""
+
+    def test_duplicate_plan_edges_are_refused(self):
+        o, t = pb["o"], pb["t"]
+        ty = hostile.FakePlugin.TYPE
+        self.smaugd.register(self.fake().address)
+        res = [t.Resource(type=ty, id=i) for i in ("a", "b", "c")]
+        edge = dict(parent_type=ty, parent_id="a", child_type=ty,
+                    child_id="b")
+        edges = [t.ResourceEdge(**edge),
+                 t.ResourceEdge(parent_type=ty, parent_id="a",
+                                child_type=ty, child_id="c"),
+                 t.ResourceEdge(**edge)]
+        err = self.smaugd.error("CreatePlan", o.CreatePlanRequest(
+            plan=o.Plan(name="dup", resources=res, edges=edges)))
+        self.assertStatus(err, grpc.StatusCode.INVALID_ARGUMENT,
+                          "plan.edges[2]", "duplicate edge",
+                          "%s#a -> %s#b" % (ty, ty), "plan.edges[0]")
+        self.assertEqual(len(self.smaugd.call(
+            "ListPlans", o.ListPlansRequest()).plans), 0)
+        # The same edges once each make a plan.
+        self.smaugd.call("CreatePlan", o.CreatePlanRequest(
+            plan=o.Plan(name="ok", resources=res, edges=edges[:2])))
         self.assertAlive()
 
 
