@@ -308,6 +308,17 @@ static grpc_status_code check_info(reg_t *reg, reg_pending_t *q, char *msg,
                REG_MAX_OPERATIONS);
       return GRPC_STATUS_INVALID_ARGUMENT;
     }
+    for (size_t j = 0; j < t->n_operations; j++) {
+      int kind = (int)t->operations[j]->kind;
+      if (kind < SMAUG__V1__OPERATION_KIND__OPERATION_KIND_PROTECT ||
+          kind > SMAUG__V1__OPERATION_KIND__OPERATION_KIND_DELETE) {
+        snprintf(msg, len,
+                 "plugin %s at %s: GetPluginInfo.types[%zu].operations[%zu]"
+                 ".kind: unknown operation kind %d",
+                 info->name, q->address, i, j, kind);
+        return GRPC_STATUS_INVALID_ARGUMENT;
+      }
+    }
   }
   if (info->protocol_major != SMAUG__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_1) {
     snprintf(msg, len,

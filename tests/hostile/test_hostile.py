@@ -29,8 +29,9 @@ checkpoint and its events; a valid one reaches the plugin unchanged, and
 the checkpoint, its events (grpcio) and `smaug -o json checkpoint show`
 all decode.
 
-Refusals (class Refusals): a plan that lists the same edge twice is
-refused with INVALID_ARGUMENT naming the field.
+Refusals (class Refusals): a plan that lists the same edge twice, and a
+plugin whose GetPluginInfo declares an operation kind 0 or 77, are
+refused with INVALID_ARGUMENT naming the field (and the plugin address).
 
 FullDisk (class FullDisk): the data dir on a 3 MiB tmpfs (the test runs
 as root) that a plugin's large results fill: every protect ends `error`
@@ -384,6 +385,28 @@ class Refusals(WithSmaugd):
         # The same edges once each make a plan.
         self.smaugd.call("CreatePlan", o.CreatePlanRequest(
             plan=o.Plan(name="ok", resources=res, edges=edges[:2])))
+        self.assertAlive()
+
+    def test_unknown_operation_kinds_are_refused_at_registration(self):
+        p = pb["p"]
+        for kind in (0, 77):
+            with self.subTest(kind=kind):
+                plugin = self.fake()
+                ops = [p.OperationSupport(kind=1, parallel=True, sync=True),
+                       p.OperationSupport(kind=kind, sync=True)]
+                plugin.info = lambda: p.GetPluginInfoResponse(
+                    name=plugin.name, version="1", protocol_major=1,
+                    types=[p.ResourceTypeInfo(type=plugin.TYPE,
+                                              operations=ops)])
+                err = self.smaugd.error("RegisterPlugin",
+                                        pb["o"].RegisterPluginRequest(
+                                            address=plugin.address))
+                self.assertStatus(err, grpc.StatusCode.INVALID_ARGUMENT,
+                                  plugin.address,
+                                  "types[0].operations[1].kind",
+                                  "unknown operation kind %d" % kind)
+        resp = self.smaugd.call("ListPlugins", pb["o"].ListPluginsRequest())
+        self.assertEqual(len(resp.plugins), 0, str(resp))
         self.assertAlive()
 
 
