@@ -154,9 +154,12 @@ static void finish(build_t *b) {
       snprintf(b->msg, sizeof(b->msg), "resource graph has a cycle: %s", err);
       b->code = GRPC_STATUS_INVALID_ARGUMENT;
     } else if (rc) {
+      /* A stored plan or checkpoint whose type lost its plugin
+       * (UnregisterPlugin) is a valid request in the wrong state. */
       snprintf(b->msg, sizeof(b->msg), "resource graph: %s", err);
-      b->code = rc == UV_ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED
-                                : GRPC_STATUS_INVALID_ARGUMENT;
+      b->code = rc == UV_ENOMEM         ? GRPC_STATUS_RESOURCE_EXHAUSTED
+                : rc == GRAPH_ENOPLUGIN ? GRPC_STATUS_FAILED_PRECONDITION
+                                        : GRPC_STATUS_INVALID_ARGUMENT;
     }
   }
   graph_t *g = b->g;
@@ -444,7 +447,7 @@ static int lister(void *data, uint32_t index, const graph_node_t *node,
   if (p == NULL) {
     snprintf(msg, sizeof(msg), "no plugin provides resource type %s (%s#%s)",
              node->type, node->type, node->id);
-    fail_node(b, index, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    fail_node(b, index, GRPC_STATUS_FAILED_PRECONDITION, msg);
     done(done_data, GRAPH_ENOPLUGIN, NULL, 0, msg);
     return 0;
   }
@@ -483,8 +486,8 @@ static void expanded(graph_t *g, int status, const char *errmsg, void *data) {
   build_t *b = data;
   if (status && b->code == GRPC_STATUS_OK)
     set_error(b,
-              status == GRAPH_ETOOBIG || status == GRAPH_ECONFLICT ||
-                      status == GRAPH_ENOPLUGIN
+              status == GRAPH_ENOPLUGIN ? GRPC_STATUS_FAILED_PRECONDITION
+              : status == GRAPH_ETOOBIG || status == GRAPH_ECONFLICT
                   ? GRPC_STATUS_INVALID_ARGUMENT
                   : GRPC_STATUS_INTERNAL,
               errmsg ? errmsg : uv_strerror(status));

@@ -32,6 +32,8 @@ all decode.
 Refusals (class Refusals): a plan that lists the same edge twice, and a
 plugin whose GetPluginInfo declares an operation kind 0 or 77, are
 refused with INVALID_ARGUMENT naming the field (and the plugin address).
+GetFlow of a checkpoint (or plan) whose type's plugin was unregistered is
+FAILED_PRECONDITION naming the type, not INVALID_ARGUMENT.
 
 FullDisk (class FullDisk): the data dir on a 3 MiB tmpfs (the test runs
 as root) that a plugin's large results fill: every protect ends `error`
@@ -407,6 +409,37 @@ class Refusals(WithSmaugd):
                                   "unknown operation kind %d" % kind)
         resp = self.smaugd.call("ListPlugins", pb["o"].ListPluginsRequest())
         self.assertEqual(len(resp.plugins), 0, str(resp))
+        self.assertAlive()
+
+    def test_flow_of_a_checkpoint_whose_plugin_left(self):
+        o, t = pb["o"], pb["t"]
+        plugin = self.fake()
+        self.smaugd.register(plugin.address)
+        plan = self.smaugd.plan([(plugin.TYPE, "r1")])
+        ref = self.smaugd.protect(plan.id)
+        ckp = self.smaugd.wait_checkpoint(ref.checkpoint_id,
+                                          o.CHECKPOINT_STATUS_PROTECTING)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_AVAILABLE, str(ckp))
+        self.smaugd.call("UnregisterPlugin",
+                         o.UnregisterPluginRequest(name=plugin.name))
+        for kind in (t.OPERATION_KIND_RESTORE, t.OPERATION_KIND_DELETE):
+            with self.subTest(kind=kind):
+                err = self.smaugd.error("GetFlow", o.GetFlowRequest(
+                    checkpoint_id=ckp.id, kind=kind))
+                self.assertStatus(err, grpc.StatusCode.FAILED_PRECONDITION,
+                                  "no plugin for resource type",
+                                  plugin.TYPE + "#r1")
+        # The plan's flow too: the stored plan is valid, the plugin gone.
+        err = self.smaugd.error("GetFlow", o.GetFlowRequest(plan_id=plan.id))
+        self.assertStatus(err, grpc.StatusCode.FAILED_PRECONDITION,
+                          plugin.TYPE)
+        # Through the CLI.
+        env = dict(os.environ, SMAUG_SERVER="unix:" + self.smaugd.sock)
+        out = subprocess.run([hostile.ARGS.smaug, "flow", ckp.id], env=env,
+                             capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(out.returncode, 0, out.stdout)
+        self.assertIn(plugin.TYPE + "#r1", out.stderr)
+        self.assertNotIn("INVALID_ARGUMENT", out.stderr)
         self.assertAlive()
 
 
