@@ -34,6 +34,7 @@ typedef struct call_s {
   rt_client_call_t *rc;
   int cancelled;
   int have_result;
+  int restore; /* a RESTORE: the Sync result must name a restored id */
   /* P result */
   uint8_t *state;
   size_t state_len;
@@ -118,9 +119,14 @@ static int bad_result(call_t *c, const char *message) {
 }
 
 /* Checks a SyncResult's metadata (copied into c->metadata) and restored
- * id. Returns 1 when the result is to be ignored. */
+ * id (required for a restore). Returns 1 when the result is to be
+ * ignored. */
 static int bad_sync_result(call_t *c, const Smaug__V1__SyncResult *res) {
   char msg[512];
+  if (c->restore && (res->restored_id == NULL || *res->restored_id == '\0'))
+    return violated(c, "protocol violation: result.restored_id: required "
+                       "for a restore (the original id for a restore in "
+                       "place)");
   if (check_failed(c,
                    api_check_kv("result.metadata", &c->metadata,
                                 res->n_metadata, msg, sizeof(msg)),
@@ -276,6 +282,7 @@ static int run_start(void *rdata, exec_activity_t *a) {
   }
   c->a = a;
   c->p = p;
+  c->restore = exec_activity_kind(a) == DAG_OP_RESTORE;
   kv_init(&c->metadata);
 
   int err = 0;

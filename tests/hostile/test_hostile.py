@@ -12,7 +12,7 @@ Paging (class Paging):
 
 LyingPlugin (class LyingPlugin): a plugin whose ListDependents names
 "../" ids or a cycle, whose SyncActivity sends a result then an error, or
-two results, or a restored_id with "../", or fails with a long message
+two results, or a restored_id with "../" (or none for a restore), or fails with a long message
 of two-byte characters (which smaugd's bounded reasons must not cut in
 two): the operation ends with a reason naming the plugin and the field,
 nothing bad is stored, every reader still decodes it, smaugd stays up.
@@ -266,6 +266,30 @@ class LyingPlugin(WithSmaugd):
         for n in ("plugin %s (%s)" % (plugin.name, plugin.address),
                   "result.restored_id", "does not match"):
             self.assertIn(n, r.results[0].reason)
+        self.assertAlive()
+
+    def test_restore_without_restored_id_fails_the_resource(self):
+        o, p, t = pb["o"], pb["p"], pb["t"]
+        plugin = self.fake()
+        ckp = self.protect(plugin)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_AVAILABLE, str(ckp))
+
+        def sync(req, ctx):
+            yield p.SyncActivityResponse(result=p.SyncResult(
+                metadata={"k": "v"}, message="restored, id forgotten"))
+        plugin.sync = sync
+        rr = self.smaugd.call("Restore",
+                              o.RestoreRequest(checkpoint_id=ckp.id))
+        r = self.smaugd.wait_restore(rr.restore_id)
+        self.assertEqual(r.status, o.RESTORE_STATUS_FAIL, str(r))
+        self.assertEqual(r.results[0].status, t.TASK_STATUS_FAILED)
+        for n in ("plugin %s (%s)" % (plugin.name, plugin.address),
+                  "result.restored_id", "required for a restore"):
+            self.assertIn(n, r.results[0].reason)
+        # Not retried: one restore Sync call.
+        self.assertEqual(sum(
+            1 for n, m in plugin.calls if n == "SyncActivity" and
+            m.operation.kind == t.OPERATION_KIND_RESTORE), 1)
         self.assertAlive()
 
 
