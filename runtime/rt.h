@@ -235,6 +235,13 @@ int rt_client_call_start(rt_channel_t *ch, const rt_method_t *method,
 /* Cancels the call; `on_done` then runs with GRPC_STATUS_CANCELLED. */
 void rt_client_call_cancel(rt_client_call_t *call);
 
+/* 1 when the code and message `on_done` receives were decided here, on a
+ * response this runtime refused (larger than the receive limit, malformed,
+ * a bad string), rather than sent by the peer: a caller that retries on
+ * RESOURCE_EXHAUSTED can tell a peer that asks for a retry from an answer
+ * that will be as large the next time. 0 otherwise, and before on_done. */
+int rt_client_call_failed_here(const rt_client_call_t *call);
+
 /* --------------------------------------------------------------- misc */
 
 /* Builds a grpc_status_code name such as "NOT_FOUND". Static string. */

@@ -379,6 +379,10 @@ fail:
   return rt__call_error(e);
 }
 
+int rt_client_call_failed_here(const rt_client_call_t *call) {
+  return call != NULL && call->failed && !call->cancelled;
+}
+
 void rt_client_call_cancel(rt_client_call_t *call) {
   if (call == NULL || call->done || call->cancelled)
     return;

@@ -198,6 +198,13 @@ static void on_done(rt_client_call_t *call, grpc_status_code code,
     snprintf(msg, sizeof(msg), "plugin %s (%s): %s", reg_plugin_name(c->p),
              reg_plugin_address(c->p), c->violation);
     exec_activity_fail(c->a, EXEC_CODE_INTERNAL, msg);
+  } else if (code == GRPC_STATUS_RESOURCE_EXHAUSTED &&
+             rt_client_call_failed_here(call)) {
+    /* smaugd refused the answer (over the receive limit): it would be as
+     * large on every retry, unlike a plugin's own RESOURCE_EXHAUSTED. */
+    snprintf(msg, sizeof(msg), "plugin %s (%s): protocol violation: %s",
+             reg_plugin_name(c->p), reg_plugin_address(c->p), message);
+    exec_activity_fail(c->a, EXEC_CODE_INTERNAL, msg);
   } else if (code != GRPC_STATUS_OK) {
     snprintf(msg, sizeof(msg), "plugin %s (%s): %s: %s", reg_plugin_name(c->p),
              reg_plugin_address(c->p), rt_status_name(code),

@@ -12,7 +12,8 @@ Paging (class Paging):
 
 LyingPlugin (class LyingPlugin): a plugin whose ListDependents names
 "../" ids or a cycle, whose SyncActivity sends a result then an error, or
-two results, or a restored_id with "../" (or none for a restore), or fails with a long message
+two results, or a restored_id with "../" (or none for a restore), or answers over smaugd's receive limit
+(failed at once, while its own RESOURCE_EXHAUSTED is retried), or fails with a long message
 of two-byte characters (which smaugd's bounded reasons must not cut in
 two): the operation ends with a reason naming the plugin and the field,
 nothing bad is stored, every reader still decodes it, smaugd stays up.
@@ -45,6 +46,7 @@ usage: test_hostile.py --smaugd PATH --smaug PATH --proto-dir DIR [class]
 """
 import os
 import subprocess
+import threading
 import sys
 
 import grpc
@@ -290,6 +292,39 @@ class LyingPlugin(WithSmaugd):
         self.assertEqual(sum(
             1 for n, m in plugin.calls if n == "SyncActivity" and
             m.operation.kind == t.OPERATION_KIND_RESTORE), 1)
+        self.assertAlive()
+
+    def test_answer_over_the_receive_limit_is_not_retried(self):
+        o, p, t = pb["o"], pb["p"], pb["t"]
+        plugin = self.fake()
+        big = os.urandom(5 << 20)  # over smaugd's 4 MiB receive limit
+
+        def parallel(req, ctx):
+            yield p.ParallelActivityResponse(result=p.ParallelResult(
+                state=big, message="too big"))
+        plugin.parallel = parallel
+        ckp = self.protect(plugin)
+        self.assertFailedNaming(ckp, plugin, "protocol violation",
+                                "larger than the receive limit")
+        # Failed at once: one attempt, not the whole retry budget.
+        self.assertEqual(plugin.count("ParallelActivity"), 1)
+        self.assertEqual(plugin.count("SyncActivity"), 0)
+
+    def test_plugins_own_resource_exhausted_is_retried(self):
+        o, p = pb["o"], pb["p"]
+        plugin = self.fake()
+        first = threading.Event()
+
+        def parallel(req, ctx):
+            if not first.is_set():
+                first.set()
+                ctx.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy, later")
+            yield p.ParallelActivityResponse(result=p.ParallelResult(
+                message="ok"))
+        plugin.parallel = parallel
+        ckp = self.protect(plugin)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_AVAILABLE, str(ckp))
+        self.assertEqual(plugin.count("ParallelActivity"), 2)
         self.assertAlive()
 
 
