@@ -249,15 +249,17 @@ class LyingPlugin(WithSmaugd):
             self.assertNotIn("\u00c3", err.details())
         self.assertAlive()
 
-    def test_restored_id_with_dotdot_fails_the_restore(self):
+    def restore_failing(self, result, *needles):
+        """Protects with a fake plugin, then restores with its Sync
+        answering `result` (a SyncResult): the restore must fail that
+        resource with a reason naming the plugin and `needles`."""
         o, p, t = pb["o"], pb["p"], pb["t"]
         plugin = self.fake()
         ckp = self.protect(plugin)
         self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_AVAILABLE, str(ckp))
 
         def sync(req, ctx):
-            yield p.SyncActivityResponse(result=p.SyncResult(
-                restored_id="../../etc/x"))
+            yield p.SyncActivityResponse(result=result)
         plugin.sync = sync
         rr = self.smaugd.call("Restore",
                               o.RestoreRequest(checkpoint_id=ckp.id))
@@ -265,34 +267,25 @@ class LyingPlugin(WithSmaugd):
         self.assertEqual(r.status, o.RESTORE_STATUS_FAIL, str(r))
         self.assertEqual(r.results[0].status, t.TASK_STATUS_FAILED)
         self.assertEqual(r.results[0].restored_id, "")
-        for n in ("plugin %s (%s)" % (plugin.name, plugin.address),
-                  "result.restored_id", "does not match"):
+        for n in ("plugin %s (%s)" % (plugin.name, plugin.address),) + needles:
             self.assertIn(n, r.results[0].reason)
         self.assertAlive()
+        return plugin
+
+    def test_restored_id_with_dotdot_fails_the_restore(self):
+        self.restore_failing(pb["p"].SyncResult(restored_id="../../etc/x"),
+                             "result.restored_id", "does not match")
 
     def test_restore_without_restored_id_fails_the_resource(self):
-        o, p, t = pb["o"], pb["p"], pb["t"]
-        plugin = self.fake()
-        ckp = self.protect(plugin)
-        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_AVAILABLE, str(ckp))
-
-        def sync(req, ctx):
-            yield p.SyncActivityResponse(result=p.SyncResult(
-                metadata={"k": "v"}, message="restored, id forgotten"))
-        plugin.sync = sync
-        rr = self.smaugd.call("Restore",
-                              o.RestoreRequest(checkpoint_id=ckp.id))
-        r = self.smaugd.wait_restore(rr.restore_id)
-        self.assertEqual(r.status, o.RESTORE_STATUS_FAIL, str(r))
-        self.assertEqual(r.results[0].status, t.TASK_STATUS_FAILED)
-        for n in ("plugin %s (%s)" % (plugin.name, plugin.address),
-                  "result.restored_id", "required for a restore"):
-            self.assertIn(n, r.results[0].reason)
+        t = pb["t"]
+        plugin = self.restore_failing(
+            pb["p"].SyncResult(metadata={"k": "v"},
+                               message="restored, id forgotten"),
+            "result.restored_id", "required for a restore")
         # Not retried: one restore Sync call.
         self.assertEqual(sum(
             1 for n, m in plugin.calls if n == "SyncActivity" and
             m.operation.kind == t.OPERATION_KIND_RESTORE), 1)
-        self.assertAlive()
 
     def test_answer_over_the_receive_limit_is_not_retried(self):
         o, p, t = pb["o"], pb["p"], pb["t"]
