@@ -237,7 +237,9 @@ void rt_client_call_cancel(rt_client_call_t *call);
 
 /* 1 when the code and message `on_done` receives were decided here, on a
  * response this runtime refused (larger than the receive limit, malformed,
- * a bad string), rather than sent by the peer: a caller that retries on
+ * a bad string, or metadata over gRPC core's limit, which core reports as
+ * RESOURCE_EXHAUSTED "... metadata size exceeds limit"), rather than sent
+ * by the peer: a caller that retries on
  * RESOURCE_EXHAUSTED can tell a peer that asks for a retry from an answer
  * that will be as large the next time. 0 otherwise, and before on_done. */
 int rt_client_call_failed_here(const rt_client_call_t *call);

@@ -57,6 +57,8 @@ struct rt_client_call_s {
   unsigned failed : 1;    /* local failure: fail_code / fail_msg win */
   unsigned done : 1;
   unsigned got_msg : 1;
+  unsigned
+      md_limit : 1; /* gRPC core refused the peer's metadata as too large */
   grpc_status_code fail_code;
   char fail_msg[512];
 };
@@ -176,6 +178,10 @@ static void call_release(rt_client_call_t *c) {
   } else {
     msg = grpc_slice_to_c_string(c->details);
     text = msg;
+    /* gRPC core's own words when the peer's headers or status are over
+     * the metadata limit; core gives no other sign that it decided. */
+    c->md_limit = code == GRPC_STATUS_RESOURCE_EXHAUSTED && msg != NULL &&
+                  strstr(msg, "metadata size exceeds limit") != NULL;
   }
   c->done = 1;
   c->on_done(c, code, text, c->data);
@@ -380,7 +386,7 @@ fail:
 }
 
 int rt_client_call_failed_here(const rt_client_call_t *call) {
-  return call != NULL && call->failed && !call->cancelled;
+  return call != NULL && ((call->failed && !call->cancelled) || call->md_limit);
 }
 
 void rt_client_call_cancel(rt_client_call_t *call) {

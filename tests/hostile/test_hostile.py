@@ -12,7 +12,8 @@ Paging (class Paging):
 
 LyingPlugin (class LyingPlugin): a plugin whose ListDependents names
 "../" ids or a cycle, whose SyncActivity sends a result then an error, or
-two results, or a restored_id with "../" (or none for a restore), or answers over smaugd's receive limit
+two results, or a restored_id with "../" (or none for a restore), or answers over smaugd's receive limit or
+with a status message over the metadata limit
 (failed at once, while its own RESOURCE_EXHAUSTED is retried), or fails with a long message
 of two-byte characters (which smaugd's bounded reasons must not cut in
 two): the operation ends with a reason naming the plugin and the field,
@@ -302,6 +303,18 @@ class LyingPlugin(WithSmaugd):
         # Failed at once: one attempt, not the whole retry budget.
         self.assertEqual(plugin.count("ParallelActivity"), 1)
         self.assertEqual(plugin.count("SyncActivity"), 0)
+
+    def test_status_message_over_the_metadata_limit_is_not_retried(self):
+        plugin = self.fake()
+
+        def parallel(req, ctx):
+            ctx.abort(grpc.StatusCode.INTERNAL, "x" * 40000)
+            yield
+        plugin.parallel = parallel
+        ckp = self.protect(plugin)
+        self.assertFailedNaming(ckp, plugin, "protocol violation",
+                                "metadata size exceeds limit")
+        self.assertEqual(plugin.count("ParallelActivity"), 1)
 
     def test_plugins_own_resource_exhausted_is_retried(self):
         o, p = pb["o"], pb["p"]
