@@ -15,8 +15,8 @@ LyingPlugin (class LyingPlugin): a plugin whose ListDependents names
 two results, or a restored_id with "../" (or none for a restore), or
 answers over smaugd's receive limit or with a status message over the
 metadata limit (failed at once, while its own RESOURCE_EXHAUSTED is
-retried), or fails with a long message of two-byte characters (which smaugd's bounded reasons must not cut in
-two): the operation ends with a reason naming the plugin and the field,
+retried), or fails with a long message of two-byte characters (which
+smaugd's bounded reasons must not cut in two): the operation ends with a reason naming the plugin and the field,
 nothing bad is stored, every reader still decodes it, smaugd stays up.
 
 Parameters (class Parameters): through the smaug CLI, restore parameters
