@@ -29,17 +29,10 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  client_free(cl);
-  cl = NULL;
-  if (smaugd.pid) {
-    int st = proc_stop(&smaugd, SIGTERM);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "smaugd did not stop cleanly: status %d (see %s)", st,
-              smaugd.log);
-  }
-  proc_stop(&plug, SIGTERM);
-  proc_stop(&plug2, SIGTERM);
-  tmpdir_remove(dir);
+  int st =
+      procs_stop_all(&cl, &smaugd, (proc_t *const[]){&plug, &plug2, NULL}, dir);
+  cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+            "smaugd did not stop cleanly: status %d (see %s)", st, smaugd.log);
 }
 
 TestSuite(faults, .init = setup, .fini = teardown, .timeout = 90);

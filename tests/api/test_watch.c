@@ -27,16 +27,9 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  client_free(cl);
-  cl = NULL;
-  if (smaugd.pid) {
-    int st = proc_stop(&smaugd, SIGTERM);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "smaugd did not stop cleanly: status %d (see %s)", st,
-              smaugd.log);
-  }
-  proc_stop(&plug, SIGTERM);
-  tmpdir_remove(dir);
+  int st = procs_stop_all(&cl, &smaugd, (proc_t *const[]){&plug, NULL}, dir);
+  cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+            "smaugd did not stop cleanly: status %d (see %s)", st, smaugd.log);
 }
 
 TestSuite(watch, .init = setup, .fini = teardown, .timeout = 90);
