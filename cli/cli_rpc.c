@@ -79,14 +79,9 @@ static void on_unary_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
   cli_rpc_t *r = data;
   if (r->resp != NULL)
     return; /* a unary call has one response */
-  /* The runtime owns `msg` only until we return: keep a packed copy. */
-  size_t n = protobuf_c_message_get_packed_size(msg);
-  uint8_t *buf = malloc(n ? n : 1);
-  if (buf == NULL)
-    return; /* on_done then reports a missing response */
-  protobuf_c_message_pack(msg, buf);
-  r->resp = protobuf_c_message_unpack(msg->descriptor, NULL, n, buf);
-  free(buf);
+  /* The runtime owns `msg` only until we return: keep a copy. Without
+   * memory, on_done reports a missing response. */
+  (void)rt_msg_copy(msg, &r->resp);
 }
 
 static void on_stream_msg(rt_client_call_t *call, const ProtobufCMessage *msg,

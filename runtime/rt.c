@@ -19,6 +19,7 @@
 #include "rt_internal.h"
 #include "rt_log.h"
 #include "rt_wire.h"
+#include "status.h"
 
 typedef struct {
   rt_tag_t *tag;
@@ -271,24 +272,26 @@ int rt__unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb,
 }
 
 const char *rt_status_name(grpc_status_code code) {
-  static const char *const names[] = {"OK",
-                                      "CANCELLED",
-                                      "UNKNOWN",
-                                      "INVALID_ARGUMENT",
-                                      "DEADLINE_EXCEEDED",
-                                      "NOT_FOUND",
-                                      "ALREADY_EXISTS",
-                                      "PERMISSION_DENIED",
-                                      "RESOURCE_EXHAUSTED",
-                                      "FAILED_PRECONDITION",
-                                      "ABORTED",
-                                      "OUT_OF_RANGE",
-                                      "UNIMPLEMENTED",
-                                      "INTERNAL",
-                                      "UNAVAILABLE",
-                                      "DATA_LOSS",
-                                      "UNAUTHENTICATED"};
-  if ((unsigned)code < sizeof(names) / sizeof(names[0]))
-    return names[code];
-  return "UNKNOWN_STATUS";
+  return status_name((int)code);
+}
+
+int rt_msg_copy(const ProtobufCMessage *msg, ProtobufCMessage **out) {
+  if (msg == NULL || msg->descriptor == NULL || out == NULL)
+    return UV_EINVAL;
+  /* Small messages, most of them, go through the stack. */
+  uint8_t small[4096];
+  size_t len = protobuf_c_message_get_packed_size(msg);
+  uint8_t *buf = len <= sizeof(small) ? small : malloc(len);
+  if (buf == NULL)
+    return UV_ENOMEM;
+  size_t packed = protobuf_c_message_pack(msg, buf);
+  ProtobufCMessage *copy =
+      packed == len ? protobuf_c_message_unpack(msg->descriptor, NULL, len, buf)
+                    : NULL;
+  if (buf != small)
+    free(buf);
+  if (copy == NULL)
+    return UV_ENOMEM; /* protobuf-c parses what it packed: only malloc fails */
+  *out = copy;
+  return 0;
 }

@@ -246,8 +246,21 @@ int rt_client_call_failed_here(const rt_client_call_t *call);
 
 /* --------------------------------------------------------------- misc */
 
-/* Builds a grpc_status_code name such as "NOT_FOUND". Static string. */
+/* The name of a grpc_status_code, such as "NOT_FOUND"; "UNKNOWN" for a
+ * code outside the protocol. From the one status table (common/status.h).
+ * Static string. Any thread. */
 const char *rt_status_name(grpc_status_code code);
+
+/* Deep-copies `msg` into a new message of the same type, for a callback
+ * that must keep a message the runtime only lends it. The copy goes
+ * through the wire form (pack, then unpack), so it holds exactly what
+ * `msg` would send, unknown fields included, and shares no memory with it.
+ * `*out` is allocated with protobuf-c's default allocator (malloc), owned
+ * by the caller and released with protobuf_c_message_free_unpacked(*out,
+ * NULL); it is written only on success. Returns 0, UV_EINVAL for a NULL
+ * `msg`, descriptor or `out`, or UV_ENOMEM. Touches no runtime state: any
+ * thread. */
+int rt_msg_copy(const ProtobufCMessage *msg, ProtobufCMessage **out);
 
 #ifdef __cplusplus
 }

@@ -232,15 +232,12 @@ typedef struct {
 static void on_unary_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
                          void *data) {
   unary_t *u = data;
-  size_t len = protobuf_c_message_get_packed_size(msg);
-  uint8_t *buf = malloc(len ? len : 1);
-  if (buf == NULL)
-    return;
-  protobuf_c_message_pack(msg, buf);
+  ProtobufCMessage *copy;
+  if (rt_msg_copy(msg, &copy) != 0)
+    return; /* the caller sees no response */
   if (u->copy != NULL)
     protobuf_c_message_free_unpacked(u->copy, NULL);
-  u->copy = protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
-  free(buf);
+  u->copy = copy;
 }
 
 static void on_unary_done(rt_client_call_t *call, grpc_status_code code,

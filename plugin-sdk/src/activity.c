@@ -51,8 +51,7 @@ struct smaug_activity_s {
   /* result */
   uint8_t *state;
   size_t state_len;
-  size_t n_meta;
-  char **meta_k, **meta_v;
+  kv_t meta;
   char *restored_id;
   char *message;
   grpc_status_code code;
@@ -71,47 +70,6 @@ static void progress(smaug_activity_t *act, uint64_t done, uint64_t total,
 
 /* ------------------------------------------------------------ helpers */
 
-static int kv_set(size_t *n, char ***k, char ***v, const char *key,
-                  const char *val) {
-  for (size_t i = 0; i < *n; i++) {
-    if (strcmp((*k)[i], key) == 0) {
-      char *nv = strdup(val);
-      if (nv == NULL)
-        return SMAUG_ENOMEM;
-      free((*v)[i]);
-      (*v)[i] = nv;
-      return 0;
-    }
-  }
-  char **nk = realloc(*k, (*n + 1) * sizeof(char *));
-  if (nk == NULL)
-    return SMAUG_ENOMEM;
-  *k = nk;
-  char **nv = realloc(*v, (*n + 1) * sizeof(char *));
-  if (nv == NULL)
-    return SMAUG_ENOMEM;
-  *v = nv;
-  char *ks = strdup(key), *vs = strdup(val);
-  if (ks == NULL || vs == NULL) {
-    free(ks);
-    free(vs);
-    return SMAUG_ENOMEM;
-  }
-  (*k)[*n] = ks;
-  (*v)[*n] = vs;
-  (*n)++;
-  return 0;
-}
-
-static void kv_free(size_t n, char **k, char **v) {
-  for (size_t i = 0; i < n; i++) {
-    free(k[i]);
-    free(v[i]);
-  }
-  free(k);
-  free(v);
-}
-
 static char *res_key(const Smaug__V1__ActivityRequest *req) {
   size_t n = strlen(req->operation->id) + strlen(req->resource->type) +
              strlen(req->resource->id) + 3;
@@ -127,13 +85,13 @@ static sdk_res_t *res_ref(smaug_plugin_t *p,
   char *k = res_key(req);
   if (k == NULL)
     return NULL;
-  sdk_res_t *r = map_get(&p->res, k);
+  sdk_res_t *r = kv_ptr(&p->res, k);
   if (r != NULL) {
     free(k);
     r->refs++;
     return r;
   }
-  if ((r = calloc(1, sizeof(*r))) == NULL || map_put(&p->res, k, r) != 0) {
+  if ((r = calloc(1, sizeof(*r))) == NULL || kv_put(&p->res, k, r) != 0) {
     free(r);
     free(k);
     return NULL;
@@ -147,10 +105,10 @@ static void res_unref(smaug_plugin_t *p, sdk_res_t *r) {
   if (r == NULL || --r->refs > 0)
     return;
   assert(r->pending == 0 && r->n_waiters == 0 && r->n_syncs == 0);
-  map_del(&p->res, r->key);
+  kv_del(&p->res, r->key);
   free(r->key);
   free(r->err_msg);
-  kv_free(r->n_meta, r->meta_k, r->meta_v);
+  kv_free(&r->meta);
   free(r->waiters);
   free(r->syncs);
   free(r);
@@ -181,7 +139,7 @@ static void act_free(smaug_activity_t *a) {
   res_unref(p, a->res);
   if (a->req != NULL)
     smaug__v1__activity_request__free_unpacked(a->req, NULL);
-  kv_free(a->n_meta, a->meta_k, a->meta_v);
+  kv_free(&a->meta);
   smaug_bank_free(a->bank);
   free(a->key);
   free(a->calls);
@@ -221,7 +179,7 @@ static void send_result(smaug_activity_t *a, rt_call_t *call) {
   }
   /* Job metadata first, the Sync's own entries win. */
   sdk_res_t *res = a->res;
-  size_t n = 0, cap = res->n_meta + a->n_meta;
+  size_t n = 0, cap = res->meta.n + a->meta.n;
   Smaug__V1__SyncResult__MetadataEntry *ents =
       calloc(cap ? cap : 1, sizeof(*ents));
   Smaug__V1__SyncResult__MetadataEntry **ptrs =
@@ -232,22 +190,20 @@ static void send_result(smaug_activity_t *a, rt_call_t *call) {
     rt_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     return;
   }
-  for (size_t i = 0; i < res->n_meta; i++) {
-    int own = 0;
-    for (size_t j = 0; j < a->n_meta && !own; j++)
-      own = strcmp(a->meta_k[j], res->meta_k[i]) == 0;
-    if (own)
+  for (size_t i = 0; i < res->meta.n; i++) {
+    const kv_pair_t *e = &res->meta.items[i];
+    if (kv_get(&a->meta, e->key) != NULL)
       continue;
     smaug__v1__sync_result__metadata_entry__init(&ents[n]);
-    ents[n].key = res->meta_k[i];
-    ents[n].value = res->meta_v[i];
+    ents[n].key = e->key;
+    ents[n].value = e->val;
     ptrs[n] = &ents[n];
     n++;
   }
-  for (size_t j = 0; j < a->n_meta; j++) {
+  for (size_t j = 0; j < a->meta.n; j++) {
     smaug__v1__sync_result__metadata_entry__init(&ents[n]);
-    ents[n].key = a->meta_k[j];
-    ents[n].value = a->meta_v[j];
+    ents[n].key = a->meta.items[j].key;
+    ents[n].value = a->meta.items[j].val;
     ptrs[n] = &ents[n];
     n++;
   }
@@ -343,7 +299,8 @@ static unsigned cancel_act(smaug_activity_t *a) {
     return 0;
   atomic_store(&a->cancelled, 1);
   a->refs++; /* the cancel callback may end the activity */
-  unsigned n = 1 + sdk_job_cancel(a->p, a, a->res, a->kind == SMAUG_SYNC);
+  unsigned n =
+      1 + sdk_job_cancel(&a->p->jobs, a, a->kind == SMAUG_SYNC ? a->res : NULL);
   if (a->cancel_cb != NULL)
     a->cancel_cb(a, a->cancel_data);
   finalize(a, GRPC_STATUS_CANCELLED, "operation cancelled");
@@ -384,23 +341,23 @@ static void cancel_each(const char *key, void *val, void *arg) {
 }
 
 unsigned sdk_activity_cancel_op(smaug_plugin_t *p, const char *op_id) {
-  if (map_get(&p->cancelled_ops, op_id) == NULL) {
+  if (kv_ptr(&p->cancelled_ops, op_id) == NULL) {
     uint64_t *when = malloc(sizeof(*when));
     if (when != NULL) {
       *when = uv_now(p->loop);
-      if (map_put(&p->cancelled_ops, op_id, when) != 0)
+      if (kv_put(&p->cancelled_ops, op_id, when) != 0)
         free(when);
     }
   }
   cancel_arg_t c = {op_id, 0, 0};
-  map_each(&p->acts, cancel_each, &c);
-  return c.n + sdk_job_cancel_op(p, op_id);
+  kv_each(&p->acts, cancel_each, &c);
+  return c.n + sdk_job_cancel_op(&p->jobs, op_id);
 }
 
 void sdk_activity_cancel_all(smaug_plugin_t *p) {
   cancel_arg_t c = {NULL, 0, 1};
-  map_each(&p->acts, cancel_each, &c);
-  sdk_job_cancel_op(p, NULL);
+  kv_each(&p->acts, cancel_each, &c);
+  sdk_job_cancel_op(&p->jobs, NULL);
 }
 
 typedef struct {
@@ -416,7 +373,7 @@ static void sweep_act(const char *key, void *val, void *arg) {
   if (!s->all &&
       a->done_at + (uint64_t)s->p->result_ttl_ms > uv_now(s->p->loop))
     return;
-  map_del(&s->p->acts, key);
+  kv_del(&s->p->acts, key);
   a->in_index = 0;
   act_unref(a);
 }
@@ -425,20 +382,22 @@ static void sweep_op(const char *key, void *val, void *arg) {
   sweep_arg_t *s = arg;
   uint64_t *when = val;
   if (s->all || *when + (uint64_t)s->p->result_ttl_ms <= uv_now(s->p->loop)) {
-    map_del(&s->p->cancelled_ops, key);
+    kv_del(&s->p->cancelled_ops, key);
     free(when);
   }
 }
 
 void sdk_activity_sweep(smaug_plugin_t *p, int all) {
   sweep_arg_t s = {p, all};
-  map_each(&p->acts, sweep_act, &s);
-  map_each(&p->cancelled_ops, sweep_op, &s);
+  kv_each(&p->acts, sweep_act, &s);
+  kv_each(&p->cancelled_ops, sweep_op, &s);
 }
 
 /* --------------------------------------------------------------- jobs */
 
-void sdk_activity_job_begin(smaug_activity_t *act) {
+/* A job of `act` started: it holds a reference on the context and counts
+ * on the resource until the `ended` hook. */
+static void job_begin(smaug_activity_t *act) {
   act->refs++;
   act->res->pending++;
   act->res->started++;
@@ -471,11 +430,14 @@ static void beat_each(const char *key, void *val, void *arg) {
 
 void sdk_activity_heartbeat(smaug_plugin_t *p) {
   beat_arg_t b = {p};
-  map_each(&p->acts, beat_each, &b);
+  kv_each(&p->acts, beat_each, &b);
 }
 
-void sdk_activity_job_end(smaug_activity_t *act, int status, const char *msg,
-                          size_t n_meta, char **meta_k, char **meta_v) {
+/* The `ended` hook: a failed job's status and message are recorded on the
+ * resource, its metadata copied there; a Sync held for the jobs answers
+ * once none is left. */
+static void job_end(smaug_activity_t *act, int status, const char *msg,
+                    const kv_t *meta) {
   sdk_res_t *r = act->res;
   assert(r->pending > 0);
   r->pending--;
@@ -485,10 +447,10 @@ void sdk_activity_job_end(smaug_activity_t *act, int status, const char *msg,
     r->err_msg =
         strdup(msg != NULL && msg[0] != '\0' ? msg : smaug_strerror(status));
   }
-  for (size_t i = 0; i < n_meta; i++)
-    if (kv_set(&r->n_meta, &r->meta_k, &r->meta_v, meta_k[i], meta_v[i]) != 0)
+  for (size_t i = 0; i < kv_count(meta); i++)
+    if (kv_set(&r->meta, meta->items[i].key, meta->items[i].val) != 0)
       rt_log(RT_LOG_WARN, "plugin", "job metadata dropped", "key=%s",
-             meta_k[i]);
+             meta->items[i].key);
   for (size_t i = 0; i < r->n_waiters; i++)
     jobs_progress(r->waiters[i]);
   /* finalize() removes each waiter from the list. */
@@ -497,9 +459,10 @@ void sdk_activity_job_end(smaug_activity_t *act, int status, const char *msg,
   act_unref(act); /* `act` may be gone */
 }
 
-void sdk_activity_job_progress(smaug_activity_t *act, uint64_t done,
-                               uint64_t total, const char *unit,
-                               const char *message) {
+/* The `progress` hook: sent to `act` while it is open and to every open
+ * Sync of its resource. */
+static void job_progress(smaug_activity_t *act, uint64_t done, uint64_t total,
+                         const char *unit, const char *message) {
   /* The job speaks for the activity now: heartbeats repeat its update
    * instead of the count of jobs. */
   if (act->st != ST_DONE) {
@@ -515,11 +478,12 @@ void sdk_activity_job_progress(smaug_activity_t *act, uint64_t done,
   }
 }
 
-smaug_plugin_t *sdk_activity_plugin(const smaug_activity_t *act) {
-  return act->p;
-}
+const sdk_job_hooks_t sdk_activity_job_hooks = {job_progress, job_end};
 
-int sdk_activity_can_start(const smaug_activity_t *act) {
+/* 0 if `act` may start a job now: it is running, or it succeeded and its
+ * resource still has jobs (a done callback chaining the next job). Else
+ * SMAUG_ECANCELED or SMAUG_EINVAL. */
+static int can_start(const smaug_activity_t *act) {
   if (atomic_load(&act->cancelled))
     return SMAUG_ECANCELED;
   if (act->st == ST_RUNNING || act->st == ST_HELD)
@@ -529,12 +493,50 @@ int sdk_activity_can_start(const smaug_activity_t *act) {
   return SMAUG_EINVAL;
 }
 
-const char *sdk_activity_op_id(const smaug_activity_t *act) {
-  return act->req->operation->id;
+/* Starts a job or a poll of `act` (smaug/job.h) once the checks that need
+ * the activity have passed; the job layer does the rest. */
+static int job_start(smaug_activity_t *act, const char *queue,
+                     smaug_job_work_cb work, smaug_poll_status_cb status,
+                     const smaug_poll_opts_t *opts, smaug_job_done_cb done,
+                     void *data) {
+  if (act == NULL)
+    return SMAUG_EINVAL;
+  int err = can_start(act);
+  if (err != 0)
+    return err;
+  smaug_plugin_t *p = act->p;
+  sdk_queue_t *q = NULL;
+  if (queue != NULL &&
+      (q = sdk_queue_find(p->queues, p->n_queues, queue)) == NULL)
+    return SMAUG_ENOENT;
+  err = sdk_job_start(&p->jobs, act, act->res, act->req->operation->id, q, work,
+                      status, opts, done, data);
+  if (err == 0)
+    job_begin(act); /* the job cannot end before the loop runs again */
+  return err;
 }
 
-sdk_res_t *sdk_activity_res(const smaug_activity_t *act) {
-  return act->res;
+int smaug_job_start(smaug_activity_t *act, smaug_job_work_cb work,
+                    smaug_job_done_cb done, void *data) {
+  if (work == NULL)
+    return SMAUG_EINVAL;
+  return job_start(act, NULL, work, NULL, NULL, done, data);
+}
+
+int smaug_job_enqueue(smaug_activity_t *act, const char *queue,
+                      smaug_job_work_cb work, smaug_job_done_cb done,
+                      void *data) {
+  if (work == NULL || queue == NULL)
+    return SMAUG_EINVAL;
+  return job_start(act, queue, work, NULL, NULL, done, data);
+}
+
+int smaug_poll_start(smaug_activity_t *act, const smaug_poll_opts_t *opts,
+                     smaug_poll_status_cb status, smaug_job_done_cb done,
+                     void *data) {
+  if (status == NULL)
+    return SMAUG_EINVAL;
+  return job_start(act, NULL, NULL, status, opts, done, data);
 }
 
 /* --------------------------------------------------------- dispatching */
@@ -584,15 +586,9 @@ static int attach(smaug_activity_t *a, rt_call_t *call) {
 
 static Smaug__V1__ActivityRequest *
 copy_request(const Smaug__V1__ActivityRequest *req) {
-  size_t len = protobuf_c_message_get_packed_size(&req->base);
-  uint8_t *buf = malloc(len ? len : 1);
-  if (buf == NULL)
-    return NULL;
-  protobuf_c_message_pack(&req->base, buf);
-  Smaug__V1__ActivityRequest *c =
-      smaug__v1__activity_request__unpack(NULL, len, buf);
-  free(buf);
-  return c;
+  ProtobufCMessage *c;
+  return rt_msg_copy(&req->base, &c) == 0 ? (Smaug__V1__ActivityRequest *)c
+                                          : NULL;
 }
 
 static void dispatch(smaug_plugin_t *p, rt_call_t *call,
@@ -627,7 +623,7 @@ static void dispatch(smaug_plugin_t *p, rt_call_t *call,
     key = keybuf;
   }
 
-  smaug_activity_t *a = map_get(&p->acts, key);
+  smaug_activity_t *a = kv_ptr(&p->acts, key);
   if (a != NULL) {
     if (strcmp(a->req->resource->type, req->resource->type) != 0 ||
         strcmp(a->req->resource->id, req->resource->id) != 0 ||
@@ -647,7 +643,7 @@ static void dispatch(smaug_plugin_t *p, rt_call_t *call,
     rt_call_fail(call, GRPC_STATUS_UNAVAILABLE, "plugin is shutting down");
     return;
   }
-  if (map_get(&p->cancelled_ops, req->operation->id) != NULL) {
+  if (kv_ptr(&p->cancelled_ops, req->operation->id) != NULL) {
     rt_call_fail(call, GRPC_STATUS_CANCELLED, "operation %s was cancelled",
                  req->operation->id);
     return;
@@ -677,7 +673,7 @@ static void dispatch(smaug_plugin_t *p, rt_call_t *call,
   a->op = (smaug_op_t)req->operation->kind;
   a->refs = 2; /* the index and the author */
   if ((a->key = strdup(key)) == NULL || (a->req = copy_request(req)) == NULL ||
-      (a->res = res_ref(p, req)) == NULL || map_put(&p->acts, a->key, a) != 0)
+      (a->res = res_ref(p, req)) == NULL || kv_put(&p->acts, a->key, a) != 0)
     goto nomem_free;
   a->in_index = 1;
   a->bank_err =
@@ -687,7 +683,7 @@ static void dispatch(smaug_plugin_t *p, rt_call_t *call,
   if ((kind == SMAUG_SYNC && res_add_sync(a->res, a) != 0) ||
       attach(a, call) != 0) {
     res_del_sync(a->res, a);
-    map_del(&p->acts, a->key);
+    kv_del(&p->acts, a->key);
     goto nomem_free;
   }
   a->counted = 1;
@@ -868,7 +864,7 @@ int smaug_activity_set_metadata(smaug_activity_t *act, const char *key,
   if (act->kind != SMAUG_SYNC || act->author_done || key == NULL ||
       value == NULL)
     return SMAUG_EINVAL;
-  return kv_set(&act->n_meta, &act->meta_k, &act->meta_v, key, value);
+  return kv_set(&act->meta, key, value);
 }
 
 int smaug_activity_set_restored_id(smaug_activity_t *act, const char *id) {
@@ -914,7 +910,8 @@ void smaug_activity_fail(smaug_activity_t *act, int err, const char *fmt, ...) {
     va_end(ap);
     /* A failed activity keeps nothing running behind it (for Sync: the
      * whole resource, which has failed). */
-    sdk_job_cancel(act->p, act, act->res, act->kind == SMAUG_SYNC);
+    sdk_job_cancel(&act->p->jobs, act,
+                   act->kind == SMAUG_SYNC ? act->res : NULL);
     finalize(act, err == 0 ? GRPC_STATUS_UNKNOWN : sdk_err_to_status(err), msg);
   }
   act_unref(act);

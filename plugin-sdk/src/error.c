@@ -1,9 +1,11 @@
 /*
  * error.c - the SDK's error table (smaug/error.h): names, messages and the
  * gRPC status each code is answered with. The one place where SMAUG_E*
- * codes become gRPC statuses.
+ * codes become gRPC statuses; status names become codes through the one
+ * status table (common/status.h).
  */
 #include "sdk.h"
+#include "status.h"
 
 #include <string.h>
 
@@ -49,24 +51,6 @@ const char *smaug_err_status(int err) {
 }
 
 grpc_status_code sdk_err_to_status(int err) {
-  static const struct {
-    const char *name;
-    grpc_status_code code;
-  } st[] = {{"OK", GRPC_STATUS_OK},
-            {"INVALID_ARGUMENT", GRPC_STATUS_INVALID_ARGUMENT},
-            {"NOT_FOUND", GRPC_STATUS_NOT_FOUND},
-            {"ALREADY_EXISTS", GRPC_STATUS_ALREADY_EXISTS},
-            {"PERMISSION_DENIED", GRPC_STATUS_PERMISSION_DENIED},
-            {"FAILED_PRECONDITION", GRPC_STATUS_FAILED_PRECONDITION},
-            {"UNAVAILABLE", GRPC_STATUS_UNAVAILABLE},
-            {"RESOURCE_EXHAUSTED", GRPC_STATUS_RESOURCE_EXHAUSTED},
-            {"CANCELLED", GRPC_STATUS_CANCELLED},
-            {"DEADLINE_EXCEEDED", GRPC_STATUS_DEADLINE_EXCEEDED},
-            {"UNIMPLEMENTED", GRPC_STATUS_UNIMPLEMENTED},
-            {"ABORTED", GRPC_STATUS_ABORTED}};
-  const char *name = smaug_err_status(err);
-  for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
-    if (strcmp(st[i].name, name) == 0)
-      return st[i].code;
-  return GRPC_STATUS_INTERNAL;
+  int code = status_code(smaug_err_status(err));
+  return code < 0 ? GRPC_STATUS_INTERNAL : (grpc_status_code)code;
 }

@@ -1,12 +1,15 @@
 /*
  * job.c - background jobs, bounded queues and polls (smaug/job.h).
  *
- * A job is a uv_work_t on the libuv thread pool; a poll is a timer on the
- * loop that sends the status function to the pool at each tick. Both are
- * counted on their resource (sdk_activity_job_begin/end), which is how
- * the resource's Sync knows when everything has finished. Cancellation
- * only sets flags and re-arms handles: done callbacks always run later,
- * from the loop, never from inside a cancel.
+ * The bottom layer of the SDK (sdk_job.h): it calls nothing above it. A
+ * job is a uv_work_t on the libuv thread pool; a poll is a timer on the
+ * loop that sends the status function to the pool at each tick. The end
+ * of each is reported through the `ended` hook, which is how the activity
+ * layer counts them on their resource and knows when a Sync may answer.
+ * Cancellation only sets flags and re-arms handles: done callbacks and
+ * hooks always run later, from the loop, never from inside a cancel.
+ * Starting a job (the checks on its activity) is the activity layer's job
+ * (activity.c); the rest of smaug/job.h is here.
  *
  * Progress from a job (smaug_job_progress) is queued on the job under its
  * mutex and the plugin's uv_async_t is poked; the loop then drains every
@@ -14,21 +17,26 @@
  * anything else, because libuv does not order the async against the
  * thread pool's own completion signal.
  */
-#include "sdk.h"
+#include "sdk_job.h"
+
+#include "smaug/error.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct smaug_job_s {
-  smaug_job_t *next, *prev; /* the plugin's live list */
+  smaug_job_t *next, *prev; /* the set's live list */
   smaug_job_t *qnext;       /* the queue's wait list */
   uv_work_t work_req;
   uv_timer_t timer;
-  smaug_plugin_t *p;
-  smaug_activity_t *act;
+  sdk_jobs_t *js;
+  smaug_activity_t *act; /* the owner, borrowed */
+  const void *group;     /* borrowed, compared only */
+  const char *op_id;     /* borrowed */
   sdk_queue_t *q;
   int q_counted; /* holds one of the queue's slots */
   int waiting;   /* in the queue's wait list */
@@ -44,8 +52,7 @@ struct smaug_job_s {
   int poll_ok;
   uint64_t interval_ms, deadline;
   char msg[256];
-  size_t n_meta;
-  char **meta_k, **meta_v;
+  kv_t meta; /* set by the job, copied to its resource at the end */
   /* progress waiting for the loop; guarded by `mu` */
   uv_mutex_t mu;
   unsigned n_prog;
@@ -67,13 +74,35 @@ static void flush_progress(smaug_job_t *j) {
   j->n_prog = 0;
   uv_mutex_unlock(&j->mu);
   for (unsigned i = 0; i < n; i++)
-    sdk_activity_job_progress(j->act, out[i].done, out[i].total, out[i].unit,
-                              out[i].msg);
+    j->js->hooks->progress(j->act, out[i].done, out[i].total, out[i].unit,
+                           out[i].msg);
 }
 
-void sdk_job_flush_progress(smaug_plugin_t *p) {
-  for (smaug_job_t *j = p->jobs; j != NULL; j = j->next)
+void sdk_job_flush_progress(sdk_jobs_t *js) {
+  for (smaug_job_t *j = js->live; j != NULL; j = j->next)
     flush_progress(j);
+}
+
+void sdk_jobs_init(sdk_jobs_t *js, uv_loop_t *loop, uv_async_t *wake,
+                   const sdk_job_hooks_t *hooks, void (*drained)(void *data),
+                   void *data) {
+  memset(js, 0, sizeof(*js));
+  js->loop = loop;
+  js->wake = wake;
+  js->hooks = hooks;
+  js->drained = drained;
+  js->data = data;
+}
+
+unsigned sdk_jobs_live(const sdk_jobs_t *js) {
+  return js->n_live;
+}
+
+sdk_queue_t *sdk_queue_find(sdk_queue_t *queues, size_t n, const char *name) {
+  for (size_t i = 0; name != NULL && i < n; i++)
+    if (strcmp(queues[i].name, name) == 0)
+      return &queues[i];
+  return NULL;
 }
 
 void smaug_job_progress(smaug_job_t *job, uint64_t done, uint64_t total,
@@ -88,7 +117,7 @@ void smaug_job_progress(smaug_job_t *job, uint64_t done, uint64_t total,
   snprintf(e->unit, sizeof(e->unit), "%s", unit != NULL ? unit : "");
   snprintf(e->msg, sizeof(e->msg), "%s", message != NULL ? message : "");
   uv_mutex_unlock(&job->mu);
-  uv_async_send(&job->p->progress_async);
+  uv_async_send(job->js->wake);
 }
 
 static void after_work(uv_work_t *req, int status);
@@ -114,7 +143,7 @@ static void submit(smaug_job_t *j) {
   j->in_pool = 1;
   j->work_req.data = j;
   /* Fails only for a NULL work callback. */
-  (void)uv_queue_work(j->p->loop, &j->work_req, do_work, after_work);
+  (void)uv_queue_work(j->js->loop, &j->work_req, do_work, after_work);
 }
 
 static void pump(sdk_queue_t *q) {
@@ -132,29 +161,23 @@ static void pump(sdk_queue_t *q) {
 }
 
 static void finish_now(smaug_job_t *j) {
-  smaug_plugin_t *p = j->p;
+  sdk_jobs_t *js = j->js;
   flush_progress(j);
   if (j->done != NULL)
     j->done(j, j->result, j->data);
   flush_progress(j); /* what the done callback reported */
-  smaug_activity_t *act = j->act;
-  sdk_activity_job_end(act, j->result, j->msg, j->n_meta, j->meta_k, j->meta_v);
-  for (size_t i = 0; i < j->n_meta; i++) {
-    free(j->meta_k[i]);
-    free(j->meta_v[i]);
-  }
-  free(j->meta_k);
-  free(j->meta_v);
+  js->hooks->ended(j->act, j->result, j->msg, &j->meta);
+  kv_free(&j->meta);
   uv_mutex_destroy(&j->mu);
   if (j->prev != NULL)
     j->prev->next = j->next;
   else
-    p->jobs = j->next;
+    js->live = j->next;
   if (j->next != NULL)
     j->next->prev = j->prev;
   free(j);
-  if (--p->live_jobs == 0)
-    sdk_plugin_jobs_drained(p);
+  if (--js->n_live == 0 && js->drained != NULL)
+    js->drained(js->data);
 }
 
 static void on_timer_closed(uv_handle_t *h) {
@@ -194,7 +217,7 @@ static void after_work(uv_work_t *req, int status) {
     finish(j, j->result);
     return;
   }
-  uint64_t now = uv_now(j->p->loop);
+  uint64_t now = uv_now(j->js->loop);
   if (atomic_load(&j->cancelled))
     finish(j, SMAUG_ECANCELED);
   else if (j->poll_ok)
@@ -210,19 +233,10 @@ static void after_work(uv_work_t *req, int status) {
   }
 }
 
-static int start(smaug_activity_t *act, const char *queue,
-                 smaug_job_work_cb work, smaug_poll_status_cb status,
-                 const smaug_poll_opts_t *opts, smaug_job_done_cb done,
-                 void *data) {
-  if (act == NULL || (work == NULL && status == NULL))
-    return SMAUG_EINVAL;
-  int err = sdk_activity_can_start(act);
-  if (err != 0)
-    return err;
-  smaug_plugin_t *p = sdk_activity_plugin(act);
-  sdk_queue_t *q = NULL;
-  if (queue != NULL && (q = sdk_plugin_queue(p, queue)) == NULL)
-    return SMAUG_ENOENT;
+int sdk_job_start(sdk_jobs_t *js, smaug_activity_t *owner, const void *group,
+                  const char *op_id, sdk_queue_t *q, smaug_job_work_cb work,
+                  smaug_poll_status_cb status, const smaug_poll_opts_t *opts,
+                  smaug_job_done_cb done, void *data) {
   smaug_job_t *j = calloc(1, sizeof(*j));
   if (j == NULL)
     return SMAUG_ENOMEM;
@@ -230,8 +244,10 @@ static int start(smaug_activity_t *act, const char *queue,
     free(j);
     return SMAUG_ENOMEM;
   }
-  j->p = p;
-  j->act = act;
+  j->js = js;
+  j->act = owner;
+  j->group = group;
+  j->op_id = op_id;
   j->q = q;
   j->work = work;
   j->status = status;
@@ -246,17 +262,16 @@ static int start(smaug_activity_t *act, const char *queue,
     if (opts != NULL && opts->size >= sizeof(smaug_poll_opts_t))
       timeout = opts->timeout_ms;
     j->interval_ms = interval ? interval : 1000;
-    j->deadline = uv_now(p->loop) + (timeout ? timeout : 600000);
-    uv_timer_init(p->loop, &j->timer);
+    j->deadline = uv_now(js->loop) + (timeout ? timeout : 600000);
+    uv_timer_init(js->loop, &j->timer);
     j->timer.data = j;
     j->timer_open = 1;
   }
-  sdk_activity_job_begin(act);
-  p->live_jobs++;
-  j->next = p->jobs;
-  if (p->jobs != NULL)
-    p->jobs->prev = j;
-  p->jobs = j;
+  js->n_live++;
+  j->next = js->live;
+  if (js->live != NULL)
+    js->live->prev = j;
+  js->live = j;
   if (q != NULL) {
     j->waiting = 1;
     if (q->wait_tail != NULL)
@@ -269,29 +284,6 @@ static int start(smaug_activity_t *act, const char *queue,
     submit(j);
   }
   return 0;
-}
-
-int smaug_job_start(smaug_activity_t *act, smaug_job_work_cb work,
-                    smaug_job_done_cb done, void *data) {
-  if (work == NULL)
-    return SMAUG_EINVAL;
-  return start(act, NULL, work, NULL, NULL, done, data);
-}
-
-int smaug_job_enqueue(smaug_activity_t *act, const char *queue,
-                      smaug_job_work_cb work, smaug_job_done_cb done,
-                      void *data) {
-  if (work == NULL || queue == NULL)
-    return SMAUG_EINVAL;
-  return start(act, queue, work, NULL, NULL, done, data);
-}
-
-int smaug_poll_start(smaug_activity_t *act, const smaug_poll_opts_t *opts,
-                     smaug_poll_status_cb status, smaug_job_done_cb done,
-                     void *data) {
-  if (status == NULL)
-    return SMAUG_EINVAL;
-  return start(act, NULL, NULL, status, opts, done, data);
 }
 
 smaug_activity_t *smaug_job_activity(const smaug_job_t *job) {
@@ -317,24 +309,7 @@ int smaug_job_set_metadata(smaug_job_t *job, const char *key,
                            const char *value) {
   if (key == NULL || value == NULL)
     return SMAUG_EINVAL;
-  char **k = realloc(job->meta_k, (job->n_meta + 1) * sizeof(*k));
-  if (k == NULL)
-    return SMAUG_ENOMEM;
-  job->meta_k = k;
-  char **v = realloc(job->meta_v, (job->n_meta + 1) * sizeof(*v));
-  if (v == NULL)
-    return SMAUG_ENOMEM;
-  job->meta_v = v;
-  char *ks = strdup(key), *vs = strdup(value);
-  if (ks == NULL || vs == NULL) {
-    free(ks);
-    free(vs);
-    return SMAUG_ENOMEM;
-  }
-  job->meta_k[job->n_meta] = ks;
-  job->meta_v[job->n_meta] = vs;
-  job->n_meta++;
-  return 0;
+  return kv_set(&job->meta, key, value);
 }
 
 /* Sets the flag and makes sure the job ends soon: a job still waiting for
@@ -359,13 +334,13 @@ static void cancel_one(smaug_job_t *j) {
   }
 }
 
-unsigned sdk_job_cancel(smaug_plugin_t *p, const smaug_activity_t *act,
-                        const sdk_res_t *res, int whole_resource) {
+unsigned sdk_job_cancel(sdk_jobs_t *js, const smaug_activity_t *owner,
+                        const void *group) {
   unsigned n = 0;
-  for (smaug_job_t *j = p->jobs; j != NULL; j = j->next) {
+  for (smaug_job_t *j = js->live; j != NULL; j = j->next) {
     if (atomic_load(&j->cancelled))
       continue;
-    if (j->act == act || (whole_resource && sdk_activity_res(j->act) == res)) {
+    if (j->act == owner || (group != NULL && j->group == group)) {
       cancel_one(j);
       n++;
     }
@@ -373,12 +348,12 @@ unsigned sdk_job_cancel(smaug_plugin_t *p, const smaug_activity_t *act,
   return n;
 }
 
-unsigned sdk_job_cancel_op(smaug_plugin_t *p, const char *op_id) {
+unsigned sdk_job_cancel_op(sdk_jobs_t *js, const char *op_id) {
   unsigned n = 0;
-  for (smaug_job_t *j = p->jobs; j != NULL; j = j->next) {
+  for (smaug_job_t *j = js->live; j != NULL; j = j->next) {
     if (atomic_load(&j->cancelled))
       continue;
-    if (op_id == NULL || strcmp(sdk_activity_op_id(j->act), op_id) == 0) {
+    if (op_id == NULL || strcmp(j->op_id, op_id) == 0) {
       cancel_one(j);
       n++;
     }

@@ -32,10 +32,7 @@ static int parse_int(const char *s, long long min, long long *out) {
 }
 
 sdk_queue_t *sdk_plugin_queue(smaug_plugin_t *p, const char *name) {
-  for (size_t i = 0; i < p->n_queues; i++)
-    if (strcmp(p->queues[i].name, name) == 0)
-      return &p->queues[i];
-  return NULL;
+  return sdk_queue_find(p->queues, p->n_queues, name);
 }
 
 /* "NAME=N" from --queue. */
@@ -529,7 +526,8 @@ static void on_heartbeat(uv_timer_t *t) {
 }
 
 static void on_progress_async(uv_async_t *a) {
-  sdk_job_flush_progress(a->data);
+  smaug_plugin_t *p = a->data;
+  sdk_job_flush_progress(&p->jobs);
 }
 
 static void on_parent_check(uv_timer_t *t) {
@@ -540,6 +538,8 @@ static void on_parent_check(uv_timer_t *t) {
     sdk_plugin_stop(p, NULL, NULL);
   }
 }
+
+static void jobs_drained(void *data);
 
 int sdk_plugin_new(rt_t *rt, const smaug_plugin_def_t *def, int argc,
                    char **argv, smaug_plugin_t **out) {
@@ -562,9 +562,11 @@ int sdk_plugin_new(rt_t *rt, const smaug_plugin_def_t *def, int argc,
   p->grace_ms = DEFAULT_GRACE_MS;
   p->result_ttl_ms = DEFAULT_TTL_MS;
   p->heartbeat_ms = DEFAULT_HEARTBEAT_MS;
-  map_init(&p->acts);
-  map_init(&p->res);
-  map_init(&p->cancelled_ops);
+  kv_init_borrowed(&p->acts);
+  kv_init_borrowed(&p->res);
+  kv_init_borrowed(&p->cancelled_ops);
+  sdk_jobs_init(&p->jobs, p->loop, &p->progress_async, &sdk_activity_job_hooks,
+                jobs_drained, p);
   err = SMAUG_ENOMEM;
   p->types = calloc(def->n_types, sizeof(*p->types));
   p->type_inflight = calloc(def->n_types, sizeof(*p->type_inflight));
@@ -714,7 +716,9 @@ static void stop_finish(smaug_plugin_t *p) {
     uv_close((uv_handle_t *)&p->parent, on_timer_closed);
 }
 
-void sdk_plugin_jobs_drained(smaug_plugin_t *p) {
+/* The job layer's `drained` callback: the last live job has ended. */
+static void jobs_drained(void *data) {
+  smaug_plugin_t *p = data;
   if (p->stopping == 2)
     stop_finish(p);
 }
@@ -724,8 +728,9 @@ static void on_server_stopped(rt_server_t *srv, void *data) {
   /* Calls are gone; anything still running in the background stops. */
   p->stopping = 2;
   sdk_activity_cancel_all(p);
-  rt_log(RT_LOG_INFO, "plugin", "server stopped", "jobs=%u", p->live_jobs);
-  if (p->live_jobs == 0)
+  rt_log(RT_LOG_INFO, "plugin", "server stopped", "jobs=%u",
+         sdk_jobs_live(&p->jobs));
+  if (sdk_jobs_live(&p->jobs) == 0)
     stop_finish(p);
 }
 
@@ -739,7 +744,7 @@ void sdk_plugin_stop(smaug_plugin_t *p,
     p->on_stopped_data = data;
   }
   rt_log(RT_LOG_INFO, "plugin", "stopping", "grace_ms=%d inflight=%u jobs=%u",
-         p->grace_ms, p->inflight, p->live_jobs);
+         p->grace_ms, p->inflight, sdk_jobs_live(&p->jobs));
   rt_server_set_serving(p->srv, "", 0);
   if (rt_server_shutdown(p->srv, on_server_stopped, p) != 0)
     on_server_stopped(p->srv, p);
@@ -750,9 +755,9 @@ void sdk_plugin_free(smaug_plugin_t *p) {
     return;
   rt_server_free(p->srv);
   sdk_activity_sweep(p, 1);
-  map_close(&p->acts);
-  map_close(&p->res);
-  map_close(&p->cancelled_ops);
+  kv_free(&p->acts);
+  kv_free(&p->res);
+  kv_free(&p->cancelled_ops);
   info_free(p->info);
   for (size_t i = 0; i < p->n_queues; i++)
     free(p->queues[i].name);

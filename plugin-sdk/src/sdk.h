@@ -1,18 +1,28 @@
 /*
  * sdk.h - the SDK's internal types and the calls between its modules.
  *
- * plugin.c owns the process (options, server, signals, GetPluginInfo,
- * ListDependents, CancelOperation); activity.c the activity contexts and
- * their idempotency index; job.c the jobs, queues and polls; bank.c the
- * file:// bank; log.c the logging glue. Everything runs on the loop thread
- * unless a comment says otherwise. Never included by a public header.
+ * The modules form a one-way stack; each calls only the ones below it:
+ *
+ *   plugin.c    the process: options, server, signals, GetPluginInfo,
+ *               ListDependents, CancelOperation; owns struct smaug_plugin_s
+ *   activity.c  the activity contexts, their idempotency index and the
+ *               resources' records; starts jobs for its activities
+ *   job.c       jobs, polls and queues (sdk_job.h); reports back through
+ *               hooks, never by calling up
+ *   bank.c, log.c, error.c   the file:// bank, logging glue, error table
+ *
+ * activity.c reads the settings of struct smaug_plugin_s and owns the
+ * fields marked "activity.c" (its index and counters); it calls nothing in
+ * plugin.c. Everything runs on the loop thread unless a comment says
+ * otherwise. Never included by a public header.
  */
 #ifndef SMAUG_SDK_H
 #define SMAUG_SDK_H
 
-#include "map.h"
+#include "kv.h"
 #include "rt.h"
 #include "rt_log.h"
+#include "sdk_job.h"
 #include "smaug/plugin.h"
 #include "smaug/v1/plugin.pb-c.h"
 #include "smaug/v1/plugin.smaug.h"
@@ -23,19 +33,6 @@
 
 typedef struct smaug_plugin_s smaug_plugin_t;
 
-/* Progress updates a job may have waiting for the loop: the 32 oldest and
- * the newest. */
-#define SDK_JOB_PROGRESS_QUEUE 33
-
-/* A named bounded job queue. */
-typedef struct sdk_queue_s {
-  char *name;
-  unsigned limit;
-  unsigned running;
-  unsigned max_seen; /* highest `running`, for tests and logs */
-  smaug_job_t *wait_head, *wait_tail;
-} sdk_queue_t;
-
 /* Everything a plugin has started for one resource in one operation. */
 typedef struct sdk_res_s {
   char *key;                  /* "op\x1ftype\x1fid" */
@@ -43,8 +40,7 @@ typedef struct sdk_res_s {
   unsigned started, finished; /* cumulative, for Sync's progress */
   int err;                    /* first failure, 0 if none */
   char *err_msg;
-  size_t n_meta; /* metadata set by jobs */
-  char **meta_k, **meta_v;
+  kv_t meta;                  /* metadata set by jobs */
   smaug_activity_t **waiters; /* completed Syncs held for the jobs */
   size_t n_waiters;
   smaug_activity_t **syncs; /* open Syncs (running or held): job progress */
@@ -72,12 +68,13 @@ struct smaug_plugin_s {
   int64_t result_ttl_ms;
   int heartbeat_ms;
   /* state */
-  map_t acts;              /* idempotency key -> smaug_activity_t */
-  map_t res;               /* sdk_res_t.key -> sdk_res_t */
-  map_t cancelled_ops;     /* operation id -> (void *)1 */
+  /* activity.c */
+  kv_t acts;               /* idempotency key -> smaug_activity_t */
+  kv_t res;                /* sdk_res_t.key -> sdk_res_t */
+  kv_t cancelled_ops;      /* operation id -> uint64_t *when (owned) */
   unsigned *type_inflight; /* per type, activities not yet answered */
   unsigned inflight;
-  unsigned live_jobs;
+  sdk_jobs_t jobs; /* every live job and poll (job.c) */
   int stopping;
   int port;
   uv_timer_t sweep;
@@ -89,7 +86,6 @@ struct smaug_plugin_s {
   void (*on_stopped)(struct smaug_plugin_s *p, void *data);
   void *on_stopped_data;
   int timers_open;
-  smaug_job_t *jobs; /* every live job and poll */
 };
 
 /* ------------------------------------------------------ plugin.c */
@@ -115,7 +111,8 @@ void sdk_plugin_stop(smaug_plugin_t *p,
 /* NULL is a no-op; only after the stop callback. */
 void sdk_plugin_free(smaug_plugin_t *p);
 
-/* The queue named `name`, or NULL. */
+/* The queue named `name`, or NULL (sdk_queue_find over the plugin's
+ * queues). */
 sdk_queue_t *sdk_plugin_queue(smaug_plugin_t *p, const char *name);
 
 /* ---------------------------------------------------- activity.c */
@@ -139,45 +136,11 @@ void sdk_activity_heartbeat(smaug_plugin_t *p);
  * resources nothing refers to. */
 void sdk_activity_sweep(smaug_plugin_t *p, int all);
 
-/* Jobs call these: a job of `act` starts / ends (refcount of the context
- * and pending count of its resource). `status` and `msg` of a failed job
- * are recorded on the resource; `meta` entries are moved to it. */
-void sdk_activity_job_begin(smaug_activity_t *act);
-void sdk_activity_job_end(smaug_activity_t *act, int status, const char *msg,
-                          size_t n_meta, char **meta_k, char **meta_v);
-
-/* A job of `act` reported progress: sent to `act` while it is open and
- * to every open Sync of its resource. */
-void sdk_activity_job_progress(smaug_activity_t *act, uint64_t done,
-                               uint64_t total, const char *unit,
-                               const char *message);
-
-/* The plugin, operation id and resource record of an activity. */
-smaug_plugin_t *sdk_activity_plugin(const smaug_activity_t *act);
-const char *sdk_activity_op_id(const smaug_activity_t *act);
-sdk_res_t *sdk_activity_res(const smaug_activity_t *act);
-
-/* 0 if `act` may start a job now: it is running, or it succeeded and its
- * resource still has jobs (a done callback chaining the next job). Else
- * SMAUG_ECANCELED or SMAUG_EINVAL. */
-int sdk_activity_can_start(const smaug_activity_t *act);
-
-/* ---------------------------------------------------------- job.c */
-
-/* Cancels the jobs started by `act`; if `whole_resource`, also every other
- * job of the same resource. Returns how many were told to stop. Never
- * calls a done callback from inside the call. */
-unsigned sdk_job_cancel(smaug_plugin_t *p, const smaug_activity_t *act,
-                        const sdk_res_t *res, int whole_resource);
-
-/* Sends the progress every job has waiting (the progress async). */
-void sdk_job_flush_progress(smaug_plugin_t *p);
-
-/* Cancels the jobs of operation `op_id` (NULL: all jobs). */
-unsigned sdk_job_cancel_op(smaug_plugin_t *p, const char *op_id);
-
-/* plugin.c: called by job.c whenever the last live job has ended. */
-void sdk_plugin_jobs_drained(smaug_plugin_t *p);
+/* The hooks activity.c gives the job layer (sdk_jobs_init): a job's
+ * progress goes to its activity and the open Syncs of its resource; its
+ * end is counted on the resource (status, message and metadata recorded
+ * there) and releases a Sync held for the jobs. */
+extern const sdk_job_hooks_t sdk_activity_job_hooks;
 
 /* --------------------------------------------------------- error.c */
 

@@ -10,6 +10,7 @@
  * no-op tasks, never recurses.
  */
 #include "exec.h"
+#include "status.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -112,44 +113,7 @@ static void exec__pump(exec_op_t *op);
 static void exec__granted(lim_waiter_t *w, void *data);
 
 const char *exec_code_name(int code) {
-  switch (code) {
-  case 0:
-    return "OK";
-  case 1:
-    return "CANCELLED";
-  case 2:
-    return "UNKNOWN";
-  case 3:
-    return "INVALID_ARGUMENT";
-  case 4:
-    return "DEADLINE_EXCEEDED";
-  case 5:
-    return "NOT_FOUND";
-  case 6:
-    return "ALREADY_EXISTS";
-  case 7:
-    return "PERMISSION_DENIED";
-  case 8:
-    return "RESOURCE_EXHAUSTED";
-  case 9:
-    return "FAILED_PRECONDITION";
-  case 10:
-    return "ABORTED";
-  case 11:
-    return "OUT_OF_RANGE";
-  case 12:
-    return "UNIMPLEMENTED";
-  case 13:
-    return "INTERNAL";
-  case 14:
-    return "UNAVAILABLE";
-  case 15:
-    return "DATA_LOSS";
-  case 16:
-    return "UNAUTHENTICATED";
-  default:
-    return "UNKNOWN";
-  }
+  return status_name(code);
 }
 
 void exec_opts_init(exec_opts_t *o) {

@@ -66,7 +66,8 @@
 #define EXEC_CODE_INTERNAL            13
 #define EXEC_CODE_UNAVAILABLE         14
 
-/* "UNAVAILABLE" etc.; "CODE_<n>" style "UNKNOWN" for others. Static. */
+/* "UNAVAILABLE" etc. (status_name, common/status.h); "UNKNOWN" for
+ * others. Static. */
 const char *exec_code_name(int code);
 
 /* Task and resource status; values match smaug.v1.TaskStatus. */

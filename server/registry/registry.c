@@ -263,16 +263,14 @@ static void pending_end(reg_pending_t *q, grpc_status_code code,
 static void info_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
                      void *data) {
   reg_pending_t *q = data;
-  /* The message lives only during this callback: keep a copy. */
-  size_t n = protobuf_c_message_get_packed_size(msg);
-  uint8_t *buf = malloc(n ? n : 1);
-  if (buf == NULL)
+  /* The message lives only during this callback: keep a copy (without
+   * memory, the call ends as one without a response). */
+  ProtobufCMessage *copy;
+  if (rt_msg_copy(msg, &copy) != 0)
     return;
-  protobuf_c_message_pack(msg, buf);
   if (q->info)
     protobuf_c_message_free_unpacked(&q->info->base, NULL);
-  q->info = smaug__v1__get_plugin_info_response__unpack(NULL, n, buf);
-  free(buf);
+  q->info = (Smaug__V1__GetPluginInfoResponse *)copy;
 }
 
 /* Checks the plugin info; on error writes a message and returns a status. */

@@ -248,12 +248,11 @@ typedef struct wait_s {
 static void on_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
                    void *data) {
   wait_t *w = data;
-  size_t len = protobuf_c_message_get_packed_size(msg);
-  uint8_t *buf = malloc(len ? len : 1);
-  protobuf_c_message_pack(msg, buf);
+  ProtobufCMessage *copy = NULL;
+  if (rt_msg_copy(msg, &copy) != 0)
+    abort(); /* out of memory: the test cannot go on */
   w->resps = realloc(w->resps, (w->n + 1) * sizeof(*w->resps));
-  w->resps[w->n++] = protobuf_c_message_unpack(w->out, NULL, len, buf);
-  free(buf);
+  w->resps[w->n++] = copy;
   if (w->until && !w->met &&
       w->until((Smaug__V1__WatchOperationResponse *const *)w->resps, w->n,
                w->until_data)) {
