@@ -16,6 +16,11 @@
  * and its jobs go on, and the outcome is stored as usual, so that the
  * orchestrator's replay with the same key (after a restart, or a retry
  * after a deadline) joins the running work or gets its result.
+ *
+ * Layering (sdk.h): plugin.c calls in here; this file calls job.c
+ * (sdk_job.h) and nothing in plugin.c. It starts its activities' jobs
+ * (smaug_job_start, smaug_job_enqueue, smaug_poll_start) and learns of
+ * their progress and end through sdk_activity_job_hooks.
  */
 #include "sdk.h"
 

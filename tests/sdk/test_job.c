@@ -673,3 +673,102 @@ Test(job, a_flood_of_job_progress_keeps_order_and_the_last_update,
   chk_act_clear(&par);
   chk_act_clear(&sync);
 }
+
+/* ------------------------------------ the job layer on its own (sdk_job.h) */
+
+/* job.c is the bottom of the SDK's stack: it runs with no plugin and no
+ * activity, reporting only through its hooks. Owners here are dummies that
+ * job.c must hand back untouched. */
+typedef struct {
+  int progress, ended, drained;
+  int last_status;
+  char meta[32];
+  smaug_activity_t *last_owner;
+} layer_trace_t;
+
+static layer_trace_t lt;
+
+static void lt_progress(smaug_activity_t *owner, uint64_t done, uint64_t total,
+                        const char *unit, const char *message) {
+  cr_assert_eq(done, 1);
+  cr_assert_str_eq(unit, "u");
+  lt.progress++;
+}
+
+static void lt_ended(smaug_activity_t *owner, int status, const char *msg,
+                     const kv_t *meta) {
+  lt.ended++;
+  lt.last_status = status;
+  lt.last_owner = owner;
+  const char *v = kv_get(meta, "k");
+  snprintf(lt.meta, sizeof(lt.meta), "%s", v != NULL ? v : "");
+}
+
+static void lt_drained(void *data) {
+  cr_assert_eq(data, &lt);
+  lt.drained++;
+}
+
+static int lt_work(smaug_job_t *job, void *data) {
+  smaug_job_progress(job, 1, 2, "u", "half");
+  smaug_job_set_metadata(job, "k", "first");
+  smaug_job_set_metadata(job, "k", "last"); /* a duplicate key: last wins */
+  return 0;
+}
+
+static int lt_wait_cancel(smaug_job_t *job, void *data) {
+  while (!smaug_job_is_cancelled(job))
+    usleep(1000);
+  return SMAUG_ECANCELED;
+}
+
+static void lt_flush(uv_async_t *a) {
+  sdk_job_flush_progress(a->data);
+}
+
+Test(job_layer, runs_and_cancels_without_a_plugin, .timeout = 20) {
+  memset(&lt, 0, sizeof(lt));
+  uv_loop_t loop;
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  static const sdk_job_hooks_t hooks = {lt_progress, lt_ended};
+  sdk_jobs_t js;
+  uv_async_t wake;
+  cr_assert_eq(uv_async_init(&loop, &wake, lt_flush), 0);
+  wake.data = &js;
+  sdk_jobs_init(&js, &loop, &wake, &hooks, lt_drained, &lt);
+  smaug_activity_t *a = (smaug_activity_t *)&lt.progress; /* opaque */
+  smaug_activity_t *b = (smaug_activity_t *)&lt.ended;
+
+  cr_assert_eq(sdk_job_start(&js, a, NULL, "op-1", NULL, lt_work, NULL, NULL,
+                             NULL, NULL),
+               0);
+  cr_assert_eq(lt.ended, 0, "a hook ran inside sdk_job_start");
+  while (lt.drained == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(lt.progress, 1);
+  cr_assert_eq(lt.ended, 1);
+  cr_assert_eq(lt.last_status, 0);
+  cr_assert_eq(lt.last_owner, a);
+  cr_assert_str_eq(lt.meta, "last");
+
+  /* Cancelling by operation reaches the job of op-2 only. */
+  static int group;
+  cr_assert_eq(sdk_job_start(&js, b, &group, "op-2", NULL, lt_wait_cancel, NULL,
+                             NULL, NULL, NULL),
+               0);
+  cr_assert_eq(sdk_jobs_live(&js), 1);
+  cr_assert_eq(sdk_job_cancel_op(&js, "op-1"), 0);
+  cr_assert_eq(sdk_job_cancel(&js, a, &lt), 0); /* other owner and group */
+  cr_assert_eq(sdk_job_cancel_op(&js, "op-2"), 1);
+  cr_assert_eq(lt.ended, 1, "a hook ran inside a cancel");
+  while (lt.drained < 2)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(lt.ended, 2);
+  cr_assert_eq(lt.last_status, SMAUG_ECANCELED);
+  cr_assert_eq(lt.last_owner, b);
+  cr_assert_eq(sdk_jobs_live(&js), 0);
+
+  uv_close((uv_handle_t *)&wake, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+}
