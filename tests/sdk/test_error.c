@@ -3,6 +3,7 @@
  * calls (version.c).
  */
 #include "sdk.h"
+#include "status.h"
 
 #include <criterion/criterion.h>
 #include <string.h>
@@ -22,6 +23,18 @@ Test(error, each_code_has_a_name_a_message_and_a_status, .timeout = 5) {
   cr_assert_eq(sdk_err_to_status(SMAUG_ECONNABORTED), GRPC_STATUS_ABORTED);
   cr_assert_eq(sdk_err_to_status(SMAUG_ETIMEDOUT),
                GRPC_STATUS_DEADLINE_EXCEEDED);
+}
+
+/* Every row of smaug/error.h names a status of the one gRPC status table,
+ * and is answered with exactly that code. */
+Test(error, every_row_names_a_grpc_status, .timeout = 5) {
+#define CHECK_ROW(name, val, status, msg)                                      \
+  cr_assert_geq(status_code(status), 0, "%s: %s", #name, status);              \
+  cr_assert_eq((int)sdk_err_to_status(-(val)), status_code(status), "%s",      \
+               #name);                                                         \
+  cr_assert_str_eq(rt_status_name(sdk_err_to_status(-(val))), status);
+  SMAUG_ERRNO_MAP(CHECK_ROW)
+#undef CHECK_ROW
 }
 
 Test(error, unknown_codes_are_internal, .timeout = 5) {
