@@ -125,7 +125,9 @@ void exec__emit(exec_op_t *op, exec_event_kind_t kind, uint32_t t,
 /* ------------------------------------------------------------ lifecycle */
 
 static void exec__op_closed(uv_handle_t *h) {
-  free(h->data);
+  exec_op_t *op = h->data;
+  if (--op->open_handles == 0)
+    free(op);
 }
 
 void exec_op_free(exec_op_t *op) {
@@ -153,7 +155,9 @@ void exec_op_free(exec_op_t *op) {
   free(op->id);
   free(op->stop_reason);
   op->kick.data = op;
+  op->watch.data = op;
   uv_close((uv_handle_t *)&op->kick, exec__op_closed);
+  uv_close((uv_handle_t *)&op->watch, exec__op_closed);
 }
 
 int exec_op_new(uv_loop_t *loop, const dag_t *dag, const char *op_id,
@@ -170,6 +174,14 @@ int exec_op_new(uv_loop_t *loop, const dag_t *dag, const char *op_id,
     free(op);
     return rc;
   }
+  op->kick.data = op;
+  op->open_handles = 1;
+  if ((rc = uv_timer_init(loop, &op->watch)) != 0) {
+    uv_close((uv_handle_t *)&op->kick, exec__op_closed); /* frees op */
+    return rc;
+  }
+  op->watch.data = op;
+  op->open_handles = 2;
   op->loop = loop;
   op->dag = dag;
   op->g = dag_graph(dag);

@@ -12,10 +12,8 @@
 
 /* ------------------------------------------------------------ activities */
 
-static void exec__act_closed(uv_handle_t *h) {
-  exec_activity_t *a = h->data;
-  a->timer_closed = 1;
-  if (a->runner_done) {
+void exec__act_free_if_done(exec_activity_t *a) {
+  if (a->runner_done && a->orphan) {
     free(a->key);
     free(a);
   }
@@ -32,36 +30,91 @@ void exec__act_release(exec_activity_t *a) {
     lim_release(k);
 }
 
-/* Detaches `a` from its task and closes its timer. */
+/* The due time (loop ms) of the deadline or heartbeat of `a`. */
+static uint64_t exec__dl_due(const exec_op_t *op, const exec_activity_t *a) {
+  return a->started + op->opts.deadline_ms;
+}
+
+static uint64_t exec__hb_due(const exec_op_t *op, const exec_activity_t *a) {
+  return a->last_beat + op->opts.heartbeat_ms;
+}
+
+/* Arms the watch for the earliest head, when it is not armed already and
+ * a list holds a call. An armed watch is never late: calls join the lists
+ * at their tails, with dues no earlier than the heads'. */
+static void exec__watch_arm(exec_op_t *op) {
+  if (uv_is_active((uv_handle_t *)&op->watch))
+    return;
+  uint64_t due = UINT64_MAX;
+  if (op->dl_head != NULL)
+    due = exec__dl_due(op, op->dl_head);
+  if (op->hb_head != NULL && exec__hb_due(op, op->hb_head) < due)
+    due = exec__hb_due(op, op->hb_head);
+  if (due == UINT64_MAX)
+    return;
+  uint64_t now = uv_now(op->loop);
+  uv_timer_start(&op->watch, exec__watch_fire, due > now ? due - now : 0, 0);
+}
+
+#define LIST_UNLINK(op, a, pre)                                                \
+  do {                                                                         \
+    if ((a)->pre##_prev)                                                       \
+      (a)->pre##_prev->pre##_next = (a)->pre##_next;                           \
+    else                                                                       \
+      (op)->pre##_head = (a)->pre##_next;                                      \
+    if ((a)->pre##_next)                                                       \
+      (a)->pre##_next->pre##_prev = (a)->pre##_prev;                           \
+    else                                                                       \
+      (op)->pre##_tail = (a)->pre##_prev;                                      \
+    (a)->pre##_prev = (a)->pre##_next = NULL;                                  \
+  } while (0)
+
+#define LIST_APPEND(op, a, pre)                                                \
+  do {                                                                         \
+    (a)->pre##_next = NULL;                                                    \
+    (a)->pre##_prev = (op)->pre##_tail;                                        \
+    if ((op)->pre##_tail)                                                      \
+      (op)->pre##_tail->pre##_next = (a);                                      \
+    else                                                                       \
+      (op)->pre##_head = (a);                                                  \
+    (op)->pre##_tail = (a);                                                    \
+  } while (0)
+
+void exec__act_watch(exec_op_t *op, exec_activity_t *a) {
+  if (op->opts.deadline_ms == 0 && op->opts.heartbeat_ms == 0)
+    return;
+  a->watched = 1;
+  if (op->opts.deadline_ms)
+    LIST_APPEND(op, a, dl);
+  if (op->opts.heartbeat_ms)
+    LIST_APPEND(op, a, hb);
+  exec__watch_arm(op);
+}
+
+/* Takes `a` out of the watch; the watch stops with the last call. */
+static void exec__act_unwatch(exec_op_t *op, exec_activity_t *a) {
+  if (!a->watched)
+    return;
+  a->watched = 0;
+  if (op->opts.deadline_ms)
+    LIST_UNLINK(op, a, dl);
+  if (op->opts.heartbeat_ms)
+    LIST_UNLINK(op, a, hb);
+  if (op->dl_head == NULL && op->hb_head == NULL)
+    uv_timer_stop(&op->watch);
+}
+
 void exec__act_detach(exec_op_t *op, exec_activity_t *a) {
   exec_task_t *tk = &op->tasks[a->task];
   tk->busy = NULL;
   op->inflight--;
   a->orphan = 1;
-  uv_timer_stop(&a->timer);
-  uv_close((uv_handle_t *)&a->timer, exec__act_closed);
+  exec__act_unwatch(op, a);
 }
 
-void exec__act_timer(uv_timer_t *timer) {
-  exec_activity_t *a = timer->data;
-  exec_op_t *op = a->op;
-  uint64_t now = uv_now(op->loop);
-  uint64_t due_deadline =
-      op->opts.deadline_ms ? a->started + op->opts.deadline_ms : UINT64_MAX;
-  uint64_t due_beat =
-      op->opts.heartbeat_ms ? a->last_beat + op->opts.heartbeat_ms : UINT64_MAX;
-  char msg[96];
-  if (now >= due_deadline)
-    snprintf(msg, sizeof(msg), "deadline of %u ms exceeded",
-             op->opts.deadline_ms);
-  else if (now >= due_beat)
-    snprintf(msg, sizeof(msg), "no progress for %u ms: treated as hung",
-             op->opts.heartbeat_ms);
-  else {
-    uint64_t due = due_deadline < due_beat ? due_deadline : due_beat;
-    uv_timer_start(timer, exec__act_timer, due - now, 0);
-    return;
-  }
+/* Ends call `a`, past its deadline or heartbeat (`msg` says which). */
+static void exec__act_expire(exec_op_t *op, exec_activity_t *a,
+                             const char *msg) {
   uint32_t t = a->task;
   exec__act_detach(op, a);
   exec__attempt_end(op, t, EXEC_CODE_DEADLINE_EXCEEDED, msg, NULL);
@@ -73,6 +126,37 @@ void exec__act_timer(uv_timer_t *timer) {
   if (op->runner.cancel != NULL)
     op->runner.cancel(op->rdata, a);
   exec__pump(op);
+}
+
+void exec__watch_fire(uv_timer_t *timer) {
+  exec_op_t *op = timer->data;
+  uint64_t now = uv_now(op->loop);
+  char msg[96];
+  /* Earliest due first, a deadline before a heartbeat due at the same
+   * time. Each end may end other calls (fail-fast, a runner that answers
+   * a cancel at once), so the heads are read afresh every time. */
+  for (;;) {
+    exec_activity_t *d = op->dl_head, *h = op->hb_head;
+    uint64_t dd = d ? exec__dl_due(op, d) : UINT64_MAX;
+    uint64_t hd = h ? exec__hb_due(op, h) : UINT64_MAX;
+    if (dd <= now && dd <= hd) {
+      snprintf(msg, sizeof(msg), "deadline of %u ms exceeded",
+               op->opts.deadline_ms);
+      exec__act_expire(op, d, msg);
+    } else if (hd <= now) {
+      /* A call past both reports its deadline, as it always did. */
+      if (op->opts.deadline_ms && exec__dl_due(op, h) <= now)
+        snprintf(msg, sizeof(msg), "deadline of %u ms exceeded",
+                 op->opts.deadline_ms);
+      else
+        snprintf(msg, sizeof(msg), "no progress for %u ms: treated as hung",
+                 op->opts.heartbeat_ms);
+      exec__act_expire(op, h, msg);
+    } else {
+      break;
+    }
+  }
+  exec__watch_arm(op);
 }
 
 /* --------------------------------------------------- activity accessors */
@@ -167,6 +251,10 @@ void exec_activity_progress(exec_activity_t *a, uint64_t done, uint64_t total,
     return;
   exec_op_t *op = a->op;
   a->last_beat = uv_now(op->loop);
+  if (a->watched && op->opts.heartbeat_ms && op->hb_tail != a) {
+    LIST_UNLINK(op, a, hb);
+    LIST_APPEND(op, a, hb);
+  }
   op->tasks[a->task].streak = 0; /* the plugin answers: a new budget */
   op->seq++;
   if (op->on_event == NULL)
@@ -193,10 +281,7 @@ static void exec__act_end(exec_activity_t *a, int code, const char *msg,
   a->runner_done = 1;
   if (a->orphan) {
     exec__act_release(a);
-    if (a->timer_closed) {
-      free(a->key);
-      free(a);
-    }
+    exec__act_free_if_done(a);
     return;
   }
   exec_op_t *op = a->op;
@@ -204,6 +289,7 @@ static void exec__act_end(exec_activity_t *a, int code, const char *msg,
   exec__act_detach(op, a);
   exec__attempt_end(op, t, code, msg, out);
   exec__act_release(a);
+  exec__act_free_if_done(a);
   exec__pump(op);
 }
 

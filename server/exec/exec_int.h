@@ -84,13 +84,22 @@ struct exec_op_s {
   uint32_t *stack; /* scratch for skipping */
 
   uv_timer_t kick; /* first pump and the final callback */
+  /* Deadlines and heartbeats of the calls in flight: one timer for the
+   * operation, and two lists of its activities, by start (every call has
+   * the same deadline_ms, so this is deadline order) and by last progress
+   * (heartbeat order; a call moves to the tail on progress). The timer is
+   * armed for the earliest head at most, and only while a list holds one. */
+  uv_timer_t watch;
+  exec_activity_t *dl_head, *dl_tail, *hb_head, *hb_tail;
+  int open_handles; /* kick and watch: the op is freed when both closed */
   int started, stopping, finishing, finished, pumping, failed;
   exec_outcome_t outcome;
   char *stop_reason;
 };
 
 struct exec_activity_s {
-  uv_timer_t timer; /* deadline and heartbeat checks */
+  exec_activity_t *dl_prev, *dl_next; /* op's deadline list */
+  exec_activity_t *hb_prev, *hb_next; /* op's heartbeat list */
   exec_op_t *op;
   uint32_t task;
   uint32_t attempt;
@@ -99,7 +108,10 @@ struct exec_activity_s {
   char *key;
   void *data;
   lim_key_t *slot; /* the limiter slot the call holds; NULL: none */
-  uint8_t runner_done, timer_closed, orphan;
+  /* `a` is freed when both are set: the runner ended the call, and the
+   * task let go of it (the attempt ended, or the deadline passed). */
+  uint8_t runner_done, orphan;
+  uint8_t watched; /* in op's lists */
 };
 
 typedef struct exec_wait_s {
@@ -156,10 +168,18 @@ void exec__granted(lim_waiter_t *w, void *data);
 /* Gives back the limiter slot of `a`, if it still holds one. */
 void exec__act_release(exec_activity_t *a);
 
-/* Detaches `a` from its task and closes its timer. */
+/* Detaches `a` from its task and from the deadline and heartbeat watch. */
 void exec__act_detach(exec_op_t *op, exec_activity_t *a);
 
-/* The deadline and heartbeat timer of an activity. */
-void exec__act_timer(uv_timer_t *timer);
+/* Frees `a` once the runner ended it and its task let go of it. */
+void exec__act_free_if_done(exec_activity_t *a);
+
+/* Puts the new call `a` under the deadline and heartbeat watch (nothing
+ * when the operation has neither). */
+void exec__act_watch(exec_op_t *op, exec_activity_t *a);
+
+/* The watch timer of an operation: ends the calls past their deadline or
+ * heartbeat, earliest first. */
+void exec__watch_fire(uv_timer_t *timer);
 
 #endif /* SMAUG_EXEC_INT_H */

@@ -339,13 +339,7 @@ static void exec__dispatch(exec_op_t *op, uint32_t t) {
   op->inflight++;
   if (r->started_ms == 0)
     r->started_ms = exec__now(op);
-  uv_timer_init(op->loop, &a->timer);
-  a->timer.data = a;
-  uint64_t first = op->opts.deadline_ms;
-  if (op->opts.heartbeat_ms && (first == 0 || op->opts.heartbeat_ms < first))
-    first = op->opts.heartbeat_ms;
-  if (first)
-    uv_timer_start(&a->timer, exec__act_timer, first, 0);
+  exec__act_watch(op, a);
   exec__emit(op, EXEC_EV_STARTED, t, NULL, 0, 0);
   int rc = op->runner.start(op->rdata, a);
   if (rc != 0) {
@@ -356,6 +350,7 @@ static void exec__dispatch(exec_op_t *op, uint32_t t) {
              uv_strerror(rc));
     exec__attempt_end(op, t, EXEC_CODE_INTERNAL, m, NULL);
     exec__act_release(a);
+    exec__act_free_if_done(a);
   }
 }
 
