@@ -99,7 +99,7 @@ static void h_register_plugin(rt_call_t *call,
                               void *data) {
   api_t *api = data;
   char msg[512];
-  grpc_status_code code = chk_id("address", req->address, msg, sizeof(msg));
+  grpc_status_code code = valid_id("address", req->address, msg, sizeof(msg));
   if (code) {
     rt_call_fail(call, code, "%s (host:port or unix:/path)", msg);
     return;

@@ -1781,7 +1781,7 @@ void api_ops_cancel(api_ops_t *ops, rt_call_t *call,
    * goes into events, results and the plugins' CancelOperation. */
   char msg[256];
   grpc_status_code rc =
-      chk_text("reason", req->reason, CHK_MAX_NAME_BYTES, msg, sizeof(msg));
+      valid_text("reason", req->reason, VALID_MAX_NAME_BYTES, msg, sizeof(msg));
   if (rc) {
     rt_call_fail(call, rc, "%s", msg);
     return;

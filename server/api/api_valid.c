@@ -14,7 +14,7 @@
 
 int api_fail_bad_id(rt_call_t *call, const char *field, const char *id) {
   char msg[512];
-  grpc_status_code rc = chk_id(field, id, msg, sizeof(msg));
+  grpc_status_code rc = valid_id(field, id, msg, sizeof(msg));
   if (rc == GRPC_STATUS_OK)
     return 0;
   rt_call_fail(call, rc, "%s", msg);
@@ -72,23 +72,24 @@ grpc_status_code api_check_params(const reg_t *reg,
   Smaug__V1__ParameterSet none = SMAUG__V1__PARAMETER_SET__INIT;
   if (ps == NULL)
     ps = &none;
-  if (ps->n_entries > CHK_MAX_PLAN_ENTRIES) {
-    snprintf(msg, len, "%s: more than %d entries", field, CHK_MAX_PLAN_ENTRIES);
+  if (ps->n_entries > VALID_MAX_PLAN_ENTRIES) {
+    snprintf(msg, len, "%s: more than %d entries", field,
+             VALID_MAX_PLAN_ENTRIES);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
   for (size_t i = 0; i < ps->n_entries; i++) {
     const Smaug__V1__ParameterSet__EntriesEntry *e = ps->entries[i];
     snprintf(f, sizeof(f), "%s[%.300s]", field, e->key);
-    if ((rc = chk_str(f, e->key, 1, 2 * CHK_MAX_KEY_BYTES + 1, msg, len)))
+    if ((rc = valid_str(f, e->key, 1, 2 * VALID_MAX_KEY_BYTES + 1, msg, len)))
       return rc;
-    char type[2 * CHK_MAX_KEY_BYTES + 2];
+    char type[2 * VALID_MAX_KEY_BYTES + 2];
     snprintf(type, sizeof(type), "%s", e->key);
     char *hash = strchr(type, '#');
     if (hash)
       *hash = '\0';
     /* The key names a type, or one resource "type#id". */
-    if ((rc = chk_key(f, type, msg, len)) ||
-        (hash && (rc = chk_key(f, hash + 1, msg, len))))
+    if ((rc = valid_key(f, type, msg, len)) ||
+        (hash && (rc = valid_key(f, hash + 1, msg, len))))
       return rc;
     if (reg_find_type(reg, type, NULL) == NULL) {
       snprintf(msg, len, "%s: no plugin provides resource type %s", f, type);
@@ -101,8 +102,8 @@ grpc_status_code api_check_params(const reg_t *reg,
       const Smaug__V1__Parameters__ValuesEntry *v = e->value->values[j];
       char vf[700];
       snprintf(vf, sizeof(vf), "%s.%.64s", f, v->key);
-      if ((rc = chk_str(vf, v->key, 1, CHK_MAX_KEY_BYTES, msg, len)) ||
-          (rc = chk_str(vf, v->value, 0, CHK_MAX_VALUE_BYTES, msg, len))) {
+      if ((rc = valid_str(vf, v->key, 1, VALID_MAX_KEY_BYTES, msg, len)) ||
+          (rc = valid_str(vf, v->value, 0, VALID_MAX_VALUE_BYTES, msg, len))) {
         kv_free(&kv);
         return rc;
       }
@@ -122,7 +123,7 @@ grpc_status_code api_check_params(const reg_t *reg,
     const Smaug__V1__Resource *r = resources[i];
     kv_t kv;
     kv_init(&kv);
-    if (chk_params_merge(ps, r->type, r->id, &kv) != 0) {
+    if (valid_params_merge(ps, r->type, r->id, &kv) != 0) {
       kv_free(&kv);
       snprintf(msg, len, "out of memory");
       return GRPC_STATUS_RESOURCE_EXHAUSTED;
@@ -200,22 +201,23 @@ grpc_status_code api_check_plan(const reg_t *reg, const Smaug__V1__Plan *plan,
     snprintf(msg, len, "plan: required");
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
-  if ((rc = chk_str("plan.name", plan->name, 1, CHK_MAX_NAME_BYTES, msg, len)))
+  if ((rc = valid_str("plan.name", plan->name, 1, VALID_MAX_NAME_BYTES, msg,
+                      len)))
     return rc;
   if (plan->n_resources == 0) {
     snprintf(msg, len, "plan.resources: at least one resource is required");
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
-  if (plan->n_resources > CHK_MAX_PLAN_ENTRIES ||
-      plan->n_edges > CHK_MAX_PLAN_ENTRIES) {
+  if (plan->n_resources > VALID_MAX_PLAN_ENTRIES ||
+      plan->n_edges > VALID_MAX_PLAN_ENTRIES) {
     snprintf(msg, len, "plan.resources: more than %d resources or edges",
-             CHK_MAX_PLAN_ENTRIES);
+             VALID_MAX_PLAN_ENTRIES);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
   for (size_t i = 0; i < plan->n_resources; i++) {
     const Smaug__V1__Resource *r = plan->resources[i];
     snprintf(f, sizeof(f), "plan.resources[%zu]", i);
-    if ((rc = chk_resource(f, r, msg, len)))
+    if ((rc = valid_resource(f, r, msg, len)))
       return rc;
     if (reg_find_type(reg, r->type, NULL) == NULL) {
       snprintf(msg, len,

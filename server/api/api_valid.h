@@ -3,7 +3,7 @@
  * and parameter sets against the plugins' schemas, and the answers for
  * bad ids and failed lookups. The checks of single values (ids, names,
  * UTF-8) and their limits, which apply to what plugins answer as well, are
- * in check.h.
+ * in valid.h.
  *
  * Every check writes a message that starts with the offending field, e.g.
  * "plan.resources[2].id: required", and returns the gRPC status to answer
@@ -17,14 +17,14 @@
 #include <grpc/grpc.h>
 #include <stddef.h>
 
-#include "check.h"
 #include "kv.h"
 #include "registry.h"
 #include "rt.h"
 #include "smaug/v1/orchestrator.pb-c.h"
+#include "valid.h"
 
 /* Fails `call` when `id` (named `field`) is not a valid object id, with
- * chk_id's status and message. Returns 1 if it failed the call, 0 if
+ * valid_id's status and message. Returns 1 if it failed the call, 0 if
  * the id is fine (the call is then untouched). */
 int api_fail_bad_id(rt_call_t *call, const char *field, const char *id);
 

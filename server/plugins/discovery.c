@@ -14,7 +14,7 @@
  * queued here.
  *
  * A plugin's answer is checked like user input before the graph sees it
- * (chk_resource: type and id patterns, lengths, counts), so that no
+ * (valid_resource: type and id patterns, lengths, counts), so that no
  * bad id ever becomes a node. A failed or refused answer fails the build
  * and is recorded as the reason of the node that was listed, naming the
  * plugin.
@@ -25,9 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "rt_wire.h"
 #include "smaug/v1/plugin.smaug.h"
+#include "valid.h"
 
 #define LIST_TIMEOUT_MS 30000
 #define LIST_PARALLEL   16
@@ -204,15 +204,15 @@ static void list_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
 static grpc_status_code
 check_dependents(const Smaug__V1__ListDependentsResponse *resp, char *msg,
                  size_t len) {
-  if (resp->n_dependents > CHK_MAX_DEPENDENTS) {
+  if (resp->n_dependents > VALID_MAX_DEPENDENTS) {
     snprintf(msg, len, "dependents: %zu resources, more than the limit of %d",
-             resp->n_dependents, CHK_MAX_DEPENDENTS);
+             resp->n_dependents, VALID_MAX_DEPENDENTS);
     return GRPC_STATUS_FAILED_PRECONDITION;
   }
   for (size_t i = 0; i < resp->n_dependents; i++) {
     char f[64];
     snprintf(f, sizeof(f), "dependents[%zu]", i);
-    if (chk_resource(f, resp->dependents[i], msg, len))
+    if (valid_resource(f, resp->dependents[i], msg, len))
       return GRPC_STATUS_FAILED_PRECONDITION;
   }
   return GRPC_STATUS_OK;
@@ -294,7 +294,7 @@ static int list_start(build_t *b, list_call_t *lc) {
   reg_plugin_t *p = b->types[lc->type]->p;
   kv_t merged;
   kv_init(&merged);
-  int err = chk_params_merge(b->params, node->type, node->id, &merged);
+  int err = valid_params_merge(b->params, node->type, node->id, &merged);
   Smaug__V1__Resource res = SMAUG__V1__RESOURCE__INIT;
   Smaug__V1__Resource__ExtraEntry *ex = calloc(node->extra.n + 1, sizeof(*ex));
   Smaug__V1__Resource__ExtraEntry **exp =
@@ -539,7 +539,7 @@ int disc_build(rt_t *rt, reg_t *reg, lim_t *lim,
      * version stored, so that no bad id reaches a bank section. */
     char f[64], msg[512];
     snprintf(f, sizeof(f), "resources[%zu]", i);
-    if (chk_resource(f, r, msg, sizeof(msg)) != GRPC_STATUS_OK) {
+    if (valid_resource(f, r, msg, sizeof(msg)) != GRPC_STATUS_OK) {
       set_error(b, GRPC_STATUS_INVALID_ARGUMENT, msg);
       break;
     }

@@ -7,7 +7,7 @@
  * A build is asynchronous: disc_build() returns 0 and calls its callback
  * exactly once, later, never from inside the call; or it returns an error
  * and never calls it. Everything a plugin answers is checked like user
- * input (check.h) before it becomes a node. The ListDependents calls run
+ * input (valid.h) before it becomes a node. The ListDependents calls run
  * under the same limits as the activities: the shared limiter's slot per
  * call (limiter.h) and at most 16 in flight per build.
  *
@@ -33,7 +33,7 @@
  * during the call) says why: INVALID_ARGUMENT (bad graph: duplicate,
  * cycle, unknown type), UNAVAILABLE (a plugin needed for discovery is
  * down), FAILED_PRECONDITION (a plugin answered ListDependents with
- * resources that break the limits of check.h), or the plugin's own
+ * resources that break the limits of valid.h), or the plugin's own
  * status; the messages name the plugin. `g` is then what was built so far
  * (not validated; NULL if nothing was), still owned by the callee, and
  * `failed[i]` (valid during the call) the reason why node i failed, or

@@ -3,7 +3,7 @@
  *
  * Each call keeps the result message of its stream and reports it when
  * the stream ends with OK. Whatever a plugin sends is checked like user
- * input (check.h): a progress or result field over its limit, a
+ * input (valid.h): a progress or result field over its limit, a
  * restored id that is not a valid resource id, or a second result in one
  * stream is a protocol violation, which cancels the call and fails the
  * task with INTERNAL; so does a stream that ends OK without a result.
@@ -20,11 +20,11 @@
 #include <string.h>
 
 #include "bank.h"
-#include "check.h"
 #include "discovery.h"
 #include "rt_log.h"
 #include "rt_wire.h"
 #include "smaug/v1/plugin.smaug.h"
+#include "valid.h"
 
 #define CANCEL_TIMEOUT_MS 2000
 
@@ -92,12 +92,12 @@ static void on_progress(call_t *c, const Smaug__V1__Progress *pr) {
   char msg[512];
   if (pr == NULL || violated(c, NULL) ||
       check_failed(c,
-                   chk_text("progress.unit", pr->unit, CHK_MAX_NAME_BYTES, msg,
-                            sizeof(msg)),
+                   valid_text("progress.unit", pr->unit, VALID_MAX_NAME_BYTES,
+                              msg, sizeof(msg)),
                    msg) ||
       check_failed(c,
-                   chk_text("progress.message", pr->message,
-                            CHK_MAX_MESSAGE_BYTES, msg, sizeof(msg)),
+                   valid_text("progress.message", pr->message,
+                              VALID_MAX_MESSAGE_BYTES, msg, sizeof(msg)),
                    msg))
     return;
   if (!c->cancelled)
@@ -113,8 +113,8 @@ static int bad_result(call_t *c, const char *message) {
   if (c->have_result)
     return violated(c, "protocol violation: a second result in one stream");
   return check_failed(c,
-                      chk_text("result.message", message, CHK_MAX_MESSAGE_BYTES,
-                               msg, sizeof(msg)),
+                      valid_text("result.message", message,
+                                 VALID_MAX_MESSAGE_BYTES, msg, sizeof(msg)),
                       msg);
 }
 
@@ -128,13 +128,14 @@ static int bad_sync_result(call_t *c, const Smaug__V1__SyncResult *res) {
                        "for a restore (the original id for a restore in "
                        "place)");
   if (check_failed(c,
-                   chk_kv("result.metadata", &c->metadata, res->n_metadata, msg,
-                          sizeof(msg)),
+                   valid_kv("result.metadata", &c->metadata, res->n_metadata,
+                            msg, sizeof(msg)),
                    msg))
     return 1;
   if (res->restored_id && *res->restored_id &&
       check_failed(
-          c, chk_key("result.restored_id", res->restored_id, msg, sizeof(msg)),
+          c,
+          valid_key("result.restored_id", res->restored_id, msg, sizeof(msg)),
           msg))
     return 1;
   return 0;
@@ -173,7 +174,7 @@ static void on_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
       const Smaug__V1__SyncResult *res = r->result;
       int err = 0;
       for (size_t i = 0;
-           i < res->n_metadata && i <= CHK_MAX_MAP_ENTRIES && err == 0; i++)
+           i < res->n_metadata && i <= VALID_MAX_MAP_ENTRIES && err == 0; i++)
         err = kv_set(&c->metadata, res->metadata[i]->key,
                      res->metadata[i]->value);
       if (err == 0 && bad_sync_result(c, res))
@@ -309,8 +310,8 @@ static int run_start(void *rdata, exec_activity_t *a) {
 
   if ((err = disc_resource_of(node, &res)) != 0)
     goto out;
-  if ((err = chk_params_merge(ctx->params, node->type, node->id, &params)) ||
-      (err = chk_params_merge(ctx->overrides, node->type, node->id, &params)))
+  if ((err = valid_params_merge(ctx->params, node->type, node->id, &params)) ||
+      (err = valid_params_merge(ctx->overrides, node->type, node->id, &params)))
     goto out;
   req.operation = &opref;
   req.resource = &res;

@@ -17,7 +17,7 @@
  *   - UNAVAILABLE: that plugin is down (its reason is in the message);
  *   - the plugin's own status, with its message (UTF-8 repaired);
  *   - INTERNAL: the plugin broke the protocol: an answer over the receive
- *     limit, a field over a limit of check.h, a second result in one
+ *     limit, a field over a limit of valid.h, a second result in one
  *     stream, a stream that ends OK without a result, or a restore that
  *     names no restored id;
  *   - CANCELLED: the executor cancelled the activity.
@@ -44,8 +44,8 @@
 typedef struct runner_ctx_s {
   reg_t *reg;                /* the plugins; read on every start */
   const char *bank_uri;      /* sent as is */
-  const char *checkpoint_id; /* one bank section component (check.h) */
-  /* Parameters, merged per resource by chk_params_merge(): first `params`
+  const char *checkpoint_id; /* one bank section component (valid.h) */
+  /* Parameters, merged per resource by valid_params_merge(): first `params`
    * (the plan's, as the checkpoint was protected with), then `overrides`
    * (a restore's own), which win key by key. Either may be NULL. */
   const Smaug__V1__ParameterSet *params;
@@ -62,7 +62,7 @@ const exec_runner_t *runner_rpc(void);
 
 /* Writes "checkpoints/<checkpoint>/<type>/<id>" into buf, the one place a
  * bank section is built. Each part must be one bank section component
- * (CHK_ID_PATTERN); anything else is a caller bug (asserted) and returns
+ * (VALID_ID_PATTERN); anything else is a caller bug (asserted) and returns
  * UV_EINVAL without writing. Otherwise returns what snprintf returns (a
  * result >= len means the section was cut). Any thread. */
 int runner_bank_section(const char *checkpoint_id, const char *type,

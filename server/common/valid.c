@@ -1,8 +1,8 @@
 /*
- * check.c - the limits and checks on single values that cross smaugd's
- * wire (see check.h): users' requests and plugins' answers alike.
+ * valid.c - the limits and checks on single values that cross smaugd's
+ * wire (see valid.h): users' requests and plugins' answers alike.
  */
-#include "check.h"
+#include "valid.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -10,20 +10,20 @@
 #include "bank.h"
 #include "rt_wire.h"
 
-int chk_utf8(const char *s) {
+int valid_utf8(const char *s) {
   return s == NULL ||
          rt_utf8_check((const uint8_t *)s, strlen(s), NULL, NULL) == 0;
 }
 
-grpc_status_code chk_str(const char *field, const char *s, int required,
-                         size_t max, char *msg, size_t len) {
+grpc_status_code valid_str(const char *field, const char *s, int required,
+                           size_t max, char *msg, size_t len) {
   if (s == NULL || *s == '\0') {
     if (!required)
       return GRPC_STATUS_OK;
     snprintf(msg, len, "%s: required", field);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
-  if (!chk_utf8(s)) {
+  if (!valid_utf8(s)) {
     snprintf(msg, len, "%s: invalid UTF-8", field);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
@@ -36,12 +36,12 @@ grpc_status_code chk_str(const char *field, const char *s, int required,
   return GRPC_STATUS_OK;
 }
 
-grpc_status_code chk_text(const char *field, const char *s, size_t max,
-                          char *msg, size_t len) {
-  return chk_str(field, s, 0, max, msg, len);
+grpc_status_code valid_text(const char *field, const char *s, size_t max,
+                            char *msg, size_t len) {
+  return valid_str(field, s, 0, max, msg, len);
 }
 
-const char *chk_quote(const char *s, char *buf, size_t len) {
+const char *valid_quote(const char *s, char *buf, size_t len) {
   static const char hex[] = "0123456789abcdef";
   size_t k = 0, shown = 0;
   if (len < 8) {
@@ -74,42 +74,44 @@ const char *chk_quote(const char *s, char *buf, size_t len) {
   return buf;
 }
 
-grpc_status_code chk_key(const char *field, const char *s, char *msg,
-                         size_t len) {
-  grpc_status_code rc = chk_str(field, s, 1, CHK_MAX_ID_BYTES, msg, len);
+grpc_status_code valid_key(const char *field, const char *s, char *msg,
+                           size_t len) {
+  grpc_status_code rc = valid_str(field, s, 1, VALID_MAX_ID_BYTES, msg, len);
   if (rc)
     return rc;
   if (bank_check_object(s) != 0) {
     char q[300];
     snprintf(msg, len, "%s: %s does not match %s", field,
-             chk_quote(s, q, sizeof(q)), CHK_ID_PATTERN);
+             valid_quote(s, q, sizeof(q)), VALID_ID_PATTERN);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
   return GRPC_STATUS_OK;
 }
 
-grpc_status_code chk_kv(const char *field, const kv_t *kv, size_t n_raw,
-                        char *msg, size_t len) {
+grpc_status_code valid_kv(const char *field, const kv_t *kv, size_t n_raw,
+                          char *msg, size_t len) {
   grpc_status_code rc;
-  if (n_raw > CHK_MAX_MAP_ENTRIES) {
+  if (n_raw > VALID_MAX_MAP_ENTRIES) {
     snprintf(msg, len, "%s: %zu entries, more than the limit of %d", field,
-             n_raw, CHK_MAX_MAP_ENTRIES);
+             n_raw, VALID_MAX_MAP_ENTRIES);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
   for (size_t i = 0; kv && i < kv->n; i++) {
     char f[400];
     char q[300];
     snprintf(f, sizeof(f), "%s[%s]", field,
-             chk_quote(kv->items[i].key, q, sizeof(q)));
-    if ((rc = chk_str(f, kv->items[i].key, 1, CHK_MAX_KEY_BYTES, msg, len)) ||
-        (rc = chk_str(f, kv->items[i].val, 0, CHK_MAX_VALUE_BYTES, msg, len)))
+             valid_quote(kv->items[i].key, q, sizeof(q)));
+    if ((rc = valid_str(f, kv->items[i].key, 1, VALID_MAX_KEY_BYTES, msg,
+                        len)) ||
+        (rc = valid_str(f, kv->items[i].val, 0, VALID_MAX_VALUE_BYTES, msg,
+                        len)))
       return rc;
   }
   return GRPC_STATUS_OK;
 }
 
-grpc_status_code chk_resource(const char *field, const Smaug__V1__Resource *r,
-                              char *msg, size_t len) {
+grpc_status_code valid_resource(const char *field, const Smaug__V1__Resource *r,
+                                char *msg, size_t len) {
   char f[400];
   grpc_status_code rc;
   if (r == NULL) {
@@ -117,37 +119,39 @@ grpc_status_code chk_resource(const char *field, const Smaug__V1__Resource *r,
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
   snprintf(f, sizeof(f), "%s.type", field);
-  if ((rc = chk_key(f, r->type, msg, len)))
+  if ((rc = valid_key(f, r->type, msg, len)))
     return rc;
   snprintf(f, sizeof(f), "%s.id", field);
-  if ((rc = chk_key(f, r->id, msg, len)))
+  if ((rc = valid_key(f, r->id, msg, len)))
     return rc;
   snprintf(f, sizeof(f), "%s.name", field);
-  if ((rc = chk_str(f, r->name, 0, CHK_MAX_NAME_BYTES, msg, len)))
+  if ((rc = valid_str(f, r->name, 0, VALID_MAX_NAME_BYTES, msg, len)))
     return rc;
-  if (r->n_extra > CHK_MAX_MAP_ENTRIES) {
+  if (r->n_extra > VALID_MAX_MAP_ENTRIES) {
     snprintf(msg, len, "%s.extra: %zu entries, more than the limit of %d",
-             field, r->n_extra, CHK_MAX_MAP_ENTRIES);
+             field, r->n_extra, VALID_MAX_MAP_ENTRIES);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
   snprintf(f, sizeof(f), "%s.extra", field);
   for (size_t j = 0; j < r->n_extra; j++)
-    if ((rc = chk_str(f, r->extra[j]->key, 1, CHK_MAX_KEY_BYTES, msg, len)) ||
-        (rc = chk_str(f, r->extra[j]->value, 0, CHK_MAX_VALUE_BYTES, msg, len)))
+    if ((rc = valid_str(f, r->extra[j]->key, 1, VALID_MAX_KEY_BYTES, msg,
+                        len)) ||
+        (rc = valid_str(f, r->extra[j]->value, 0, VALID_MAX_VALUE_BYTES, msg,
+                        len)))
       return rc;
   return GRPC_STATUS_OK;
 }
 
-grpc_status_code chk_id(const char *field, const char *id, char *msg,
-                        size_t len) {
-  return chk_str(field, id, 1, CHK_MAX_KEY_BYTES, msg, len);
+grpc_status_code valid_id(const char *field, const char *id, char *msg,
+                          size_t len) {
+  return valid_str(field, id, 1, VALID_MAX_KEY_BYTES, msg, len);
 }
 
-int chk_params_merge(const Smaug__V1__ParameterSet *ps, const char *type,
-                     const char *id, kv_t *out) {
+int valid_params_merge(const Smaug__V1__ParameterSet *ps, const char *type,
+                       const char *id, kv_t *out) {
   if (ps == NULL)
     return 0;
-  char key[2 * CHK_MAX_KEY_BYTES + 2];
+  char key[2 * VALID_MAX_KEY_BYTES + 2];
   snprintf(key, sizeof(key), "%s#%s", type, id);
   for (int pass = 0; pass < 2; pass++) {
     const char *want = pass == 0 ? type : key;
