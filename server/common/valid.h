@@ -22,14 +22,13 @@
 #include "kv.h"
 #include "smaug/v1/orchestrator.pb-c.h"
 
-#define VALID_MAX_NAME_BYTES    255   /* plan, resource and plugin names */
-#define VALID_MAX_KEY_BYTES     255   /* parameter, extra and metadata keys */
-#define VALID_MAX_VALUE_BYTES   65536 /* parameter, extra and metadata values */
-#define VALID_MAX_MESSAGE_BYTES 4096  /* messages and progress from plugins */
-#define VALID_MAX_MAP_ENTRIES   1024  /* extra, metadata: entries per map */
-#define VALID_MAX_DEPENDENTS    10000 /* resources in one ListDependents answer \
-                                       */
-#define VALID_MAX_PLAN_ENTRIES 100000
+#define VALID_MAX_NAME_BYTES    255    /* plan, resource and plugin names */
+#define VALID_MAX_KEY_BYTES     255    /* parameter, extra and metadata keys */
+#define VALID_MAX_VALUE_BYTES   65536  /* parameter, extra, metadata values */
+#define VALID_MAX_MESSAGE_BYTES 4096   /* messages and progress from plugins */
+#define VALID_MAX_MAP_ENTRIES   1024   /* extra, metadata: entries per map */
+#define VALID_MAX_DEPENDENTS    10000  /* resources per ListDependents answer */
+#define VALID_MAX_PLAN_ENTRIES  100000 /* resources, edges, params per plan */
 
 /* Resource types and ids, wherever they come from (plans, restore
  * parameters, ListDependents, restored ids): one bank section component,
