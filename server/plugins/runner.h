@@ -7,10 +7,11 @@
  * This is the real exec_runner_t (exec.h): the operations hand
  * runner_rpc() and a runner_ctx_t to exec_op_new(), and the executor calls
  * it; nothing else calls the runner directly. Its contract is the
- * executor's: `start` returns 0 and the activity later ends exactly once
- * with exec_activity_complete() or exec_activity_fail(), from a gRPC
- * completion on the loop (never from inside `start`); or `start` returns
- * a negative code (UV_ENOMEM) and the activity ends neither way.
+ * executor's: `start` returns 0 and the activity ends exactly once with
+ * exec_activity_complete() or exec_activity_fail(): from inside `start`
+ * when the call cannot be made (no plugin, plugin unavailable, a bad bank
+ * section), otherwise later from a gRPC completion on the loop; or `start`
+ * returns a negative code (UV_ENOMEM) and the activity ends neither way.
  *
  * How an activity fails (the code and the reason of its task):
  *   - FAILED_PRECONDITION: no plugin serves the resource's type;
@@ -20,8 +21,10 @@
  *     limit, a field over a limit of valid.h, a second result in one
  *     stream, a stream that ends OK without a result, or a restore that
  *     names no restored id;
+ *   - INTERNAL, too, for a bank section that cannot be built (a caller
+ *     bug: the parts are checked before);
  *   - CANCELLED: the executor cancelled the activity.
- * Every message names the plugin and its address.
+ * Every message about a call names the plugin and its address.
  *
  * Concurrency limits are the executor's job (its limiter, limiter.h): the
  * runner starts every call it is asked to.
