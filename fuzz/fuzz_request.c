@@ -96,7 +96,7 @@ static grpc_status_code check(int kind, const ProtobufCMessage *msg, char *err,
     const Smaug__V1__UpdatePlanRequest *r = (const void *)msg;
     if (r->plan == NULL)
       return GRPC_STATUS_OK; /* the handler refuses this before checking */
-    if ((rc = api_check_id("plan.id", r->plan->id, err, len)))
+    if ((rc = valid_id("plan.id", r->plan->id, err, len)))
       return rc;
     return api_check_plan(reg, r->plan, err, len);
   }
@@ -110,13 +110,13 @@ static grpc_status_code check(int kind, const ProtobufCMessage *msg, char *err,
       res[i].id = "r1";
       rp[i] = &res[i];
     }
-    if ((rc = api_check_id("checkpoint_id", r->checkpoint_id, err, len)))
+    if ((rc = valid_id("checkpoint_id", r->checkpoint_id, err, len)))
       return rc;
     return api_check_params(reg, r->parameters, rp, 2, 1, "parameters", err,
                             len);
   }
   default:
-    return api_check_id(
+    return valid_id(
         "plan_id", ((const Smaug__V1__ProtectRequest *)msg)->plan_id, err, len);
   }
 }

@@ -118,6 +118,12 @@ static int sleep_start(void *rdata, exec_activity_t *a) {
   if (c == NULL)
     return UV_ENOMEM;
   c->a = a;
+  /* The call starts now, not when the loop turn began: a timer counts from
+   * the loop's cached time, and the loop sleeps until the first timer
+   * against that same clock, so without this a call started late in a
+   * long turn (the executor dispatching a whole level) would wake up that
+   * much late. */
+  uv_update_time(&b->loop);
   c->due_ns = uv_hrtime() + (uint64_t)b->sleep_ms * 1000000;
   uv_timer_init(&b->loop, &c->timer);
   c->timer.data = c;

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_graph.h"
 #include "api_op.h"
 #include "api_valid.h"
 #include "dag.h"
+#include "discovery.h"
 #include "rt_log.h"
 #include "smaug/v1/orchestrator.smaug.h"
 
@@ -99,8 +99,7 @@ static void h_register_plugin(rt_call_t *call,
                               void *data) {
   api_t *api = data;
   char msg[512];
-  grpc_status_code code =
-      api_check_id("address", req->address, msg, sizeof(msg));
+  grpc_status_code code = valid_id("address", req->address, msg, sizeof(msg));
   if (code) {
     rt_call_fail(call, code, "%s (host:port or unix:/path)", msg);
     return;
@@ -595,7 +594,7 @@ static void flow_built(graph_t *g, grpc_status_code code, const char *msg,
   if (nodes && np && res && edges && ep) {
     for (size_t i = 0; i < x.n_nodes; i++) {
       smaug__v1__flow_node__init(&nodes[i]);
-      api_resource_of(graph_node(g, x.nodes[i].node), &res[i]);
+      disc_resource_of(graph_node(g, x.nodes[i].node), &res[i]);
       nodes[i].id = x.nodes[i].id;
       nodes[i].resource = &res[i];
       nodes[i].activity = (Smaug__V1__Activity)x.nodes[i].activity;
@@ -617,7 +616,7 @@ static void flow_built(graph_t *g, grpc_status_code code, const char *msg,
     resp.dot = dot;
     rt_call_reply(fr->call, &resp.base);
     for (size_t i = 0; i < x.n_nodes; i++)
-      api_resource_free(&res[i]);
+      disc_resource_free(&res[i]);
   } else {
     rt_call_fail(fr->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   }
@@ -669,9 +668,9 @@ static void h_get_flow(rt_call_t *call, const Smaug__V1__GetFlowRequest *req,
       api_fail_lookup(call, "plan", req->plan_id, err);
       return;
     }
-    err = api_graph_build(api->rt, api->reg, api->lim, plan->resources,
-                          plan->n_resources, plan->edges, plan->n_edges,
-                          plan->parameters, 1, flow_built, fr);
+    err = disc_build(api->rt, api->reg, api->lim, plan->resources,
+                     plan->n_resources, plan->edges, plan->n_edges,
+                     plan->parameters, 1, flow_built, fr);
     protobuf_c_message_free_unpacked(&plan->base, NULL);
   } else {
     api_ops_flush(api->ops);
@@ -681,9 +680,9 @@ static void h_get_flow(rt_call_t *call, const Smaug__V1__GetFlowRequest *req,
       api_fail_lookup(call, "checkpoint", req->checkpoint_id, err);
       return;
     }
-    err = api_graph_build(api->rt, api->reg, api->lim, cp->resources,
-                          cp->n_resources, cp->edges, cp->n_edges, NULL, 0,
-                          flow_built, fr);
+    err =
+        disc_build(api->rt, api->reg, api->lim, cp->resources, cp->n_resources,
+                   cp->edges, cp->n_edges, NULL, 0, flow_built, fr);
     protobuf_c_message_free_unpacked(&cp->base, NULL);
   }
   if (err) {

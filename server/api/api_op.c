@@ -37,14 +37,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "api_graph.h"
-#include "api_runner.h"
 #include "api_valid.h"
 #include "bank_saved.h"
 #include "dag.h"
+#include "discovery.h"
 #include "exec.h"
 #include "rt_log.h"
 #include "rt_wire.h"
+#include "runner.h"
 
 #define OP_TIMEOUT_DEFAULT_MS 3600000
 #define REASON_MAX            2048
@@ -115,7 +115,7 @@ struct op_s {
   graph_t *g;
   dag_t *dag;
   exec_op_t *x;
-  api_runner_ctx_t rctx;
+  runner_ctx_t rctx;
   uint64_t last_seq;      /* highest sequence written */
   uint64_t committed_seq; /* highest sequence committed */
   uint64_t final_seq;     /* OPERATION_FINISHED's sequence once written */
@@ -499,7 +499,7 @@ static void result_write(op_t *op, uint32_t node) {
   exec_op_resource(op->x, node, &r);
   Smaug__V1__Resource res;
   Smaug__V1__ResourceResult rr = SMAUG__V1__RESOURCE_RESULT__INIT;
-  if (api_resource_of(graph_node(op->g, node), &res) != 0)
+  if (disc_resource_of(graph_node(op->g, node), &res) != 0)
     return;
   size_t nm = r.metadata ? r.metadata->n : 0;
   Smaug__V1__ResourceResult__MetadataEntry *me = calloc(nm + 1, sizeof(*me));
@@ -525,7 +525,7 @@ static void result_write(op_t *op, uint32_t node) {
   }
   free(me);
   free(mp);
-  api_resource_free(&res);
+  disc_resource_free(&res);
 }
 
 /* Task output payload: started and finished times, then the output. */
@@ -599,7 +599,7 @@ static int emit_resource_event(op_t *op, const graph_t *g,
   Smaug__V1__OperationEvent e = SMAUG__V1__OPERATION_EVENT__INIT;
   Smaug__V1__Resource res = SMAUG__V1__RESOURCE__INIT;
   Smaug__V1__Progress pr = SMAUG__V1__PROGRESS__INIT;
-  int err = api_resource_of(graph_node(g, ev->node), &res);
+  int err = disc_resource_of(graph_node(g, ev->node), &res);
   if (err != 0)
     return err;
   e.sequence = ++op->last_seq;
@@ -618,7 +618,7 @@ static int emit_resource_event(op_t *op, const graph_t *g,
     e.progress = &pr;
   }
   err = emit(op, &e);
-  api_resource_free(&res);
+  disc_resource_free(&res);
   return err;
 }
 
@@ -1314,7 +1314,7 @@ static void write_unbuilt_results(op_t *op, const graph_t *g,
     if ((err = emit_resource_event(op, g, &ev)) != 0)
       return; /* logged; the op ends with the store's error */
     Smaug__V1__Resource res;
-    if ((err = api_resource_of(graph_node(g, i), &res)) != 0)
+    if ((err = disc_resource_of(graph_node(g, i), &res)) != 0)
       break;
     Smaug__V1__ResourceResult rr = SMAUG__V1__RESOURCE_RESULT__INIT;
     rr.resource = &res;
@@ -1323,7 +1323,7 @@ static void write_unbuilt_results(op_t *op, const graph_t *g,
     rr.reason = (char *)reason;
     rr.finished_at_ms = now;
     err = store_result_put(ops->store, op->owner, &rr);
-    api_resource_free(&res);
+    disc_resource_free(&res);
   }
   if (err)
     log_store_error(ops, "result", err);
@@ -1364,10 +1364,10 @@ static void on_built(graph_t *g, grpc_status_code code, const char *msg,
     Smaug__V1__Checkpoint *cp;
     if ((err = store_checkpoint_get(ops->store, op->cp_id, &cp)) == 0) {
       Smaug__V1__Checkpoint copy = *cp;
-      if ((err = api_graph_to_proto(g, &copy)) == 0) {
+      if ((err = disc_to_proto(g, &copy)) == 0) {
         if ((err = store_batch(ops->store)) == 0)
           err = store_checkpoint_put(ops->store, &copy);
-        api_graph_proto_free(&copy);
+        disc_proto_free(&copy);
       }
       protobuf_c_message_free_unpacked(&cp->base, NULL);
     }
@@ -1394,7 +1394,7 @@ static void on_built(graph_t *g, grpc_status_code code, const char *msg,
     }
   }
   if (err == 0)
-    err = exec_op_new(rt_loop(ops->rt), op->dag, op->id, &o, api_runner(),
+    err = exec_op_new(rt_loop(ops->rt), op->dag, op->id, &o, runner_rpc(),
                       &op->rctx, &op->x);
   if (err == 0) {
     exec_op_set_event_cb(op->x, on_exec_event, op);
@@ -1436,9 +1436,9 @@ static void op_start(op_t *op) {
     op->rctx.params = op->kind == DAG_OP_RESTORE ? op->plan_params : op->params;
     op->rctx.overrides = op->kind == DAG_OP_RESTORE ? op->params : NULL;
     int discover = op->kind == DAG_OP_PROTECT && cp->n_edges == 0;
-    err = api_graph_build(ops->rt, ops->reg, ops->limiter, cp->resources,
-                          cp->n_resources, cp->edges, cp->n_edges, op->params,
-                          discover, on_built, op);
+    err = disc_build(ops->rt, ops->reg, ops->limiter, cp->resources,
+                     cp->n_resources, cp->edges, cp->n_edges, op->params,
+                     discover, on_built, op);
     protobuf_c_message_free_unpacked(&cp->base, NULL);
   }
   if (err) {
@@ -1780,8 +1780,8 @@ void api_ops_cancel(api_ops_t *ops, rt_call_t *call,
   /* Refused, not cut: a cut could split a UTF-8 character, and the reason
    * goes into events, results and the plugins' CancelOperation. */
   char msg[256];
-  grpc_status_code rc = api_check_text("reason", req->reason,
-                                       API_MAX_NAME_BYTES, msg, sizeof(msg));
+  grpc_status_code rc =
+      valid_text("reason", req->reason, VALID_MAX_NAME_BYTES, msg, sizeof(msg));
   if (rc) {
     rt_call_fail(call, rc, "%s", msg);
     return;

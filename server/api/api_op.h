@@ -4,7 +4,7 @@
  * and restart recovery.
  *
  * Each operation is a graph build (with discovery for a protect), a DAG and
- * an executor run whose activities go to the plugins (api_runner.h). Every
+ * an executor run whose activities go to the plugins (runner.h). Every
  * executor event is appended to the store inside a batch, together with
  * the per-resource result and task output it changes; a zero-delay timer
  * commits the batch and only then streams the events to watchers. An

@@ -10,150 +10,11 @@
 #include <string.h>
 #include <uv.h>
 
-#include "bank.h"
 #include "graph.h"
-#include "rt_wire.h"
-
-int api_utf8_valid(const char *s) {
-  return s == NULL ||
-         rt_utf8_check((const uint8_t *)s, strlen(s), NULL, NULL) == 0;
-}
-
-/* A string field: optionally required, bounded, UTF-8. */
-static grpc_status_code check_str(const char *field, const char *s,
-                                  int required, size_t max, char *msg,
-                                  size_t len) {
-  if (s == NULL || *s == '\0') {
-    if (!required)
-      return GRPC_STATUS_OK;
-    snprintf(msg, len, "%s: required", field);
-    return GRPC_STATUS_INVALID_ARGUMENT;
-  }
-  if (!api_utf8_valid(s)) {
-    snprintf(msg, len, "%s: invalid UTF-8", field);
-    return GRPC_STATUS_INVALID_ARGUMENT;
-  }
-  size_t n = strlen(s);
-  if (n > max) {
-    snprintf(msg, len, "%s: %zu bytes, more than the limit of %zu", field, n,
-             max);
-    return GRPC_STATUS_INVALID_ARGUMENT;
-  }
-  return GRPC_STATUS_OK;
-}
-
-grpc_status_code api_check_text(const char *field, const char *s, size_t max,
-                                char *msg, size_t len) {
-  return check_str(field, s, 0, max, msg, len);
-}
-
-const char *api_quote(const char *s, char *buf, size_t len) {
-  static const char hex[] = "0123456789abcdef";
-  size_t k = 0, shown = 0;
-  if (len < 8) {
-    if (len)
-      buf[0] = '\0';
-    return buf;
-  }
-  buf[k++] = '"';
-  for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-    if (shown >= 64 || k + 8 > len) {
-      memcpy(buf + k, "...", 3);
-      k += 3;
-      break;
-    }
-    if (*p == '"' || *p == '\\') {
-      buf[k++] = '\\';
-      buf[k++] = (char)*p;
-    } else if (*p >= 0x20 && *p < 0x7f) {
-      buf[k++] = (char)*p;
-    } else {
-      buf[k++] = '\\';
-      buf[k++] = 'x';
-      buf[k++] = hex[*p >> 4];
-      buf[k++] = hex[*p & 15];
-    }
-    shown++;
-  }
-  buf[k++] = '"';
-  buf[k] = '\0';
-  return buf;
-}
-
-grpc_status_code api_check_key(const char *field, const char *s, char *msg,
-                               size_t len) {
-  grpc_status_code rc = check_str(field, s, 1, API_MAX_ID_BYTES, msg, len);
-  if (rc)
-    return rc;
-  if (bank_check_object(s) != 0) {
-    char q[300];
-    snprintf(msg, len, "%s: %s does not match %s", field,
-             api_quote(s, q, sizeof(q)), API_ID_PATTERN);
-    return GRPC_STATUS_INVALID_ARGUMENT;
-  }
-  return GRPC_STATUS_OK;
-}
-
-grpc_status_code api_check_kv(const char *field, const kv_t *kv, size_t n_raw,
-                              char *msg, size_t len) {
-  grpc_status_code rc;
-  if (n_raw > API_MAX_MAP_ENTRIES) {
-    snprintf(msg, len, "%s: %zu entries, more than the limit of %d", field,
-             n_raw, API_MAX_MAP_ENTRIES);
-    return GRPC_STATUS_INVALID_ARGUMENT;
-  }
-  for (size_t i = 0; kv && i < kv->n; i++) {
-    char f[400];
-    char q[300];
-    snprintf(f, sizeof(f), "%s[%s]", field,
-             api_quote(kv->items[i].key, q, sizeof(q)));
-    if ((rc = check_str(f, kv->items[i].key, 1, API_MAX_KEY_BYTES, msg, len)) ||
-        (rc = check_str(f, kv->items[i].val, 0, API_MAX_VALUE_BYTES, msg, len)))
-      return rc;
-  }
-  return GRPC_STATUS_OK;
-}
-
-grpc_status_code api_check_resource(const char *field,
-                                    const Smaug__V1__Resource *r, char *msg,
-                                    size_t len) {
-  char f[400];
-  grpc_status_code rc;
-  if (r == NULL) {
-    snprintf(msg, len, "%s: required", field);
-    return GRPC_STATUS_INVALID_ARGUMENT;
-  }
-  snprintf(f, sizeof(f), "%s.type", field);
-  if ((rc = api_check_key(f, r->type, msg, len)))
-    return rc;
-  snprintf(f, sizeof(f), "%s.id", field);
-  if ((rc = api_check_key(f, r->id, msg, len)))
-    return rc;
-  snprintf(f, sizeof(f), "%s.name", field);
-  if ((rc = check_str(f, r->name, 0, API_MAX_NAME_BYTES, msg, len)))
-    return rc;
-  if (r->n_extra > API_MAX_MAP_ENTRIES) {
-    snprintf(msg, len, "%s.extra: %zu entries, more than the limit of %d",
-             field, r->n_extra, API_MAX_MAP_ENTRIES);
-    return GRPC_STATUS_INVALID_ARGUMENT;
-  }
-  snprintf(f, sizeof(f), "%s.extra", field);
-  for (size_t j = 0; j < r->n_extra; j++)
-    if ((rc = check_str(f, r->extra[j]->key, 1, API_MAX_KEY_BYTES, msg, len)) ||
-        (rc = check_str(f, r->extra[j]->value, 0, API_MAX_VALUE_BYTES, msg,
-                        len)))
-      return rc;
-  return GRPC_STATUS_OK;
-}
-
-grpc_status_code api_check_id(const char *field, const char *id, char *msg,
-                              size_t len) {
-  return check_str(field, id, 1, API_MAX_KEY_BYTES, msg, len);
-}
 
 int api_fail_bad_id(rt_call_t *call, const char *field, const char *id) {
   char msg[512];
-  grpc_status_code rc = api_check_id(field, id, msg, sizeof(msg));
+  grpc_status_code rc = valid_id(field, id, msg, sizeof(msg));
   if (rc == GRPC_STATUS_OK)
     return 0;
   rt_call_fail(call, rc, "%s", msg);
@@ -171,29 +32,6 @@ void api_fail_lookup(rt_call_t *call, const char *what, const char *id,
 
 void api_fail_store(rt_call_t *call, int err) {
   rt_call_fail(call, GRPC_STATUS_INTERNAL, "store: %s", uv_strerror(err));
-}
-
-int api_params_merge(const Smaug__V1__ParameterSet *ps, const char *type,
-                     const char *id, kv_t *out) {
-  if (ps == NULL)
-    return 0;
-  char key[2 * API_MAX_KEY_BYTES + 2];
-  snprintf(key, sizeof(key), "%s#%s", type, id);
-  for (int pass = 0; pass < 2; pass++) {
-    const char *want = pass == 0 ? type : key;
-    for (size_t i = 0; i < ps->n_entries; i++) {
-      const Smaug__V1__ParameterSet__EntriesEntry *e = ps->entries[i];
-      if (e->value == NULL || strcmp(e->key, want) != 0)
-        continue;
-      for (size_t j = 0; j < e->value->n_values; j++) {
-        int err =
-            kv_set(out, e->value->values[j]->key, e->value->values[j]->value);
-        if (err)
-          return err;
-      }
-    }
-  }
-  return 0;
 }
 
 static const reg_schema_t *schema_of(const reg_t *reg, const char *type,
@@ -234,23 +72,24 @@ grpc_status_code api_check_params(const reg_t *reg,
   Smaug__V1__ParameterSet none = SMAUG__V1__PARAMETER_SET__INIT;
   if (ps == NULL)
     ps = &none;
-  if (ps->n_entries > API_MAX_PLAN_ENTRIES) {
-    snprintf(msg, len, "%s: more than %d entries", field, API_MAX_PLAN_ENTRIES);
+  if (ps->n_entries > VALID_MAX_PLAN_ENTRIES) {
+    snprintf(msg, len, "%s: more than %d entries", field,
+             VALID_MAX_PLAN_ENTRIES);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
   for (size_t i = 0; i < ps->n_entries; i++) {
     const Smaug__V1__ParameterSet__EntriesEntry *e = ps->entries[i];
     snprintf(f, sizeof(f), "%s[%.300s]", field, e->key);
-    if ((rc = check_str(f, e->key, 1, 2 * API_MAX_KEY_BYTES + 1, msg, len)))
+    if ((rc = valid_str(f, e->key, 1, 2 * VALID_MAX_KEY_BYTES + 1, msg, len)))
       return rc;
-    char type[2 * API_MAX_KEY_BYTES + 2];
+    char type[2 * VALID_MAX_KEY_BYTES + 2];
     snprintf(type, sizeof(type), "%s", e->key);
     char *hash = strchr(type, '#');
     if (hash)
       *hash = '\0';
     /* The key names a type, or one resource "type#id". */
-    if ((rc = api_check_key(f, type, msg, len)) ||
-        (hash && (rc = api_check_key(f, hash + 1, msg, len))))
+    if ((rc = valid_key(f, type, msg, len)) ||
+        (hash && (rc = valid_key(f, hash + 1, msg, len))))
       return rc;
     if (reg_find_type(reg, type, NULL) == NULL) {
       snprintf(msg, len, "%s: no plugin provides resource type %s", f, type);
@@ -263,8 +102,8 @@ grpc_status_code api_check_params(const reg_t *reg,
       const Smaug__V1__Parameters__ValuesEntry *v = e->value->values[j];
       char vf[700];
       snprintf(vf, sizeof(vf), "%s.%.64s", f, v->key);
-      if ((rc = check_str(vf, v->key, 1, API_MAX_KEY_BYTES, msg, len)) ||
-          (rc = check_str(vf, v->value, 0, API_MAX_VALUE_BYTES, msg, len))) {
+      if ((rc = valid_str(vf, v->key, 1, VALID_MAX_KEY_BYTES, msg, len)) ||
+          (rc = valid_str(vf, v->value, 0, VALID_MAX_VALUE_BYTES, msg, len))) {
         kv_free(&kv);
         return rc;
       }
@@ -284,7 +123,7 @@ grpc_status_code api_check_params(const reg_t *reg,
     const Smaug__V1__Resource *r = resources[i];
     kv_t kv;
     kv_init(&kv);
-    if (api_params_merge(ps, r->type, r->id, &kv) != 0) {
+    if (valid_params_merge(ps, r->type, r->id, &kv) != 0) {
       kv_free(&kv);
       snprintf(msg, len, "out of memory");
       return GRPC_STATUS_RESOURCE_EXHAUSTED;
@@ -362,23 +201,23 @@ grpc_status_code api_check_plan(const reg_t *reg, const Smaug__V1__Plan *plan,
     snprintf(msg, len, "plan: required");
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
-  if ((rc =
-           check_str("plan.name", plan->name, 1, API_MAX_NAME_BYTES, msg, len)))
+  if ((rc = valid_str("plan.name", plan->name, 1, VALID_MAX_NAME_BYTES, msg,
+                      len)))
     return rc;
   if (plan->n_resources == 0) {
     snprintf(msg, len, "plan.resources: at least one resource is required");
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
-  if (plan->n_resources > API_MAX_PLAN_ENTRIES ||
-      plan->n_edges > API_MAX_PLAN_ENTRIES) {
+  if (plan->n_resources > VALID_MAX_PLAN_ENTRIES ||
+      plan->n_edges > VALID_MAX_PLAN_ENTRIES) {
     snprintf(msg, len, "plan.resources: more than %d resources or edges",
-             API_MAX_PLAN_ENTRIES);
+             VALID_MAX_PLAN_ENTRIES);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
   for (size_t i = 0; i < plan->n_resources; i++) {
     const Smaug__V1__Resource *r = plan->resources[i];
     snprintf(f, sizeof(f), "plan.resources[%zu]", i);
-    if ((rc = api_check_resource(f, r, msg, len)))
+    if ((rc = valid_resource(f, r, msg, len)))
       return rc;
     if (reg_find_type(reg, r->type, NULL) == NULL) {
       snprintf(msg, len,

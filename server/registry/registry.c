@@ -25,7 +25,7 @@
 
 /* Limits on GetPluginInfo. Names and types are one bank section component
  * ([A-Za-z0-9][A-Za-z0-9._-]{0,127}, bank_check_object), like the resource
- * ids of api_valid.h. */
+ * ids of valid.h. */
 #define REG_MAX_VERSION_BYTES 255
 #define REG_MAX_TYPES         1000
 #define REG_MAX_SCHEMA_BYTES  65536

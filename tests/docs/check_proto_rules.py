@@ -3,8 +3,8 @@
 
     check_proto_rules.py ROOT
 
-Reads the rules from the sources (API_ID_PATTERN in
-server/api/api_valid.h, PROGRESS_INTERVAL_MS in server/api/api_op.c) and
+Reads the rules from the sources (VALID_ID_PATTERN in
+server/common/valid.h, PROGRESS_INTERVAL_MS in server/api/api_op.c) and
 checks that the comment above each field or enum value that they govern,
 in ROOT/proto/smaug/v1/*.proto, states them:
 
@@ -51,8 +51,8 @@ def comment_above(text, block, decl):
 
 def main():
     root = sys.argv[1]
-    pattern = re.search(r'#define API_ID_PATTERN\s+"([^"]+)"',
-                        read(root, "server/api/api_valid.h")).group(1)
+    pattern = re.search(r'#define VALID_ID_PATTERN\s+"([^"]+)"',
+                        read(root, "server/common/valid.h")).group(1)
     interval = int(re.search(r"#define PROGRESS_INTERVAL_MS\s+(\d+)",
                              read(root, "server/api/api_op.c")).group(1))
     per_second = 1000 // interval

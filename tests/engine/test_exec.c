@@ -508,6 +508,91 @@ Test(exec, progress_keeps_a_long_call_alive, .timeout = 10) {
   run_free(&r);
 }
 
+/* The first event `kind` of `task`; NULL: none. */
+static const fx_event_t *event_of(const run_t *r, uint32_t task,
+                                  exec_event_kind_t kind) {
+  for (size_t i = 0; i < r->tr.n; i++)
+    if (r->tr.ev[i].task == task && r->tr.ev[i].kind == kind)
+      return &r->tr.ev[i];
+  return NULL;
+}
+
+/* Its sequence number; 0: none. */
+static uint64_t seq_of(const run_t *r, uint32_t task, exec_event_kind_t kind) {
+  const fx_event_t *ev = event_of(r, task, kind);
+  return ev ? ev->seq : 0;
+}
+
+/* One watch serves every call of the operation: the silent calls end in
+ * the order they started, each as soon as it is due, while a call that
+ * reports progress (and so moves behind them) keeps running. */
+Test(exec, watch_ends_silent_calls_in_start_order_and_spares_beating_ones,
+     .timeout = 10) {
+  run_t r;
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
+  r.opts.heartbeat_ms = 20;
+  r.opts.max_deadline_attempts = 1;
+  uint32_t beating = dag_task(1, DAG_PARALLEL);
+  r.f.duration_ms[beating] = 100;
+  r.f.progress_every_ms[beating] = 5;
+  uint32_t silent[] = {dag_task(0, DAG_PARALLEL), dag_task(2, DAG_PARALLEL),
+                       dag_task(3, DAG_PARALLEL), dag_task(4, DAG_PARALLEL)};
+  for (size_t i = 0; i < 4; i++)
+    r.f.hang[silent[i]] = 1;
+  run_go(&r);
+  cr_assert_eq(exec_op_task_status(r.op, beating), EXEC_DONE);
+  uint64_t done = seq_of(&r, beating, EXEC_EV_DONE);
+  for (size_t i = 0; i < 4; i++) {
+    uint32_t t = silent[i];
+    cr_assert_eq(exec_op_task_status(r.op, t), EXEC_FAILED, "task %u", t);
+    uint64_t failed = seq_of(&r, t, EXEC_EV_FAILED);
+    cr_assert_lt(failed, done, "task %u waited for the beating call", t);
+    exec_resource_t res;
+    exec_op_resource(r.op, dag_task_node(t), &res);
+    cr_assert(strstr(res.reason, "no progress for 20 ms"), "%s", res.reason);
+    for (size_t j = 0; j < 4; j++) {
+      uint32_t u = silent[j];
+      if (seq_of(&r, u, EXEC_EV_STARTED) < seq_of(&r, t, EXEC_EV_STARTED))
+        cr_assert_lt(seq_of(&r, u, EXEC_EV_FAILED), failed,
+                     "task %u started before %u and is due first", u, t);
+    }
+  }
+  cr_assert_eq(r.f.cancels, 4);
+  run_free(&r);
+}
+
+/* Progress does not extend the deadline: a call that keeps beating ends
+ * at its deadline, while a silent one ends at the heartbeat window, and
+ * the operation's watch stops with the last call (the loop closes). */
+Test(exec, deadline_ends_a_beating_call_and_heartbeat_a_silent_one,
+     .timeout = 10) {
+  run_t r;
+  run_init(&r, fx_seed_graph(), DAG_OP_PROTECT);
+  r.opts.deadline_ms = 60;
+  r.opts.heartbeat_ms = 15;
+  r.opts.max_deadline_attempts = 1;
+  uint32_t beating = dag_task(1, DAG_PARALLEL);
+  r.f.hang[beating] = 1;
+  r.f.progress_every_ms[beating] = 3;
+  uint32_t silent = dag_task(3, DAG_PARALLEL);
+  r.f.hang[silent] = 1;
+  run_go(&r);
+  /* The events, not the resources' reasons: the silent call is a child of
+   * the beating one, whose resource records the skip it caused first. */
+  cr_assert_eq(exec_op_task_status(r.op, beating), EXEC_FAILED);
+  const fx_event_t *ev = event_of(&r, beating, EXEC_EV_FAILED);
+  cr_assert(ev && strstr(ev->message, "deadline of 60 ms exceeded"), "%s",
+            ev ? ev->message : "no event");
+  cr_assert_gt(count_kind(&r, beating, EXEC_EV_PROGRESS), 3);
+  cr_assert_eq(exec_op_task_status(r.op, silent), EXEC_FAILED);
+  ev = event_of(&r, silent, EXEC_EV_FAILED);
+  cr_assert(ev && strstr(ev->message, "no progress for 15 ms"), "%s",
+            ev ? ev->message : "no event");
+  cr_assert_lt(seq_of(&r, silent, EXEC_EV_FAILED),
+               seq_of(&r, beating, EXEC_EV_FAILED));
+  run_free(&r);
+}
+
 static void cancel_soon(uv_timer_t *timer) {
   run_t *r = timer->data;
   cr_assert_eq(exec_op_cancel(r->op, "user asked"), 0);

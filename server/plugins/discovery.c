@@ -1,6 +1,6 @@
 /*
- * api_graph.c - graph building with discovery through the plugins (see
- * api_graph.h). Discovery is graph_expand() with a lister that calls each
+ * discovery.c - graph building with discovery through the plugins (see
+ * discovery.h). Discovery is graph_expand() with a lister that calls each
  * node's plugin's ListDependents; a type whose plugin does not list
  * dependents has no children. The lister schedules the calls itself under
  * the same limits as activities: at most LIST_PARALLEL in flight for the
@@ -14,20 +14,20 @@
  * queued here.
  *
  * A plugin's answer is checked like user input before the graph sees it
- * (api_check_resource: type and id patterns, lengths, counts), so that no
+ * (valid_resource: type and id patterns, lengths, counts), so that no
  * bad id ever becomes a node. A failed or refused answer fails the build
  * and is recorded as the reason of the node that was listed, naming the
  * plugin.
  */
-#include "api_graph.h"
+#include "discovery.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_valid.h"
 #include "rt_wire.h"
 #include "smaug/v1/plugin.smaug.h"
+#include "valid.h"
 
 #define LIST_TIMEOUT_MS 30000
 #define LIST_PARALLEL   16
@@ -49,7 +49,7 @@ typedef struct build_s {
   reg_t *reg;
   graph_t *g;
   Smaug__V1__ParameterSet *params; /* own unpacked copy, may be NULL */
-  api_graph_cb cb;
+  disc_cb cb;
   void *data;
   uv_timer_t timer; /* delivers results of builds without discovery */
   grpc_status_code code;
@@ -204,15 +204,15 @@ static void list_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
 static grpc_status_code
 check_dependents(const Smaug__V1__ListDependentsResponse *resp, char *msg,
                  size_t len) {
-  if (resp->n_dependents > API_MAX_DEPENDENTS) {
+  if (resp->n_dependents > VALID_MAX_DEPENDENTS) {
     snprintf(msg, len, "dependents: %zu resources, more than the limit of %d",
-             resp->n_dependents, API_MAX_DEPENDENTS);
+             resp->n_dependents, VALID_MAX_DEPENDENTS);
     return GRPC_STATUS_FAILED_PRECONDITION;
   }
   for (size_t i = 0; i < resp->n_dependents; i++) {
     char f[64];
     snprintf(f, sizeof(f), "dependents[%zu]", i);
-    if (api_check_resource(f, resp->dependents[i], msg, len))
+    if (valid_resource(f, resp->dependents[i], msg, len))
       return GRPC_STATUS_FAILED_PRECONDITION;
   }
   return GRPC_STATUS_OK;
@@ -294,7 +294,7 @@ static int list_start(build_t *b, list_call_t *lc) {
   reg_plugin_t *p = b->types[lc->type]->p;
   kv_t merged;
   kv_init(&merged);
-  int err = api_params_merge(b->params, node->type, node->id, &merged);
+  int err = valid_params_merge(b->params, node->type, node->id, &merged);
   Smaug__V1__Resource res = SMAUG__V1__RESOURCE__INIT;
   Smaug__V1__Resource__ExtraEntry *ex = calloc(node->extra.n + 1, sizeof(*ex));
   Smaug__V1__Resource__ExtraEntry **exp =
@@ -496,11 +496,11 @@ static void expanded(graph_t *g, int status, const char *errmsg, void *data) {
     finish(b);
 }
 
-int api_graph_build(rt_t *rt, reg_t *reg, lim_t *lim,
-                    Smaug__V1__Resource *const *resources, size_t n_resources,
-                    Smaug__V1__ResourceEdge *const *edges, size_t n_edges,
-                    const Smaug__V1__ParameterSet *params, int discover,
-                    api_graph_cb cb, void *data) {
+int disc_build(rt_t *rt, reg_t *reg, lim_t *lim,
+               Smaug__V1__Resource *const *resources, size_t n_resources,
+               Smaug__V1__ResourceEdge *const *edges, size_t n_edges,
+               const Smaug__V1__ParameterSet *params, int discover, disc_cb cb,
+               void *data) {
   build_t *b = calloc(1, sizeof(*b));
   if (b == NULL)
     return UV_ENOMEM;
@@ -514,7 +514,7 @@ int api_graph_build(rt_t *rt, reg_t *reg, lim_t *lim,
   b->cb = cb;
   b->data = data;
   if (graph_new(&b->g) != 0) {
-    free(b);
+    build_free(b); /* the build's own limiter too */
     return UV_ENOMEM;
   }
   if (params) {
@@ -539,7 +539,7 @@ int api_graph_build(rt_t *rt, reg_t *reg, lim_t *lim,
      * version stored, so that no bad id reaches a bank section. */
     char f[64], msg[512];
     snprintf(f, sizeof(f), "resources[%zu]", i);
-    if (api_check_resource(f, r, msg, sizeof(msg)) != GRPC_STATUS_OK) {
+    if (valid_resource(f, r, msg, sizeof(msg)) != GRPC_STATUS_OK) {
       set_error(b, GRPC_STATUS_INVALID_ARGUMENT, msg);
       break;
     }
@@ -581,7 +581,7 @@ int api_graph_build(rt_t *rt, reg_t *reg, lim_t *lim,
   return 0;
 }
 
-int api_resource_of(const graph_node_t *n, Smaug__V1__Resource *out) {
+int disc_resource_of(const graph_node_t *n, Smaug__V1__Resource *out) {
   smaug__v1__resource__init(out);
   out->type = (char *)n->type;
   out->id = n->id;
@@ -607,7 +607,7 @@ int api_resource_of(const graph_node_t *n, Smaug__V1__Resource *out) {
   return 0;
 }
 
-void api_resource_free(Smaug__V1__Resource *r) {
+void disc_resource_free(Smaug__V1__Resource *r) {
   if (r == NULL)
     return;
   free(r->extra);
@@ -615,7 +615,7 @@ void api_resource_free(Smaug__V1__Resource *r) {
   r->n_extra = 0;
 }
 
-int api_graph_to_proto(const graph_t *g, Smaug__V1__Checkpoint *cp) {
+int disc_to_proto(const graph_t *g, Smaug__V1__Checkpoint *cp) {
   uint32_t n = graph_count(g), ne = 0;
   for (uint32_t i = 0; i < n; i++) {
     uint32_t k;
@@ -629,7 +629,7 @@ int api_graph_to_proto(const graph_t *g, Smaug__V1__Checkpoint *cp) {
   int err = rs && rp && es && ep ? 0 : UV_ENOMEM;
   uint32_t made = 0, e = 0;
   for (; made < n && err == 0; made++) {
-    if ((err = api_resource_of(graph_node(g, made), &rs[made])) != 0)
+    if ((err = disc_resource_of(graph_node(g, made), &rs[made])) != 0)
       break;
     rp[made] = &rs[made];
     uint32_t k;
@@ -646,7 +646,7 @@ int api_graph_to_proto(const graph_t *g, Smaug__V1__Checkpoint *cp) {
   }
   if (err) {
     for (uint32_t i = 0; i < made; i++)
-      api_resource_free(&rs[i]);
+      disc_resource_free(&rs[i]);
     free(rs);
     free(rp);
     free(es);
@@ -670,12 +670,12 @@ int api_graph_to_proto(const graph_t *g, Smaug__V1__Checkpoint *cp) {
   return 0;
 }
 
-void api_graph_proto_free(Smaug__V1__Checkpoint *cp) {
+void disc_proto_free(Smaug__V1__Checkpoint *cp) {
   if (cp->resources) {
     /* rp[0] is the start of the resource block allocated above. */
     Smaug__V1__Resource *rs = cp->n_resources ? cp->resources[0] : NULL;
     for (size_t i = 0; i < cp->n_resources; i++)
-      api_resource_free(cp->resources[i]);
+      disc_resource_free(cp->resources[i]);
     free(rs);
     free(cp->resources);
   }

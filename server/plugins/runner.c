@@ -1,16 +1,16 @@
 /*
- * api_runner.c - executor activities as plugin RPCs (see api_runner.h).
+ * runner.c - executor activities as plugin RPCs (see runner.h).
  *
  * Each call keeps the result message of its stream and reports it when
  * the stream ends with OK. Whatever a plugin sends is checked like user
- * input (api_valid.h): a progress or result field over its limit, a
+ * input (valid.h): a progress or result field over its limit, a
  * restored id that is not a valid resource id, or a second result in one
  * stream is a protocol violation, which cancels the call and fails the
  * task with INTERNAL; so does a stream that ends OK without a result.
  * Failure messages name the plugin and its address, so that a resource's
  * reason says who failed.
  */
-#include "api_runner.h"
+#include "runner.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -19,12 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_graph.h"
-#include "api_valid.h"
 #include "bank.h"
+#include "discovery.h"
 #include "rt_log.h"
 #include "rt_wire.h"
 #include "smaug/v1/plugin.smaug.h"
+#include "valid.h"
 
 #define CANCEL_TIMEOUT_MS 2000
 
@@ -45,8 +45,8 @@ typedef struct call_s {
   char violation[600]; /* the first protocol violation; "" if none */
 } call_t;
 
-int api_bank_section(const char *checkpoint_id, const char *type,
-                     const char *id, char *buf, size_t len) {
+int runner_bank_section(const char *checkpoint_id, const char *type,
+                        const char *id, char *buf, size_t len) {
   int ok = bank_check_object(checkpoint_id) == 0 &&
            bank_check_object(type) == 0 && bank_check_object(id) == 0;
   assert(ok && "bank section from an unvalidated part");
@@ -92,12 +92,12 @@ static void on_progress(call_t *c, const Smaug__V1__Progress *pr) {
   char msg[512];
   if (pr == NULL || violated(c, NULL) ||
       check_failed(c,
-                   api_check_text("progress.unit", pr->unit, API_MAX_NAME_BYTES,
-                                  msg, sizeof(msg)),
+                   valid_text("progress.unit", pr->unit, VALID_MAX_NAME_BYTES,
+                              msg, sizeof(msg)),
                    msg) ||
       check_failed(c,
-                   api_check_text("progress.message", pr->message,
-                                  API_MAX_MESSAGE_BYTES, msg, sizeof(msg)),
+                   valid_text("progress.message", pr->message,
+                              VALID_MAX_MESSAGE_BYTES, msg, sizeof(msg)),
                    msg))
     return;
   if (!c->cancelled)
@@ -113,8 +113,8 @@ static int bad_result(call_t *c, const char *message) {
   if (c->have_result)
     return violated(c, "protocol violation: a second result in one stream");
   return check_failed(c,
-                      api_check_text("result.message", message,
-                                     API_MAX_MESSAGE_BYTES, msg, sizeof(msg)),
+                      valid_text("result.message", message,
+                                 VALID_MAX_MESSAGE_BYTES, msg, sizeof(msg)),
                       msg);
 }
 
@@ -128,15 +128,15 @@ static int bad_sync_result(call_t *c, const Smaug__V1__SyncResult *res) {
                        "for a restore (the original id for a restore in "
                        "place)");
   if (check_failed(c,
-                   api_check_kv("result.metadata", &c->metadata,
-                                res->n_metadata, msg, sizeof(msg)),
+                   valid_kv("result.metadata", &c->metadata, res->n_metadata,
+                            msg, sizeof(msg)),
                    msg))
     return 1;
   if (res->restored_id && *res->restored_id &&
-      check_failed(c,
-                   api_check_key("result.restored_id", res->restored_id, msg,
-                                 sizeof(msg)),
-                   msg))
+      check_failed(
+          c,
+          valid_key("result.restored_id", res->restored_id, msg, sizeof(msg)),
+          msg))
     return 1;
   return 0;
 }
@@ -174,7 +174,7 @@ static void on_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
       const Smaug__V1__SyncResult *res = r->result;
       int err = 0;
       for (size_t i = 0;
-           i < res->n_metadata && i <= API_MAX_MAP_ENTRIES && err == 0; i++)
+           i < res->n_metadata && i <= VALID_MAX_MAP_ENTRIES && err == 0; i++)
         err = kv_set(&c->metadata, res->metadata[i]->key,
                      res->metadata[i]->value);
       if (err == 0 && bad_sync_result(c, res))
@@ -256,7 +256,7 @@ static void **kv_entries(const kv_t *kv, size_t entry_size,
                     (int)offsetof(T, key), (int)offsetof(T, value)))
 
 static int run_start(void *rdata, exec_activity_t *a) {
-  api_runner_ctx_t *ctx = rdata;
+  runner_ctx_t *ctx = rdata;
   const graph_node_t *node = exec_activity_node(a);
   const Smaug__V1__ResourceTypeInfo *ti;
   char msg[600];
@@ -274,8 +274,8 @@ static int run_start(void *rdata, exec_activity_t *a) {
     return 0;
   }
   char section[1024];
-  if (api_bank_section(ctx->checkpoint_id, node->type, node->id, section,
-                       sizeof(section)) < 0) {
+  if (runner_bank_section(ctx->checkpoint_id, node->type, node->id, section,
+                          sizeof(section)) < 0) {
     snprintf(msg, sizeof(msg), "refused to build a bank section for %s#%s",
              node->type, node->id);
     exec_activity_fail(a, EXEC_CODE_INTERNAL, msg);
@@ -308,10 +308,10 @@ static int run_start(void *rdata, exec_activity_t *a) {
   Smaug__V1__ActivityRequest__ParametersEntry **pe = NULL;
   Smaug__V1__ActivityRequest__SavedMetadataEntry **sm = NULL;
 
-  if ((err = api_resource_of(node, &res)) != 0)
+  if ((err = disc_resource_of(node, &res)) != 0)
     goto out;
-  if ((err = api_params_merge(ctx->params, node->type, node->id, &params)) ||
-      (err = api_params_merge(ctx->overrides, node->type, node->id, &params)))
+  if ((err = valid_params_merge(ctx->params, node->type, node->id, &params)) ||
+      (err = valid_params_merge(ctx->overrides, node->type, node->id, &params)))
     goto out;
   req.operation = &opref;
   req.resource = &res;
@@ -392,7 +392,7 @@ out:
   free(kres);
   free(pe);
   free(sm);
-  api_resource_free(&res);
+  disc_resource_free(&res);
   kv_free(&params);
   if (err)
     call_free(c);
@@ -419,7 +419,7 @@ static void cancel_done(rt_client_call_t *call, grpc_status_code code,
 }
 
 static void run_cancel_operation(void *rdata, const char *op_id) {
-  api_runner_ctx_t *ctx = rdata;
+  runner_ctx_t *ctx = rdata;
   if (ctx->stopping && *ctx->stopping)
     return; /* the next start resumes: let the plugins keep their work */
   Smaug__V1__CancelOperationRequest req =
@@ -444,6 +444,6 @@ static void run_cancel_operation(void *rdata, const char *op_id) {
 static const exec_runner_t runner = {run_start, run_cancel,
                                      run_cancel_operation};
 
-const exec_runner_t *api_runner(void) {
+const exec_runner_t *runner_rpc(void) {
   return &runner;
 }
