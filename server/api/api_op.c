@@ -403,42 +403,30 @@ static void summarize(const op_t *op, exec_outcome_t outcome, char *buf,
   rt_utf8_repair(buf); /* the cuts above may split a character */
 }
 
-/* Writes the final status of the operation's object into the open batch. */
+/* Queues the final status of the operation's object. The store applies
+ * it to the latest version it has queued (the graph on_built wrote
+ * included), so nothing is read back here. */
 static int write_final(op_t *op, exec_outcome_t outcome, const char *reason) {
   api_ops_t *ops = op->ops;
-  int err = 0, ok = outcome == EXEC_SUCCEEDED;
-  if (op->kind == DAG_OP_RESTORE) {
-    Smaug__V1__Restore *r;
-    if ((err = store_restore_get(ops->store, op->target_id, &r)) != 0)
-      return err;
-    r->status = ok ? SMAUG__V1__RESTORE_STATUS__RESTORE_STATUS_SUCCESS
-                   : SMAUG__V1__RESTORE_STATUS__RESTORE_STATUS_FAIL;
-    r->finished_at_ms = api_now_ms();
-    char *old = r->reason;
-    r->reason = (char *)reason;
-    err = store_restore_put(ops->store, r);
-    r->reason = old;
-    protobuf_c_message_free_unpacked(&r->base, NULL);
-  } else {
-    Smaug__V1__Checkpoint *cp;
-    if ((err = store_checkpoint_get(ops->store, op->cp_id, &cp)) != 0)
-      return err;
-    if (op->kind == DAG_OP_PROTECT) {
-      cp->status =
-          ok ? SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE
-             : SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR;
-      cp->finished_at_ms = api_now_ms();
-    } else {
-      cp->status =
-          ok ? SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETED
-             : SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR_DELETING;
-    }
-    char *old = cp->reason;
-    cp->reason = (char *)reason;
-    err = store_checkpoint_put(ops->store, cp);
-    cp->reason = old;
-    protobuf_c_message_free_unpacked(&cp->base, NULL);
-  }
+  int err, ok = outcome == EXEC_SUCCEEDED;
+  if (op->kind == DAG_OP_RESTORE)
+    err = store_restore_set_status(
+        ops->store, op->target_id,
+        ok ? SMAUG__V1__RESTORE_STATUS__RESTORE_STATUS_SUCCESS
+           : SMAUG__V1__RESTORE_STATUS__RESTORE_STATUS_FAIL,
+        api_now_ms(), reason);
+  else if (op->kind == DAG_OP_PROTECT)
+    err = store_checkpoint_set_status(
+        ops->store, op->cp_id,
+        ok ? SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE
+           : SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR,
+        api_now_ms(), reason);
+  else
+    err = store_checkpoint_set_status(
+        ops->store, op->cp_id,
+        ok ? SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETED
+           : SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR_DELETING,
+        0, reason);
   if (err == 0)
     err = store_op_set_running(ops->store, op->id, 0);
   return err;
@@ -528,14 +516,13 @@ static void result_write(op_t *op, uint32_t node) {
   api_resource_free(&res);
 }
 
-/* Task output payload: started and finished times, then the output. */
+/* Queues the output of `task`: its times, its status, and as payload the
+ * P state, the packed SyncResult or the failure's reason. */
 static void task_write(op_t *op, uint32_t task, exec_status_t status,
                        const char *reason) {
   exec_resource_t r;
   uint32_t node = dag_task_node(task);
   exec_op_resource(op->x, node, &r);
-  char tid[1100];
-  dag_task_id(op->dag, task, tid, sizeof(tid));
   uint8_t *body = NULL;
   size_t blen = 0;
   if (status == EXEC_FAILED) {
@@ -572,19 +559,18 @@ static void task_write(op_t *op, uint32_t task, exec_status_t status,
     log_store_error(op->ops, "task", UV_ENOMEM);
     return;
   }
-  uint8_t *pl = malloc(16 + blen);
-  if (pl == NULL) {
-    free(body);
-    return;
-  }
-  int64_t times[2] = {r.started_ms, r.finished_ms};
-  memcpy(pl, times, 16);
-  memcpy(pl + 16, body, blen);
-  int err =
-      store_task_put(op->ops->store, op->id, tid, (int)status, pl, 16 + blen);
+  const graph_node_t *n = graph_node(op->g, node);
+  store_task_t t = {.activity = (int)dag_task_activity(task),
+                    .type = n->type,
+                    .id = n->id,
+                    .status = (int)status,
+                    .started_at_ms = r.started_ms,
+                    .finished_at_ms = r.finished_ms,
+                    .payload = body,
+                    .len = blen};
+  int err = store_task_put(op->ops->store, op->id, &t);
   if (err)
     log_store_error(op->ops, "task", err);
-  free(pl);
   free(body);
 }
 
@@ -1194,26 +1180,16 @@ static void op_finish_early(op_t *op, exec_outcome_t outcome,
   op_bury(op, held);
 }
 
-static void seed_task(const char *task_id, int status, const uint8_t *payload,
-                      size_t len, void *data) {
+static void seed_task(const store_task_t *t, void *data) {
   op_t *op = data;
-  if (strlen(task_id) < 3 || task_id[1] != ':' || len < 16)
-    return;
-  char buf[1100];
-  snprintf(buf, sizeof(buf), "%s", task_id + 2);
-  char *hash = strchr(buf, '#');
-  if (hash == NULL)
-    return;
-  *hash = '\0';
-  int64_t node = graph_find(op->g, buf, hash + 1);
-  if (node < 0)
-    return;
-  dag_activity_t act = task_id[0] == 'P' ? DAG_PARALLEL : DAG_SYNC;
-  uint32_t task = dag_task((uint32_t)node, act);
-  int64_t times[2];
-  memcpy(times, payload, 16);
-  payload += 16;
-  len -= 16;
+  uint32_t task;
+  if (dag_task_find(op->dag, (dag_activity_t)t->activity, t->type, t->id,
+                    &task) != 0)
+    return; /* not in this graph any more */
+  dag_activity_t act = dag_task_activity(task);
+  const uint8_t *payload = t->payload;
+  size_t len = t->len;
+  int status = t->status;
   if (status == EXEC_FAILED) {
     char reason[REASON_MAX];
     snprintf(reason, sizeof(reason), "%.*s", (int)len, (const char *)payload);
@@ -1238,7 +1214,7 @@ static void seed_task(const char *task_id, int status, const uint8_t *payload,
     out.metadata = &md;
     out.restored_id = sr->restored_id;
   }
-  exec_op_seed_done(op->x, task, &out, times[0], times[1]);
+  exec_op_seed_done(op->x, task, &out, t->started_at_ms, t->finished_at_ms);
   kv_free(&md);
   if (sr)
     protobuf_c_message_free_unpacked(&sr->base, NULL);
