@@ -325,6 +325,8 @@ void ops_close(ops_t *ops) {
 void ops_free(ops_t *ops) {
   if (ops == NULL)
     return;
+  if (ops->commit_running)
+    store_flush(ops->store); /* its callback needs the ops */
   for (op_t *op = ops->live, *n; op; op = n) {
     n = op->next;
     op_free(op);

@@ -1,8 +1,17 @@
 /*
- * ops_commit.c - the one commit path of the operations core: flushing the
- * open store batch and then streaming what it held, what a failed commit
- * does, the final status of each operation and its retry, and the pruning
- * of old events. Every store commit of the core is made here.
+ * ops_commit.c - the one commit path of the operations core: committing
+ * what the store queued and then streaming what it held, what a failed
+ * commit does, the final status of each operation and its retry, and the
+ * pruning of old events. Every store commit of the core is made here.
+ *
+ * Events and results go through the store's asynchronous commit: the
+ * flush timer asks for one (store_commit) and goes on; its callback marks
+ * what it covered committed and streams it. One such commit runs at a
+ * time, and whatever is written meanwhile goes in the next one, so a busy
+ * store commits in groups. Each op remembers its last sequence when the
+ * commit was asked (commit_seq): that is what the callback may stream.
+ * Handlers that answer at once (ops_commit) and closing use the
+ * synchronous store_flush(), which first calls back the running commit.
  *
  * A commit that fails (a full disk) fails the operations whose writes it
  * lost, with the store's error as the reason; an operation's final status
@@ -130,8 +139,9 @@ void op_final(op_t *op) {
 
 /* ---------------------------------------------------------------- commit */
 
-/* After a failed commit: the writes of every op that had some in the
- * batch are lost. Running ones are stopped and will end in error with the
+/* After a failed commit: the writes of every op that had some queued are
+ * lost (the store discards what was queued before it reported the
+ * failure). Running ones are stopped and will end in error with the
  * store's message; a lost final status is written again later. */
 static void commit_failed(op_t *list, int err) {
   for (op_t *op = list; op; op = op->next) {
@@ -143,10 +153,15 @@ static void commit_failed(op_t *list, int err) {
   }
 }
 
-static void committed(op_t *list) {
+/* Marks committed, for each op, its sequences up to `all` ? last_seq :
+ * commit_seq (what the commit that called back covered). */
+static void committed(op_t *list, int all) {
   for (op_t *op = list; op; op = op->next) {
-    op->committed_seq = op->last_seq;
-    if (op->final_retry && op->final_seq) {
+    uint64_t upto = all ? op->last_seq : op->commit_seq;
+    if (upto > op->committed_seq)
+      op->committed_seq = upto;
+    if (op->final_retry && op->final_seq &&
+        op->final_seq <= op->committed_seq) {
       op->final_retry = 0;
       rt_log(RT_LOG_INFO, "api", "operation finished",
              "op=%s status=%s events=%" PRIu64 " reason=\"%s\"", op->id,
@@ -156,15 +171,16 @@ static void committed(op_t *list) {
   }
 }
 
-int ops_flush(ops_t *ops) {
-  int err = 0;
-  if (store_in_batch(ops->store) && (err = store_flush(ops->store)) != 0) {
+/* Accounts for a commit that ended with `err` (`all`: it covered every
+ * write, else what commit_seq says) and streams what it made durable. */
+static void commit_settled(ops_t *ops, int err, int all) {
+  if (err) {
     ops_log_store_error(ops, "commit", err);
     commit_failed(ops->live, err);
     commit_failed(ops->dead, err);
   } else {
-    committed(ops->live);
-    committed(ops->dead);
+    committed(ops->live, all);
+    committed(ops->dead, all);
   }
   for (op_t *op = ops->live; op; op = op->next) {
     ops_deliver(op, err != 0);
@@ -176,7 +192,41 @@ int ops_flush(ops_t *ops) {
   }
   for (op_t *op = ops->dead; op; op = op->next)
     ops_deliver(op, err != 0);
+}
+
+int ops_flush(ops_t *ops) {
+  int err = 0;
+  if (store_in_batch(ops->store))
+    err = store_flush(ops->store); /* calls commit_done() first, if due */
+  commit_settled(ops, err, 1);
   return err;
+}
+
+/* store_commit_cb of the flush timer's commit. */
+static void commit_done(store_t *st, int status, void *data) {
+  ops_t *ops = data;
+  (void)st;
+  ops->commit_running = 0;
+  commit_settled(ops, status, 0);
+  /* What was written meanwhile, and the dead ops to reap. */
+  ops_schedule_flush(ops);
+}
+
+/* Asks the store to commit everything queued, unless a commit runs (its
+ * callback schedules the next one). Returns 1 when a commit was asked. */
+static int commit_start(ops_t *ops) {
+  if (ops->commit_running)
+    return 1;
+  if (!store_in_batch(ops->store))
+    return 0;
+  for (op_t *op = ops->live; op; op = op->next)
+    op->commit_seq = op->last_seq;
+  for (op_t *op = ops->dead; op; op = op->next)
+    op->commit_seq = op->last_seq;
+  if (store_commit(ops->store, commit_done, ops) != 0)
+    return 0; /* out of memory: the caller flushes */
+  ops->commit_running = 1;
+  return 1;
 }
 
 int ops_commit(ops_t *ops, int err, char *msg, size_t len) {
@@ -196,7 +246,8 @@ int ops_commit(ops_t *ops, int err, char *msg, size_t len) {
 static void flush_timer_cb(uv_timer_t *t) {
   ops_t *ops = t->data;
   ops->flush_armed = 0;
-  ops_flush(ops);
+  if (!commit_start(ops))
+    ops_flush(ops); /* nothing to commit: stream what is committed */
   /* Ops that died before this iteration: their executor handle has
    * closed by now, so the DAG and graph can go. One whose final status
    * still waits for a commit stays for the retry tick. */

@@ -100,6 +100,7 @@ struct op_s {
   void *rctx;             /* the runner's context (ops_run.c) */
   uint64_t last_seq;      /* highest sequence written */
   uint64_t committed_seq; /* highest sequence committed */
+  uint64_t commit_seq;    /* last_seq when the running commit was asked */
   uint64_t final_seq;     /* OPERATION_FINISHED's sequence once written */
   int n_watchers;
   ops_pend_t *pend_head, *pend_tail;
@@ -133,6 +134,7 @@ struct ops_s {
   int recovered;
   uv_timer_t flush_timer;
   int flush_armed;
+  int commit_running;    /* a store_commit() has not called back yet */
   uv_timer_t prog_timer; /* stores held progress events */
   int prog_armed;
   uv_timer_t tick_timer; /* final status retries, event pruning */
@@ -201,8 +203,9 @@ void ops_tick_cb(uv_timer_t *t);
 int ops_commit(ops_t *ops, int err, char *msg, size_t len);
 
 /* ops_watch.c */
-/* Streams the op's pending events to its watchers, or with `drop` (their
- * commit failed) discards them. */
+/* Streams the op's committed pending events (up to committed_seq) to its
+ * watchers and frees them, or with `drop` (their commit failed) discards
+ * every pending event. */
 void ops_deliver(op_t *op, int drop);
 void ops_watcher_end(ops_watcher_t *w, int err, const char *msg);
 void ops_watchers_end_all(ops_t *ops, int err, const char *msg);

@@ -134,7 +134,8 @@ void ops_deliver(op_t *op, int drop) {
     if (!w->behind) {
       Smaug__V1__OperationEvent *evs[OPS_WATCH_QUEUE];
       uint32_t room = watcher_room(w), n = 0;
-      for (ops_pend_t *p = op->pend_head; p; p = p->next) {
+      for (ops_pend_t *p = op->pend_head; p && p->seq <= op->committed_seq;
+           p = p->next) {
         if (p->seq <= w->last)
           continue;
         if (n == room) {
@@ -167,11 +168,14 @@ void ops_deliver(op_t *op, int drop) {
       w->behind = 1; /* something it was not sent */
     watcher_pump(w);
   }
-  for (ops_pend_t *p = op->pend_head, *n; p; p = n) {
-    n = p->next;
+  /* What a later commit has still to take stays, unless it was lost. */
+  while (op->pend_head && (drop || op->pend_head->seq <= op->committed_seq)) {
+    ops_pend_t *p = op->pend_head;
+    op->pend_head = p->next;
     free(p);
   }
-  op->pend_head = op->pend_tail = NULL;
+  if (op->pend_head == NULL)
+    op->pend_tail = NULL;
 }
 
 int ops_watch(ops_t *ops, const char *op_id, uint64_t after, uint32_t max_batch,
