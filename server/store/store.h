@@ -41,7 +41,9 @@
  *   loop until everything queued is durable.
  *
  * Threading: every store_* function is called on the thread that runs the
- * loop given to store_open(), and every callback runs on that thread. The
+ * loop given to store_open(), and every callback runs on that thread. A
+ * commit callback may queue writes and ask for commits, but must not
+ * close the store. The
  * backend does its blocking work (SQLite: every write and commit) on other
  * threads, which never touch caller memory.
  *
