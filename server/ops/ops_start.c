@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "bank_saved.h"
-#include "registry.h"
 #include "rt_log.h"
 
 #define MSG_MAX 1024
@@ -45,24 +44,6 @@ static void report_lookup(ops_done_cb cb, void *data, const char *what,
     snprintf(msg, sizeof(msg), "%s %s %s", what, id, uv_strerror(err));
   report(cb, data, err == UV_ENOENT ? OPS_ENOTFOUND : OPS_EINTERNAL, msg, NULL,
          0);
-}
-
-int ops_check_plugins(const ops_t *ops, Smaug__V1__Resource *const *res,
-                      size_t n, const char *field, char *msg, size_t len) {
-  char why[MSG_MAX];
-  for (size_t i = 0; i < n; i++) {
-    reg_plugin_t *p;
-    int err = reg_resolve(ops->reg, res[i]->type, &p, NULL, why, sizeof(why));
-    if (err == UV_ENOENT) {
-      snprintf(msg, len, "%s[%zu].type: %s", field, i, why);
-      return OPS_EPRECOND;
-    }
-    if (err) {
-      snprintf(msg, len, "%s", why);
-      return OPS_EUNAVAIL;
-    }
-  }
-  return 0;
 }
 
 int ops_protected_params(ops_t *ops, const char *op_id,
