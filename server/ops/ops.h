@@ -211,7 +211,7 @@ typedef struct ops_sink_s {
  * calls sink->end exactly once, possibly before returning; or UV_EINVAL
  * (NULL argument) and never calls it. `*out` (may be NULL; not inside
  * `sink_data`, which end() may free) receives the watcher, or NULL when
- * it already ended. */
+ * it already ended; the core owns it and frees it after sink->end(). */
 int ops_watch(ops_t *ops, const char *op_id, uint64_t after, uint32_t max_batch,
               const ops_sink_t *sink, void *sink_data, ops_watcher_t **out);
 

@@ -159,16 +159,16 @@ void op_bury(op_t *op, int held_slot);
 void op_finish_early(op_t *op, exec_outcome_t outcome, const char *reason);
 
 /* ops_start.c */
-/* Checks that every type in `res` has an available plugin: 0, or
- * OPS_EPRECOND / OPS_EUNAVAIL with the message in msg. */
-int ops_check_plugins(const ops_t *ops, Smaug__V1__Resource *const *res,
-                      size_t n, const char *field, char *msg, size_t len);
 /* The parameters operation `op_id` ran with (NULL when it is not in the
  * store or ran without). Returns 0 or a store error. */
 int ops_protected_params(ops_t *ops, const char *op_id,
                          Smaug__V1__ParameterSet **out);
 
 /* ops_run.c */
+/* Checks that every type in `res` has an available plugin: 0, or
+ * OPS_EPRECOND / OPS_EUNAVAIL with the message in msg. */
+int ops_check_plugins(const ops_t *ops, Smaug__V1__Resource *const *res,
+                      size_t n, const char *field, char *msg, size_t len);
 int ops_run_init(op_t *op); /* the runner context; 0 or UV_ENOMEM */
 void ops_run_free(op_t *op);
 void op_start(op_t *op);

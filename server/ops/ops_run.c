@@ -38,6 +38,24 @@ void ops_run_free(op_t *op) {
   op->rctx = NULL;
 }
 
+int ops_check_plugins(const ops_t *ops, Smaug__V1__Resource *const *res,
+                      size_t n, const char *field, char *msg, size_t len) {
+  char why[1024];
+  for (size_t i = 0; i < n; i++) {
+    reg_plugin_t *p;
+    int err = reg_resolve(ops->reg, res[i]->type, &p, NULL, why, sizeof(why));
+    if (err == UV_ENOENT) {
+      snprintf(msg, len, "%s[%zu].type: %s", field, i, why);
+      return OPS_EPRECOND;
+    }
+    if (err) {
+      snprintf(msg, len, "%s", why);
+      return OPS_EUNAVAIL;
+    }
+  }
+  return 0;
+}
+
 static int implemented(void *data, const char *type, dag_op_t kind,
                        dag_activity_t act) {
   ops_t *ops = data;

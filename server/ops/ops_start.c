@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "bank_saved.h"
-#include "registry.h"
 #include "rt_log.h"
 
 #define MSG_MAX 1024
@@ -45,24 +44,6 @@ static void report_lookup(ops_done_cb cb, void *data, const char *what,
     snprintf(msg, sizeof(msg), "%s %s %s", what, id, uv_strerror(err));
   report(cb, data, err == UV_ENOENT ? OPS_ENOTFOUND : OPS_EINTERNAL, msg, NULL,
          0);
-}
-
-int ops_check_plugins(const ops_t *ops, Smaug__V1__Resource *const *res,
-                      size_t n, const char *field, char *msg, size_t len) {
-  char why[MSG_MAX];
-  for (size_t i = 0; i < n; i++) {
-    reg_plugin_t *p;
-    int err = reg_resolve(ops->reg, res[i]->type, &p, NULL, why, sizeof(why));
-    if (err == UV_ENOENT) {
-      snprintf(msg, len, "%s[%zu].type: %s", field, i, why);
-      return OPS_EPRECOND;
-    }
-    if (err) {
-      snprintf(msg, len, "%s", why);
-      return OPS_EUNAVAIL;
-    }
-  }
-  return 0;
 }
 
 int ops_protected_params(ops_t *ops, const char *op_id,
@@ -121,6 +102,18 @@ static int op_launch(op_t *op, int err, ops_done_cb cb, void *data) {
   }
   report(cb, data, 0, NULL, op, 0);
   return 0;
+}
+
+/* Reads checkpoint `id` after committing what is pending into `*cp`
+ * (release with protobuf_c_message_free_unpacked). Returns 0, or nonzero
+ * once it reported the failed lookup to `cb`. */
+static int get_checkpoint(ops_t *ops, const char *id, ops_done_cb cb,
+                          void *data, Smaug__V1__Checkpoint **cp) {
+  ops_flush(ops);
+  int err = store_checkpoint_get(ops->store, id, cp);
+  if (err)
+    report_lookup(cb, data, "checkpoint", id, err);
+  return err;
 }
 
 /* ---------------------------------------------------------------- protect */
@@ -243,13 +236,10 @@ int ops_restore(ops_t *ops, const char *checkpoint_id,
     return UV_EINVAL;
   char msg[MSG_MAX];
   const Smaug__V1__ParameterSet *ps = params ? params->parameters : NULL;
-  ops_flush(ops);
   Smaug__V1__Checkpoint *cp;
-  int err = store_checkpoint_get(ops->store, checkpoint_id, &cp);
-  if (err) {
-    report_lookup(cb, data, "checkpoint", checkpoint_id, err);
+  if (get_checkpoint(ops, checkpoint_id, cb, data, &cp))
     return 0;
-  }
+  int err = 0;
   if (cp->status != SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE) {
     snprintf(msg, sizeof(msg),
              "checkpoint %s is %s; only an available checkpoint can be "
@@ -306,14 +296,10 @@ int ops_delete(ops_t *ops, const char *checkpoint_id, ops_done_cb cb,
   if (ops == NULL || checkpoint_id == NULL || cb == NULL)
     return UV_EINVAL;
   char msg[MSG_MAX];
-  ops_flush(ops);
   Smaug__V1__Checkpoint *cp;
-  int err = store_checkpoint_get(ops->store, checkpoint_id, &cp);
-  if (err) {
-    report_lookup(cb, data, "checkpoint", checkpoint_id, err);
+  if (get_checkpoint(ops, checkpoint_id, cb, data, &cp))
     return 0;
-  }
-  int st = cp->status;
+  int err = 0, st = cp->status;
   if (st != SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE &&
       st != SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR &&
       st != SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR_DELETING) {
