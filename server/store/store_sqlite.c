@@ -439,7 +439,9 @@ int store_sqlite_limit_pages(store_t *st, uint32_t pages) {
   sq__settle(sq);
   char sql[64];
   snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%u;", pages);
-  return sq__conn_exec(&sq->w, sql);
+  int err = sq__conn_exec(&sq->w, sql);
+  sq__kick(sq); /* commits asked for while the round ran */
+  return err;
 }
 const store_backend_t store_sqlite = {
     .name = "sqlite",

@@ -141,6 +141,9 @@ int sq_plugins_list(store_t *st, char ***out, size_t *n);
 int sq__run_items(conn_t *c, const item_t *items);
 /* Calls the markers' callbacks of `items` with `status` and frees them. */
 void sq__deliver(sq_t *sq, item_t *items, int status);
+/* Starts a round with everything up to the last commit marker, unless one
+ * runs already or no commit is asked for. */
+void sq__kick(sq_t *sq);
 /* Waits for the running round, if any, and delivers its result now. */
 void sq__settle(sq_t *sq);
 int sq_commit(store_t *st, store_commit_cb cb, void *data);

@@ -216,8 +216,6 @@ void sq__deliver(sq_t *sq, item_t *items, int status) {
     }
 }
 
-static void kick(sq_t *sq);
-
 static void round_after(uv_work_t *req, int status) {
   round_t *rd = req->data;
   (void)status; /* never cancelled: nothing calls uv_cancel on it */
@@ -231,12 +229,12 @@ static void round_after(uv_work_t *req, int status) {
   int st = rd->status;
   round_free(rd);
   sq__deliver(sq, items, st);
-  kick(sq);
+  sq__kick(sq);
 }
 
 /* Starts a round with everything up to the last commit marker, unless one
  * runs already or nothing asks for a commit. */
-static void kick(sq_t *sq) {
+void sq__kick(sq_t *sq) {
   if (sq->round || sq->last_marker == NULL)
     return;
   round_t *rd = calloc(1, sizeof(*rd));
@@ -287,7 +285,7 @@ int sq_commit(store_t *st, store_commit_cb cb, void *data) {
   it->cb = cb;
   it->data = data;
   sq__push(sq, it);
-  kick(sq);
+  sq__kick(sq);
   return 0;
 }
 
