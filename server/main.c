@@ -589,7 +589,7 @@ int main(int argc, char **argv) {
     settings_free(&d.set);
     return 1;
   }
-  if ((err = store_open(d.set.data_dir, &d.store)) != 0) {
+  if ((err = store_open(loop, d.set.data_dir, &d.store)) != 0) {
     if (err == UV_EFTYPE)
       fprintf(stderr,
               "smaugd: %s/smaug.db is not a valid SQLite database or is "

@@ -1,7 +1,8 @@
 /*
  * api.c - the smaug.v1.Orchestrator service (see api.h): plugin and plan
- * handlers, reads of checkpoints and restores, and GetFlow. Operations,
- * events and recovery live in api_op.c.
+ * handlers, reads of checkpoints and restores, and GetFlow. The
+ * operation handlers are in api_op.c, over the operations core
+ * (server/ops/).
  */
 #include "api.h"
 
@@ -26,7 +27,7 @@ struct api_s {
   store_t *store;
   reg_t *reg;
   lim_t *lim; /* the plugins' limits, shared by operations and flows */
-  api_ops_t *ops;
+  ops_t *ops;
   int max_message_bytes;
   int closing;
 };
@@ -60,10 +61,10 @@ static int save_plugins(api_t *api) {
     addrs[i] = reg_plugin_address(reg_at(api->reg, i));
   int err = store_batch(api->store);
   if (err == 0)
-    err = store_plugins_set(api->store, addrs, n, api_now_ms());
+    err = store_plugins_set(api->store, addrs, n, ops_now_ms());
   free(addrs);
   if (err == 0)
-    err = api_ops_flush(api->ops);
+    err = ops_flush(api->ops);
   if (err)
     rt_log(RT_LOG_ERROR, "api", "cannot store plugins", "error=\"%s\"",
            uv_strerror(err));
@@ -248,14 +249,14 @@ static void h_create_plan(rt_call_t *call,
     return;
   }
   Smaug__V1__Plan plan = *req->plan;
-  api_new_id("pln", id, sizeof(id));
+  ops_new_id("pln", id, sizeof(id));
   plan.id = id;
-  plan.created_at_ms = plan.updated_at_ms = api_now_ms();
+  plan.created_at_ms = plan.updated_at_ms = ops_now_ms();
   int err = store_batch(api->store);
   if (err == 0)
     err = store_plan_put(api->store, &plan);
   if (err == 0)
-    err = api_ops_flush(api->ops);
+    err = ops_flush(api->ops);
   if (err) {
     api_fail_store(call, err);
     return;
@@ -339,10 +340,10 @@ static void h_update_plan(rt_call_t *call,
   }
   Smaug__V1__Plan plan = *req->plan;
   plan.created_at_ms = created;
-  plan.updated_at_ms = api_now_ms();
+  plan.updated_at_ms = ops_now_ms();
   if ((err = store_batch(api->store)) == 0 &&
       (err = store_plan_put(api->store, &plan)) == 0)
-    err = api_ops_flush(api->ops);
+    err = ops_flush(api->ops);
   if (err) {
     api_fail_store(call, err);
     return;
@@ -360,7 +361,7 @@ static void h_delete_plan(rt_call_t *call,
   int err = store_batch(api->store);
   if (err == 0)
     err = store_plan_delete(api->store, req->id);
-  int ferr = api_ops_flush(api->ops);
+  int ferr = ops_flush(api->ops);
   if (err == 0)
     err = ferr;
   if (err) {
@@ -379,7 +380,7 @@ static void h_get_checkpoint(rt_call_t *call,
   api_t *api = data;
   if (api_fail_bad_id(call, "id", req->id))
     return;
-  api_ops_flush(api->ops);
+  ops_flush(api->ops);
   Smaug__V1__Checkpoint *cp;
   int err = store_checkpoint_get(api->store, req->id, &cp);
   if (err) {
@@ -388,7 +389,7 @@ static void h_get_checkpoint(rt_call_t *call,
   }
   Smaug__V1__ResourceResult **rs = NULL;
   size_t n = 0;
-  if ((err = api_checkpoint_results(api->ops, cp, &rs, &n)) != 0) {
+  if ((err = ops_checkpoint_results(api->ops, cp, &rs, &n)) != 0) {
     protobuf_c_message_free_unpacked(&cp->base, NULL);
     api_fail_store(call, err);
     return;
@@ -425,7 +426,7 @@ static void h_list_checkpoints(rt_call_t *call,
                  (int)req->status);
     return;
   }
-  api_ops_flush(api->ops);
+  ops_flush(api->ops);
   store_cp_filter_t f = {.plan_id = req->plan_id,
                          .status = (int)req->status,
                          .created_after_ms = req->created_after_ms,
@@ -468,7 +469,7 @@ static void h_get_restore(rt_call_t *call,
   api_t *api = data;
   if (api_fail_bad_id(call, "id", req->id))
     return;
-  api_ops_flush(api->ops);
+  ops_flush(api->ops);
   Smaug__V1__Restore *r;
   int err = store_restore_get(api->store, req->id, &r);
   if (err) {
@@ -500,7 +501,7 @@ static void h_list_restores(rt_call_t *call,
   uint64_t before, next;
   if (page_token(call, req->page_token, &before))
     return;
-  api_ops_flush(api->ops);
+  ops_flush(api->ops);
   Smaug__V1__Restore **rs;
   size_t n;
   int err = store_restore_list(api->store, req->checkpoint_id, before,
@@ -529,7 +530,8 @@ static void h_protect(rt_call_t *call, const Smaug__V1__ProtectRequest *req,
 
 static void h_restore(rt_call_t *call, const Smaug__V1__RestoreRequest *req,
                       void *data) {
-  api_ops_restore(((api_t *)data)->ops, call, req);
+  api_t *api = data;
+  api_ops_restore(api->ops, api->reg, call, req);
 }
 
 static void h_delete_checkpoint(rt_call_t *call,
@@ -673,7 +675,7 @@ static void h_get_flow(rt_call_t *call, const Smaug__V1__GetFlowRequest *req,
                      plan->parameters, 1, flow_built, fr);
     protobuf_c_message_free_unpacked(&plan->base, NULL);
   } else {
-    api_ops_flush(api->ops);
+    ops_flush(api->ops);
     Smaug__V1__Checkpoint *cp;
     if ((err = store_checkpoint_get(api->store, req->checkpoint_id, &cp))) {
       free(fr);
@@ -729,20 +731,20 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
     free(api);
     return UV_ENOMEM;
   }
-  api_ops_config_t oc = {.rt = rt,
-                         .store = store,
-                         .reg = reg,
-                         .limiter = api->lim,
-                         .bank_uri = cfg->bank_uri,
-                         .max_operations = cfg->max_operations,
-                         .call_timeout_ms = cfg->call_timeout_ms,
-                         .heartbeat_ms = cfg->heartbeat_ms,
-                         .event_retention_ms = cfg->event_retention_ms,
-                         .retry_budget_ms = cfg->retry_budget_ms};
-  int err = api_ops_new(&oc, &api->ops);
+  ops_config_t oc = {.rt = rt,
+                     .store = store,
+                     .reg = reg,
+                     .limiter = api->lim,
+                     .bank_uri = cfg->bank_uri,
+                     .max_operations = cfg->max_operations,
+                     .call_timeout_ms = cfg->call_timeout_ms,
+                     .heartbeat_ms = cfg->heartbeat_ms,
+                     .event_retention_ms = cfg->event_retention_ms,
+                     .retry_budget_ms = cfg->retry_budget_ms};
+  int err = ops_new(&oc, &api->ops);
   if (err == 0 &&
       (err = smaug_v1_orchestrator_register(srv, &handlers, api)) != 0) {
-    api_ops_close(api->ops);
+    ops_close(api->ops);
   }
   if (err) {
     /* The ops timer handle closes on the loop; free after it ran. */
@@ -754,21 +756,25 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
   return 0;
 }
 
+ops_t *api_ops(api_t *api) {
+  return api->ops;
+}
+
 void api_recover(api_t *api) {
-  api_ops_recover(api->ops);
+  ops_recover(api->ops);
 }
 
 void api_close(api_t *api) {
   if (api == NULL || api->closing)
     return;
   api->closing = 1;
-  api_ops_close(api->ops);
+  ops_close(api->ops);
 }
 
 void api_free(api_t *api) {
   if (api == NULL)
     return;
-  api_ops_free(api->ops);
+  ops_free(api->ops);
   lim_free(api->lim);
   free(api);
 }

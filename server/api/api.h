@@ -12,6 +12,7 @@
 #ifndef SMAUG_API_H
 #define SMAUG_API_H
 
+#include "ops.h"
 #include "registry.h"
 #include "rt.h"
 #include "store.h"
@@ -45,6 +46,11 @@ typedef void (*api_plugin_cb)(int err, const char *addr, const char *msg,
  * Returns 0 and calls `cb` once later, or an error and never calls it. */
 int api_register_plugin(api_t *api, const char *addr, int replace,
                         api_plugin_cb cb, void *data);
+
+/* The operations core the service runs its operations on (ops.h), for
+ * callers that start or watch operations without gRPC. Owned by the API;
+ * valid until api_free(). */
+ops_t *api_ops(api_t *api);
 
 /* Resumes, or marks failed with the reason, every operation the store
  * still lists as running. Call once, after the configured plugins were

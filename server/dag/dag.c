@@ -88,6 +88,41 @@ int dag_task_id(const dag_t *d, uint32_t t, char *buf, size_t len) {
                   nd->id);
 }
 
+int dag_task_find(const dag_t *d, dag_activity_t act, const char *type,
+                  const char *id, uint32_t *out) {
+  if (d == NULL || type == NULL || id == NULL || out == NULL ||
+      (act != DAG_PARALLEL && act != DAG_SYNC))
+    return UV_EINVAL;
+  int64_t node = graph_find(d->g, type, id);
+  if (node < 0)
+    return UV_ENOENT;
+  *out = dag_task((uint32_t)node, act);
+  return 0;
+}
+
+int dag_task_parse(const dag_t *d, const char *task_id, uint32_t *out) {
+  if (d == NULL || task_id == NULL || out == NULL)
+    return UV_EINVAL;
+  dag_activity_t act;
+  if (task_id[0] == 'P')
+    act = DAG_PARALLEL;
+  else if (task_id[0] == 'S')
+    act = DAG_SYNC;
+  else
+    return UV_EINVAL;
+  if (task_id[1] != ':')
+    return UV_EINVAL;
+  const char *type = task_id + 2, *hash = strchr(type, '#');
+  if (hash == NULL || hash == type || hash[1] == '\0')
+    return UV_EINVAL;
+  char *t = strndup(type, (size_t)(hash - type));
+  if (t == NULL)
+    return UV_ENOMEM;
+  int err = dag_task_find(d, act, t, hash + 1, out);
+  free(t);
+  return err;
+}
+
 /* ---------------------------------------------------------------- DOT */
 
 typedef struct dag_buf_s {

@@ -84,6 +84,20 @@ uint32_t dag_task_ndeps(const dag_t *d, uint32_t t);
  * returns the full length, like snprintf. */
 int dag_task_id(const dag_t *d, uint32_t t, char *buf, size_t len);
 
+/* The task of activity `act` (DAG_PARALLEL or DAG_SYNC) on resource
+ * `type`/`id` into `*out`: 0, UV_EINVAL for a NULL argument or another
+ * activity, UV_ENOENT when the graph has no such resource. */
+int dag_task_find(const dag_t *d, dag_activity_t act, const char *type,
+                  const char *id, uint32_t *out);
+
+/* Parses a task id as dag_task_id() writes it, "P:type#id" or "S:type#id"
+ * (the type ends at the first '#'; the id is the rest and may hold any
+ * byte but NUL), and finds its task in `d` into `*out`. Any length; the
+ * string is only read. 0, UV_EINVAL when `task_id` is NULL or has not
+ * that form (an empty type or id included), UV_ENOENT when the form is
+ * right but the resource is not in the graph, UV_ENOMEM. */
+int dag_task_parse(const dag_t *d, const char *task_id, uint32_t *out);
+
 /* Graphviz DOT of the whole DAG: one node per task (no-op tasks
  * style=dashed), blue P->S edges and red S(child)->S(parent) edges, in task
  * order. `*out` is a NUL-terminated malloc'd string the caller frees. */

@@ -577,6 +577,23 @@ reg_plugin_t *reg_find_type(const reg_t *reg, const char *type,
   return p;
 }
 
+int reg_resolve(const reg_t *reg, const char *type, reg_plugin_t **p,
+                const Smaug__V1__ResourceTypeInfo **ti, char *msg, size_t len) {
+  *p = reg_find_type(reg, type, ti);
+  if (*p == NULL) {
+    if (msg)
+      snprintf(msg, len, "no plugin provides resource type %s", type);
+    return UV_ENOENT;
+  }
+  if (!(*p)->available) {
+    if (msg)
+      snprintf(msg, len, "plugin %s (%s) is unavailable: %s",
+               reg_plugin_name(*p), reg_plugin_address(*p), (*p)->reason);
+    return UV_EAGAIN;
+  }
+  return 0;
+}
+
 const reg_schema_t *reg_options_schema(const reg_t *reg, const char *type) {
   size_t j;
   reg_plugin_t *p = find_type(reg, type, &j);

@@ -73,6 +73,16 @@ reg_plugin_t *reg_at(const reg_t *reg, size_t i);
 reg_plugin_t *reg_find_type(const reg_t *reg, const char *type,
                             const Smaug__V1__ResourceTypeInfo **ti);
 
+/* Finds the plugin for `type` and checks that it is available: the one
+ * place that says "no plugin" and "unavailable" the same way for every
+ * caller. Returns 0 with `*p` (and `*ti`, may be NULL) set; UV_ENOENT
+ * when no current plugin handles the type (`*p` NULL, msg "no plugin
+ * provides resource type <type>"); or UV_EAGAIN when its plugin is
+ * unavailable (`*p` and `*ti` still set, msg "plugin <name> (<address>)
+ * is unavailable: <reason>"). `msg` (len bytes) may be NULL. */
+int reg_resolve(const reg_t *reg, const char *type, reg_plugin_t **p,
+                const Smaug__V1__ResourceTypeInfo **ti, char *msg, size_t len);
+
 /* Compiled schemas of `type` for protect options or restore parameters;
  * NULL when the type is unknown or its schema is empty (accept all). */
 const reg_schema_t *reg_options_schema(const reg_t *reg, const char *type);

@@ -4,7 +4,7 @@
     check_proto_rules.py ROOT
 
 Reads the rules from the sources (VALID_ID_PATTERN in
-server/common/valid.h, PROGRESS_INTERVAL_MS in server/api/api_op.c) and
+server/common/valid.h, OPS_PROGRESS_MS in server/ops/ops_int.h) and
 checks that the comment above each field or enum value that they govern,
 in ROOT/proto/smaug/v1/*.proto, states them:
 
@@ -53,8 +53,8 @@ def main():
     root = sys.argv[1]
     pattern = re.search(r'#define VALID_ID_PATTERN\s+"([^"]+)"',
                         read(root, "server/common/valid.h")).group(1)
-    interval = int(re.search(r"#define PROGRESS_INTERVAL_MS\s+(\d+)",
-                             read(root, "server/api/api_op.c")).group(1))
+    interval = int(re.search(r"#define OPS_PROGRESS_MS\s+(\d+)",
+                             read(root, "server/ops/ops_int.h")).group(1))
     per_second = 1000 // interval
     protos = {name: read(root, "proto/smaug/v1/%s.proto" % name)
               for name in ("types", "plugin", "orchestrator")}

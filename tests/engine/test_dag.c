@@ -9,6 +9,7 @@
  *   smaug.image    P no-op  S yes  (one quick synchronous upload)
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dag.h"
@@ -132,5 +133,67 @@ Test(dag, unvalidated_graph_is_einval, .timeout = 5) {
   graph_add_node(g, "t", "a", NULL, NULL, NULL, NULL, NULL, 0);
   dag_t *d;
   cr_assert_eq(dag_new(g, DAG_OP_PROTECT, NULL, NULL, &d), UV_EINVAL);
+  graph_free(g);
+}
+
+/* Every id dag_task_id() writes parses back to its own task, an id with
+ * '#' and ':' in it included. */
+Test(dag, task_parse_round_trips, .timeout = 5) {
+  graph_t *g;
+  graph_new(&g);
+  graph_add_node(g, "t", "a#b:c", NULL, NULL, NULL, NULL, NULL, 0);
+  graph_add_node(g, "u.v", "x", NULL, NULL, NULL, NULL, NULL, 0);
+  cr_assert_eq(graph_validate(g, NULL, NULL, NULL, 0), 0);
+  dag_t *d;
+  cr_assert_eq(dag_new(g, DAG_OP_PROTECT, NULL, NULL, &d), 0);
+  for (uint32_t t = 0; t < dag_task_count(d); t++) {
+    char id[64];
+    dag_task_id(d, t, id, sizeof(id));
+    uint32_t got = 99;
+    cr_assert_eq(dag_task_parse(d, id, &got), 0, "%s", id);
+    cr_expect_eq(got, t, "%s", id);
+  }
+  uint32_t got;
+  cr_expect_eq(dag_task_find(d, DAG_SYNC, "u.v", "x", &got), 0);
+  cr_expect_eq(got, 3);
+  dag_free(d);
+  graph_free(g);
+}
+
+/* Malformed ids are UV_EINVAL, well-formed ones naming nothing in the
+ * graph UV_ENOENT; `*out` is untouched on failure. An id far longer than
+ * any buffer is read, never copied into a fixed one. */
+Test(dag, task_parse_refuses_hostile_ids, .timeout = 5) {
+  graph_t *g;
+  graph_new(&g);
+  graph_add_node(g, "t", "a", NULL, NULL, NULL, NULL, NULL, 0);
+  cr_assert_eq(graph_validate(g, NULL, NULL, NULL, 0), 0);
+  dag_t *d;
+  cr_assert_eq(dag_new(g, DAG_OP_PROTECT, NULL, NULL, &d), 0);
+  const char *bad[] = {"",       "P",        "P:",    "P:t",  "P:t#",
+                       "P:#a",   "X:t#a",    "p:t#a", "Pt#a", "P;t#a",
+                       "PS:t#a", "\xff:t#a", "S#t:a"};
+  uint32_t got = 77;
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    cr_expect_eq(dag_task_parse(d, bad[i], &got), UV_EINVAL, "\"%s\"", bad[i]);
+  cr_expect_eq(dag_task_parse(d, NULL, &got), UV_EINVAL);
+  cr_expect_eq(dag_task_parse(d, "S:t#b", &got), UV_ENOENT);
+  cr_expect_eq(dag_task_parse(d, "S:t#a#", &got), UV_ENOENT);
+  cr_expect_eq(dag_task_parse(d, "S:tt#a", &got), UV_ENOENT);
+  cr_expect_eq(dag_task_find(d, (dag_activity_t)3, "t", "a", &got), UV_EINVAL);
+  size_t n = 1 << 20;
+  char *huge = malloc(n + 1);
+  cr_assert_not_null(huge);
+  memset(huge, 't', n);
+  huge[0] = 'P';
+  huge[1] = ':';
+  huge[n / 2] = '#';
+  huge[n] = '\0';
+  cr_expect_eq(dag_task_parse(d, huge, &got), UV_ENOENT);
+  free(huge);
+  cr_expect_eq(got, 77);
+  cr_expect_eq(dag_task_parse(d, "S:t#a", &got), 0);
+  cr_expect_eq(got, 1);
+  dag_free(d);
   graph_free(g);
 }

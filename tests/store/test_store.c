@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,15 +18,20 @@
 
 static char dir[64];
 static store_t *st;
+static uv_loop_t loop;
 
 static void setup(void) {
   snprintf(dir, sizeof(dir), "/tmp/smaug-store-XXXXXX");
   cr_assert_not_null(mkdtemp(dir));
-  cr_assert_eq(store_open(dir, &st), 0);
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(store_open(&loop, dir, &st), 0);
 }
 
 static void teardown(void) {
   store_close(st);
+  /* Every commit's job has ended and nothing is left on the loop. */
+  cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  cr_assert_eq(uv_loop_close(&loop), 0);
   char cmd[128];
   snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
   cr_assert_eq(system(cmd), 0);
@@ -33,11 +39,17 @@ static void teardown(void) {
 
 TestSuite(store, .init = setup, .fini = teardown, .timeout = 20);
 
+/* Commits what the test queued: reads see committed state only. */
+static void flush(void) {
+  cr_assert_eq(store_flush(st), 0, "%s", store_errmsg(st));
+}
+
 static void put_plan(const char *id, const char *name) {
   Smaug__V1__Plan p = SMAUG__V1__PLAN__INIT;
   p.id = (char *)id;
   p.name = (char *)name;
   cr_assert_eq(store_plan_put(st, &p), 0, "%s", store_errmsg(st));
+  flush();
 }
 
 static void put_cp(const char *id, const char *plan, int status,
@@ -48,6 +60,7 @@ static void put_cp(const char *id, const char *plan, int status,
   c.status = status;
   c.created_at_ms = created;
   cr_assert_eq(store_checkpoint_put(st, &c), 0, "%s", store_errmsg(st));
+  flush();
 }
 
 Test(store, open_sets_schema_version_and_wal) {
@@ -62,7 +75,7 @@ Test(store, open_sets_schema_version_and_wal) {
 Test(store, reopen_keeps_committed_data) {
   put_plan("pln-1", "first");
   store_close(st);
-  cr_assert_eq(store_open(dir, &st), 0);
+  cr_assert_eq(store_open(&loop, dir, &st), 0);
   Smaug__V1__Plan *p = NULL;
   cr_assert_eq(store_plan_get(st, "pln-1", &p), 0);
   cr_assert_str_eq(p->name, "first");
@@ -80,7 +93,7 @@ Test(store, refuses_newer_schema) {
                             NULL, NULL),
                SQLITE_OK);
   sqlite3_close(db);
-  cr_assert_eq(store_open(dir, &st), UV_EPROTO);
+  cr_assert_eq(store_open(&loop, dir, &st), UV_EPROTO);
   cr_assert_null(st);
 }
 
@@ -191,6 +204,7 @@ Test(store, checkpoint_body_excludes_results) {
   c.n_results = 1;
   c.results = &rp;
   cr_assert_eq(store_checkpoint_put(st, &c), 0);
+  flush();
   Smaug__V1__Checkpoint *got;
   cr_assert_eq(store_checkpoint_get(st, "ckp-1", &got), 0);
   cr_assert_eq(got->n_results, 0);
@@ -208,6 +222,7 @@ Test(store, results_round_trip_with_reason) {
   cr_assert_eq(store_result_put(st, "op-1", &res), 0);
   res.reason = "disk really gone"; /* replace */
   cr_assert_eq(store_result_put(st, "op-1", &res), 0);
+  flush();
   Smaug__V1__ResourceResult **rs;
   size_t n;
   cr_assert_eq(store_result_list(st, "op-1", &rs, &n), 0);
@@ -226,6 +241,7 @@ Test(store, running_operations_listed_until_cleared) {
                    .params = (uint8_t *)"\x0a\x00",
                    .params_len = 2};
   cr_assert_eq(store_op_put(st, &op), 0);
+  flush();
   store_op_t **ops;
   size_t n;
   cr_assert_eq(store_op_list_running(st, &ops, &n), 0);
@@ -234,23 +250,36 @@ Test(store, running_operations_listed_until_cleared) {
   cr_assert_eq(ops[0]->params_len, 2);
   store_ops_free(ops, n);
   cr_assert_eq(store_op_set_running(st, "op-1", 0), 0);
+  flush();
   cr_assert_eq(store_op_list_running(st, &ops, &n), 0);
   cr_assert_eq(n, 0);
   store_ops_free(ops, n);
   cr_assert_eq(store_op_set_running(st, "op-x", 0), UV_ENOENT);
 }
 
-static void count_task(const char *task_id, int status, const uint8_t *p,
-                       size_t len, void *data) {
+static void count_task(const store_task_t *t, void *data) {
   int *seen = data;
-  if (strcmp(task_id, "P:t#1") == 0 && status == 4 && len == 3 &&
-      memcmp(p, "abc", 3) == 0)
+  if (t->activity == 1 && strcmp(t->type, "t") == 0 &&
+      strcmp(t->id, "1#x") == 0 && t->status == 4 && t->started_at_ms == 7 &&
+      t->finished_at_ms == -8 && t->len == 3 &&
+      memcmp(t->payload, "abc", 3) == 0)
     (*seen)++;
 }
 
 Test(store, task_outputs_round_trip) {
-  cr_assert_eq(store_task_put(st, "op-1", "P:t#1", 4, (uint8_t *)"abc", 3), 0);
-  cr_assert_eq(store_task_put(st, "op-2", "P:t#1", 4, (uint8_t *)"abc", 3), 0);
+  store_task_t t = {.activity = 1,
+                    .type = "t",
+                    .id = "1#x",
+                    .status = 4,
+                    .started_at_ms = 7,
+                    .finished_at_ms = -8,
+                    .payload = (const uint8_t *)"abc",
+                    .len = 3};
+  cr_assert_eq(store_task_put(st, "op-1", &t), 0);
+  cr_assert_eq(store_task_put(st, "op-2", &t), 0);
+  t.activity = 3;
+  cr_assert_eq(store_task_put(st, "op-1", &t), UV_EINVAL);
+  flush();
   int seen = 0;
   cr_assert_eq(store_task_each(st, "op-1", count_task, &seen), 0);
   cr_assert_eq(seen, 1);
@@ -262,6 +291,7 @@ static void append(const char *op, uint64_t seq, int kind) {
   ev.sequence = seq;
   ev.kind = kind;
   cr_assert_eq(store_event_append(st, &ev), 0, "%s", store_errmsg(st));
+  flush();
 }
 
 Test(store, events_listed_after_sequence) {
@@ -294,19 +324,23 @@ Test(store, duplicate_event_sequence_refused) {
   Smaug__V1__OperationEvent ev = SMAUG__V1__OPERATION_EVENT__INIT;
   ev.operation_id = "op-1";
   ev.sequence = 1;
-  cr_assert_eq(store_event_append(st, &ev), UV_EEXIST);
+  cr_assert_eq(store_event_append(st, &ev), 0);
+  cr_assert_eq(store_flush(st), UV_EEXIST);
 }
 
-Test(store, batch_commits_on_flush_only) {
-  cr_assert_eq(store_batch(st), 0);
-  cr_assert_eq(store_batch(st), 0); /* idempotent */
-  append("op-1", 1, SMAUG__V1__EVENT_KIND__EVENT_KIND_QUEUED);
-  append("op-1", 2, SMAUG__V1__EVENT_KIND__EVENT_KIND_STARTED);
+Test(store, writes_invisible_until_committed) {
+  Smaug__V1__OperationEvent ev = SMAUG__V1__OPERATION_EVENT__INIT;
+  ev.operation_id = "op-1";
+  for (ev.sequence = 1; ev.sequence <= 2; ev.sequence++)
+    cr_assert_eq(store_event_append(st, &ev), 0);
+  cr_assert_eq(store_in_batch(st), 1);
 
-  /* A second connection must not see the uncommitted batch. */
+  /* Neither this store's reads nor a second store see the queued writes. */
   store_t *other;
-  cr_assert_eq(store_open(dir, &other), 0);
+  cr_assert_eq(store_open(&loop, dir, &other), 0);
   uint64_t last = 99;
+  cr_assert_eq(store_event_last_seq(st, "op-1", &last), 0);
+  cr_assert_eq(last, 0);
   cr_assert_eq(store_event_last_seq(other, "op-1", &last), 0);
   cr_assert_eq(last, 0);
   cr_assert_eq(store_flush(st), 0);
@@ -324,6 +358,7 @@ Test(store, restore_list_by_checkpoint) {
   r.id = "rst-2";
   r.checkpoint_id = "ckp-2";
   cr_assert_eq(store_restore_put(st, &r), 0);
+  flush();
   Smaug__V1__Restore **rs;
   size_t n;
   uint64_t next;
@@ -335,24 +370,87 @@ Test(store, restore_list_by_checkpoint) {
   cr_assert_eq(store_restore_get(st, "rst-3", &got), UV_ENOENT);
 }
 
-Test(store, migrates_version_1_database) {
-  /* Make the database look like schema 1: no plugins table. */
+/* Replaces the test's database with the schema-2 fixture, after running
+ * `sql` on it (NULL: none), and reopens. */
+static void open_schema2(const char *sql) {
   store_close(st);
   st = NULL;
-  char path[96];
-  snprintf(path, sizeof(path), "%s/smaug.db", dir);
-  sqlite3 *db;
-  cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-  cr_assert_eq(sqlite3_exec(db,
-                            "DROP TABLE plugins; UPDATE schema_version SET "
-                            "version=1",
-                            NULL, NULL, NULL),
-               SQLITE_OK);
-  sqlite3_close(db);
-  cr_assert_eq(store_open(dir, &st), 0);
-  cr_expect_eq(store_schema_version(st), 2);
+  char cmd[256], path[96];
+  snprintf(cmd, sizeof(cmd), "rm -f %s/smaug.db*; cp %s/schema2.db %s/smaug.db",
+           dir, STORE_FIXTURES, dir);
+  cr_assert_eq(system(cmd), 0);
+  if (sql) {
+    sqlite3 *db;
+    snprintf(path, sizeof(path), "%s/smaug.db", dir);
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  cr_assert_eq(store_open(&loop, dir, &st), 0, "%s", store_errmsg(st));
+  cr_expect_eq(store_schema_version(st), STORE_SCHEMA_VERSION);
+}
+
+Test(store, migrates_version_1_database) {
+  open_schema2("DROP TABLE plugins; UPDATE schema_version SET version=1");
   const char *addrs[] = {"127.0.0.1:1"};
   cr_expect_eq(store_plugins_set(st, addrs, 1, 5), 0, "%s", store_errmsg(st));
+  cr_expect_eq(store_flush(st), 0, "%s", store_errmsg(st));
+}
+
+typedef struct {
+  int n;
+  store_task_t t[4];
+  char type[4][32], id[4][32], payload[4][32];
+} tasks_seen_t;
+
+static void keep_task(const store_task_t *t, void *data) {
+  tasks_seen_t *ts = data;
+  cr_assert_lt(ts->n, 4);
+  int i = ts->n++;
+  ts->t[i] = *t;
+  snprintf(ts->type[i], 32, "%s", t->type);
+  snprintf(ts->id[i], 32, "%s", t->id);
+  snprintf(ts->payload[i], 32, "%.*s", (int)t->len, (const char *)t->payload);
+}
+
+/* A database the schema-2 store wrote: task outputs move from "P:type#id"
+ * keys and time-prefixed payloads to columns; the rest is kept. */
+Test(store, migrates_version_2_task_outputs_to_columns) {
+  open_schema2(NULL);
+  tasks_seen_t ts = {0};
+  cr_assert_eq(store_task_each(st, "op-1", keep_task, &ts), 0);
+  cr_assert_eq(ts.n, 2, "the two malformed rows are dropped");
+  int v = ts.t[0].activity == 1 ? 0 : 1, s = 1 - v;
+  cr_expect_eq(ts.t[v].activity, 1);
+  cr_expect_str_eq(ts.type[v], "smaug.volume");
+  cr_expect_str_eq(ts.id[v], "v1");
+  cr_expect_eq(ts.t[v].status, 3);
+  cr_expect_eq(ts.t[v].started_at_ms, 1700000000123);
+  cr_expect_eq(ts.t[v].finished_at_ms, 1700000000456);
+  cr_expect_str_eq(ts.payload[v], "state");
+  cr_expect_eq(ts.t[s].activity, 2);
+  cr_expect_str_eq(ts.type[s], "smaug.server");
+  cr_expect_str_eq(ts.id[s], "s#1", "the id keeps its own '#'");
+  cr_expect_eq(ts.t[s].started_at_ms, 5);
+  cr_expect_eq(ts.t[s].finished_at_ms, 6);
+  cr_expect_str_eq(ts.payload[s], "boom");
+
+  Smaug__V1__Plan *p;
+  cr_assert_eq(store_plan_get(st, "pln-1", &p), 0);
+  cr_expect_str_eq(p->name, "v2 plan");
+  protobuf_c_message_free_unpacked(&p->base, NULL);
+  uint64_t last = 0;
+  cr_assert_eq(store_event_last_seq(st, "op-1", &last), 0);
+  cr_expect_eq(last, 1);
+  store_op_t **ops;
+  size_t n;
+  cr_assert_eq(store_op_list_running(st, &ops, &n), 0);
+  cr_expect_eq(n, 1);
+  store_ops_free(ops, n);
+  /* And the new layout takes writes. */
+  store_task_t t = {.activity = 2, .type = "t", .id = "1", .status = 1};
+  cr_assert_eq(store_task_put(st, "op-1", &t), 0);
+  flush();
 }
 
 Test(store, plugin_addresses_replaced_as_a_set) {
@@ -360,6 +458,7 @@ Test(store, plugin_addresses_replaced_as_a_set) {
   cr_assert_eq(store_plugins_set(st, a, 2, 10), 0);
   const char *b[] = {"unix:/tmp/p.sock"};
   cr_assert_eq(store_plugins_set(st, b, 1, 11), 0);
+  flush();
   char **got;
   size_t n;
   cr_assert_eq(store_plugins_list(st, &got, &n), 0);
@@ -376,6 +475,7 @@ static void put_op(const char *id, int running, int64_t created) {
                    .running = running,
                    .created_at_ms = created};
   cr_assert_eq(store_op_put(st, &op), 0, "%s", store_errmsg(st));
+  flush();
 }
 
 static size_t event_count(const char *op) {
@@ -400,17 +500,22 @@ Test(store, prune_takes_only_old_finished_operations) {
   cr_assert_eq(store_event_prune(st, 2000, 2, &deleted), 0, "%s",
                store_errmsg(st));
   cr_expect_eq(deleted, 2);
+  flush();
   cr_assert_eq(store_event_prune(st, 2000, 2, &deleted), 0);
   cr_expect_eq(deleted, 1);
+  flush();
   cr_assert_eq(store_event_prune(st, 2000, 2, &deleted), 0);
   cr_expect_eq(deleted, 0);
+  flush();
   cr_expect_eq(event_count("op-old"), 0);
   cr_expect_eq(event_count("op-run"), 3, "a running op's events were pruned");
   cr_expect_eq(event_count("op-new"), 3);
   /* Once it has finished, the old running one goes too. */
   cr_assert_eq(store_op_set_running(st, "op-run", 0), 0);
+  flush();
   cr_assert_eq(store_event_prune(st, 2000, 0, &deleted), 0);
   cr_expect_eq(deleted, 3);
+  flush();
   cr_expect_eq(event_count("op-new"), 3);
 }
 
@@ -425,6 +530,192 @@ Test(store, not_a_database_is_eftype) {
     fputc((i * 7919) & 0xff, f);
   fclose(f);
   store_t *bad = NULL;
-  cr_expect_eq(store_open(other, &bad), UV_EFTYPE);
+  cr_expect_eq(store_open(&loop, other, &bad), UV_EFTYPE);
   cr_expect_null(bad);
+}
+
+/* ------------------------------------------------- asynchronous commits */
+
+typedef struct {
+  int order[16];
+  int status[16];
+  int n;
+  int saw_plan; /* the first callback could read what it covered */
+} commits_t;
+
+static commits_t commits;
+
+static void on_commit(store_t *s, int status, void *data) {
+  cr_assert_eq(s, st);
+  int i = commits.n++;
+  commits.order[i] = (int)(intptr_t)data;
+  commits.status[i] = status;
+  if (i == 0) {
+    Smaug__V1__Plan *p;
+    if (store_plan_get(st, "pln-a", &p) == 0) {
+      commits.saw_plan = 1;
+      protobuf_c_message_free_unpacked(&p->base, NULL);
+    }
+  }
+}
+
+static void queue_plan(const char *id, size_t body) {
+  Smaug__V1__Plan p = SMAUG__V1__PLAN__INIT;
+  char *name = malloc(body + 1);
+  cr_assert_not_null(name);
+  memset(name, 'n', body);
+  name[body] = '\0';
+  p.id = (char *)id;
+  p.name = name;
+  cr_assert_eq(store_plan_put(st, &p), 0);
+  free(name);
+}
+
+static int plan_exists(const char *id) {
+  Smaug__V1__Plan *p;
+  int err = store_plan_get(st, id, &p);
+  if (err == 0)
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+  return err == 0;
+}
+
+/* Callbacks run on the loop, never inside store_commit(), once per
+ * commit, in the order asked, and a write is readable in the callback of
+ * the commit that covers it. */
+Test(store, commit_callbacks_run_in_order_once_durable) {
+  memset(&commits, 0, sizeof(commits));
+  queue_plan("pln-a", 10);
+  cr_assert_eq(store_commit(st, on_commit, (void *)1), 0);
+  queue_plan("pln-b", 10);
+  cr_assert_eq(store_commit(st, on_commit, (void *)2), 0);
+  cr_assert_eq(store_commit(st, on_commit, (void *)3), 0); /* nothing new */
+  cr_assert_eq(commits.n, 0, "a callback ran inside store_commit()");
+  cr_assert_eq(store_commit(st, NULL, NULL), UV_EINVAL);
+  cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  cr_assert_eq(commits.n, 3);
+  for (int i = 0; i < 3; i++) {
+    cr_expect_eq(commits.order[i], i + 1);
+    cr_expect_eq(commits.status[i], 0);
+  }
+  cr_expect(commits.saw_plan, "the first callback could not read its write");
+  cr_expect(plan_exists("pln-b"));
+  cr_expect_eq(store_in_batch(st), 0);
+}
+
+/* store_flush() calls the callbacks of earlier commits first. */
+Test(store, flush_delivers_earlier_commits_first) {
+  memset(&commits, 0, sizeof(commits));
+  queue_plan("pln-a", 10);
+  cr_assert_eq(store_commit(st, on_commit, (void *)1), 0);
+  queue_plan("pln-b", 10);
+  cr_assert_eq(store_flush(st), 0);
+  cr_assert_eq(commits.n, 1);
+  cr_expect(plan_exists("pln-b"));
+  cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  cr_assert_eq(commits.n, 1, "a commit called back twice");
+}
+
+/* A full disk: the commit fails with UV_ENOSPC and loses its writes, and
+ * so is every write queued before the failure was reported; once there
+ * is room, the next commit goes through. */
+Test(store, full_disk_fails_the_commit_and_loses_its_writes) {
+  memset(&commits, 0, sizeof(commits));
+  queue_plan("pln-small", 10);
+  flush();
+  cr_assert_eq(store_sqlite_limit_pages(st, 1), 0); /* no page more */
+  queue_plan("pln-a", 1 << 20);
+  cr_assert_eq(store_commit(st, on_commit, (void *)1), 0);
+  queue_plan("pln-b", 10); /* queued before the failure is reported */
+  cr_assert_eq(store_commit(st, on_commit, (void *)2), 0);
+  cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  cr_assert_eq(commits.n, 2);
+  cr_expect_eq(commits.status[0], UV_ENOSPC, "%s",
+               uv_err_name(commits.status[0]));
+  cr_expect_eq(commits.status[1], UV_ENOSPC);
+  cr_expect(strstr(store_errmsg(st), "full") != NULL, "%s", store_errmsg(st));
+  cr_expect_not(plan_exists("pln-a"));
+  cr_expect_not(plan_exists("pln-b"));
+  cr_expect(plan_exists("pln-small"));
+  cr_expect_eq(store_in_batch(st), 0);
+
+  cr_assert_eq(store_sqlite_limit_pages(st, 1u << 30), 0);
+  queue_plan("pln-c", 1 << 20);
+  cr_assert_eq(store_commit(st, on_commit, (void *)3), 0);
+  cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  cr_assert_eq(commits.n, 3);
+  cr_expect_eq(commits.status[2], 0);
+  cr_expect(plan_exists("pln-c"));
+}
+
+/* The synchronous flush reports a full disk too. */
+Test(store, full_disk_fails_the_flush) {
+  cr_assert_eq(store_sqlite_limit_pages(st, 1), 0);
+  queue_plan("pln-a", 1 << 20);
+  cr_expect_eq(store_flush(st), UV_ENOSPC);
+  cr_expect_not(plan_exists("pln-a"));
+  cr_expect_eq(store_in_batch(st), 0);
+}
+
+/* Closing with writes queued, one commit asked for and one not: close
+ * commits them all and calls the pending callback; a reopen sees them. */
+Test(store, close_commits_pending_writes) {
+  memset(&commits, 0, sizeof(commits));
+  queue_plan("pln-a", 10);
+  cr_assert_eq(store_commit(st, on_commit, (void *)1), 0);
+  queue_plan("pln-b", 10); /* no commit asked */
+  store_close(st);
+  st = NULL;
+  cr_assert_eq(commits.n, 1);
+  cr_expect_eq(commits.status[0], 0);
+  cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0); /* frees a running round */
+  cr_assert_eq(store_open(&loop, dir, &st), 0);
+  cr_expect(plan_exists("pln-a"));
+  cr_expect(plan_exists("pln-b"));
+}
+
+/* The final status of a checkpoint applies to its latest queued version,
+ * uncommitted included: nothing is read back by the caller. */
+Test(store, set_status_applies_to_the_queued_version) {
+  Smaug__V1__Checkpoint c = SMAUG__V1__CHECKPOINT__INIT;
+  c.id = "ckp-1";
+  c.plan_id = "pln-1";
+  c.status = SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_PROTECTING;
+  cr_assert_eq(store_checkpoint_put(st, &c), 0);
+  c.operation_id = "op-graph"; /* a second version, uncommitted */
+  cr_assert_eq(store_checkpoint_put(st, &c), 0);
+  cr_assert_eq(store_checkpoint_set_status(
+                   st, "ckp-1",
+                   SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE,
+                   42, "done"),
+               0);
+  cr_assert_eq(store_checkpoint_set_status(st, "ckp-none", 1, 0, NULL), 0);
+  flush();
+  Smaug__V1__Checkpoint *got;
+  cr_assert_eq(store_checkpoint_get(st, "ckp-1", &got), 0);
+  cr_expect_str_eq(got->operation_id, "op-graph");
+  cr_expect_eq(got->status,
+               SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE);
+  cr_expect_eq(got->finished_at_ms, 42);
+  cr_expect_str_eq(got->reason, "done");
+  protobuf_c_message_free_unpacked(&got->base, NULL);
+  store_cp_filter_t f = {
+      .status = SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_AVAILABLE};
+  Smaug__V1__Checkpoint **cs;
+  size_t n;
+  uint64_t next;
+  cr_assert_eq(store_checkpoint_list(st, &f, 0, 0, &cs, &n, &next), 0);
+  cr_expect_eq(n, 1, "the status column follows the body");
+  store_msgs_free(cs, n);
+
+  Smaug__V1__Restore r = SMAUG__V1__RESTORE__INIT;
+  r.id = "rst-1";
+  cr_assert_eq(store_restore_put(st, &r), 0);
+  cr_assert_eq(store_restore_set_status(st, "rst-1", 2, 7, "fine"), 0);
+  flush();
+  Smaug__V1__Restore *rg;
+  cr_assert_eq(store_restore_get(st, "rst-1", &rg), 0);
+  cr_expect_eq(rg->status, 2);
+  cr_expect_eq(rg->finished_at_ms, 7);
+  cr_expect_str_eq(rg->reason, "fine");
+  protobuf_c_message_free_unpacked(&rg->base, NULL);
 }
