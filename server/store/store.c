@@ -752,6 +752,45 @@ int store_result_list(store_t *st, const char *op_id,
                         n, NULL);
 }
 
+int store_result_page(store_t *st, const char *op_id, const char *after_type,
+                      const char *after_id, uint32_t limit,
+                      Smaug__V1__ResourceResult ***out, size_t *n) {
+  int err = 0;
+  if (op_id == NULL || limit == 0)
+    return UV_EINVAL;
+  sqlite3_stmt *s = store__stmt(st,
+                                "SELECT 0, body FROM results WHERE op_id = ?1 "
+                                "AND (rtype, rid) > (?2, ?3) "
+                                "ORDER BY rtype, rid LIMIT ?4",
+                                &err);
+  if (s == NULL)
+    return err;
+  sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
+  store__bind_str(s, 2, after_type);
+  store__bind_str(s, 3, after_id);
+  sqlite3_bind_int64(s, 4, limit);
+  return store__collect(st, s, 0, &smaug__v1__resource_result__descriptor, out,
+                        n, NULL);
+}
+
+int store_result_count(store_t *st, const char *op_id, uint64_t *out) {
+  int err = 0;
+  if (op_id == NULL)
+    return UV_EINVAL;
+  sqlite3_stmt *s =
+      store__stmt(st, "SELECT count(*) FROM results WHERE op_id = ?1", &err);
+  if (s == NULL)
+    return err;
+  sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW)
+    *out = (uint64_t)sqlite3_column_int64(s, 0);
+  else
+    err = store__err(st, rc);
+  sqlite3_reset(s);
+  return err;
+}
+
 /* ------------------------------------------------------ task outputs */
 
 int store_task_put(store_t *st, const char *op_id, const char *task_id,

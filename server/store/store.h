@@ -151,6 +151,15 @@ int store_result_put(store_t *st, const char *op_id,
 /* All results of an operation, ordered by type then id. */
 int store_result_list(store_t *st, const char *op_id,
                       Smaug__V1__ResourceResult ***out, size_t *n);
+/* One page of the results of an operation, in the order of
+ * store_result_list(): at most `limit` (1 or more) results whose (type, id)
+ * comes after (`after_type`, `after_id`); "" and "" start from the first.
+ * Reads only the rows it returns. */
+int store_result_page(store_t *st, const char *op_id, const char *after_type,
+                      const char *after_id, uint32_t limit,
+                      Smaug__V1__ResourceResult ***out, size_t *n);
+/* How many results operation `op_id` has (0 for an unknown one). */
+int store_result_count(store_t *st, const char *op_id, uint64_t *out);
 
 /* ------------------------------------------------------ task outputs */
 

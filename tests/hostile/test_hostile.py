@@ -10,6 +10,14 @@ Paging (class Paging):
   * page tokens that are not what smaugd writes (" 1", "+1", a number
     beyond 64 bits) answer INVALID_ARGUMENT naming page_token.
 
+ResultPages (class ResultPages): a checkpoint and a restore of more
+resources than GetCheckpoint and GetRestore carry (1000): both say
+results_truncated with the right total, and ListResourceResults, by
+checkpoint, restore or operation id and at any page size, joins to the
+full set in (type, id) order with no resource twice and none missing;
+page tokens smaugd never wrote, page sizes over the maximum, no id or two
+ids answer INVALID_ARGUMENT naming the field, unknown ids NOT_FOUND.
+
 LyingPlugin (class LyingPlugin): a plugin whose ListDependents names
 "../" ids or a cycle, whose SyncActivity sends a result then an error, or
 two results, or a restored_id with "../" (or none for a restore), or
@@ -113,6 +121,129 @@ class Paging(WithSmaugd):
                                       "page_token: invalid token")
             # The largest token smaugd could write is still a token.
             self.smaugd.call(method, req("18446744073709551615"))
+        self.assertAlive()
+
+
+class ResultPages(WithSmaugd):
+    """Results of more resources than one answer carries."""
+    N = 1100  # over the 1000 that GetCheckpoint and GetRestore carry
+
+    def pages(self, size, **ids):
+        """Every page of ListResourceResults; returns the (type, id) keys
+        in order, and the results."""
+        o = pb["o"]
+        keys, results, token, calls = [], [], "", 0
+        while True:
+            resp = self.smaugd.call("ListResourceResults",
+                                    o.ListResourceResultsRequest(
+                                        page_size=size, page_token=token,
+                                        **ids))
+            calls += 1
+            self.assertLessEqual(len(resp.results), size or 500)
+            self.assertGreater(len(resp.results), 0, "an empty page")
+            keys += [(r.resource.type, r.resource.id) for r in resp.results]
+            results += list(resp.results)
+            token = resp.next_page_token
+            if not token:
+                return keys, results
+            self.assertLess(calls, self.N + 2, "the pages do not end")
+
+    def assertWhole(self, keys, want):
+        self.assertEqual(len(keys), len(set(keys)), "a resource twice")
+        self.assertEqual(keys, sorted(keys), "not in (type, id) order")
+        self.assertEqual(set(keys), want, "resources missing or unknown")
+
+    def test_pages_join_to_every_result_once(self):
+        o = pb["o"]
+        self.smaugd.register(self.fake().address)
+        ty = hostile.FakePlugin.TYPE
+        want = {(ty, "r%04d" % i) for i in range(self.N)}
+        plan = self.smaugd.plan(sorted(want))
+        started = self.smaugd.protect(plan.id)
+        cid = started.checkpoint_id
+        self.smaugd.wait_checkpoint(cid, o.CHECKPOINT_STATUS_PROTECTING,
+                                    timeout=120)
+        got = self.smaugd.call("GetCheckpoint",
+                               o.GetCheckpointRequest(id=cid))
+        self.assertEqual(got.checkpoint.status, o.CHECKPOINT_STATUS_AVAILABLE)
+        self.assertTrue(got.results_truncated)
+        self.assertEqual(got.results_total, self.N)
+        self.assertEqual(len(got.checkpoint.results), 1000)
+        # The inline results are the first page of the same order.
+        first = [(r.resource.type, r.resource.id)
+                 for r in got.checkpoint.results]
+        for size in (7, 0, 1000, 5000):
+            with self.subTest(page_size=size):
+                keys, _ = self.pages(size, checkpoint_id=cid)
+                self.assertWhole(keys, want)
+                self.assertEqual(keys[:1000], first)
+        keys, _ = self.pages(333, operation_id=started.operation_id)
+        self.assertWhole(keys, want)
+
+        rs = self.smaugd.call("Restore", o.RestoreRequest(checkpoint_id=cid))
+        r = self.smaugd.wait_restore(rs.restore_id, timeout=120)
+        self.assertEqual(r.status, o.RESTORE_STATUS_SUCCESS, r.reason)
+        got = self.smaugd.call("GetRestore",
+                               o.GetRestoreRequest(id=rs.restore_id))
+        self.assertTrue(got.results_truncated)
+        self.assertEqual(got.results_total, self.N)
+        keys, results = self.pages(250, restore_id=rs.restore_id)
+        self.assertWhole(keys, want)
+        for res in results:
+            self.assertEqual(res.restored_id, res.resource.id + "-restored")
+        keys, _ = self.pages(0, operation_id=rs.operation_id)
+        self.assertWhole(keys, want)
+        self.assertAlive()
+
+    def test_hostile_requests_are_refused(self):
+        o = pb["o"]
+        self.smaugd.register(self.fake().address)
+        ty = hostile.FakePlugin.TYPE
+        plan = self.smaugd.plan([(ty, "a"), (ty, "b")])
+        cid = self.smaugd.protect(plan.id).checkpoint_id
+        self.smaugd.wait_checkpoint(cid, o.CHECKPOINT_STATUS_PROTECTING)
+        bad = grpc.StatusCode.INVALID_ARGUMENT
+        req = o.ListResourceResultsRequest
+        cases = [
+            (req(checkpoint_id=cid, page_size=5001), bad, "page_size"),
+            (req(checkpoint_id=cid, page_size=0xffffffff), bad, "page_size"),
+            (req(), bad, "exactly one"),
+            (req(checkpoint_id=cid, restore_id="rst-x"), bad, "exactly one"),
+            (req(checkpoint_id="x" * 300), bad, "checkpoint_id"),
+            (req(restore_id="x" * 300), bad, "restore_id"),
+            (req(operation_id="x" * 300), bad, "operation_id"),
+            (req(checkpoint_id="ckp-nope"), grpc.StatusCode.NOT_FOUND,
+             "ckp-nope"),
+            (req(restore_id="rst-nope"), grpc.StatusCode.NOT_FOUND,
+             "rst-nope"),
+            (req(operation_id="op-nope"), grpc.StatusCode.NOT_FOUND,
+             "op-nope"),
+        ]
+        for tok in ("garbage", "#", "a#", "#b", "../x#y", "a#b#c", " a#b",
+                    "a#b ", "x" * 300 + "#y", "a#" + "y" * 129, "%00#a",
+                    "18446744073709551615"):
+            cases.append((req(checkpoint_id=cid, page_token=tok), bad,
+                           "page_token"))
+        for r, code, needle in cases:
+            with self.subTest(req=str(r)[:80]):
+                err = self.smaugd.error("ListResourceResults", r)
+                self.assertStatus(err, code, needle)
+        # A token with a NUL or bytes that are not UTF-8, on the wire.
+        for tok in (b"a\x00#b", b"\xff#b"):
+            wire = req(checkpoint_id=cid).SerializeToString() + \
+                bytes([0x2a, len(tok)]) + tok
+            err = self.smaugd.error("ListResourceResults", wire, raw=True)
+            self.assertEqual(err.code(), bad, err.details())
+        # A well-formed token continues after the resource it names, even
+        # one that does not exist; past the end is an empty last page.
+        resp = self.smaugd.call("ListResourceResults", req(
+            checkpoint_id=cid, page_token=ty + "#a"))
+        self.assertEqual([r.resource.id for r in resp.results], ["b"])
+        self.assertEqual(resp.next_page_token, "")
+        resp = self.smaugd.call("ListResourceResults", req(
+            checkpoint_id=cid, page_token="zzz#zzz"))
+        self.assertEqual(len(resp.results), 0)
+        self.assertEqual(resp.next_page_token, "")
         self.assertAlive()
 
 
