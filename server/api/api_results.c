@@ -5,6 +5,7 @@
 #include "api_results.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api_valid.h"
@@ -19,17 +20,16 @@ typedef struct src_s {
 } src_t;
 
 /* A checkpoint's results: the protect's, with the delete run's status,
- * reason and times once one started (cp->operation_id is then the delete
- * operation, which owns its results). */
-static src_t checkpoint_src(const Smaug__V1__Checkpoint *cp) {
+ * reason and times once one started (`delete_op`, the delete operation,
+ * owns its results; it is the checkpoint's operation_id from then on). */
+static src_t checkpoint_src(const char *id, int status, const char *delete_op) {
   int del =
-      cp->status == SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETING ||
-      cp->status == SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETED ||
-      cp->status ==
-          SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR_DELETING;
-  src_t s = {.owner = cp->id};
-  if (del && cp->operation_id && *cp->operation_id)
-    s.deleted = cp->operation_id;
+      status == SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETING ||
+      status == SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_DELETED ||
+      status == SMAUG__V1__CHECKPOINT_STATUS__CHECKPOINT_STATUS_ERROR_DELETING;
+  src_t s = {.owner = id};
+  if (del && delete_op && *delete_op)
+    s.deleted = delete_op;
   return s;
 }
 
@@ -150,7 +150,19 @@ void api_results_get_checkpoint(api_results_t *ar, rt_call_t *call,
   resp.checkpoint = cp;
   resp.results_truncated = 1; /* counted in the room, as if set */
   resp.results_total = UINT64_MAX;
-  src_t src = checkpoint_src(cp);
+  resp.graph_omitted = 1;
+  if (room_for(ar, &resp.base) == 0) {
+    /* The graph alone does not fit: the results still name every
+     * resource. The arrays go with the checkpoint. */
+    for (size_t i = 0; i < cp->n_resources; i++)
+      protobuf_c_message_free_unpacked(&cp->resources[i]->base, NULL);
+    for (size_t i = 0; i < cp->n_edges; i++)
+      protobuf_c_message_free_unpacked(&cp->edges[i]->base, NULL);
+    cp->n_resources = cp->n_edges = 0;
+  } else {
+    resp.graph_omitted = 0;
+  }
+  src_t src = checkpoint_src(cp->id, cp->status, cp->operation_id);
   Smaug__V1__ResourceResult **rs = NULL;
   size_t n = 0, sent = 0;
   int truncated;
@@ -231,12 +243,15 @@ static int token_parse(rt_call_t *call, const char *tok, char *type, char *id) {
   return -1;
 }
 
-/* Finds whose results `req` asks for. On success *src points into the
- * object kept in *keep (release with protobuf_c_message_free_unpacked) or
- * *op (store_op_free); on failure `call` is failed and -1 returned. */
+/* Finds whose results `req` asks for, without unpacking a checkpoint's
+ * graph (that would cost every page as much as GetCheckpoint). On success
+ * *src points into the request, *keep (release with
+ * protobuf_c_message_free_unpacked), *del (free) or *op (store_op_free);
+ * on failure `call` is failed and -1 returned. */
 static int find_src(api_results_t *ar, rt_call_t *call,
                     const Smaug__V1__ListResourceResultsRequest *req,
-                    src_t *src, ProtobufCMessage **keep, store_op_t **op) {
+                    src_t *src, ProtobufCMessage **keep, char **del,
+                    store_op_t **op) {
   const char *names[3] = {"checkpoint_id", "restore_id", "operation_id"};
   const char *ids[3] = {req->checkpoint_id, req->restore_id, req->operation_id};
   int which = -1, count = 0;
@@ -255,11 +270,9 @@ static int find_src(api_results_t *ar, rt_call_t *call,
     return -1;
   int err;
   if (which == 0) {
-    Smaug__V1__Checkpoint *cp;
-    if ((err = store_checkpoint_get(ar->store, ids[0], &cp)) == 0) {
-      *src = checkpoint_src(cp);
-      *keep = &cp->base;
-    }
+    int status;
+    if ((err = store_checkpoint_head(ar->store, ids[0], &status, del)) == 0)
+      *src = checkpoint_src(ids[0], status, *del);
   } else if (which == 1) {
     Smaug__V1__Restore *r;
     if ((err = store_restore_get(ar->store, ids[1], &r)) == 0) {
@@ -295,8 +308,9 @@ void api_results_list(api_results_t *ar, rt_call_t *call,
   api_ops_flush(ar->ops);
   src_t src = {0};
   ProtobufCMessage *keep = NULL;
+  char *del = NULL;
   store_op_t *op = NULL;
-  if (find_src(ar, call, req, &src, &keep, &op))
+  if (find_src(ar, call, req, &src, &keep, &del, &op))
     return;
   uint32_t limit = req->page_size ? req->page_size : API_RESULTS_PAGE_DEFAULT;
   Smaug__V1__ResourceResult **rs = NULL;
@@ -325,5 +339,6 @@ void api_results_list(api_results_t *ar, rt_call_t *call,
 out:
   if (keep != NULL)
     protobuf_c_message_free_unpacked(keep, NULL);
+  free(del);
   store_op_free(op);
 }

@@ -752,6 +752,38 @@ int store_result_list(store_t *st, const char *op_id,
                         n, NULL);
 }
 
+int store_checkpoint_head(store_t *st, const char *id, int *status,
+                          char **delete_op) {
+  int err = 0;
+  if (id == NULL)
+    return UV_EINVAL;
+  sqlite3_stmt *s = store__stmt(
+      st,
+      "SELECT c.status, (SELECT o.id FROM operations o WHERE "
+      "o.checkpoint_id = c.id AND o.kind = ?2 ORDER BY o.created_at_ms "
+      "DESC, o.rowid DESC LIMIT 1) FROM checkpoints c WHERE c.id = ?1",
+      &err);
+  if (s == NULL)
+    return err;
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, SMAUG__V1__OPERATION_KIND__OPERATION_KIND_DELETE);
+  int rc = sqlite3_step(s);
+  char *op = NULL;
+  if (rc == SQLITE_ROW) {
+    const char *t = (const char *)sqlite3_column_text(s, 1);
+    if (t != NULL && (op = strdup(t)) == NULL)
+      err = UV_ENOMEM;
+    else
+      *status = sqlite3_column_int(s, 0);
+  } else {
+    err = rc == SQLITE_DONE ? UV_ENOENT : store__err(st, rc);
+  }
+  sqlite3_reset(s);
+  if (err == 0)
+    *delete_op = op;
+  return err;
+}
+
 int store_result_page(store_t *st, const char *op_id, const char *after_type,
                       const char *after_id, uint32_t limit,
                       Smaug__V1__ResourceResult ***out, size_t *n) {

@@ -89,6 +89,13 @@ int store_checkpoint_put(store_t *st, const Smaug__V1__Checkpoint *cp);
 int store_checkpoint_get(store_t *st, const char *id,
                          Smaug__V1__Checkpoint **out);
 
+/* What reading a checkpoint's results needs, without unpacking its graph:
+ * its status and, when a delete operation ran or runs on it, the newest
+ * one's id in `*delete_op` (malloc'd; NULL when none ran). UV_ENOENT if
+ * there is no checkpoint `id`. */
+int store_checkpoint_head(store_t *st, const char *id, int *status,
+                          char **delete_op);
+
 typedef struct store_cp_filter_s {
   const char *plan_id; /* NULL or "": any */
   int status;          /* 0: any */

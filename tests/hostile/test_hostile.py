@@ -14,8 +14,9 @@ ResultPages (class ResultPages): a checkpoint and a restore of more
 resources than GetCheckpoint and GetRestore carry (1000): both say
 results_truncated with the right total, and ListResourceResults, by
 checkpoint, restore or operation id and at any page size, joins to the
-full set in (type, id) order with no resource twice and none missing;
-page tokens smaugd never wrote, page sizes over the maximum, no id or two
+full set in (type, id) order with no resource twice and none missing,
+and after a delete that fails for two resources the checkpoint's pages
+carry the delete outcome; page tokens smaugd never wrote, page sizes over the maximum, no id or two
 ids answer INVALID_ARGUMENT naming the field, unknown ids NOT_FOUND.
 
 LyingPlugin (class LyingPlugin): a plugin whose ListDependents names
@@ -155,7 +156,8 @@ class ResultPages(WithSmaugd):
 
     def test_pages_join_to_every_result_once(self):
         o = pb["o"]
-        self.smaugd.register(self.fake().address)
+        plugin = self.fake()
+        self.smaugd.register(plugin.address)
         ty = hostile.FakePlugin.TYPE
         want = {(ty, "r%04d" % i) for i in range(self.N)}
         plan = self.smaugd.plan(sorted(want))
@@ -193,6 +195,32 @@ class ResultPages(WithSmaugd):
             self.assertEqual(res.restored_id, res.resource.id + "-restored")
         keys, _ = self.pages(0, operation_id=rs.operation_id)
         self.assertWhole(keys, want)
+
+        # After a delete, the checkpoint's pages carry the delete outcome:
+        # two resources, on two different pages, fail to be deleted.
+        t = pb["t"]
+        sync, refused = plugin.sync, {"r0005", "r1050"}
+
+        def refusing_sync(req, ctx):
+            if req.operation.kind == t.OPERATION_KIND_DELETE and \
+                    req.resource.id in refused:
+                ctx.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "will not delete " + req.resource.id)
+            yield from sync(req, ctx)
+        plugin.sync = refusing_sync
+        self.smaugd.call("DeleteCheckpoint",
+                         o.DeleteCheckpointRequest(id=cid))
+        ckp = self.smaugd.wait_checkpoint(cid, o.CHECKPOINT_STATUS_DELETING,
+                                          timeout=120)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR_DELETING)
+        keys, results = self.pages(7, checkpoint_id=cid)
+        self.assertWhole(keys, want)
+        failed = {r.resource.id for r in results
+                  if r.status == t.TASK_STATUS_FAILED}
+        self.assertEqual(failed, refused)
+        for r in results:
+            if r.resource.id in refused:
+                self.assertIn("will not delete", r.reason)
         self.assertAlive()
 
     def test_hostile_requests_are_refused(self):
