@@ -200,6 +200,23 @@ static int store__unpack_col(sqlite3_stmt *stmt, int col,
   return 0;
 }
 
+/* Runs `sql`, one integer of operation ?1 = `op_id`, into *out. */
+static int store__op_u64(store_t *st, const char *sql, const char *op_id,
+                         uint64_t *out) {
+  int err = 0;
+  sqlite3_stmt *s = store__stmt(st, sql, &err);
+  if (s == NULL)
+    return err;
+  sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW)
+    *out = (uint64_t)sqlite3_column_int64(s, 0);
+  else
+    err = store__err(st, rc);
+  sqlite3_reset(s);
+  return err;
+}
+
 int store_schema_version(store_t *st) {
   int err = 0, v = 0;
   sqlite3_stmt *s =
@@ -806,21 +823,10 @@ int store_result_page(store_t *st, const char *op_id, const char *after_type,
 }
 
 int store_result_count(store_t *st, const char *op_id, uint64_t *out) {
-  int err = 0;
   if (op_id == NULL)
     return UV_EINVAL;
-  sqlite3_stmt *s =
-      store__stmt(st, "SELECT count(*) FROM results WHERE op_id = ?1", &err);
-  if (s == NULL)
-    return err;
-  sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(s);
-  if (rc == SQLITE_ROW)
-    *out = (uint64_t)sqlite3_column_int64(s, 0);
-  else
-    err = store__err(st, rc);
-  sqlite3_reset(s);
-  return err;
+  return store__op_u64(st, "SELECT count(*) FROM results WHERE op_id = ?1",
+                       op_id, out);
 }
 
 /* ------------------------------------------------------ task outputs */
@@ -912,19 +918,9 @@ int store_event_prune(store_t *st, int64_t before_ms, uint32_t limit,
 }
 
 int store_event_last_seq(store_t *st, const char *op_id, uint64_t *out) {
-  int err = 0;
-  sqlite3_stmt *s = store__stmt(
-      st, "SELECT coalesce(max(seq), 0) FROM events WHERE op_id = ?1", &err);
-  if (s == NULL)
-    return err;
-  sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(s);
-  if (rc == SQLITE_ROW)
-    *out = (uint64_t)sqlite3_column_int64(s, 0);
-  else
-    err = store__err(st, rc);
-  sqlite3_reset(s);
-  return err;
+  return store__op_u64(
+      st, "SELECT coalesce(max(seq), 0) FROM events WHERE op_id = ?1", op_id,
+      out);
 }
 
 /* ----------------------------------------------------------- plugins */
