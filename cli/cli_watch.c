@@ -77,9 +77,14 @@ static void on_one_event(watch_t *w, const Smaug__V1__OperationEvent *ev) {
   if (cli_progress_apply(&w->prog, ev) != 0)
     w->nomem = 1;
   if (w->o->json) {
+    /* One string and one write: json_dumpf writes token by token. */
     json_t *j = cli_pbjson_from_message(&ev->base);
-    if (j == NULL || json_dumpf(j, w->o->out, JSON_COMPACT) != 0)
+    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (line == NULL)
       w->nomem = 1;
+    else
+      fputs(line, w->o->out);
+    free(line);
     json_decref(j);
     fputc('\n', w->o->out);
   } else if (!w->o->tty) {
