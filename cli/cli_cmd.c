@@ -587,13 +587,24 @@ static int restore_params(cli_ctx_t *ctx, cli_rpc_t *r, const char *ckp,
             SMAUG__V1__GET_CHECKPOINT_REQUEST__INIT;
         g.id = (char *)ckp;
         rc = unary(ctx, r, ORCH(GET_CHECKPOINT), &g.base, &cm);
+        /* A graph too large for one message is left out: the results
+         * name the same resources. */
+        Smaug__V1__GetCheckpointResponse *gc = (void *)cm;
+        if (rc == 0 && gc->checkpoint && gc->graph_omitted)
+          rc = cli_results_complete(ctx, r, ckp, NULL, 1,
+                                    &gc->checkpoint->results,
+                                    &gc->checkpoint->n_results);
       }
-      const Smaug__V1__GetCheckpointResponse *c = (void *)cm;
-      for (size_t k = 0;
-           rc == 0 && c->checkpoint && k < c->checkpoint->n_resources; k++)
-        if (cli_plan_set_parameter(ps, c->checkpoint->resources[k]->type, key,
-                                   value))
+      const Smaug__V1__Checkpoint *c =
+          rc == 0 ? ((Smaug__V1__GetCheckpointResponse *)cm)->checkpoint : NULL;
+      for (size_t k = 0; rc == 0 && c && k < c->n_resources + c->n_results;
+           k++) {
+        const Smaug__V1__Resource *res =
+            k < c->n_resources ? c->resources[k]
+                               : c->results[k - c->n_resources]->resource;
+        if (res && cli_plan_set_parameter(ps, res->type, key, value))
           rc = out_of_memory(ctx);
+      }
     }
     free(buf);
   }
@@ -605,6 +616,70 @@ static int restore_params(cli_ctx_t *ctx, cli_rpc_t *r, const char *ckp,
   }
   *out = ps;
   return 0;
+}
+
+int cli_results_complete(cli_ctx_t *ctx, cli_rpc_t *r,
+                         const char *checkpoint_id, const char *restore_id,
+                         int truncated, Smaug__V1__ResourceResult ***res,
+                         size_t *n) {
+  if (!truncated)
+    return CLI_EXIT_OK;
+  Smaug__V1__ListResourceResultsRequest req =
+      SMAUG__V1__LIST_RESOURCE_RESULTS_REQUEST__INIT;
+  req.checkpoint_id = (char *)(checkpoint_id ? checkpoint_id : "");
+  req.restore_id = (char *)(restore_id ? restore_id : "");
+  Smaug__V1__ResourceResult **all = NULL;
+  size_t n_all = 0, cap = 0;
+  char *token = NULL;
+  int rc;
+  do {
+    req.page_token = token ? token : ""; /* page_size 0: the server's */
+    ProtobufCMessage *m = NULL;
+    if ((rc = unary(ctx, r, ORCH(LIST_RESOURCE_RESULTS), &req.base, &m)))
+      break;
+    Smaug__V1__ListResourceResultsResponse *p = (void *)m;
+    free(token);
+    token = p->next_page_token[0] ? strdup(p->next_page_token) : NULL;
+    if (p->next_page_token[0] && token == NULL)
+      rc = out_of_memory(ctx);
+    if (token != NULL && p->n_results == 0) {
+      /* A page that neither ends nor advances would never end. */
+      fprintf(ctx->err, "smaug: ListResourceResults: an empty page\n");
+      rc = CLI_EXIT_FAILED;
+    }
+    if (n_all + p->n_results > cap) {
+      size_t nc = cap ? cap * 2 : 1024;
+      while (nc < n_all + p->n_results)
+        nc *= 2;
+      void *a = realloc(all, nc * sizeof(*all));
+      if (a == NULL) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        rc = out_of_memory(ctx);
+        break;
+      }
+      all = a;
+      cap = nc;
+    }
+    /* The results move to `all`; the page frees only its array. */
+    if (p->n_results > 0)
+      memcpy(all + n_all, p->results, p->n_results * sizeof(*all));
+    n_all += p->n_results;
+    p->n_results = 0;
+    protobuf_c_message_free_unpacked(m, NULL);
+  } while (rc == 0 && token != NULL);
+  free(token);
+  if (rc != 0) {
+    for (size_t i = 0; i < n_all; i++)
+      protobuf_c_message_free_unpacked(&all[i]->base, NULL);
+    free(all);
+    return rc;
+  }
+  for (size_t i = 0; i < *n; i++)
+    protobuf_c_message_free_unpacked(&(*res)[i]->base, NULL);
+  free(*res);
+  *res = all;
+  *n = n_all;
+  return CLI_EXIT_OK;
 }
 
 static void print_results(cli_ctx_t *ctx, size_t n,
@@ -636,7 +711,15 @@ static int cmd_restore_show(cli_ctx_t *ctx) {
   ProtobufCMessage *m = NULL;
   if ((rc = unary(ctx, r, ORCH(GET_RESTORE), &req.base, &m)))
     goto done;
-  const Smaug__V1__Restore *x = ((Smaug__V1__GetRestoreResponse *)m)->restore;
+  Smaug__V1__GetRestoreResponse *gr = (void *)m;
+  Smaug__V1__Restore *x = gr->restore;
+  if (x != NULL &&
+      (rc = cli_results_complete(ctx, r, NULL, x->id, gr->results_truncated,
+                                 &x->results, &x->n_results)) != 0) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    goto done;
+  }
+  gr->results_truncated = 0;
   if (ctx->json || x == NULL) {
     rc = print_msg_json(ctx, m);
   } else {
@@ -686,8 +769,12 @@ static int cmd_restore(cli_ctx_t *ctx) {
       g.id = resp->restore_id;
       ProtobufCMessage *gm = NULL;
       if (unary(ctx, r, ORCH(GET_RESTORE), &g.base, &gm) == 0) {
-        const Smaug__V1__Restore *rs =
-            ((Smaug__V1__GetRestoreResponse *)gm)->restore;
+        Smaug__V1__GetRestoreResponse *gr = (void *)gm;
+        Smaug__V1__Restore *rs = gr->restore;
+        if (rs != NULL &&
+            cli_results_complete(ctx, r, NULL, rs->id, gr->results_truncated,
+                                 &rs->results, &rs->n_results) == 0)
+          gr->results_truncated = 0;
         if (ctx->json) {
           json_t *j = cli_pbjson_from_message(gm);
           if (j != NULL)
@@ -814,8 +901,15 @@ static int cmd_checkpoint_show(cli_ctx_t *ctx) {
   ProtobufCMessage *m = NULL;
   if ((rc = unary(ctx, r, ORCH(GET_CHECKPOINT), &req.base, &m)))
     goto done;
-  const Smaug__V1__Checkpoint *c =
-      ((Smaug__V1__GetCheckpointResponse *)m)->checkpoint;
+  Smaug__V1__GetCheckpointResponse *gc = (void *)m;
+  Smaug__V1__Checkpoint *c = gc->checkpoint;
+  if (c != NULL &&
+      (rc = cli_results_complete(ctx, r, c->id, NULL, gc->results_truncated,
+                                 &c->results, &c->n_results)) != 0) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    goto done;
+  }
+  gc->results_truncated = 0;
   if (ctx->json || c == NULL) {
     rc = print_msg_json(ctx, m);
   } else {

@@ -14,6 +14,8 @@
 #include <stdio.h>
 
 #include "cli_args.h"
+#include "cli_rpc.h"
+#include "smaug/v1/orchestrator.pb-c.h"
 
 /* What every subcommand gets. */
 typedef struct cli_ctx_s {
@@ -34,6 +36,18 @@ typedef int (*cli_cmd_fn)(cli_ctx_t *ctx);
  * code. Writes results to stdout and diagnostics to stderr. Runs on the
  * calling thread; creates and destroys its own loop and runtime. */
 int cli_cmd_main(int argc, char **argv);
+
+/* Completes the per-resource results of a GetCheckpoint or GetRestore
+ * answer on `r`: when `truncated` (results_truncated was set), fetches every
+ * page of ListResourceResults for `checkpoint_id` or `restore_id` (the
+ * other one NULL) and replaces *res and *n, which the answer owns, with all
+ * of them (the old ones are freed; the answer still frees the new ones).
+ * Otherwise changes nothing. Prints a failure to ctx->err and returns an
+ * exit code; on failure *res and *n are unchanged. */
+int cli_results_complete(cli_ctx_t *ctx, cli_rpc_t *r,
+                         const char *checkpoint_id, const char *restore_id,
+                         int truncated, Smaug__V1__ResourceResult ***res,
+                         size_t *n);
 
 /* `smaug checkpoint verify ID`: checks a checkpoint's data in the bank.
  * Defined in cli_verify.c, which the bank tooling fills in; until then it

@@ -3,8 +3,10 @@
  * cli_progress.h). Text is built with open_memstream, so the renderers are
  * plain fprintf code with no I/O of their own.
  */
+#define _GNU_SOURCE /* tdestroy */
 #include "cli_progress.h"
 
+#include <search.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,17 +26,25 @@ void cli_progress_init(cli_progress_t *p) {
 }
 
 static void task_free(cli_task_t *t) {
+  if (t == NULL)
+    return;
   free(t->id);
   free(t->resource);
   free(t->unit);
   free(t->message);
+  free(t);
+}
+
+static void no_free(void *node) {
+  (void)node; /* the tasks array owns the tasks */
 }
 
 void cli_progress_close(cli_progress_t *p) {
   if (p == NULL)
     return;
+  tdestroy(p->index, no_free);
   for (size_t i = 0; i < p->n_tasks; i++)
-    task_free(&p->tasks[i]);
+    task_free(p->tasks[i]);
   free(p->tasks);
   free(p->final_status);
   free(p->final_message);
@@ -51,36 +61,48 @@ static int set_str(char **dst, const char *src) {
   return 0;
 }
 
-static cli_task_t *find_task(const cli_progress_t *p, const char *id) {
-  for (size_t i = 0; i < p->n_tasks; i++)
-    if (strcmp(p->tasks[i].id, id) == 0)
-      return &p->tasks[i];
-  return NULL;
+static int task_cmp(const void *a, const void *b) {
+  return strcmp(((const cli_task_t *)a)->id, ((const cli_task_t *)b)->id);
+}
+
+cli_task_t *cli_progress_find(const cli_progress_t *p, const char *id) {
+  cli_task_t key = {.id = (char *)id};
+  void *const *node = tfind(&key, &p->index, task_cmp);
+  return node ? *node : NULL;
+}
+
+static void set_state(cli_progress_t *p, cli_task_t *t, cli_task_state_t s) {
+  p->counts[t->state]--;
+  p->counts[s]++;
+  t->state = s;
 }
 
 /* Finds or adds the task `id`; NULL only if memory ran out. */
 static cli_task_t *get_task(cli_progress_t *p, const char *id) {
-  cli_task_t *t = find_task(p, id);
+  cli_task_t *t = cli_progress_find(p, id);
   if (t != NULL)
     return t;
   if (p->n_tasks == p->cap) {
     size_t cap = p->cap ? p->cap * 2 : 16;
-    cli_task_t *nt = realloc(p->tasks, cap * sizeof(*nt));
+    cli_task_t **nt = realloc(p->tasks, cap * sizeof(*nt));
     if (nt == NULL)
       return NULL;
     p->tasks = nt;
     p->cap = cap;
   }
-  t = &p->tasks[p->n_tasks];
-  memset(t, 0, sizeof(*t));
+  if ((t = calloc(1, sizeof(*t))) == NULL)
+    return NULL;
   t->activity = id[0];
   t->id = strdup(id);
   t->resource = strdup(id + 2);
-  if (t->id == NULL || t->resource == NULL) {
+  t->seq = p->n_tasks;
+  if (t->id == NULL || t->resource == NULL ||
+      tsearch(t, &p->index, task_cmp) == NULL) {
     task_free(t);
     return NULL;
   }
-  p->n_tasks++;
+  p->tasks[p->n_tasks++] = t;
+  p->counts[CLI_TASK_PENDING]++;
   return t;
 }
 
@@ -89,6 +111,17 @@ int cli_progress_expect(cli_progress_t *p, const char *task_id) {
       task_id[2] == '\0')
     return UV_EINVAL;
   return get_task(p, task_id) ? 0 : UV_ENOMEM;
+}
+
+char *cli_progress_task_id(const Smaug__V1__OperationEvent *ev, char *buf,
+                           size_t len) {
+  if (ev->resource == NULL)
+    buf[0] = '\0';
+  else
+    snprintf(buf, len, "%c:%s#%s",
+             ev->activity == SMAUG__V1__ACTIVITY__ACTIVITY_SYNC ? 'S' : 'P',
+             ev->resource->type, ev->resource->id);
+  return buf;
 }
 
 int cli_progress_apply(cli_progress_t *p, const Smaug__V1__OperationEvent *ev) {
@@ -109,10 +142,7 @@ int cli_progress_apply(cli_progress_t *p, const Smaug__V1__OperationEvent *ev) {
     return 0;
   }
   char id[512];
-  snprintf(id, sizeof(id), "%c:%s#%s",
-           ev->activity == SMAUG__V1__ACTIVITY__ACTIVITY_SYNC ? 'S' : 'P',
-           ev->resource->type, ev->resource->id);
-  cli_task_t *t = get_task(p, id);
+  cli_task_t *t = get_task(p, cli_progress_task_id(ev, id, sizeof(id)));
   if (t == NULL)
     return UV_ENOMEM;
   if (ev->attempt > 0)
@@ -120,15 +150,15 @@ int cli_progress_apply(cli_progress_t *p, const Smaug__V1__OperationEvent *ev) {
   int rc = 0;
   switch (ev->kind) {
   case SMAUG__V1__EVENT_KIND__EVENT_KIND_QUEUED:
-    t->state = CLI_TASK_QUEUED;
+    set_state(p, t, CLI_TASK_QUEUED);
     break;
   case SMAUG__V1__EVENT_KIND__EVENT_KIND_STARTED:
-    t->state = CLI_TASK_RUNNING;
+    set_state(p, t, CLI_TASK_RUNNING);
     if (t->started_ms == 0)
       t->started_ms = ev->time_ms;
     break;
   case SMAUG__V1__EVENT_KIND__EVENT_KIND_PROGRESS:
-    t->state = CLI_TASK_RUNNING;
+    set_state(p, t, CLI_TASK_RUNNING);
     if (t->started_ms == 0)
       t->started_ms = ev->time_ms;
     if (ev->progress != NULL) {
@@ -140,11 +170,11 @@ int cli_progress_apply(cli_progress_t *p, const Smaug__V1__OperationEvent *ev) {
     }
     break;
   case SMAUG__V1__EVENT_KIND__EVENT_KIND_RETRIED:
-    t->state = CLI_TASK_RUNNING;
+    set_state(p, t, CLI_TASK_RUNNING);
     rc = set_str(&t->message, ev->message);
     break;
   case SMAUG__V1__EVENT_KIND__EVENT_KIND_DONE:
-    t->state = CLI_TASK_DONE;
+    set_state(p, t, CLI_TASK_DONE);
     t->finished_ms = ev->time_ms;
     if (t->total > 0)
       t->done = t->total;
@@ -152,11 +182,12 @@ int cli_progress_apply(cli_progress_t *p, const Smaug__V1__OperationEvent *ev) {
   case SMAUG__V1__EVENT_KIND__EVENT_KIND_FAILED:
   case SMAUG__V1__EVENT_KIND__EVENT_KIND_SKIPPED:
   case SMAUG__V1__EVENT_KIND__EVENT_KIND_CANCELLED:
-    t->state = ev->kind == SMAUG__V1__EVENT_KIND__EVENT_KIND_FAILED
-                   ? CLI_TASK_FAILED
-               : ev->kind == SMAUG__V1__EVENT_KIND__EVENT_KIND_SKIPPED
-                   ? CLI_TASK_SKIPPED
-                   : CLI_TASK_CANCELLED;
+    set_state(p, t,
+              ev->kind == SMAUG__V1__EVENT_KIND__EVENT_KIND_FAILED
+                  ? CLI_TASK_FAILED
+              : ev->kind == SMAUG__V1__EVENT_KIND__EVENT_KIND_SKIPPED
+                  ? CLI_TASK_SKIPPED
+                  : CLI_TASK_CANCELLED);
     t->finished_ms = ev->time_ms;
     rc = set_str(&t->message, ev->message);
     break;
@@ -169,9 +200,7 @@ int cli_progress_apply(cli_progress_t *p, const Smaug__V1__OperationEvent *ev) {
 }
 
 void cli_progress_count(const cli_progress_t *p, size_t *counts) {
-  memset(counts, 0, (CLI_TASK_CANCELLED + 1) * sizeof(*counts));
-  for (size_t i = 0; i < p->n_tasks; i++)
-    counts[p->tasks[i].state]++;
+  memcpy(counts, p->counts, sizeof(p->counts));
 }
 
 int cli_progress_succeeded(const cli_progress_t *p) {
@@ -265,8 +294,8 @@ char *cli_progress_render(const cli_progress_t *p, int width, size_t max_rows,
     lprintf(&l, "  %s", p->final_status ? p->final_status : "finished");
   put_line(f, &l, width);
   size_t shown = 0;
-  for (size_t i = 0; i < p->n_tasks; i++) {
-    const cli_task_t *t = &p->tasks[i];
+  for (size_t i = 0; i < p->n_tasks && c[CLI_TASK_RUNNING] > 0; i++) {
+    const cli_task_t *t = p->tasks[i];
     if (t->state != CLI_TASK_RUNNING)
       continue;
     l.n = 0;
@@ -364,28 +393,25 @@ char *cli_progress_summary(const cli_progress_t *p) {
     return NULL;
   int w = (int)strlen("RESOURCE");
   for (size_t i = 0; i < p->n_tasks; i++) {
-    int n = (int)strlen(p->tasks[i].resource);
+    int n = (int)strlen(p->tasks[i]->resource);
     if (n > w)
       w = n;
   }
   fprintf(f, "%-*s  %-9s  %-9s  %-7s  %s\n", w, "RESOURCE", "PARALLEL", "SYNC",
           "TIME", "REASON");
   for (size_t i = 0; i < p->n_tasks; i++) {
-    const char *res = p->tasks[i].resource;
-    const cli_task_t *pt = NULL, *st = NULL;
-    int first = 1;
-    for (size_t j = 0; j < p->n_tasks; j++) {
-      if (strcmp(p->tasks[j].resource, res) != 0)
-        continue;
-      if (j < i)
-        first = 0;
-      if (p->tasks[j].activity == 'P')
-        pt = &p->tasks[j];
-      else
-        st = &p->tasks[j];
-    }
-    if (!first)
+    /* One row per resource, where its first task appeared. */
+    const cli_task_t *cur = p->tasks[i], *pt = cur, *st = cur;
+    char other[512];
+    snprintf(other, sizeof(other), "%c:%s", cur->activity == 'P' ? 'S' : 'P',
+             cur->resource);
+    const cli_task_t *o = cli_progress_find(p, other);
+    if (o != NULL && o->seq < cur->seq)
       continue;
+    if (cur->activity == 'P')
+      st = o;
+    else
+      pt = o;
     int64_t start = 0, end = 0;
     const char *reason = NULL;
     const cli_task_t *both[2] = {pt, st};
@@ -400,7 +426,7 @@ char *cli_progress_summary(const cli_progress_t *p) {
       if (reason == NULL && t->message && t->state >= CLI_TASK_FAILED)
         reason = t->message;
     }
-    fprintf(f, "%-*s  %-9s  %-9s  ", w, res,
+    fprintf(f, "%-*s  %-9s  %-9s  ", w, cur->resource,
             pt ? cli_task_state_name(pt->state) : "-",
             st ? cli_task_state_name(st->state) : "-");
     char *d = NULL;

@@ -42,16 +42,23 @@ typedef struct cli_task_s {
   char *unit;           /* may be NULL */
   char *message;        /* last progress message or failure reason; NULL */
   int64_t started_ms, finished_ms; /* 0 when not yet */
+  size_t seq;                      /* its index in cli_progress_t.tasks */
+  int64_t line_ms; /* the caller's: when it last printed a progress line */
 } cli_task_t;
 
+/* The tasks are found by id through a search tree (tsearch), so applying
+ * an event costs O(log n) and an operation of 100,000s of tasks is
+ * followed as fast as its events arrive. */
 typedef struct cli_progress_s {
-  cli_task_t *tasks; /* in order of first appearance */
+  cli_task_t **tasks; /* in order of first appearance; each owned */
   size_t n_tasks, cap;
-  uint64_t last_sequence; /* for resuming a broken watch */
-  int64_t first_ms;       /* time of the first event, 0 before */
-  int finished;           /* OPERATION_FINISHED was seen */
-  char *final_status;     /* "available", "fail", ...; NULL before */
-  char *final_message;    /* NULL or the server's summary */
+  void *index;                           /* tsearch tree of the tasks, by id */
+  size_t counts[CLI_TASK_CANCELLED + 1]; /* tasks in each state */
+  uint64_t last_sequence;                /* for resuming a broken watch */
+  int64_t first_ms;                      /* time of the first event, 0 before */
+  int finished;                          /* OPERATION_FINISHED was seen */
+  char *final_status;  /* "available", "fail", ...; NULL before */
+  char *final_message; /* NULL or the server's summary */
 } cli_progress_t;
 
 /* Initialises an empty state (caller-allocated). */
@@ -70,6 +77,14 @@ int cli_progress_expect(cli_progress_t *p, const char *task_id);
  * applied one are ignored (a resumed stream may repeat them). Returns 0 or
  * UV_ENOMEM (the state stays consistent). */
 int cli_progress_apply(cli_progress_t *p, const Smaug__V1__OperationEvent *ev);
+
+/* The task `task_id` ("P:type#id"), or NULL if no event named it. */
+cli_task_t *cli_progress_find(const cli_progress_t *p, const char *task_id);
+
+/* The id cli_progress_apply gives the task of `ev` ("P:type#id", cut to
+ * `len`), or "" when the event names no resource. Returns buf. */
+char *cli_progress_task_id(const Smaug__V1__OperationEvent *ev, char *buf,
+                           size_t len);
 
 /* Counts tasks in each state; `counts` has CLI_TASK_CANCELLED + 1 slots. */
 void cli_progress_count(const cli_progress_t *p, size_t *counts);

@@ -18,6 +18,7 @@ struct cli_rpc_s {
   ProtobufCMessage *resp; /* unary: the copied response */
   cli_rpc_msg_cb on_msg;
   void *on_msg_data;
+  int max_message; /* receive limit of each call; 0: the runtime's */
 };
 
 int cli_rpc_new(const char *target, cli_rpc_t **out) {
@@ -59,6 +60,10 @@ void cli_rpc_free(cli_rpc_t *r) {
   uv_loop_close(&r->loop);
   free(r->message);
   free(r);
+}
+
+void cli_rpc_set_max_message(cli_rpc_t *r, int bytes) {
+  r->max_message = bytes > 0 ? bytes : 0;
 }
 
 uv_loop_t *cli_rpc_loop(cli_rpc_t *r) {
@@ -103,7 +108,8 @@ static void on_done(rt_client_call_t *call, grpc_status_code code,
 static grpc_status_code run_call(cli_rpc_t *r, const rt_method_t *method,
                                  const ProtobufCMessage *req,
                                  int64_t timeout_ms, rt_client_msg_cb cb) {
-  rt_call_opts_t opts = {.timeout_ms = timeout_ms};
+  rt_call_opts_t opts = {.timeout_ms = timeout_ms,
+                         .max_message_bytes = r->max_message};
   r->done = 0;
   int rc =
       rt_client_call_start(r->ch, method, req, &opts, cb, on_done, r, &r->call);

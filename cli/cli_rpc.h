@@ -38,6 +38,10 @@ int cli_rpc_new(const char *target, cli_rpc_t **out);
  * NULL is a no-op. */
 void cli_rpc_free(cli_rpc_t *r);
 
+/* Sets the receive limit of the calls made from now on; 0 (the default):
+ * 4 MiB. */
+void cli_rpc_set_max_message(cli_rpc_t *r, int bytes);
+
 /* The loop the calls run on, for the caller's own handles. */
 uv_loop_t *cli_rpc_loop(cli_rpc_t *r);
 

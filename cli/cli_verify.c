@@ -55,8 +55,10 @@ static void on_problem(void *data, const char *section, const char *object,
     fprintf(st->ctx->out, "CORRUPT  %s/%s: %s\n", section, object, msg);
 }
 
-/* Fetches the checkpoint (with its bank URI and results) into *out, owned
- * by the caller (protobuf_c_message_free_unpacked); returns an exit code. */
+/* Fetches the checkpoint (with its bank URI and all its results, paged
+ * through ListResourceResults when GetCheckpoint carries only the first)
+ * into *out, owned by the caller (protobuf_c_message_free_unpacked);
+ * returns an exit code. */
 static int checkpoint_get(cli_ctx_t *ctx, const char *id,
                           Smaug__V1__GetCheckpointResponse **out) {
   cli_rpc_t *r;
@@ -83,8 +85,14 @@ static int checkpoint_get(cli_ctx_t *ctx, const char *id,
       rc = CLI_EXIT_FAILED;
       protobuf_c_message_free_unpacked(m, NULL);
     } else {
-      *out = (Smaug__V1__GetCheckpointResponse *)m;
-      rc = CLI_EXIT_OK;
+      Smaug__V1__GetCheckpointResponse *gc = (void *)m;
+      Smaug__V1__Checkpoint *cp = gc->checkpoint;
+      rc = cli_results_complete(ctx, r, id, NULL, gc->results_truncated,
+                                &cp->results, &cp->n_results);
+      if (rc == CLI_EXIT_OK)
+        *out = gc;
+      else
+        protobuf_c_message_free_unpacked(m, NULL);
     }
   }
   cli_rpc_free(r);

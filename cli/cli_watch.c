@@ -26,10 +26,6 @@ typedef struct {
   size_t drawn; /* lines of the live block now on screen */
   int interrupted;
   int nomem;
-  /* Plain output: when each task last had a progress line printed. */
-  char **last_ids;
-  int64_t *last_ms;
-  size_t n_last;
   uv_timer_t timer;
   uv_signal_t sigint;
 } watch_t;
@@ -56,7 +52,8 @@ static void redraw(watch_t *w) {
   free(s);
 }
 
-/* Plain output: 1 if a progress line for this event's task is due. */
+/* Plain output: 1 if a progress line for this event's task is due (at
+ * most one a second per task, and always the last one). */
 static int progress_due(watch_t *w, const Smaug__V1__OperationEvent *ev) {
   if (ev->resource == NULL)
     return 1;
@@ -64,27 +61,13 @@ static int progress_due(watch_t *w, const Smaug__V1__OperationEvent *ev) {
       ev->progress->done >= ev->progress->total)
     return 1;
   char id[512];
-  snprintf(id, sizeof(id), "%d:%s#%s", (int)ev->activity, ev->resource->type,
-           ev->resource->id);
-  for (size_t i = 0; i < w->n_last; i++) {
-    if (strcmp(w->last_ids[i], id) != 0)
-      continue;
-    if (ev->time_ms - w->last_ms[i] < 1000)
-      return 0;
-    w->last_ms[i] = ev->time_ms;
+  cli_task_t *t =
+      cli_progress_find(&w->prog, cli_progress_task_id(ev, id, sizeof(id)));
+  if (t == NULL)
     return 1;
-  }
-  char **ids = realloc(w->last_ids, (w->n_last + 1) * sizeof(*ids));
-  if (ids == NULL)
-    return 1;
-  w->last_ids = ids;
-  int64_t *ms = realloc(w->last_ms, (w->n_last + 1) * sizeof(*ms));
-  if (ms == NULL)
-    return 1;
-  w->last_ms = ms;
-  if ((ids[w->n_last] = strdup(id)) == NULL)
-    return 1;
-  ms[w->n_last++] = ev->time_ms;
+  if (t->line_ms != 0 && ev->time_ms - t->line_ms < 1000)
+    return 0;
+  t->line_ms = ev->time_ms;
   return 1;
 }
 
@@ -94,21 +77,23 @@ static void on_one_event(watch_t *w, const Smaug__V1__OperationEvent *ev) {
   if (cli_progress_apply(&w->prog, ev) != 0)
     w->nomem = 1;
   if (w->o->json) {
+    /* One string and one write: json_dumpf writes token by token. */
     json_t *j = cli_pbjson_from_message(&ev->base);
-    if (j == NULL || json_dumpf(j, w->o->out, JSON_COMPACT) != 0)
+    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (line == NULL)
       w->nomem = 1;
+    else
+      fputs(line, w->o->out);
+    free(line);
     json_decref(j);
     fputc('\n', w->o->out);
-    fflush(w->o->out);
   } else if (!w->o->tty) {
     if (ev->kind == SMAUG__V1__EVENT_KIND__EVENT_KIND_PROGRESS &&
         !progress_due(w, ev))
       return;
     char *line = cli_progress_event_line(ev);
-    if (line != NULL) {
+    if (line != NULL)
       fputs(line, w->o->out);
-      fflush(w->o->out);
-    }
     free(line);
   }
 }
@@ -122,6 +107,8 @@ static void on_event(const ProtobufCMessage *msg, void *data) {
     on_one_event(w, resp->event);
   for (size_t i = 0; i < resp->n_events; i++)
     on_one_event(w, resp->events[i]);
+  if (w->o->json || !w->o->tty)
+    fflush(w->o->out); /* once a message: up to 64 events */
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -228,10 +215,6 @@ int cli_watch_run(cli_rpc_t *r, const char *operation_id,
   uv_close((uv_handle_t *)&w.timer, NULL);
   uv_close((uv_handle_t *)&w.sigint, NULL);
   uv_run(loop, UV_RUN_NOWAIT);
-  for (size_t i = 0; i < w.n_last; i++)
-    free(w.last_ids[i]);
-  free(w.last_ids);
-  free(w.last_ms);
   cli_progress_close(&w.prog);
   return rc;
 }

@@ -53,7 +53,7 @@
 #define WATCH_MAX_BATCH 64
 /* The plan travels in one message; smaugd is started with this limit. */
 #define MAX_MESSAGE_BYTES (256 << 20)
-#define MAX_RESOURCES     50000
+#define MAX_RESOURCES     100000
 #define CALL_TIMEOUT_MS   3600000
 
 /* ---------------------------------------------- raw no-op plugin */
@@ -351,6 +351,7 @@ static int measure_floor(uv_loop_t *loop, const char *addr, int width,
 /* ------------------------------------------------------- orchestrator */
 
 typedef struct watch_s {
+  char op_id[128]; /* the protect's operation, for a later `smaug watch` */
   uint64_t n_msgs, n_events, last_seq;
   int finished; /* the last message was OPERATION_FINISHED */
   char final_status[64];
@@ -485,6 +486,7 @@ static int protect(cli_rpc_t *c, const char *plan_id, long tasks, int stream,
   wr.after_sequence = stream ? 0 : (uint64_t)tasks * EVENTS_PER_TASK;
   wr.max_batch = max_batch;
   memset(w, 0, sizeof(*w));
+  snprintf(w->op_id, sizeof(w->op_id), "%s", op_id);
   w->protect_s = t_protect;
   grpc_status_code code = cli_rpc_stream(
       c, &smaug_v1_orchestrator_methods[SMAUG_V1_ORCHESTRATOR_WATCH_OPERATION],
@@ -699,6 +701,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench: client: %s\n", uv_strerror(err));
     goto out;
   }
+  cli_rpc_set_max_message(cli, MAX_MESSAGE_BYTES); /* CreatePlan's answer */
   if ((err = wait_for_plugin(cli)) != 0) {
     fprintf(stderr, "bench: smaugd lists no plugin after 10 s (log %s)\n",
             sm.log);
@@ -745,10 +748,11 @@ out:
     return 1;
   long tasks = 2 * n;
   double tps = (double)tasks / wall;
-  printf("plugin=%s depth=%d fanout=%ld warmup=%ld events_received=%llu "
-         "messages=%llu max_batch=%ld final=%s protect_call_ms=%.1f "
-         "cpu_ms_during_protect: smaugd=%.0f plugin=%.0f\n",
-         raw ? "raw" : "sdk", depth, fanout, warmup,
+  printf("plugin=%s depth=%d fanout=%ld warmup=%ld operation=%s "
+         "events_received=%llu messages=%llu max_batch=%ld final=%s "
+         "protect_call_ms=%.1f cpu_ms_during_protect: smaugd=%.0f "
+         "plugin=%.0f\n",
+         raw ? "raw" : "sdk", depth, fanout, warmup, w.op_id,
          (unsigned long long)w.n_events, (unsigned long long)w.n_msgs,
          max_batch, w.final_status, w.protect_s * 1000, sm_cpu, pl_cpu);
   printf("floor: seq_per_s=%.0f conc%d_per_s=%.0f (compared: conc%d)\n",

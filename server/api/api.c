@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api_op.h"
+#include "api_results.h"
 #include "api_valid.h"
 #include "dag.h"
 #include "discovery.h"
@@ -28,6 +29,7 @@ struct api_s {
   reg_t *reg;
   lim_t *lim; /* the plugins' limits, shared by operations and flows */
   ops_t *ops;
+  api_results_t results; /* GetCheckpoint, GetRestore, ListResourceResults */
   int max_message_bytes;
   int closing;
 };
@@ -377,33 +379,14 @@ static void h_delete_plan(rt_call_t *call,
 static void h_get_checkpoint(rt_call_t *call,
                              const Smaug__V1__GetCheckpointRequest *req,
                              void *data) {
-  api_t *api = data;
-  if (api_fail_bad_id(call, "id", req->id))
-    return;
-  ops_flush(api->ops);
-  Smaug__V1__Checkpoint *cp;
-  int err = store_checkpoint_get(api->store, req->id, &cp);
-  if (err) {
-    api_fail_lookup(call, "checkpoint", req->id, err);
-    return;
-  }
-  Smaug__V1__ResourceResult **rs = NULL;
-  size_t n = 0;
-  if ((err = ops_checkpoint_results(api->ops, cp, &rs, &n)) != 0) {
-    protobuf_c_message_free_unpacked(&cp->base, NULL);
-    api_fail_store(call, err);
-    return;
-  }
-  cp->n_results = n;
-  cp->results = rs;
-  Smaug__V1__GetCheckpointResponse resp =
-      SMAUG__V1__GET_CHECKPOINT_RESPONSE__INIT;
-  resp.checkpoint = cp;
-  rt_call_reply(call, &resp.base);
-  cp->n_results = 0;
-  cp->results = NULL;
-  store_msgs_free(rs, n);
-  protobuf_c_message_free_unpacked(&cp->base, NULL);
+  api_results_get_checkpoint(&((api_t *)data)->results, call, req);
+}
+
+static void
+h_list_resource_results(rt_call_t *call,
+                        const Smaug__V1__ListResourceResultsRequest *req,
+                        void *data) {
+  api_results_list(&((api_t *)data)->results, call, req);
 }
 
 static void h_list_checkpoints(rt_call_t *call,
@@ -466,32 +449,7 @@ static void h_list_checkpoints(rt_call_t *call,
 
 static void h_get_restore(rt_call_t *call,
                           const Smaug__V1__GetRestoreRequest *req, void *data) {
-  api_t *api = data;
-  if (api_fail_bad_id(call, "id", req->id))
-    return;
-  ops_flush(api->ops);
-  Smaug__V1__Restore *r;
-  int err = store_restore_get(api->store, req->id, &r);
-  if (err) {
-    api_fail_lookup(call, "restore", req->id, err);
-    return;
-  }
-  Smaug__V1__ResourceResult **rs = NULL;
-  size_t n = 0;
-  if ((err = store_result_list(api->store, r->id, &rs, &n)) != 0) {
-    protobuf_c_message_free_unpacked(&r->base, NULL);
-    api_fail_store(call, err);
-    return;
-  }
-  r->n_results = n;
-  r->results = rs;
-  Smaug__V1__GetRestoreResponse resp = SMAUG__V1__GET_RESTORE_RESPONSE__INIT;
-  resp.restore = r;
-  rt_call_reply(call, &resp.base);
-  r->n_results = 0;
-  r->results = NULL;
-  store_msgs_free(rs, n);
-  protobuf_c_message_free_unpacked(&r->base, NULL);
+  api_results_get_restore(&((api_t *)data)->results, call, req);
 }
 
 static void h_list_restores(rt_call_t *call,
@@ -710,6 +668,7 @@ static const smaug_v1_orchestrator_handlers_t handlers = {
     .delete_checkpoint = h_delete_checkpoint,
     .restore = h_restore,
     .get_restore = h_get_restore,
+    .list_resource_results = h_list_resource_results,
     .list_restores = h_list_restores,
     .watch_operation = h_watch_operation,
     .cancel_operation = h_cancel_operation,
@@ -742,6 +701,9 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
                      .event_retention_ms = cfg->event_retention_ms,
                      .retry_budget_ms = cfg->retry_budget_ms};
   int err = ops_new(&oc, &api->ops);
+  api->results = (api_results_t){.store = store,
+                                 .ops = api->ops,
+                                 .max_message_bytes = api->max_message_bytes};
   if (err == 0 &&
       (err = smaug_v1_orchestrator_register(srv, &handlers, api)) != 0) {
     ops_close(api->ops);

@@ -104,6 +104,13 @@ int store_checkpoint_get(store_t *st, const char *id,
   return st->be->checkpoint_get(st, id, out);
 }
 
+int store_checkpoint_head(store_t *st, const char *id, int *status,
+                          char **delete_op) {
+  if (id == NULL || status == NULL || delete_op == NULL)
+    return UV_EINVAL;
+  return st->be->checkpoint_head(st, id, status, delete_op);
+}
+
 int store_checkpoint_set_status(store_t *st, const char *id, int status,
                                 int64_t finished_at_ms, const char *reason) {
   if (store__bad_id(id))
@@ -211,6 +218,20 @@ int store_result_list(store_t *st, const char *op_id,
   if (op_id == NULL || out == NULL || n == NULL)
     return UV_EINVAL;
   return st->be->result_list(st, op_id, out, n);
+}
+
+int store_result_page(store_t *st, const char *op_id, const char *after_type,
+                      const char *after_id, uint32_t limit,
+                      Smaug__V1__ResourceResult ***out, size_t *n) {
+  if (op_id == NULL || limit == 0 || out == NULL || n == NULL)
+    return UV_EINVAL;
+  return st->be->result_page(st, op_id, after_type, after_id, limit, out, n);
+}
+
+int store_result_count(store_t *st, const char *op_id, uint64_t *out) {
+  if (op_id == NULL || out == NULL)
+    return UV_EINVAL;
+  return st->be->result_count(st, op_id, out);
 }
 
 /* ------------------------------------------------------ task outputs */

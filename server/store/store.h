@@ -149,6 +149,13 @@ int store_checkpoint_get(store_t *st, const char *id,
 int store_checkpoint_set_status(store_t *st, const char *id, int status,
                                 int64_t finished_at_ms, const char *reason);
 
+/* What reading a checkpoint's results needs, without unpacking its graph:
+ * its status and, when a delete operation ran or runs on it, the newest
+ * one's id in `*delete_op` (malloc'd; NULL when none ran). UV_ENOENT if
+ * there is no checkpoint `id`. */
+int store_checkpoint_head(store_t *st, const char *id, int *status,
+                          char **delete_op);
+
 typedef struct store_cp_filter_s {
   const char *plan_id; /* NULL or "": any */
   int status;          /* 0: any */
@@ -219,6 +226,15 @@ int store_result_put(store_t *st, const char *op_id,
 /* All results of an operation, ordered by type then id. */
 int store_result_list(store_t *st, const char *op_id,
                       Smaug__V1__ResourceResult ***out, size_t *n);
+/* One page of the results of an operation, in the order of
+ * store_result_list(): at most `limit` (1 or more) results whose (type, id)
+ * comes after (`after_type`, `after_id`); "" and "" start from the first.
+ * Reads only the rows it returns. */
+int store_result_page(store_t *st, const char *op_id, const char *after_type,
+                      const char *after_id, uint32_t limit,
+                      Smaug__V1__ResourceResult ***out, size_t *n);
+/* How many results operation `op_id` has (0 for an unknown one). */
+int store_result_count(store_t *st, const char *op_id, uint64_t *out);
 
 /* ------------------------------------------------------ task outputs */
 
@@ -315,6 +331,8 @@ typedef struct store_backend_s {
                         Smaug__V1__Checkpoint **out);
   int (*checkpoint_set_status)(store_t *st, const char *id, int status,
                                int64_t finished_at_ms, const char *reason);
+  int (*checkpoint_head)(store_t *st, const char *id, int *status,
+                         char **delete_op);
   int (*checkpoint_list)(store_t *st, const store_cp_filter_t *f,
                          uint64_t before, uint32_t limit,
                          Smaug__V1__Checkpoint ***out, size_t *n,
@@ -334,6 +352,10 @@ typedef struct store_backend_s {
                     const Smaug__V1__ResourceResult *res);
   int (*result_list)(store_t *st, const char *op_id,
                      Smaug__V1__ResourceResult ***out, size_t *n);
+  int (*result_page)(store_t *st, const char *op_id, const char *after_type,
+                     const char *after_id, uint32_t limit,
+                     Smaug__V1__ResourceResult ***out, size_t *n);
+  int (*result_count)(store_t *st, const char *op_id, uint64_t *out);
   int (*task_put)(store_t *st, const char *op_id, const store_task_t *t);
   int (*task_each)(store_t *st, const char *op_id, store_task_cb cb,
                    void *data);

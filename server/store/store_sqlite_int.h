@@ -125,8 +125,14 @@ int sq_restore_list(store_t *st, const char *checkpoint_id, uint64_t before,
                     uint64_t *next);
 int sq_op_get(store_t *st, const char *id, store_op_t **out);
 int sq_op_list_running(store_t *st, store_op_t ***out, size_t *n);
+int sq_checkpoint_head(store_t *st, const char *id, int *status,
+                       char **delete_op);
 int sq_result_list(store_t *st, const char *op_id,
                    Smaug__V1__ResourceResult ***out, size_t *n);
+int sq_result_page(store_t *st, const char *op_id, const char *after_type,
+                   const char *after_id, uint32_t limit,
+                   Smaug__V1__ResourceResult ***out, size_t *n);
+int sq_result_count(store_t *st, const char *op_id, uint64_t *out);
 int sq_task_each(store_t *st, const char *op_id, store_task_cb cb, void *data);
 int sq_event_list(store_t *st, const char *op_id, uint64_t after,
                   uint32_t limit, Smaug__V1__OperationEvent ***out, size_t *n);

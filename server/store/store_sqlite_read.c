@@ -269,6 +269,84 @@ int sq_result_list(store_t *st, const char *op_id,
                  NULL);
 }
 
+/* A checkpoint's head: its status and its newest delete operation. */
+typedef struct head_s {
+  int status;
+  char *delete_op; /* malloc'd; NULL when no delete ran */
+} head_t;
+
+static int head_row(sqlite3_stmt *stmt, const void *arg, void *out) {
+  (void)arg;
+  head_t *h = out;
+  h->status = sqlite3_column_int(stmt, 0);
+  if (sqlite3_column_type(stmt, 1) != SQLITE_NULL &&
+      (h->delete_op = sq__dup_col(stmt, 1)) == NULL)
+    return UV_ENOMEM;
+  return 0;
+}
+
+int sq_checkpoint_head(store_t *st, const char *id, int *status,
+                       char **delete_op) {
+  sq_t *sq = (sq_t *)st;
+  head_t h = {0, NULL};
+  int err = 0;
+  sqlite3_stmt *s = sq__rstmt(
+      sq,
+      "SELECT c.status, (SELECT o.id FROM operations o WHERE "
+      "o.checkpoint_id = c.id AND o.kind = ?2 ORDER BY o.created_at_ms "
+      "DESC, o.rowid DESC LIMIT 1) FROM checkpoints c WHERE c.id = ?1",
+      &err);
+  if (s == NULL)
+    return err;
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, SMAUG__V1__OPERATION_KIND__OPERATION_KIND_DELETE);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW)
+    err = head_row(s, NULL, &h);
+  else if (rc == SQLITE_DONE)
+    err = UV_ENOENT;
+  else
+    err = sq__rerr(sq, rc);
+  sqlite3_reset(s);
+  if (err) {
+    free(h.delete_op);
+    return err;
+  }
+  *status = h.status;
+  *delete_op = h.delete_op;
+  return 0;
+}
+
+int sq_result_page(store_t *st, const char *op_id, const char *after_type,
+                   const char *after_id, uint32_t limit,
+                   Smaug__V1__ResourceResult ***out, size_t *n) {
+  sq_t *sq = (sq_t *)st;
+  int err = 0;
+  sqlite3_stmt *s = sq__rstmt(sq,
+                              "SELECT 0, body FROM results WHERE op_id = ?1 "
+                              "AND (rtype, rid) > (?2, ?3) "
+                              "ORDER BY rtype, rid LIMIT ?4",
+                              &err);
+  if (s == NULL)
+    return err;
+  sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, after_type ? after_type : "", -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 3, after_id ? after_id : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 4, limit);
+  return collect(sq, s, 0, &smaug__v1__resource_result__descriptor, out, n,
+                 NULL);
+}
+
+int sq_result_count(store_t *st, const char *op_id, uint64_t *out) {
+  int64_t v = 0;
+  int err = sq__read_int((sq_t *)st,
+                         "SELECT count(*) FROM results WHERE op_id = ?1",
+                         op_id, 0, 0, &v);
+  if (err == 0)
+    *out = (uint64_t)v;
+  return err;
+}
+
 int sq_task_each(store_t *st, const char *op_id, store_task_cb cb, void *data) {
   sq_t *sq = (sq_t *)st;
   int err = 0, rc;

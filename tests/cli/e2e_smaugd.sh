@@ -2,7 +2,8 @@
 # The smaug client against a real smaugd on an ephemeral port with a
 # temporary data dir and a minimal plugin (smaug-cli-test-plugin): health,
 # plugin register/list, plan create/list/show/delete with -o json output
-# parsed back (jq), protect --wait, checkpoint list/show and flow --dot.
+# parsed back (jq), protect --wait, checkpoint list/show and flow --dot,
+# and the results of a checkpoint and a restore larger than one page.
 # Both servers are stopped with SIGTERM at the end (killed if that fails).
 set -u
 SMAUG=$1
@@ -140,5 +141,39 @@ grep -q NOT_FOUND "$tmp/err" || fail "restore show unknown: $(cat "$tmp/err")"
 
 "$SMAUG" flow "$ckp" --dot >"$tmp/flow.dot" || fail "flow --dot exit $?"
 grep -q 'digraph' "$tmp/flow.dot" || fail "flow --dot: $(cat "$tmp/flow.dot")"
+
+# More resources than GetCheckpoint and GetRestore carry (1000) and than
+# one ListResourceResults page (500): show, restore --wait and verify
+# follow the pages, and the pages join to every resource once, in order.
+n=1234
+jq -n --argjson n $n '{name: "many", resources: [range($n) |
+  {type: "smaug.volume", id: ("v\(. + 100000)")}]}' >"$tmp/many.json"
+many=$("$SMAUG" plan create -f "$tmp/many.json") || fail "plan create many"
+"$SMAUG" protect "$many" --wait >"$tmp/protect" 2>"$tmp/err" ||
+  fail "protect many exit $?: $(tail "$tmp/protect" "$tmp/err")"
+ckp=$(sed -n 's/^checkpoint  *//p' "$tmp/protect")
+want=$(jq -c '[.resources[].id]' "$tmp/many.json")
+"$SMAUG" -o json checkpoint show "$ckp" >"$tmp/ckp.json" ||
+  fail "checkpoint show many exit $?"
+jq -e --argjson w "$want" '[.checkpoint.results[].resource.id] == $w and
+  (.results_truncated | not) and .results_total == ($w | length)' \
+  "$tmp/ckp.json" >/dev/null ||
+  fail "checkpoint show -o json: $(jq -c '[.results_truncated,
+    .results_total, (.checkpoint.results | length)]' "$tmp/ckp.json")"
+rows=$("$SMAUG" checkpoint show "$ckp" | grep -c '^smaug.volume#v1[0-9]* *done ')
+[ "$rows" = $n ] || fail "checkpoint show printed $rows of $n results"
+"$SMAUG" -o json checkpoint verify "$ckp" >"$tmp/verify.json" ||
+  fail "checkpoint verify exit $?: $(cat "$tmp/verify.json")"
+"$SMAUG" restore "$ckp" --wait >"$tmp/restore" 2>"$tmp/err" ||
+  fail "restore many exit $?: $(tail "$tmp/restore" "$tmp/err")"
+rst=$(grep -o 'rst-[0-9a-f]*' "$tmp/restore" | head -1)
+rows=$(grep -c '^smaug.volume#v1[0-9]*  *done  *[^ ]' "$tmp/restore")
+[ "$rows" -ge $n ] || fail "restore --wait printed $rows of $n results"
+"$SMAUG" -o json restore show "$rst" >"$tmp/rst.json" ||
+  fail "restore show many exit $?"
+jq -e --argjson w "$want" '[.restore.results[].resource.id] == $w and
+  ([.restore.results[].status | select(. == "TASK_STATUS_DONE")] | length) ==
+  ($w | length)' "$tmp/rst.json" >/dev/null ||
+  fail "restore show -o json: $(jq -c '.restore.results | length' "$tmp/rst.json")"
 
 echo "smaugd end-to-end passed"

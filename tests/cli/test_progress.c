@@ -3,6 +3,7 @@
  * (cli_progress): the live block, plain event lines and the summary.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,6 +175,62 @@ Test(progress, summary_has_one_row_per_resource, .timeout = 5) {
          "smaug.volume#v2  running    pending    -\n"
          "smaug.volume#v3  failed     pending    -        disk gone\n"
          "6 tasks: 2 done, 1 failed, 0 skipped, 0 cancelled, 3 unfinished\n");
+  free(s);
+  cli_progress_close(&p);
+}
+
+/* A resource whose S task reports before its P task still gets one row,
+ * where its first task appeared, and tasks are found again by id. */
+Test(progress, summary_row_follows_the_first_task_of_a_resource, .timeout = 5) {
+  cli_progress_t p;
+  event_t e;
+  seq = 0;
+  cli_progress_init(&p);
+  apply(&p, mk(&e, SMAUG__V1__EVENT_KIND__EVENT_KIND_QUEUED, 'S', "b", 0));
+  apply(&p, mk(&e, SMAUG__V1__EVENT_KIND__EVENT_KIND_DONE, 'P', "a", 10));
+  apply(&p, mk(&e, SMAUG__V1__EVENT_KIND__EVENT_KIND_DONE, 'P', "b", 20));
+  cr_assert_not_null(cli_progress_find(&p, "P:smaug.volume#b"));
+  cr_assert_null(cli_progress_find(&p, "S:smaug.volume#a"));
+  char *s = cli_progress_summary(&p);
+  cr_assert_str_eq(s, "RESOURCE        PARALLEL   SYNC       TIME     REASON\n"
+                      "smaug.volume#b  done       queued     -\n"
+                      "smaug.volume#a  done       -          -\n"
+                      "3 tasks: 2 done, 0 failed, 0 skipped, 0 cancelled, 1 "
+                      "unfinished\n");
+  free(s);
+  cli_progress_close(&p);
+}
+
+/* 400,000 events of 200,000 tasks, then the summary: every step finds its
+ * task without a scan of the others (that was quadratic: minutes), so
+ * this takes well under a second. The timeout bounds the complexity, not
+ * the speed. */
+Test(progress, follows_400k_events_without_quadratic_cost, .timeout = 30) {
+  enum { N = 100000 }; /* resources: 2 tasks, 2 events each */
+  cli_progress_t p;
+  event_t e;
+  char id[32];
+  seq = 0;
+  cli_progress_init(&p);
+  for (int round = 0; round < 2; round++)
+    for (int act = 0; act < 2; act++)
+      for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "r%06d", (i * 7919) % N);
+        apply(&p, mk(&e,
+                     round ? SMAUG__V1__EVENT_KIND__EVENT_KIND_DONE
+                           : SMAUG__V1__EVENT_KIND__EVENT_KIND_STARTED,
+                     act ? 'S' : 'P', id, round));
+      }
+  size_t c[CLI_TASK_CANCELLED + 1];
+  cli_progress_count(&p, c);
+  cr_assert_eq(p.n_tasks, 2 * N);
+  cr_assert_eq(c[CLI_TASK_DONE], 2 * N);
+  char *s = cli_progress_summary(&p);
+  cr_assert_not_null(s);
+  size_t lines = 0;
+  for (const char *q = s; *q; q++)
+    lines += *q == '\n';
+  cr_assert_eq(lines, N + 2); /* header, one per resource, totals */
   free(s);
   cli_progress_close(&p);
 }

@@ -4,7 +4,8 @@
     check_proto_rules.py ROOT
 
 Reads the rules from the sources (VALID_ID_PATTERN in
-server/common/valid.h, OPS_PROGRESS_MS in server/ops/ops_int.h) and
+server/common/valid.h, OPS_PROGRESS_MS in server/ops/ops_int.h,
+API_RESULTS_* in server/api/api_results.h) and
 checks that the comment above each field or enum value that they govern,
 in ROOT/proto/smaug/v1/*.proto, states them:
 
@@ -14,7 +15,10 @@ in ROOT/proto/smaug/v1/*.proto, states them:
   type, request type#id; later wins) on RestoreRequest.parameters,
   ActivityRequest.parameters and ParameterSet;
 - the progress coalescing (at most N stored per second per task, the
-  newest value wins) on EVENT_KIND_PROGRESS.
+  newest value wins) on EVENT_KIND_PROGRESS;
+- the result page bounds (API_RESULTS_* in server/api/api_results.h):
+  how many results GetCheckpoint and GetRestore carry, and the default
+  and maximum page_size of ListResourceResults.
 
 Prints each problem; exits 1 if there is one.
 """
@@ -56,6 +60,11 @@ def main():
     interval = int(re.search(r"#define OPS_PROGRESS_MS\s+(\d+)",
                              read(root, "server/ops/ops_int.h")).group(1))
     per_second = 1000 // interval
+    res_h = read(root, "server/api/api_results.h")
+    lim = {k: "{:,}".format(int(re.search(
+        r"#define API_RESULTS_%s\s+(\d+)" % k, res_h).group(1))).replace(
+            ",", ",?")
+        for k in ("INLINE", "PAGE_DEFAULT", "PAGE_MAX")}
     protos = {name: read(root, "proto/smaug/v1/%s.proto" % name)
               for name in ("types", "plugin", "orchestrator")}
     order = [r"plan's entry for the type", r"plan's \"type#id\" entry",
@@ -75,6 +84,16 @@ def main():
          r"ParameterSet parameters = 2;", [precedence, "later wins"]),
         ("orchestrator", "", r"message ParameterSet", [precedence,
                                                        "later entry wins"]),
+        ("orchestrator", r"message Checkpoint",
+         r"repeated ResourceResult results = 7;",
+         [r"at most the first %s\b" % lim["INLINE"]]),
+        ("orchestrator", r"message Restore",
+         r"repeated ResourceResult results = 6;",
+         [r"at most the first %s\b" % lim["INLINE"]]),
+        ("orchestrator", r"message ListResourceResultsRequest",
+         r"uint32 page_size = 4;",
+         [r"server default \(%s\)" % lim["PAGE_DEFAULT"],
+          r"maximum\s+\(%s\)" % lim["PAGE_MAX"]]),
         ("orchestrator", r"enum EventKind", r"EVENT_KIND_PROGRESS = 3;",
          [r"at most %d .*per second per task" % per_second,
           r"newest value wins"]),

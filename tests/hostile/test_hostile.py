@@ -10,6 +10,17 @@ Paging (class Paging):
   * page tokens that are not what smaugd writes (" 1", "+1", a number
     beyond 64 bits) answer INVALID_ARGUMENT naming page_token.
 
+ResultPages (class ResultPages): a checkpoint and a restore of more
+resources than GetCheckpoint and GetRestore carry (1000): both say
+results_truncated with the right total, and ListResourceResults, by
+checkpoint, restore or operation id and at any page size, joins to the
+full set in (type, id) order with no resource twice and none missing,
+and after a delete that fails for two resources the checkpoint's pages
+carry the delete outcome; with a 64 KiB message limit, GetCheckpoint
+leaves out a graph that does not fit (graph_omitted) and pages are cut to
+fit, and `smaug checkpoint show` still lists every result; page tokens smaugd never wrote, page sizes over the maximum, no id or two
+ids answer INVALID_ARGUMENT naming the field, unknown ids NOT_FOUND.
+
 LyingPlugin (class LyingPlugin): a plugin whose ListDependents names
 "../" ids or a cycle, whose SyncActivity sends a result then an error, or
 two results, or a restored_id with "../" (or none for a restore), or
@@ -113,6 +124,196 @@ class Paging(WithSmaugd):
                                       "page_token: invalid token")
             # The largest token smaugd could write is still a token.
             self.smaugd.call(method, req("18446744073709551615"))
+        self.assertAlive()
+
+
+class ResultPages(WithSmaugd):
+    """Results of more resources than one answer carries."""
+    N = 1100  # over the 1000 that GetCheckpoint and GetRestore carry
+
+    def pages(self, size, **ids):
+        """Every page of ListResourceResults; returns the (type, id) keys
+        in order, and the results."""
+        o = pb["o"]
+        keys, results, token, calls = [], [], "", 0
+        while True:
+            resp = self.smaugd.call("ListResourceResults",
+                                    o.ListResourceResultsRequest(
+                                        page_size=size, page_token=token,
+                                        **ids))
+            calls += 1
+            self.assertLessEqual(len(resp.results), size or 500)
+            self.assertGreater(len(resp.results), 0, "an empty page")
+            keys += [(r.resource.type, r.resource.id) for r in resp.results]
+            results += list(resp.results)
+            token = resp.next_page_token
+            if not token:
+                return keys, results
+            self.assertLess(calls, 2 * self.N, "the pages do not end")
+
+    def assertWhole(self, keys, want):
+        self.assertEqual(len(keys), len(set(keys)), "a resource twice")
+        self.assertEqual(keys, sorted(keys), "not in (type, id) order")
+        self.assertEqual(set(keys), want, "resources missing or unknown")
+
+    def test_pages_join_to_every_result_once(self):
+        o = pb["o"]
+        plugin = self.fake()
+        self.smaugd.register(plugin.address)
+        ty = hostile.FakePlugin.TYPE
+        want = {(ty, "r%04d" % i) for i in range(self.N)}
+        plan = self.smaugd.plan(sorted(want))
+        started = self.smaugd.protect(plan.id)
+        cid = started.checkpoint_id
+        self.smaugd.wait_checkpoint(cid, o.CHECKPOINT_STATUS_PROTECTING,
+                                    timeout=120)
+        got = self.smaugd.call("GetCheckpoint",
+                               o.GetCheckpointRequest(id=cid))
+        self.assertEqual(got.checkpoint.status, o.CHECKPOINT_STATUS_AVAILABLE)
+        self.assertTrue(got.results_truncated)
+        self.assertEqual(got.results_total, self.N)
+        self.assertEqual(len(got.checkpoint.results), 1000)
+        # The inline results are the first page of the same order.
+        first = [(r.resource.type, r.resource.id)
+                 for r in got.checkpoint.results]
+        for size in (7, 0, 1000, 5000):
+            with self.subTest(page_size=size):
+                keys, _ = self.pages(size, checkpoint_id=cid)
+                self.assertWhole(keys, want)
+                self.assertEqual(keys[:1000], first)
+        keys, _ = self.pages(333, operation_id=started.operation_id)
+        self.assertWhole(keys, want)
+
+        rs = self.smaugd.call("Restore", o.RestoreRequest(checkpoint_id=cid))
+        r = self.smaugd.wait_restore(rs.restore_id, timeout=120)
+        self.assertEqual(r.status, o.RESTORE_STATUS_SUCCESS, r.reason)
+        got = self.smaugd.call("GetRestore",
+                               o.GetRestoreRequest(id=rs.restore_id))
+        self.assertTrue(got.results_truncated)
+        self.assertEqual(got.results_total, self.N)
+        keys, results = self.pages(250, restore_id=rs.restore_id)
+        self.assertWhole(keys, want)
+        for res in results:
+            self.assertEqual(res.restored_id, res.resource.id + "-restored")
+        keys, _ = self.pages(0, operation_id=rs.operation_id)
+        self.assertWhole(keys, want)
+
+        # After a delete, the checkpoint's pages carry the delete outcome:
+        # two resources, on two different pages, fail to be deleted.
+        t = pb["t"]
+        sync, refused = plugin.sync, {"r0005", "r1050"}
+
+        def refusing_sync(req, ctx):
+            if req.operation.kind == t.OPERATION_KIND_DELETE and \
+                    req.resource.id in refused:
+                ctx.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "will not delete " + req.resource.id)
+            yield from sync(req, ctx)
+        plugin.sync = refusing_sync
+        self.smaugd.call("DeleteCheckpoint",
+                         o.DeleteCheckpointRequest(id=cid))
+        ckp = self.smaugd.wait_checkpoint(cid, o.CHECKPOINT_STATUS_DELETING,
+                                          timeout=120)
+        self.assertEqual(ckp.status, o.CHECKPOINT_STATUS_ERROR_DELETING)
+        keys, results = self.pages(7, checkpoint_id=cid)
+        self.assertWhole(keys, want)
+        failed = {r.resource.id for r in results
+                  if r.status == t.TASK_STATUS_FAILED}
+        self.assertEqual(failed, refused)
+        for r in results:
+            if r.resource.id in refused:
+                self.assertIn("will not delete", r.reason)
+        self.assertAlive()
+
+    def test_small_messages_leave_out_the_graph_and_cut_pages(self):
+        """smaugd with a 64 KiB message limit and a checkpoint of 2001
+        discovered resources: GetCheckpoint leaves out the graph (140 KB)
+        and says so, pages are cut to fit, and `smaug checkpoint show`
+        still lists every resource."""
+        import tempfile
+        o, t = pb["o"], pb["t"]
+        self.smaugd.stop()
+        self.smaugd = hostile.Smaugd(tempfile.mkdtemp(dir=self.dir), extra=[
+            "--max-message-bytes", "65536"])
+        self.addCleanup(self.smaugd.stop)
+        plugin = self.fake()
+        kids = [(plugin.TYPE, "kid-%04d" % i) for i in range(2000)]
+        plugin.dependents = lambda r: kids if r.id == "root" else []
+        self.smaugd.register(plugin.address)
+        plan = self.smaugd.plan([(plugin.TYPE, "root")])
+        cid = self.smaugd.protect(plan.id).checkpoint_id
+        self.smaugd.wait_checkpoint(cid, o.CHECKPOINT_STATUS_PROTECTING,
+                                    timeout=120)
+        got = self.smaugd.call("GetCheckpoint", o.GetCheckpointRequest(id=cid))
+        self.assertEqual(got.checkpoint.status, o.CHECKPOINT_STATUS_AVAILABLE)
+        self.assertTrue(got.graph_omitted)
+        self.assertEqual(len(got.checkpoint.resources), 0)
+        self.assertEqual(len(got.checkpoint.edges), 0)
+        self.assertTrue(got.results_truncated)
+        self.assertEqual(got.results_total, 2001)
+        self.assertGreater(len(got.checkpoint.results), 0)
+        self.assertLessEqual(got.ByteSize(), 65536)
+        keys, _ = self.pages(5000, checkpoint_id=cid)
+        self.assertWhole(keys, set(kids) | {(plugin.TYPE, "root")})
+        env = dict(os.environ, SMAUG_SERVER="unix:" + self.smaugd.sock)
+        out = subprocess.run([hostile.ARGS.smaug, "checkpoint", "show", cid],
+                             env=env, capture_output=True, text=True,
+                             timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = [ln for ln in out.stdout.splitlines()
+                if ln.startswith(plugin.TYPE + "#")]
+        self.assertEqual(len(rows), 2001)
+        self.assertAlive()
+
+    def test_hostile_requests_are_refused(self):
+        o = pb["o"]
+        self.smaugd.register(self.fake().address)
+        ty = hostile.FakePlugin.TYPE
+        plan = self.smaugd.plan([(ty, "a"), (ty, "b")])
+        cid = self.smaugd.protect(plan.id).checkpoint_id
+        self.smaugd.wait_checkpoint(cid, o.CHECKPOINT_STATUS_PROTECTING)
+        bad = grpc.StatusCode.INVALID_ARGUMENT
+        req = o.ListResourceResultsRequest
+        cases = [
+            (req(checkpoint_id=cid, page_size=5001), bad, "page_size"),
+            (req(checkpoint_id=cid, page_size=0xffffffff), bad, "page_size"),
+            (req(), bad, "exactly one"),
+            (req(checkpoint_id=cid, restore_id="rst-x"), bad, "exactly one"),
+            (req(checkpoint_id="x" * 300), bad, "checkpoint_id"),
+            (req(restore_id="x" * 300), bad, "restore_id"),
+            (req(operation_id="x" * 300), bad, "operation_id"),
+            (req(checkpoint_id="ckp-nope"), grpc.StatusCode.NOT_FOUND,
+             "ckp-nope"),
+            (req(restore_id="rst-nope"), grpc.StatusCode.NOT_FOUND,
+             "rst-nope"),
+            (req(operation_id="op-nope"), grpc.StatusCode.NOT_FOUND,
+             "op-nope"),
+        ]
+        for tok in ("garbage", "#", "a#", "#b", "../x#y", "a#b#c", " a#b",
+                    "a#b ", "x" * 300 + "#y", "a#" + "y" * 129, "%00#a",
+                    "18446744073709551615"):
+            cases.append((req(checkpoint_id=cid, page_token=tok), bad,
+                           "page_token"))
+        for r, code, needle in cases:
+            with self.subTest(req=str(r)[:80]):
+                err = self.smaugd.error("ListResourceResults", r)
+                self.assertStatus(err, code, needle)
+        # A token with a NUL or bytes that are not UTF-8, on the wire.
+        for tok in (b"a\x00#b", b"\xff#b"):
+            wire = req(checkpoint_id=cid).SerializeToString() + \
+                bytes([0x2a, len(tok)]) + tok
+            err = self.smaugd.error("ListResourceResults", wire, raw=True)
+            self.assertEqual(err.code(), bad, err.details())
+        # A well-formed token continues after the resource it names, even
+        # one that does not exist; past the end is an empty last page.
+        resp = self.smaugd.call("ListResourceResults", req(
+            checkpoint_id=cid, page_token=ty + "#a"))
+        self.assertEqual([r.resource.id for r in resp.results], ["b"])
+        self.assertEqual(resp.next_page_token, "")
+        resp = self.smaugd.call("ListResourceResults", req(
+            checkpoint_id=cid, page_token="zzz#zzz"))
+        self.assertEqual(len(resp.results), 0)
+        self.assertEqual(resp.next_page_token, "")
         self.assertAlive()
 
 
