@@ -1,7 +1,7 @@
 /*
  * rt_internal.h - what the runtime's own files (rt.c, rt_server.c,
- * rt_client.c) share: the completion-queue bridge and message helpers.
- * Nothing outside runtime/ includes it.
+ * rt_call.c, rt_client.c) share: the completion-queue bridge and message
+ * helpers. Nothing outside runtime/ includes it.
  *
  * Every grpc_call_start_batch tag is an rt_tag_t embedded in the object
  * that started the batch. The completion-queue thread forwards (tag, ok)
@@ -53,5 +53,31 @@ grpc_byte_buffer *rt__pack(const ProtobufCMessage *msg);
  * NULL on error. `bb` is not consumed. */
 int rt__unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb,
                ProtobufCMessage **out, char *why, size_t why_len);
+
+/* Told once, on the loop, when the runtime has freed a server-side call
+ * (never from inside rt__call_start). */
+typedef void (*rt_call_gone_fn)(void *owner);
+
+/* What rt_server.c hands to rt_call.c for a call gRPC has matched. */
+typedef struct rt_call_start_s {
+  rt_t *rt;
+  grpc_call *call;         /* consumed */
+  const rt_service_t *svc; /* the service and its method index */
+  const void *impl;        /* the typed handler table */
+  void *data;              /* the service's `data` */
+  size_t method;
+  gpr_timespec deadline;
+  grpc_byte_buffer *payload; /* consumed; NULL for streamed requests */
+  rt_call_gone_fn gone;
+  void *owner;
+} rt_call_start_t;
+
+/* Makes an rt_call_t of `s->call`, starts RECV_CLOSE_ON_SERVER, decodes
+ * the first request of a unary or server-streaming call (answering
+ * INVALID_ARGUMENT itself when it does not decode) and dispatches it to
+ * the handler. Returns 0, after which `s->gone(s->owner)` runs exactly once
+ * when the call is freed; or UV_ENOMEM, after which the gRPC call has been
+ * cancelled and released and `gone` never runs. Loop thread. */
+int rt__call_start(const rt_call_start_t *s);
 
 #endif
