@@ -15,6 +15,7 @@
  * queued and chained, one send batch in flight at a time.
  */
 #include <assert.h>
+#include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +24,12 @@
 
 #include "rt_internal.h"
 #include "rt_wire.h"
+
+/* A string an accessor handed out; freed with the call. */
+typedef struct rt_str_s {
+  struct rt_str_s *next;
+  char s[];
+} rt_str_t;
 
 /* An outgoing message waiting for the send op. */
 typedef struct rt_out_s {
@@ -75,6 +82,10 @@ struct rt_call_s {
   grpc_byte_buffer *recv_bb;
   rt_call_read_cb read_cb;
   void *read_data;
+
+  grpc_metadata_array md; /* the request headers */
+  rt_str_t *strs;         /* strings handed out by the accessors */
+  rt_peer_t *peer;        /* read on first use */
 };
 
 static void call_pump_send(rt_call_t *c);
@@ -110,6 +121,14 @@ static void call_release(rt_call_t *c) {
   }
   if (c->details_set)
     grpc_slice_unref(c->details);
+  grpc_metadata_array_destroy(&c->md);
+  for (rt_str_t *p = c->strs, *next; p != NULL; p = next) {
+    next = p->next;
+    free(p);
+  }
+  if (c->peer != NULL)
+    free((void *)c->peer->sans);
+  free(c->peer);
   free(c);
   gone(owner);
 }
@@ -392,6 +411,114 @@ void rt_call_on_cancel(rt_call_t *call, rt_call_cancel_cb cb, void *data) {
   }
 }
 
+/* ------------------------------------------------ headers and the peer */
+
+/* Keeps a copy of `len` bytes of `p` with the call; NULL on no memory. */
+static const char *keep(rt_call_t *c, const char *p, size_t len) {
+  rt_str_t *s = malloc(sizeof(*s) + len + 1);
+  if (s == NULL)
+    return NULL;
+  memcpy(s->s, p, len);
+  s->s[len] = '\0';
+  s->next = c->strs;
+  c->strs = s;
+  return s->s;
+}
+
+static int key_is(grpc_slice k, const char *key) {
+  size_t n = strlen(key);
+  if (GRPC_SLICE_LENGTH(k) != n)
+    return 0;
+  const char *p = (const char *)GRPC_SLICE_START_PTR(k);
+  for (size_t i = 0; i < n; i++) {
+    char a = p[i], b = key[i];
+    if (a >= 'A' && a <= 'Z')
+      a = (char)(a - 'A' + 'a');
+    if (b >= 'A' && b <= 'Z')
+      b = (char)(b - 'A' + 'a');
+    if (a != b)
+      return 0;
+  }
+  return 1;
+}
+
+const char *rt_call_metadata(rt_call_t *call, const char *key) {
+  if (call == NULL || key == NULL)
+    return NULL;
+  size_t klen = strlen(key);
+  if (klen >= 4 && strcmp(key + klen - 4, "-bin") == 0)
+    return NULL;
+  for (size_t i = 0; i < call->md.count; i++) {
+    const grpc_metadata *m = &call->md.metadata[i];
+    if (!key_is(m->key, key))
+      continue;
+    const char *v = (const char *)GRPC_SLICE_START_PTR(m->value);
+    size_t len = GRPC_SLICE_LENGTH(m->value);
+    if (memchr(v, '\0', len) != NULL)
+      return NULL;
+    return keep(call, v, len);
+  }
+  return NULL;
+}
+
+/* The first value of auth context property `name`, kept with the call. */
+static const char *auth_prop(rt_call_t *c, grpc_auth_context *ctx,
+                             const char *name) {
+  grpc_auth_property_iterator it =
+      grpc_auth_context_find_properties_by_name(ctx, name);
+  const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+  return p != NULL ? keep(c, p->value, p->value_length) : NULL;
+}
+
+const rt_peer_t *rt_call_peer(rt_call_t *call) {
+  static const rt_peer_t unknown = {.address = "unknown"};
+  if (call->peer != NULL)
+    return call->peer;
+  rt_peer_t *p = calloc(1, sizeof(*p));
+  if (p == NULL)
+    return &unknown;
+  call->peer = p;
+  char *addr = grpc_call_get_peer(call->call);
+  p->address = addr != NULL ? keep(call, addr, strlen(addr)) : NULL;
+  gpr_free(addr);
+  if (p->address == NULL)
+    p->address = "unknown";
+  p->is_unix = strncmp(p->address, "unix:", 5) == 0;
+  grpc_auth_context *ctx = grpc_call_auth_context(call->call);
+  if (ctx == NULL)
+    return p;
+  const char *type =
+      auth_prop(call, ctx, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
+  p->tls =
+      type != NULL && (strcmp(type, GRPC_SSL_TRANSPORT_SECURITY_TYPE) == 0 ||
+                       strcmp(type, GRPC_TLS_TRANSPORT_SECURITY_TYPE) == 0);
+  /* A client certificate is only in the context when it was verified
+   * against the listener's client CA (rt_creds_tls_server). */
+  if (p->tls && grpc_auth_context_peer_is_authenticated(ctx)) {
+    p->subject = auth_prop(call, ctx, GRPC_X509_SUBJECT_PROPERTY_NAME);
+    p->common_name = auth_prop(call, ctx, GRPC_X509_CN_PROPERTY_NAME);
+    size_t n = 0;
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(
+        ctx, GRPC_X509_SAN_PROPERTY_NAME);
+    while (grpc_auth_property_iterator_next(&it) != NULL)
+      n++;
+    const char **sans = n > 0 ? calloc(n, sizeof(*sans)) : NULL;
+    it = grpc_auth_context_find_properties_by_name(ctx,
+                                                   GRPC_X509_SAN_PROPERTY_NAME);
+    const grpc_auth_property *prop;
+    while (sans != NULL && (prop = grpc_auth_property_iterator_next(&it)) &&
+           p->n_sans < n) {
+      const char *v = keep(call, prop->value, prop->value_length);
+      if (v != NULL)
+        sans[p->n_sans++] = v;
+    }
+    p->sans = sans;
+    p->authenticated = p->subject != NULL || p->common_name != NULL;
+  }
+  grpc_auth_context_release(ctx);
+  return p;
+}
+
 /* ------------------------------------------------------- a new call */
 
 int rt__call_start(const rt_call_start_t *s) {
@@ -418,6 +545,10 @@ int rt__call_start(const rt_call_start_t *s) {
   c->recv_tag.fn = on_recv;
   c->cancel_tag.fn = on_deferred_cancel;
   c->refs = 2; /* the handler and RECV_CLOSE_ON_SERVER */
+  if (s->md != NULL) {
+    c->md = *s->md;
+    memset(s->md, 0, sizeof(*s->md));
+  }
 
   grpc_op op;
   memset(&op, 0, sizeof(op));

@@ -92,6 +92,8 @@ struct rt_server_s {
   void *signal_data;
   rt_health_t *health;
   rt_reflection_t *reflection;
+  rt_listener_t **listeners; /* TLS listeners' fetcher state */
+  size_t n_listeners;
 };
 
 static void server_maybe_stopped(rt_server_t *srv);
@@ -117,6 +119,7 @@ static void call_start(rt_slot_t *s) {
       .method = s->method,
       .deadline = s->deadline,
       .payload = s->payload,
+      .md = &s->md,
       .gone = call_gone,
       .owner = srv,
   };
@@ -171,10 +174,10 @@ static void on_slot(rt_tag_t *tag, int ok) {
   srv->n_slots--;
   /* Take the call out of the slot and re-arm the slot first, so that gRPC
    * can match the next call while this one runs. */
-  rt_slot_t got = *s;
+  rt_slot_t got = *s; /* takes the metadata array too */
   s->call = NULL;
   s->payload = NULL;
-  grpc_metadata_array_destroy(&s->md);
+  memset(&s->md, 0, sizeof(s->md));
   if (ok && !srv->shutting_down)
     slot_request(s);
   if (ok && got.call != NULL) {
@@ -185,6 +188,7 @@ static void on_slot(rt_tag_t *tag, int ok) {
   } else if (got.payload != NULL) {
     grpc_byte_buffer_destroy(got.payload);
   }
+  grpc_metadata_array_destroy(&got.md); /* empty if the call took it */
   if (got.entry == NULL)
     grpc_call_details_destroy(&got.details);
   server_maybe_stopped(srv);
@@ -343,6 +347,12 @@ int rt_server_listen(rt_server_t *srv, const char *addr, int *port_out) {
 
 int rt_server_listen_ex(rt_server_t *srv, const char *addr, int *port_out,
                         char *why, size_t why_len) {
+  return rt_server_listen_creds(srv, addr, NULL, port_out, why, why_len);
+}
+
+int rt_server_listen_creds(rt_server_t *srv, const char *addr,
+                           rt_creds_t *creds_in, int *port_out, char *why,
+                           size_t why_len) {
   if (why_len > 0)
     why[0] = '\0';
   if (srv == NULL || addr == NULL)
@@ -364,7 +374,23 @@ int rt_server_listen_ex(rt_server_t *srv, const char *addr, int *port_out,
       return e;
     }
   }
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  rt_listener_t **ls =
+      realloc(srv->listeners, (srv->n_listeners + 1) * sizeof(*ls));
+  if (ls == NULL)
+    return UV_ENOMEM;
+  srv->listeners = ls;
+  grpc_server_credentials *creds;
+  rt_listener_t *l;
+  err = rt__creds_server(creds_in, &creds, &l);
+  if (err != 0) {
+    snprintf(why, why_len, "cannot listen on %s: %s", addr,
+             err == UV_EINVAL ? "client credentials given to a listener"
+                              : uv_strerror(err));
+    return err;
+  }
+  /* gRPC may call the fetcher until the server is destroyed. */
+  if (l != NULL)
+    srv->listeners[srv->n_listeners++] = l;
   /* The socket file gets its mode from the umask: keep it to 0660. */
   mode_t old_mask = a.is_unix ? umask(0117) : 0;
   int port = grpc_server_add_http2_port(srv->server, addr, creds);
@@ -508,6 +534,9 @@ void rt_server_free(rt_server_t *srv) {
   rt_reflection_free(srv->reflection);
   rt_health_free(srv->health);
   grpc_server_destroy(srv->server);
+  for (size_t i = 0; i < srv->n_listeners; i++)
+    rt__listener_free(srv->listeners[i]);
+  free(srv->listeners);
   for (size_t i = 0; i < srv->n_entries; i++) {
     free(srv->entries[i].handles);
     free(srv->entries[i].slots);
