@@ -723,8 +723,7 @@ int main(int argc, char **argv) {
     goto fail_store;
   if ((err = rt_new(loop, &d.rt)) != 0)
     goto fail_store;
-  /* Credentials and the listen refusal, before anything listens or dials
-   * a plugin. `auth` says whether the API authenticates its callers. */
+  /* Credentials, before anything listens or dials a plugin. */
   tls_settings_t ts = {.cert = d.set.tls_cert,
                        .key = d.set.tls_key,
                        .client_ca = d.set.tls_client_ca,
@@ -733,10 +732,8 @@ int main(int argc, char **argv) {
                        .plugin_cert = d.set.plugin_tls_cert,
                        .plugin_key = d.set.plugin_tls_key,
                        .plugin_insecure = d.set.plugin_insecure};
-  tls_auth_t auth = TLS_AUTH_NOT_AVAILABLE;
   char why[512];
-  if ((err = tls_new(d.rt, &ts, d.set.listen, auth, &d.tls, why,
-                     sizeof(why))) != 0) {
+  if ((err = tls_new(d.rt, &ts, &d.tls, why, sizeof(why))) != 0) {
     fprintf(stderr, "smaugd: %s\n", why[0] ? why : uv_strerror(err));
     rt_log(RT_LOG_ERROR, "smaugd", "cannot start", "error=\"%s\"",
            why[0] ? why : uv_strerror(err));
@@ -761,7 +758,11 @@ int main(int argc, char **argv) {
                                             : -1};
   if ((err = api_new(d.rt, d.srv, d.store, d.reg, &ac, &d.api)) != 0)
     goto fail_reg;
-  if ((err = rt_server_listen_creds(d.srv, d.set.listen, tls_api_creds(d.tls),
+  /* A network address needs TLS and authentication, or --insecure. */
+  tls_auth_t auth = TLS_AUTH_NOT_AVAILABLE;
+  if ((err = tls_check_listen(d.tls, d.set.listen, auth, why, sizeof(why))) !=
+          0 ||
+      (err = rt_server_listen_creds(d.srv, d.set.listen, tls_api_creds(d.tls),
                                     &port, why, sizeof(why))) != 0) {
     rt_log(RT_LOG_ERROR, "smaugd", "cannot listen", "addr=%s error=\"%s\"",
            d.set.listen, why[0] ? why : uv_strerror(err));

@@ -16,6 +16,7 @@ struct tls_s {
   rt_t *rt;
   rt_creds_t *api;    /* NULL: plaintext */
   rt_creds_t *plugin; /* NULL: plaintext */
+  int insecure;
   int plugin_insecure;
 };
 
@@ -68,8 +69,8 @@ static int creds_err(const char *what, int err, const char *cause, char *why,
   return err;
 }
 
-int tls_new(rt_t *rt, const tls_settings_t *s, const char *listen,
-            tls_auth_t auth, tls_t **out, char *why, size_t why_len) {
+int tls_new(rt_t *rt, const tls_settings_t *s, tls_t **out, char *why,
+            size_t why_len) {
   char cause[512] = "";
   int err;
   if (why_len > 0)
@@ -89,34 +90,13 @@ int tls_new(rt_t *rt, const tls_settings_t *s, const char *listen,
              "--plugin-tls-ca");
     return UV_EINVAL;
   }
-  /* The listen refusal. A malformed address is left to the listener,
-   * which names what is wrong with it. */
-  rt_addr_t a;
-  int tls_on = s->cert != NULL;
-  int auth_missing = auth == TLS_AUTH_OFF;
-  int network = rt_addr_parse(listen, &a, NULL, 0) == 0 && !a.is_unix &&
-                !tls_is_loopback(listen);
-  if (network && (!tls_on || auth_missing)) {
-    if (!s->insecure) {
-      snprintf(why, why_len,
-               "refusing to serve %s without %s: it is not a loopback "
-               "address; give %s, listen on 127.0.0.1 or a unix socket, or "
-               "pass --insecure",
-               listen, !tls_on ? "TLS" : "authentication",
-               !tls_on ? "--tls-cert and --tls-key" : "--auth-tokens");
-      return UV_EPERM;
-    }
-    rt_log(RT_LOG_WARN, "smaugd",
-           "--insecure: serving a network address without TLS and "
-           "authentication; anyone who can reach it controls smaugd",
-           "addr=%s tls=%s", listen, tls_on ? "on" : "off");
-  }
   tls_t *t = calloc(1, sizeof(*t));
   if (t == NULL)
     return UV_ENOMEM;
   t->rt = rt;
+  t->insecure = s->insecure;
   t->plugin_insecure = s->plugin_insecure;
-  if (tls_on) {
+  if (s->cert != NULL) {
     rt_tls_files_t f = {.cert = s->cert, .key = s->key, .ca = s->client_ca};
     if ((err = rt_creds_tls_server(&f, &t->api, cause, sizeof(cause))) != 0) {
       tls_free(t);
@@ -139,6 +119,39 @@ int tls_new(rt_t *rt, const tls_settings_t *s, const char *listen,
            "plugin_tls=%s", t->plugin != NULL ? "on" : "off");
   rt_set_channel_creds(rt, choose, t);
   *out = t;
+  return 0;
+}
+
+int tls_check_listen(tls_t *t, const char *listen, tls_auth_t auth, char *why,
+                     size_t why_len) {
+  if (why_len > 0)
+    why[0] = '\0';
+  /* A malformed address is left to the listener, which names what is
+   * wrong with it. */
+  rt_addr_t a;
+  int tls_on = t->api != NULL;
+  int auth_missing = auth == TLS_AUTH_OFF;
+  if (rt_addr_parse(listen, &a, NULL, 0) != 0 || a.is_unix ||
+      tls_is_loopback(listen) || (tls_on && !auth_missing))
+    return 0;
+  /* The real cause first when the address cannot be served at all (not
+   * on this host, in use): a plain bind, closed at once, never listens. */
+  int err = rt_addr_check_listen(listen, why, why_len);
+  if (err != 0)
+    return err;
+  if (!t->insecure) {
+    snprintf(why, why_len,
+             "refusing to serve %s without %s: it is not a loopback "
+             "address; give %s, listen on 127.0.0.1 or a unix socket, or "
+             "pass --insecure",
+             listen, !tls_on ? "TLS" : "authentication",
+             !tls_on ? "--tls-cert and --tls-key" : "--auth-tokens");
+    return UV_EPERM;
+  }
+  rt_log(RT_LOG_WARN, "smaugd",
+         "--insecure: serving a network address without TLS and "
+         "authentication; anyone who can reach it controls smaugd",
+         "addr=%s tls=%s", listen, tls_on ? "on" : "off");
   return 0;
 }
 

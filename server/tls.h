@@ -52,15 +52,23 @@ typedef enum {
 
 typedef struct tls_s tls_t;
 
-/* Loads the API's and the plugins' credentials, checks `listen` against
- * the policy above, and installs the plugin policy as `rt`'s channel
- * chooser. Returns 0 with `*out` owned by the caller (tls_free); or
- * UV_EINVAL (flags that go together given alone, a bad file), UV_EPERM (a
- * refused listen address, a private key readable by others), another
- * negative errno of a file, or UV_ENOMEM; `why` holds the sentence to
- * print. Logs the warning of --insecure and --plugin-insecure. */
-int tls_new(rt_t *rt, const tls_settings_t *s, const char *listen,
-            tls_auth_t auth, tls_t **out, char *why, size_t why_len);
+/* Loads the API's and the plugins' credentials and installs the plugin
+ * policy as `rt`'s channel chooser. Returns 0 with `*out` owned by the
+ * caller (tls_free); or UV_EINVAL (flags that go together given alone, a
+ * bad file), UV_EPERM (a private key readable by others), another negative
+ * errno of a file, or UV_ENOMEM; `why` holds the sentence to print. Logs
+ * the warning of --plugin-insecure. */
+int tls_new(rt_t *rt, const tls_settings_t *s, tls_t **out, char *why,
+            size_t why_len);
+
+/* Checks `listen` against the policy above before anything listens on it:
+ * 0 to go on (after logging the warning of --insecure where it was
+ * needed); UV_EPERM when refused; or, for an address that could not be
+ * served anyway, the listener's own error (rt_addr_check_listen: a bind
+ * of a plain socket, closed at once without listening). `why` says why.
+ * A malformed address passes: the listener names what is wrong with it. */
+int tls_check_listen(tls_t *t, const char *listen, tls_auth_t auth, char *why,
+                     size_t why_len);
 
 /* The API listener's credentials (borrowed), or NULL for plaintext. */
 rt_creds_t *tls_api_creds(tls_t *t);
