@@ -12,6 +12,7 @@
 #                              URI:spiffe://smaug/client, from the CA
 #   other-ca.pem other-ca.key  another CA ("other CA")
 #   other-client.pem/.key      CN=intruder, from the other CA
+#   other-server.pem/.key      the names of server.pem, from the other CA
 set -eu
 d=$1
 cd "$d"
@@ -48,6 +49,7 @@ leaf ca server "/CN=localhost/O=smaug" 0x1001 "$server_ext"
 leaf ca server2 "/CN=localhost/O=smaug" 0x1002 "$server_ext"
 leaf ca client "/O=smaug/CN=smaug-client" 0x2001 "$client_ext"
 leaf other-ca other-client "/CN=intruder" 0x3001 "$client_ext"
+leaf other-ca other-server "/CN=localhost/O=intruder" 0x3002 "$server_ext"
 
 # An expired certificate: `openssl ca` is the one that takes dates.
 key expired.key
