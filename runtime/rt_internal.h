@@ -1,7 +1,7 @@
 /*
  * rt_internal.h - what the runtime's own files (rt.c, rt_server.c,
- * rt_call.c, rt_client.c) share: the completion-queue bridge and message
- * helpers. Nothing outside runtime/ includes it.
+ * rt_call.c, rt_client.c, rt_creds.c) share: the completion-queue bridge
+ * and message helpers. Nothing outside runtime/ includes it.
  *
  * Every grpc_call_start_batch tag is an rt_tag_t embedded in the object
  * that started the batch. The completion-queue thread forwards (tag, ok)
