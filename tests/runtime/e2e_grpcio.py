@@ -14,7 +14,15 @@ Reflection docs (class Reflection): a raw grpc.reflection.v1 call fetches
 smaug/v1/orchestrator.proto from smaugd, and its source_code_info holds
 the proto comments of a service, a message and a field.
 
+Plugin mTLS (class PluginMtls, needs --certs-sh): smaugd started with
+--plugin-tls-ca/-cert/-key registers a fake plugin that serves mutual TLS
+with a certificate from that CA, and the plugin sees smaugd's client
+certificate (CN=smaug-client); a plugin whose certificate comes from
+another CA, and a plugin that only trusts another CA's clients, are not
+registered, and nothing reaches the second one's handlers.
+
 usage: e2e_grpcio.py --smaugd PATH --proto-dir DIR --grpc-proto-dir DIR
+                     [--certs-sh tls_certs.sh]
                      [unittest arguments, e.g. a class name]
 The Python classes are generated with protoc into a temporary directory.
 Every process started here is stopped on exit.
@@ -70,12 +78,12 @@ def typed_unary(channel, method, resp_cls):
 
 
 class Smaugd:
-    def __init__(self, path, tmp):
+    def __init__(self, path, tmp, *extra):
         self.sock = os.path.join(tmp, "smaugd.sock")
         self.log = open(os.path.join(tmp, "smaugd.log"), "w+")
         self.proc = subprocess.Popen(
             [path, "--listen", "unix:" + self.sock, "--data-dir",
-             os.path.join(tmp, "data"), "--log-level", "debug"],
+             os.path.join(tmp, "data"), "--log-level", "debug"] + list(extra),
             stderr=self.log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -106,12 +114,15 @@ class FakePlugin(grpc.GenericRpcHandler):
     TYPE = "evil.thing"
     BAD = b"\xc0\xaf"
 
-    def __init__(self):
+    def __init__(self, creds=None):
+        """`creds`: grpc server credentials; None: plaintext."""
         self.calls = []
+        self.peers = []  # the client certificate's CN of each info call
         self.lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         self.server.add_generic_rpc_handlers((self,))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.port = (self.server.add_secure_port("127.0.0.1:0", creds)
+                     if creds else self.server.add_insecure_port("127.0.0.1:0"))
         self.address = "127.0.0.1:%d" % self.port
         self.server.start()
 
@@ -135,6 +146,9 @@ class FakePlugin(grpc.GenericRpcHandler):
 
     def info(self, req, ctx):
         p, t = pb["p"], pb["t"]
+        cn = ctx.auth_context().get("x509_common_name", [b""])[0]
+        with self.lock:
+            self.peers.append(cn.decode())
         ops = [p.OperationSupport(kind=k, parallel=False, sync=True)
                for k in (t.OPERATION_KIND_PROTECT, t.OPERATION_KIND_RESTORE,
                          t.OPERATION_KIND_DELETE)]
@@ -306,12 +320,71 @@ class Reflection(WithSmaugd):
         self.check(self.fetch(file_containing_symbol="smaug.v1.Orchestrator"))
 
 
+class PluginMtls(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = os.path.join(TMP, "certs")
+        os.mkdir(cls.certs, 0o700)
+        subprocess.run(["sh", ARGS.certs_sh, cls.certs], check=True)
+
+    def c(self, name):
+        return os.path.join(self.certs, name)
+
+    def read(self, name):
+        with open(self.c(name), "rb") as f:
+            return f.read()
+
+    def setUp(self):
+        self.smaugd = Smaugd(
+            ARGS.smaugd, tempfile.mkdtemp(dir=TMP),
+            "--plugin-tls-ca", self.c("ca.pem"),
+            "--plugin-tls-cert", self.c("client.pem"),
+            "--plugin-tls-key", self.c("client.key"))
+        self.addCleanup(self.smaugd.stop)
+
+    def plugin(self, cert, client_ca):
+        creds = grpc.ssl_server_credentials(
+            [(self.read(cert + ".key"), self.read(cert + ".pem"))],
+            root_certificates=self.read(client_ca),
+            require_client_auth=True)
+        plugin = FakePlugin(creds)
+        self.addCleanup(plugin.stop)
+        return plugin
+
+    def register(self, plugin):
+        o = pb["o"]
+        call = typed_unary(self.smaugd.channel,
+                           "/smaug.v1.Orchestrator/RegisterPlugin",
+                           o.RegisterPluginResponse)
+        return call(o.RegisterPluginRequest(address=plugin.address),
+                    timeout=30)
+
+    def test_a_plugin_of_the_ca_is_registered_and_sees_smaugd(self):
+        plugin = self.plugin("server", "ca.pem")
+        self.register(plugin)
+        self.assertIn("smaug-client", plugin.peers)
+
+    def test_a_plugin_certificate_of_another_ca_is_refused(self):
+        plugin = self.plugin("other-server", "ca.pem")
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.register(plugin)
+        self.assertNotEqual(cm.exception.code(), grpc.StatusCode.OK)
+        self.assertEqual(plugin.peers, [])
+
+    def test_a_plugin_that_trusts_another_ca_refuses_smaugd(self):
+        plugin = self.plugin("server", "other-ca.pem")
+        with self.assertRaises(grpc.RpcError):
+            self.register(plugin)
+        self.assertEqual(plugin.calls, [], "a call reached the plugin")
+
+
 def main():
     global ARGS, TMP
     ap = argparse.ArgumentParser()
     ap.add_argument("--smaugd", required=True)
     ap.add_argument("--proto-dir", required=True)
     ap.add_argument("--grpc-proto-dir", required=True)
+    ap.add_argument("--certs-sh")
     ARGS, rest = ap.parse_known_args()
     TMP = tempfile.mkdtemp(prefix="smaug-e2e-grpcio.")
     try:
