@@ -1,12 +1,14 @@
 """Command line and process life of smaug-plugin-network.
 
-    smaug-plugin-network [--listen ADDR] [--cloud DIR] [--log-level LEVEL]
-                         [--delay-ms N] [--exit-with-parent]
+    smaug-plugin-network [--listen ADDR] [--cloud DIR] [--bank-root DIR]
+                         [--log-level LEVEL] [--delay-ms N]
+                         [--exit-with-parent]
 
 ADDR is "host:port" (port 0 picks a free port; the log line
 `msg=listening addr=HOST:PORT` tells which) or "unix:/path". Defaults come
-from SMAUG_PLUGIN_LISTEN (else 127.0.0.1:7430), SMAUG_CLOUD,
-SMAUG_LOG_LEVEL and SMAUG_SAMPLE_DELAY_MS (the delay_ms of requests without
+from SMAUG_PLUGIN_LISTEN (else 127.0.0.1:7430), SMAUG_CLOUD, SMAUG_BANK_ROOT
+(the only directory bank URIs may name; without it every bank URI is
+refused), SMAUG_LOG_LEVEL and SMAUG_SAMPLE_DELAY_MS (the delay_ms of requests without
 that parameter, as in the C sample plugins). SIGTERM and SIGINT stop it gracefully: health turns
 NOT_SERVING, no new calls are taken, in-flight calls get a grace period,
 then running work is cancelled.
@@ -48,6 +50,10 @@ def _args(argv):
                        "SMAUG_SAMPLE_DELAY_MS") or "0",
                    help="delay_ms of requests without that parameter "
                    "(env SMAUG_SAMPLE_DELAY_MS)")
+    p.add_argument("--bank-root", default=os.environ.get("SMAUG_BANK_ROOT"),
+                   help="the only directory bank URIs may name (env "
+                   "SMAUG_BANK_ROOT; default none: every bank URI is "
+                   "refused with PERMISSION_DENIED)")
     p.add_argument("--exit-with-parent", action="store_true",
                    help="stop when the parent process exits")
     p.add_argument("--version", action="version", version=VERSION)
@@ -107,6 +113,7 @@ def main(argv=None):
         # deadline.
         maximum_concurrent_rpcs=SERVER_THREADS)
     network.DEFAULT_DELAY_MS = args.delay_ms
+    network.BANK_ROOT = args.bank_root or None
     plugin_pb2_grpc.add_ProtectionPluginServicer_to_server(
         ProtectionPlugin(args.cloud, jobs), server)
     health_pb2_grpc.add_HealthServicer_to_server(hs, server)
@@ -134,7 +141,11 @@ def main(argv=None):
     for name in ("",) + services:
         hs.set(name, health.SERVING)
     slog.log("info", "listening", addr=_bound_addr(args.listen, port),
-             version=VERSION, cloud=args.cloud or "")
+             version=VERSION, cloud=args.cloud or "",
+             bank_root=args.bank_root or "")
+    if not args.bank_root:
+        slog.log("warn", "no bank root: every bank URI is refused "
+                 "(--bank-root DIR or SMAUG_BANK_ROOT)")
 
     while not stop.wait(1.0):
         pass
