@@ -35,6 +35,7 @@ for spec in project:smaug.project:proj-1 server:smaug.server:p1-srv-1 \
   # checks to catch it running.
   if ! "$bin/smaug-plugin-check" "unix:$dir/$name.sock" --type "$type" \
       --resource-id "$id" --bank "file://$dir/banks/bank-$name" \
+      --outside-bank "file://$dir/outside-$name" \
       --param delay_ms=300; then
     echo "smaug-plugin-$name: checker failed; its log:" >&2
     cat "$dir/$name.log" >&2
