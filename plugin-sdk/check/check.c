@@ -5,7 +5,12 @@
  *   smaug-plugin-check ADDR [--type T] [--resource-id ID] [--param k=v]...
  *                      [--bank file:///dir] [--settle-ms N] [--deadline-ms N]
  *                      [--outside-bank file:///dir]
+ *                      [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]
+ *                      [--tls-server-name NAME]
  *
+ * With --tls-ca it speaks TLS, trusting that CA, and with --tls-cert and
+ * --tls-key presents that client certificate (a plugin started with
+ * --tls-client-ca refuses callers without one).
  * With --outside-bank (a bank the plugin's --bank-root does not cover),
  * it also checks that the plugin refuses that bank, and a ".." escape
  * from --bank to it, with PERMISSION_DENIED naming the URI, and creates
@@ -42,6 +47,7 @@ typedef struct {
   char bank_uri[1100];
   char bank_dir[1024];
   const char *outside; /* --outside-bank; NULL: not checked */
+  rt_creds_t *creds;   /* --tls-*; NULL: plaintext */
   int own_bank;
   size_t n_params;
   const char *pk[CHK_MAX_KV], *pv[CHK_MAX_KV];
@@ -402,7 +408,7 @@ static void check_health(ctx_t *x) {
 static void check_reflection(ctx_t *x) {
   char **svcs = NULL;
   const char *why = "";
-  if (chk_reflection_list(x->target, 10000, &svcs, &why) != 0) {
+  if (chk_reflection_list(x->target, x->creds, 10000, &svcs, &why) != 0) {
     result(x, 0, "reflection", "list_services: %s", why);
     return;
   }
@@ -754,7 +760,9 @@ static int usage(void) {
   fprintf(stderr,
           "usage: smaug-plugin-check ADDR [--type T] [--resource-id ID]\n"
           "         [--param k=v]... [--bank file:///dir] [--settle-ms N]\n"
-          "         [--deadline-ms N] [--outside-bank file:///dir]\n");
+          "         [--deadline-ms N] [--outside-bank file:///dir]\n"
+          "         [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]\n"
+          "         [--tls-server-name NAME]\n");
   return 2;
 }
 
@@ -766,6 +774,7 @@ int main(int argc, char **argv) {
   x.deadline_ms = 20;
   x.progress_ok = 1;
   const char *bank = NULL;
+  rt_tls_files_t tls = {0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -786,6 +795,14 @@ int main(int argc, char **argv) {
       bank = v;
     else if (strcmp(a, "--outside-bank") == 0)
       x.outside = v;
+    else if (strcmp(a, "--tls-ca") == 0)
+      tls.ca = v;
+    else if (strcmp(a, "--tls-cert") == 0)
+      tls.cert = v;
+    else if (strcmp(a, "--tls-key") == 0)
+      tls.key = v;
+    else if (strcmp(a, "--tls-server-name") == 0)
+      tls.server_name = v;
     else if (strcmp(a, "--settle-ms") == 0)
       x.settle_ms = atoi(v);
     else if (strcmp(a, "--deadline-ms") == 0)
@@ -804,6 +821,17 @@ int main(int argc, char **argv) {
   if (x.outside != NULL && strncmp(x.outside, "file:///", 8) != 0) {
     fprintf(stderr, "--outside-bank must be a file:/// URI\n");
     return 2;
+  }
+  if (tls.ca != NULL || tls.cert != NULL || tls.key != NULL) {
+    char why[1024];
+    if (tls.ca == NULL) {
+      fprintf(stderr, "--tls-cert and --tls-key need --tls-ca\n");
+      return 2;
+    }
+    if (rt_creds_tls_client(&tls, &x.creds, why, sizeof(why)) != 0) {
+      fprintf(stderr, "smaug-plugin-check: %s\n", why);
+      return 2;
+    }
   }
   if (bank != NULL) {
     if (strncmp(bank, "file:///", 8) != 0) {
@@ -824,7 +852,7 @@ int main(int argc, char **argv) {
   snprintf(x.bank_uri, sizeof(x.bank_uri), "file://%s", x.bank_dir);
   snprintf(x.run, sizeof(x.run), "chk%ld-%ld", (long)getpid(),
            (long)time(NULL));
-  if (chk_open(&x.c, x.target) != 0) {
+  if (chk_open_creds(&x.c, x.target, x.creds) != 0) {
     fprintf(stderr, "cannot open a channel to %s\n", x.target);
     return 1;
   }
@@ -845,6 +873,7 @@ int main(int argc, char **argv) {
     check_reflection(&x);
   }
   chk_close(&x.c);
+  rt_creds_release(x.creds);
   if (x.own_bank)
     nftw(x.bank_dir, rm_visit, 16, FTW_DEPTH | FTW_PHYS);
   printf("%d passed, %d failed\n", x.passed, x.failed);

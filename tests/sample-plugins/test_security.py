@@ -12,8 +12,10 @@ grpcio), against the C volume plugin and the Python network plugin:
 - TLS (certificates made here with `openssl`): with --tls-client-ca a
   caller with a client certificate from that CA gets in; one without a
   client certificate, one with a certificate from another CA and a
-  plaintext one are refused; a group-readable key file stops the plugin
-  at start-up with a message that says so.
+  plaintext one are refused; smaug-plugin-check passes over mutual TLS
+  (its bank-root check included) and fails without a client certificate;
+  a group-readable key file stops the plugin at start-up with a message
+  that says so.
 
     test_security.py --bin BIN_DIR --gen GEN_DIR [--only c|py]
 
@@ -345,6 +347,7 @@ class Tls(unittest.TestCase):
         for name, binary, _, _ in PLUGINS:
             p = Plugin(binary, [
                 "--listen", "127.0.0.1:0", "--cloud", CLOUD,
+                "--bank-root", os.path.join(TMP, "tls-banks"),
                 "--tls-cert", SERVER[1], "--tls-key", SERVER[0],
                 "--tls-client-ca", CA[1], "--exit-with-parent"])
             p.wait_listening()
@@ -386,6 +389,37 @@ class Tls(unittest.TestCase):
                                     ("plaintext", None)):
                     self.assertEqual(self.info(p.addr, creds),
                                      grpc.StatusCode.UNAVAILABLE, what)
+
+    def check(self, name, tls_args):
+        """smaug-plugin-check over TLS: (exit status, output)."""
+        _, _, type_, rid = [p for p in PLUGINS if p[0] == name][0]
+        r = subprocess.run(
+            [os.path.join(ARGS.bin, "smaug-plugin-check"),
+             self.plugins[name].addr, "--type", type_, "--resource-id", rid,
+             "--bank", "file://%s/tls-banks/chk-%s" % (TMP, name),
+             "--outside-bank", "file://%s/tls-outside-%s" % (TMP, name),
+             "--param", "delay_ms=300"] + tls_args,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            timeout=120)
+        return r.returncode, r.stdout
+
+    def test_checker_passes_over_mutual_tls(self):
+        for name in self.plugins:
+            with self.subTest(plugin=name):
+                rc, out = self.check(name, [
+                    "--tls-ca", CA[1], "--tls-cert", CLIENT[1], "--tls-key",
+                    CLIENT[0]])
+                self.assertEqual(rc, 0, out)
+                self.assertIn("PASS bank-root", out)
+                self.assertIn("PASS reflection", out)
+                self.assertIn(" 0 failed", out)
+
+    def test_checker_without_a_client_certificate_is_refused(self):
+        for name in self.plugins:
+            with self.subTest(plugin=name):
+                rc, out = self.check(name, ["--tls-ca", CA[1]])
+                self.assertEqual(rc, 1, out)
+                self.assertIn("FAIL info", out)
 
     def test_group_readable_key_is_refused_with_a_message(self):
         key = os.path.join(TMP, "loose.key")
