@@ -93,6 +93,7 @@ class Plugin:
         return self.proc.wait(timeout=WAIT)
 
     def stop(self):
+        """SIGTERM; the plugin must exit 0 (a sanitizer's report would not)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -100,6 +101,9 @@ class Plugin:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc.returncode != 0:
+            raise AssertionError("plugin exited with %d: %s" % (
+                self.proc.returncode, self.text()[-3000:]))
 
 
 def openssl(*args):
