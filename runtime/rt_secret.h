@@ -29,6 +29,11 @@ extern "C" {
 int rt_secret_file_check(const char *path, const char *what, char *errbuf,
                          size_t len);
 
+/* The same check on the file open at `fd` (fstat: no window between the
+ * check and the read); `path` only names it in the message. */
+int rt_secret_fd_check(int fd, const char *path, const char *what, char *errbuf,
+                       size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -101,3 +101,17 @@ Test(secret, missing_directory_and_null_are_refused, .init = mkdir_tmp,
   cr_assert(strstr(why, "not a regular file") != NULL, "%s", why);
   cr_assert_eq(rt_secret_file_check(NULL, "key file", NULL, 0), UV_EINVAL);
 }
+
+Test(secret, fd_check_judges_the_open_file, .init = mkdir_tmp, .fini = rm_tmp) {
+  char path[128], why[512];
+  make_file("k", 0600, path, sizeof(path));
+  int fd = open(path, O_RDONLY);
+  cr_assert(fd >= 0);
+  cr_assert_eq(rt_secret_fd_check(fd, path, "key file", why, sizeof(why)), 0);
+  cr_assert_eq(fchmod(fd, 0644), 0);
+  cr_assert_eq(rt_secret_fd_check(fd, path, "key file", why, sizeof(why)),
+               UV_EPERM);
+  cr_assert(strstr(why, "group- or world-readable") != NULL, "%s", why);
+  close(fd);
+  cr_assert_eq(rt_secret_fd_check(-1, NULL, NULL, why, sizeof(why)), UV_EBADF);
+}
