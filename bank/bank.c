@@ -135,13 +135,27 @@ static int create_layout(int fd) {
   if (rc == 0)
     rc = bank_fs_mkdirs(fd, "manifests");
   if (rc == 0) {
-    int lfd = openat(fd, LOCK_FILE, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    int lfd = openat(fd, LOCK_FILE, O_RDONLY | O_CREAT | O_CLOEXEC,
+                     BANK_FS_FILE_MODE);
     if (lfd < 0)
       rc = -errno;
     else
       close(lfd);
   }
   return rc;
+}
+
+/* The root closes the whole bank to other users: a root this user owns
+ * that is open to its group or others (a bank made before, or a folder
+ * made by hand) is narrowed to 0700. A root owned by someone else is left
+ * as its owner set it. */
+static int restrict_root(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return -errno;
+  if (st.st_uid != geteuid() || (st.st_mode & 0077) == 0)
+    return 0;
+  return fchmod(fd, st.st_mode & 0700) != 0 ? -errno : 0;
 }
 
 static int check_layout(int fd) {
@@ -177,7 +191,9 @@ int bank_open_ex(const char *uri, unsigned flags, bank_t **out,
     return bank_fail(err, rc, "cannot open bank %.200s: %s", path,
                      uv_strerror(rc));
   }
-  rc = existing ? check_layout(fd) : create_layout(fd);
+  rc = existing ? check_layout(fd) : restrict_root(fd);
+  if (rc == 0 && !existing)
+    rc = create_layout(fd);
   bank_t *bank = rc == 0 ? calloc(1, sizeof(*bank)) : NULL;
   if (rc == 0 && bank == NULL)
     rc = UV_ENOMEM;

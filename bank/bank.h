@@ -118,7 +118,9 @@ typedef struct {
 
 /* Opens (creating it if needed) the bank at `uri`: "file:///abs/path" or an
  * absolute path. Creates the chunk and manifest directories and the lock
- * file. On success *out owns the bank; release it with bank_close.
+ * file. The bank is private to its owner: directories 0700, files 0600,
+ * and a root this user owns that is open to others is narrowed to 0700.
+ * On success *out owns the bank; release it with bank_close.
  * Errors: UV_EINVAL (bad URI or unsupported scheme), OS errors. Any
  * thread. */
 int bank_open(const char *uri, bank_t **out, bank_err_t *err);

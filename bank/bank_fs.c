@@ -36,7 +36,7 @@ int bank_fs_mkdirs(int dirfd, const char *rel) {
     return UV_EINVAL;
   memcpy(path, rel, n + 1);
   /* Try the whole path first: the common case is that it exists. */
-  if (mkdirat(dirfd, path, 0755) == 0 || errno == EEXIST)
+  if (mkdirat(dirfd, path, BANK_FS_DIR_MODE) == 0 || errno == EEXIST)
     return 0;
   if (errno != ENOENT)
     return -errno;
@@ -44,11 +44,11 @@ int bank_fs_mkdirs(int dirfd, const char *rel) {
     if (*p != '/')
       continue;
     *p = '\0';
-    if (mkdirat(dirfd, path, 0755) != 0 && errno != EEXIST)
+    if (mkdirat(dirfd, path, BANK_FS_DIR_MODE) != 0 && errno != EEXIST)
       return -errno;
     *p = '/';
   }
-  if (mkdirat(dirfd, path, 0755) != 0 && errno != EEXIST)
+  if (mkdirat(dirfd, path, BANK_FS_DIR_MODE) != 0 && errno != EEXIST)
     return -errno;
   return 0;
 }
@@ -94,7 +94,8 @@ int bank_fs_write_atomic(int dirfd, const char *rel, const void *buf,
                    (long)getpid(), (unsigned long)pthread_self());
   if (n < 0 || (size_t)n >= sizeof(tmp))
     return UV_ENAMETOOLONG;
-  int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                  BANK_FS_FILE_MODE);
   if (fd < 0)
     return -errno;
   rc = bank_fs_pwrite_all(fd, buf, len, 0);

@@ -25,8 +25,15 @@
 int bank_fail(bank_err_t *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A bank holds every byte of its users' data: what it creates is private
+ * to its owner. Directories and files of the sample cloud made with these
+ * helpers get the same modes. */
+#define BANK_FS_DIR_MODE  0700
+#define BANK_FS_FILE_MODE 0600
+
 /* Creates directory `rel` (relative to `dirfd`) and its missing parents,
- * mode 0755. An existing directory is not an error. */
+ * mode BANK_FS_DIR_MODE. An existing directory is not an error (its mode
+ * is left alone). */
 int bank_fs_mkdirs(int dirfd, const char *rel);
 
 /* Creates the directory that holds `rel` (relative to `dirfd`) and its
@@ -34,9 +41,9 @@ int bank_fs_mkdirs(int dirfd, const char *rel);
 int bank_fs_mkdirs_for(int dirfd, const char *rel);
 
 /* Writes `len` bytes to `rel` (relative to `dirfd`, whose parent directory
- * must exist) atomically: a hidden temporary file next to it, fsync if
- * `sync`, rename over `rel`, then fsync of the directory if `sync`. On
- * failure the temporary file is removed and `rel` is untouched. */
+ * must exist), mode BANK_FS_FILE_MODE, atomically: a hidden temporary file next
+ * to it, fsync if `sync`, rename over `rel`, then fsync of the directory if
+ * `sync`. On failure the temporary file is removed and `rel` is untouched. */
 int bank_fs_write_atomic(int dirfd, const char *rel, const void *buf,
                          size_t len, int sync);
 

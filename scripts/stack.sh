@@ -76,7 +76,7 @@ stack_smaugd() { # [log name]; sets stack_smaugd_pid
 stack_plugin_start() { # plugin [log name]; does not wait
   stack_start "${2:-plugin-$1}" "$bin/smaug-plugin-$1" \
     --listen "unix:$stack_dir/run/$1.sock" --cloud "$stack_cloud_dir" \
-    --exit-with-parent
+    --bank-root "$stack_bank" --exit-with-parent
 }
 
 stack_plugin() { # plugin [log name]; sets stack_plugin_pid

@@ -515,6 +515,19 @@ static int lock_data_dir(const char *dir) {
             strerror(errno));
     return -1;
   }
+  /* The store holds every plan and checkpoint: the directory is private.
+   * One made before, or by hand, and open to others is narrowed. */
+  struct stat st;
+  if (stat(dir, &st) == 0 && st.st_uid == geteuid() &&
+      (st.st_mode & 0077) != 0) {
+    if (chmod(dir, st.st_mode & 0700) != 0) {
+      fprintf(stderr, "smaugd: cannot make data directory %s private: %s\n",
+              dir, strerror(errno));
+      return -1;
+    }
+    fprintf(stderr, "smaugd: data directory %s was mode %04o, now %04o\n", dir,
+            (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
+  }
   snprintf(path, sizeof(path), "%s/smaug.lock", dir);
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {

@@ -4,6 +4,17 @@
  *
  *   smaug-plugin-check ADDR [--type T] [--resource-id ID] [--param k=v]...
  *                      [--bank file:///dir] [--settle-ms N] [--deadline-ms N]
+ *                      [--outside-bank file:///dir]
+ *                      [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]
+ *                      [--tls-server-name NAME]
+ *
+ * With --tls-ca it speaks TLS, trusting that CA, and with --tls-cert and
+ * --tls-key presents that client certificate (a plugin started with
+ * --tls-client-ca refuses callers without one).
+ * With --outside-bank (a bank the plugin's --bank-root does not cover),
+ * it also checks that the plugin refuses that bank, and a ".." escape
+ * from --bank to it, with PERMISSION_DENIED naming the URI, and creates
+ * nothing there.
  *
  * It talks to the plugin only through the protocol and a file:// bank it
  * controls. What it cannot see through the protocol (whether Sync waited
@@ -35,6 +46,8 @@ typedef struct {
   const char *rid;
   char bank_uri[1100];
   char bank_dir[1024];
+  const char *outside; /* --outside-bank; NULL: not checked */
+  rt_creds_t *creds;   /* --tls-*; NULL: plaintext */
   int own_bank;
   size_t n_params;
   const char *pk[CHK_MAX_KV], *pv[CHK_MAX_KV];
@@ -395,7 +408,7 @@ static void check_health(ctx_t *x) {
 static void check_reflection(ctx_t *x) {
   char **svcs = NULL;
   const char *why = "";
-  if (chk_reflection_list(x->target, 10000, &svcs, &why) != 0) {
+  if (chk_reflection_list(x->target, x->creds, 10000, &svcs, &why) != 0) {
     result(x, 0, "reflection", "list_services: %s", why);
     return;
   }
@@ -672,6 +685,70 @@ static void check_stop(ctx_t *x, int how) {
   chk_act_clear(&s);
 }
 
+/* One protect activity (Parallel when the type has one) of operation
+ * `what` with bank `uri` must fail PERMISSION_DENIED naming `uri`, and
+ * leave `path` absent. */
+static int refused(ctx_t *x, const char *what, const char *uri,
+                   const char *path, const char **why, char *buf, size_t len) {
+  char op[128], cp[128], sec[512], key[1024];
+  op_name(x, op, sizeof(op), what);
+  op_name(x, cp, sizeof(cp), "cp-outside");
+  section_of(x, sec, sizeof(sec), cp);
+  chk_req_t r;
+  chk_act_t a = {0};
+  req_init(x, &r, op, 1, cp, sec, !x->ops[1][0], key, sizeof(key));
+  r.bank_uri = uri;
+  struct stat st;
+  int ok = 0;
+  if (chk_act_run(&x->c, &r, 60000, &a) != 0)
+    *why = "cannot start the call";
+  else if (a.code != GRPC_STATUS_PERMISSION_DENIED) {
+    snprintf(buf, len, "%s: got %s (%s), want PERMISSION_DENIED", uri,
+             rt_status_name(a.code), a.message ? a.message : "");
+    *why = buf;
+  } else if (a.message == NULL || strstr(a.message, uri) == NULL) {
+    snprintf(buf, len, "%s: the message does not name the URI: %s", uri,
+             a.message ? a.message : "");
+    *why = buf;
+  } else if (lstat(path, &st) == 0) {
+    snprintf(buf, len, "%s: refused, but %s was created", uri, path);
+    *why = buf;
+  } else {
+    ok = 1;
+  }
+  chk_act_clear(&a);
+  return ok;
+}
+
+/* The bank root: --outside-bank as given, then reached from --bank
+ * through "..". */
+static void check_bank_root(ctx_t *x) {
+  if (x->outside == NULL) {
+    skip("bank-root", "no --outside-bank given");
+    return;
+  }
+  const char *path = x->outside + 7, *why = NULL;
+  char dotdot[4096], buf[1024];
+  int n = snprintf(dotdot, sizeof(dotdot), "%s", x->bank_uri);
+  for (const char *c = x->bank_dir; *c != '\0'; c++)
+    if (*c == '/' && n > 0 && (size_t)n < sizeof(dotdot))
+      n += snprintf(dotdot + n, sizeof(dotdot) - (size_t)n, "/..");
+  if (n > 0 && (size_t)n < sizeof(dotdot))
+    snprintf(dotdot + n, sizeof(dotdot) - (size_t)n, "%s", path);
+  struct stat st;
+  if (lstat(path, &st) == 0) {
+    result(x, 0, "bank-root", "--outside-bank %s must not exist yet", path);
+    return;
+  }
+  if (refused(x, "outside", x->outside, path, &why, buf, sizeof(buf)) &&
+      refused(x, "outside-dotdot", dotdot, path, &why, buf, sizeof(buf)))
+    result(x, 1, "bank-root",
+           "PERMISSION_DENIED naming the URI for a bank outside the root "
+           "and a '..' escape, nothing created");
+  else
+    result(x, 0, "bank-root", "%s", why);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static int rm_visit(const char *path, const struct stat *st, int flag,
@@ -683,7 +760,9 @@ static int usage(void) {
   fprintf(stderr,
           "usage: smaug-plugin-check ADDR [--type T] [--resource-id ID]\n"
           "         [--param k=v]... [--bank file:///dir] [--settle-ms N]\n"
-          "         [--deadline-ms N]\n");
+          "         [--deadline-ms N] [--outside-bank file:///dir]\n"
+          "         [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]\n"
+          "         [--tls-server-name NAME]\n");
   return 2;
 }
 
@@ -695,6 +774,7 @@ int main(int argc, char **argv) {
   x.deadline_ms = 20;
   x.progress_ok = 1;
   const char *bank = NULL;
+  rt_tls_files_t tls = {0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -713,6 +793,16 @@ int main(int argc, char **argv) {
       x.rid = v;
     else if (strcmp(a, "--bank") == 0)
       bank = v;
+    else if (strcmp(a, "--outside-bank") == 0)
+      x.outside = v;
+    else if (strcmp(a, "--tls-ca") == 0)
+      tls.ca = v;
+    else if (strcmp(a, "--tls-cert") == 0)
+      tls.cert = v;
+    else if (strcmp(a, "--tls-key") == 0)
+      tls.key = v;
+    else if (strcmp(a, "--tls-server-name") == 0)
+      tls.server_name = v;
     else if (strcmp(a, "--settle-ms") == 0)
       x.settle_ms = atoi(v);
     else if (strcmp(a, "--deadline-ms") == 0)
@@ -728,6 +818,21 @@ int main(int argc, char **argv) {
   }
   if (x.target == NULL)
     return usage();
+  if (x.outside != NULL && strncmp(x.outside, "file:///", 8) != 0) {
+    fprintf(stderr, "--outside-bank must be a file:/// URI\n");
+    return 2;
+  }
+  if (tls.ca != NULL || tls.cert != NULL || tls.key != NULL) {
+    char why[1024];
+    if (tls.ca == NULL) {
+      fprintf(stderr, "--tls-cert and --tls-key need --tls-ca\n");
+      return 2;
+    }
+    if (rt_creds_tls_client(&tls, &x.creds, why, sizeof(why)) != 0) {
+      fprintf(stderr, "smaug-plugin-check: %s\n", why);
+      return 2;
+    }
+  }
   if (bank != NULL) {
     if (strncmp(bank, "file:///", 8) != 0) {
       fprintf(stderr, "--bank must be a file:// URI the checker can read\n");
@@ -747,7 +852,7 @@ int main(int argc, char **argv) {
   snprintf(x.bank_uri, sizeof(x.bank_uri), "file://%s", x.bank_dir);
   snprintf(x.run, sizeof(x.run), "chk%ld-%ld", (long)getpid(),
            (long)time(NULL));
-  if (chk_open(&x.c, x.target) != 0) {
+  if (chk_open_creds(&x.c, x.target, x.creds) != 0) {
     fprintf(stderr, "cannot open a channel to %s\n", x.target);
     return 1;
   }
@@ -756,6 +861,7 @@ int main(int argc, char **argv) {
     check_reflection(&x);
     check_bad_request(&x);
     check_flow(&x);
+    check_bank_root(&x);
     check_join(&x);
     check_stop(&x, 0);
     check_stop(&x, 1);
@@ -767,6 +873,7 @@ int main(int argc, char **argv) {
     check_reflection(&x);
   }
   chk_close(&x.c);
+  rt_creds_release(x.creds);
   if (x.own_bank)
     nftw(x.bank_dir, rm_visit, 16, FTW_DEPTH | FTW_PHYS);
   printf("%d passed, %d failed\n", x.passed, x.failed);

@@ -6,6 +6,10 @@
  */
 #include "chk_client.h"
 
+/* The reflection call below makes its own gRPC channel, so it needs the
+ * gRPC credentials behind an rt_creds_t (rt__creds_channel). */
+#include "rt_internal.h"
+
 #include "grpc/health/v1/health.smaug.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "smaug/v1/plugin.smaug.h"
@@ -29,6 +33,10 @@ int chk_open_on(chk_t *c, rt_t *rt, const char *target) {
 }
 
 int chk_open(chk_t *c, const char *target) {
+  return chk_open_creds(c, target, NULL);
+}
+
+int chk_open_creds(chk_t *c, const char *target, rt_creds_t *creds) {
   memset(c, 0, sizeof(*c));
   int err = uv_loop_init(&c->own_loop);
   if (err != 0)
@@ -38,10 +46,12 @@ int chk_open(chk_t *c, const char *target) {
     uv_loop_close(&c->own_loop);
     return err;
   }
-  err = rt_channel_get(rt, target, &c->ch);
+  err = creds != NULL ? rt_channel_get_creds(rt, target, creds, &c->ch)
+                      : rt_channel_get(rt, target, &c->ch);
   c->rt = rt;
   c->loop = &c->own_loop;
   c->owns_rt = 1;
+  c->creds = rt_creds_ref(creds);
   if (err != 0) {
     chk_close(c);
     return err;
@@ -52,6 +62,8 @@ int chk_open(chk_t *c, const char *target) {
 void chk_close(chk_t *c) {
   rt_channel_release(c->ch);
   c->ch = NULL;
+  rt_creds_release(c->creds);
+  c->creds = NULL;
   if (c->owns_rt) {
     rt_free(c->rt);
     uv_run(&c->own_loop, UV_RUN_DEFAULT);
@@ -325,8 +337,8 @@ void chk_strv_free(char **v) {
 
 /* One request, one response: enough for list_services. The stream is
  * bidi on the wire, so the runtime's unary client cannot make it. */
-int chk_reflection_list(const char *target, int64_t timeout_ms, char ***out,
-                        const char **why) {
+int chk_reflection_list(const char *target, rt_creds_t *creds,
+                        int64_t timeout_ms, char ***out, const char **why) {
   Grpc__Reflection__V1__ServerReflectionRequest rq =
       GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__INIT;
   rq.message_request_case =
@@ -341,9 +353,17 @@ int chk_reflection_list(const char *target, int64_t timeout_ms, char ***out,
   grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&s, 1);
   grpc_slice_unref(s);
 
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-  grpc_channel *ch = grpc_channel_create(target, creds, NULL);
-  grpc_channel_credentials_release(creds);
+  grpc_channel_credentials *tls = rt__creds_channel(creds); /* borrowed */
+  grpc_channel_credentials *plain =
+      tls == NULL ? grpc_insecure_credentials_create() : NULL;
+  grpc_arg name_arg = {.type = GRPC_ARG_STRING,
+                       .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+                       .value.string = (char *)rt__creds_server_name(creds)};
+  grpc_channel_args args = {name_arg.value.string != NULL ? 1 : 0, &name_arg};
+  grpc_channel *ch =
+      grpc_channel_create(target, tls != NULL ? tls : plain, &args);
+  if (plain != NULL)
+    grpc_channel_credentials_release(plain);
   grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
   gpr_timespec deadline =
       gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),

@@ -13,6 +13,7 @@
 #define SMAUG_CHK_CLIENT_H
 
 #include "rt.h"
+#include "rt_creds.h"
 #include "smaug/v1/plugin.pb-c.h"
 
 #include <stddef.h>
@@ -24,11 +25,16 @@ typedef struct chk_s {
   rt_channel_t *ch;
   uv_loop_t own_loop;
   int owns_rt;
+  rt_creds_t *creds; /* a reference, or NULL: plaintext */
 } chk_t;
 
 /* Opens a client to `target` on its own loop and runtime. Returns 0 or a
  * negative UV_E* code. Release with chk_close(). */
 int chk_open(chk_t *c, const char *target);
+
+/* chk_open over client credentials `creds` (rt_creds.h; NULL: plaintext),
+ * of which the client takes its own reference. */
+int chk_open_creds(chk_t *c, const char *target, rt_creds_t *creds);
 
 /* Opens a client on an existing runtime (same loop as a test's server). */
 int chk_open_on(chk_t *c, rt_t *rt, const char *target);
@@ -116,11 +122,12 @@ int chk_health(chk_t *c, const char *service, int *serving,
 int chk_cancel_op(chk_t *c, const char *op_id, unsigned *cancelled,
                   grpc_status_code *code);
 
-/* Lists services through grpc.reflection.v1 (blocking, own channel). The
- * names go to a NULL-terminated array released with chk_strv_free().
- * Returns 0, UV_EIO with `*why` set, or UV_ENOMEM. */
-int chk_reflection_list(const char *target, int64_t timeout_ms, char ***out,
-                        const char **why);
+/* Lists services through grpc.reflection.v1 (blocking, own channel, over
+ * `creds`: client credentials, or NULL for plaintext). The names go to a
+ * NULL-terminated array released with chk_strv_free(). Returns 0, UV_EIO
+ * with `*why` set, or UV_ENOMEM. */
+int chk_reflection_list(const char *target, rt_creds_t *creds,
+                        int64_t timeout_ms, char ***out, const char **why);
 void chk_strv_free(char **v);
 
 #endif

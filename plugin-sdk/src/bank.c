@@ -106,7 +106,7 @@ static int mkdirs_for(char *path) {
     if (*c != '/')
       continue;
     *c = '\0';
-    int r = mkdir(path, 0755);
+    int r = mkdir(path, 0700);
     int e = errno;
     *c = '/';
     if (r != 0 && e != EEXIST)
@@ -167,7 +167,7 @@ int smaug_bank_put(smaug_bank_t *bank, const char *key, const void *buf,
     }
     off += (size_t)w;
   }
-  if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
+  if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
     err = -errno;
     goto out_unlink;
   }

@@ -4,10 +4,13 @@
  * CancelOperation, graceful stop and the parent-death watch
  * (smaug/plugin.h). The activity RPCs themselves live in activity.c.
  */
+#include "rt_creds.h"
 #include "rt_log.h"
+#include "rt_secret.h"
 #include "sdk.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,12 +80,13 @@ static int queue_env(sdk_queue_t *q) {
 static const char sdk_usage[] =
     "options: --listen ADDR  --log-level LEVEL  --grace-ms N\n"
     "         --exit-with-parent  --queue NAME=N  --result-ttl-ms N\n"
-    "         --heartbeat-ms N  --help\n";
+    "         --heartbeat-ms N  --tls-cert FILE  --tls-key FILE\n"
+    "         --tls-client-ca FILE  --help\n";
 
 static const char *const sdk_options[] = {
-    "--listen",           "--log-level", "--grace-ms",
-    "--exit-with-parent", "--queue",     "--result-ttl-ms",
-    "--heartbeat-ms",     "--help",      "-h"};
+    "--listen",  "--log-level",     "--grace-ms",     "--exit-with-parent",
+    "--queue",   "--result-ttl-ms", "--heartbeat-ms", "--tls-cert",
+    "--tls-key", "--tls-client-ca", "--help",         "-h"};
 
 /* Option `i` of the definition in the current layout (the array's stride
  * is the size the plugin was compiled with). */
@@ -113,6 +117,24 @@ static int usage(smaug_plugin_t *p, const char *why) {
   return SMAUG_EINVAL;
 }
 
+/* The TLS options go together (an empty variable counts as unset), and
+ * the key must be private to its owner (rt_secret.h). */
+static int tls_check(smaug_plugin_t *p) {
+  const char **v[] = {&p->tls_cert, &p->tls_key, &p->tls_client_ca};
+  for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+    if (*v[i] != NULL && (*v[i])[0] == '\0')
+      *v[i] = NULL;
+  if ((p->tls_cert == NULL) != (p->tls_key == NULL))
+    return usage(p, "--tls-cert and --tls-key go together");
+  if (p->tls_client_ca != NULL && p->tls_cert == NULL)
+    return usage(p, "--tls-client-ca needs --tls-cert and --tls-key");
+  char why[PATH_MAX + 160];
+  if (p->tls_key != NULL &&
+      rt_secret_file_check(p->tls_key, "key file", why, sizeof(why)) != 0)
+    return usage(p, why);
+  return 0;
+}
+
 static int parse_args(smaug_plugin_t *p, int argc, char **argv) {
   const char *env;
   smaug_log_level_t lvl;
@@ -135,6 +157,9 @@ static int parse_args(smaug_plugin_t *p, int argc, char **argv) {
     if (queue_env(&p->queues[i]) != 0)
       return SMAUG_EINVAL;
   const char *listen = getenv("SMAUG_PLUGIN_LISTEN");
+  p->tls_cert = getenv("SMAUG_PLUGIN_TLS_CERT");
+  p->tls_key = getenv("SMAUG_PLUGIN_TLS_KEY");
+  p->tls_client_ca = getenv("SMAUG_PLUGIN_TLS_CLIENT_CA");
   for (size_t k = 0; k < p->def.n_options; k++) {
     const char *e = p->options[k].env;
     if (e != NULL && (env = getenv(e)) != NULL && env[0] != '\0')
@@ -183,6 +208,12 @@ static int parse_args(smaug_plugin_t *p, int argc, char **argv) {
     } else if (strcmp(opt, "--queue") == 0) {
       if (queue_flag(p, val) != 0)
         return usage(p, "--queue: NAME=N for a declared queue, N >= 1");
+    } else if (strcmp(opt, "--tls-cert") == 0) {
+      p->tls_cert = val;
+    } else if (strcmp(opt, "--tls-key") == 0) {
+      p->tls_key = val;
+    } else if (strcmp(opt, "--tls-client-ca") == 0) {
+      p->tls_client_ca = val;
     } else {
       size_t k = 0;
       while (k < p->def.n_options && strcmp(opt, p->options[k].name) != 0)
@@ -192,6 +223,9 @@ static int parse_args(smaug_plugin_t *p, int argc, char **argv) {
       p->option_values[k] = val;
     }
   }
+  int err = tls_check(p);
+  if (err != 0)
+    return err;
   /* Only a command line that parsed writes the plugin's variables. */
   for (size_t k = 0; k < p->def.n_options; k++)
     if (p->option_values[k] != NULL)
@@ -643,10 +677,34 @@ fail:
   return err;
 }
 
+/* Listens on p->listen: TLS when --tls-cert was given (mutual TLS with
+ * --tls-client-ca: gRPC then refuses every caller whose certificate does
+ * not chain to that CA), else plaintext. */
+static int listen_on(smaug_plugin_t *p, int *bound, char *why, size_t len) {
+  rt_creds_t *creds = NULL;
+  why[0] = '\0';
+  if (p->tls_cert != NULL) {
+    rt_tls_files_t f = {
+        .cert = p->tls_cert, .key = p->tls_key, .ca = p->tls_client_ca};
+    int err = rt_creds_tls_server(&f, &creds, why, len);
+    if (err != 0)
+      return err;
+  }
+  int err = rt_server_listen_creds(p->srv, p->listen, creds, bound, why, len);
+  rt_creds_release(creds); /* the server holds its own reference */
+  return err;
+}
+
+static const char *tls_mode(const smaug_plugin_t *p) {
+  return p->tls_client_ca != NULL ? "mtls"
+         : p->tls_cert != NULL    ? "tls"
+                                  : "none";
+}
+
 int sdk_plugin_start(smaug_plugin_t *p, int *port) {
   int bound = 0;
   char why[512];
-  int err = rt_server_listen_ex(p->srv, p->listen, &bound, why, sizeof(why));
+  int err = listen_on(p, &bound, why, sizeof(why));
   if (err != 0) {
     rt_log(RT_LOG_ERROR, "plugin", "cannot listen", "addr=%s error=\"%s\"",
            p->listen, why[0] ? why : uv_strerror(err));
@@ -687,14 +745,15 @@ int sdk_plugin_start(smaug_plugin_t *p, int *port) {
     uv_unref((uv_handle_t *)&p->parent);
   }
   if (strncmp(p->listen, "unix:", 5) == 0) {
-    rt_log(RT_LOG_INFO, "plugin", "listening", "addr=%s plugin=%s version=%s",
-           p->listen, p->def.name, p->def.version);
+    rt_log(RT_LOG_INFO, "plugin", "listening",
+           "addr=%s plugin=%s version=%s tls=%s", p->listen, p->def.name,
+           p->def.version, tls_mode(p));
   } else {
     const char *colon = strrchr(p->listen, ':');
     int hl = colon != NULL ? (int)(colon - p->listen) : (int)strlen(p->listen);
     rt_log(RT_LOG_INFO, "plugin", "listening",
-           "addr=%.*s:%d plugin=%s version=%s", hl, p->listen, bound,
-           p->def.name, p->def.version);
+           "addr=%.*s:%d plugin=%s version=%s tls=%s", hl, p->listen, bound,
+           p->def.name, p->def.version, tls_mode(p));
   }
   if (port != NULL)
     *port = bound;

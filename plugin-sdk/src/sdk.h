@@ -63,6 +63,9 @@ struct smaug_plugin_s {
   Smaug__V1__GetPluginInfoResponse *info; /* built once */
   /* settings */
   char *listen;
+  /* --tls-cert, --tls-key, --tls-client-ca: pointers into argv or the
+   * environment; NULL: not given (plaintext without a certificate) */
+  const char *tls_cert, *tls_key, *tls_client_ca;
   int grace_ms;
   int exit_with_parent;
   int64_t result_ttl_ms;

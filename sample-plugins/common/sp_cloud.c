@@ -42,6 +42,12 @@ const smaug_option_def_t sp_options[SP_N_OPTIONS] = {
      .env = "SMAUG_SAMPLE_DELAY_MS",
      .help = "delay_ms of requests without that parameter (default 0)",
      .value = &sp_opts.delay_ms},
+    {.size = sizeof(smaug_option_def_t),
+     .name = "--bank-root",
+     .env = "SMAUG_BANK_ROOT",
+     .help = "the only directory bank URIs may name (default: none, every "
+             "bank URI is refused)",
+     .value = &sp_opts.bank_root},
 };
 
 void sp_opts_init(void) {
@@ -116,6 +122,97 @@ const char *sp_find_project(const sp_opts_t *opts, const char *kind,
   return found == 1 ? buf : NULL;
 }
 
+/* Appends "/seg" (`n` bytes) to the path in `buf` ("/" stays a single
+ * slash). Returns 0 or SMAUG_EINVAL when it does not fit. */
+static int path_append(char *buf, size_t len, const char *seg, size_t n) {
+  size_t l = strlen(buf);
+  if (l == 1)
+    l = 0; /* "/" + "seg" is "/seg" */
+  if (l + 1 + n + 1 > len)
+    return SMAUG_EINVAL;
+  buf[l] = '/';
+  memcpy(buf + l + 1, seg, n);
+  buf[l + 1 + n] = '\0';
+  return 0;
+}
+
+/* The canonical form of `path` into out[PATH_MAX], segment by segment:
+ * `out` always holds a real path while the segments exist, so a symlink
+ * or ".." in the next one is resolved against real directories. A
+ * relative `path` is taken from the working directory. Returns 0,
+ * SMAUG_EPERM (a ".." below a missing directory), SMAUG_EINVAL (too long)
+ * or -errno (a segment that is not a directory, a loop, no access). */
+static int resolve_path(const char *path, char out[PATH_MAX]) {
+  char next[PATH_MAX], real[PATH_MAX];
+  int missing = 0;
+  if (path[0] == '/')
+    snprintf(out, PATH_MAX, "/");
+  else if (getcwd(out, PATH_MAX) == NULL)
+    return -errno;
+  for (const char *s = path; *s != '\0';) {
+    size_t n = strcspn(s, "/");
+    const char *seg = s;
+    s += n + (s[n] == '/');
+    if (n == 0 || (n == 1 && seg[0] == '.'))
+      continue;
+    int dotdot = n == 2 && seg[0] == '.' && seg[1] == '.';
+    if (missing) {
+      if (dotdot)
+        return SMAUG_EPERM;
+      if (path_append(out, PATH_MAX, seg, n) != 0)
+        return SMAUG_EINVAL;
+      continue;
+    }
+    snprintf(next, sizeof(next), "%s", out);
+    if (path_append(next, sizeof(next), seg, n) != 0)
+      return SMAUG_EINVAL;
+    if (realpath(next, real) != NULL) {
+      snprintf(out, PATH_MAX, "%s", real);
+    } else if (errno == ENOENT) {
+      missing = 1; /* created later, by the bank, as a directory */
+      snprintf(out, PATH_MAX, "%s", next);
+    } else {
+      return -errno;
+    }
+  }
+  return 0;
+}
+
+int sp_bank_check(const sp_opts_t *opts, const char *uri, char *why,
+                  size_t len) {
+  char root[PATH_MAX], bank[PATH_MAX];
+  if (strncmp(uri, "file:///", 8) != 0) {
+    sp_msg(why, len, "bank_uri: '%s' is not a local file:/// URI", uri);
+    return SMAUG_EINVAL;
+  }
+  if (opts->bank_root == NULL || opts->bank_root[0] == '\0') {
+    sp_msg(why, len,
+           "bank_uri '%s' is refused: no bank root is configured (start the "
+           "plugin with --bank-root DIR or SMAUG_BANK_ROOT)",
+           uri);
+    return SMAUG_EPERM;
+  }
+  int err = resolve_path(opts->bank_root, root);
+  if (err != 0) {
+    sp_msg(why, len, "bank_uri '%s' is refused: --bank-root %s: %s", uri,
+           opts->bank_root, smaug_strerror(err));
+    return SMAUG_EPERM;
+  }
+  if ((err = resolve_path(uri + 7, bank)) != 0) {
+    sp_msg(why, len, "bank_uri '%s' is outside --bank-root %s (%s)", uri,
+           opts->bank_root,
+           err == SMAUG_EPERM ? "'..' below a directory that does not exist"
+                              : smaug_strerror(err));
+    return SMAUG_EPERM;
+  }
+  size_t rl = strcmp(root, "/") == 0 ? 0 : strlen(root);
+  if (strncmp(bank, root, rl) == 0 && (bank[rl] == '\0' || bank[rl] == '/'))
+    return 0;
+  sp_msg(why, len, "bank_uri '%s' is outside --bank-root %s (it is %s)", uri,
+         opts->bank_root, bank);
+  return SMAUG_EPERM;
+}
+
 int sp_req_init(sp_req_t *r, smaug_activity_t *act, const sp_opts_t *opts,
                 const char *kind, const char *ext) {
   smaug_op_t op = smaug_activity_op(act);
@@ -132,10 +229,11 @@ int sp_req_init(sp_req_t *r, smaug_activity_t *act, const sp_opts_t *opts,
     smaug_activity_fail(act, SMAUG_EINVAL, "bank_uri is required");
     return SMAUG_EINVAL;
   }
-  if (strncmp(uri, "file:///", 8) != 0) {
-    smaug_activity_fail(act, SMAUG_EINVAL,
-                        "bank_uri: '%s' is not a local file:/// URI", uri);
-    return SMAUG_EINVAL;
+  char why[PATH_MAX + 256];
+  int err = sp_bank_check(opts, uri, why, sizeof(why));
+  if (err != 0) {
+    smaug_activity_fail(act, err, "%s", why);
+    return err;
   }
   if (smaug_activity_bank_section(act)[0] == '\0') {
     smaug_activity_fail(act, SMAUG_EINVAL, "bank_section is required");

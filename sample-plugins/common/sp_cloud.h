@@ -25,6 +25,10 @@ typedef struct {
   /* --delay-ms N / SMAUG_SAMPLE_DELAY_MS: the delay_ms parameter of a
    * request without one (sp_delayed); NULL: none */
   const char *delay_ms;
+  /* --bank-root DIR / SMAUG_BANK_ROOT: the only directory bank URIs may
+   * name (the directory itself or anything under it, after symlinks and
+   * ".." are resolved); NULL or "": none, and every bank URI is refused */
+  const char *bank_root;
 } sp_opts_t;
 
 /* The options of every sample plugin, written by smaug_plugin_main() into
@@ -32,7 +36,7 @@ typedef struct {
  * type's `data`. */
 extern sp_opts_t sp_opts;
 extern const smaug_option_def_t sp_options[];
-#define SP_N_OPTIONS 3
+#define SP_N_OPTIONS 4
 #define SP_OPTIONS   .options = sp_options, .n_options = SP_N_OPTIONS
 
 /* Gives sp_opts its defaults (work folder TMPDIR, else /tmp) and raises
@@ -48,6 +52,21 @@ int sp_check_id(const char *id);
  * lower-cased) to `buf`. Returns 0, or SMAUG_EINVAL when op_id has fewer
  * than 8 hex digits or the result is not a valid id or does not fit. */
 int sp_restored_id(const char *id, const char *op_id, char *buf, size_t len);
+
+/* Checks that the file:// bank URI `uri` names opts->bank_root or a
+ * directory under it. The URI's path is resolved as the kernel would open
+ * it: the part that exists goes through realpath() (symlinks, "." and
+ * ".."), the part that does not exist yet is appended as written (empty
+ * and "." segments dropped; a ".." there is refused, since its meaning
+ * would depend on what is created later). Without a bank root every URI
+ * is refused: the plugin then cannot write anywhere it was not told to.
+ * Returns 0; SMAUG_EPERM with a message in `why` naming the URI when it
+ * is refused; SMAUG_EINVAL when `uri` is not "file:///..." or a path is
+ * too long. Any thread. The check is made when a request arrives: a
+ * symlink swapped in afterwards by someone who can write under the root
+ * is not caught (the root is trusted to its owner). */
+int sp_bank_check(const sp_opts_t *opts, const char *uri, char *why,
+                  size_t len);
 
 /* A checked activity request with the paths the work needs. */
 typedef struct {
@@ -65,7 +84,8 @@ typedef struct {
  * itself may leave it out; without it the one project of the cloud that
  * holds the resource is used) and a cloud directory must be configured;
  * restore also needs a restored id; every operation needs a file:// bank_uri
- * and a bank_section. `kind` is the cloud folder
+ * under the plugin's bank root (sp_bank_check: PERMISSION_DENIED
+ * otherwise) and a bank_section. `kind` is the cloud folder
  * ("volumes", ...; "" for the project folder itself) and `ext` the file
  * extension (".raw", ...). On failure it fails `act` with a message naming
  * the field (INVALID_ARGUMENT, or FAILED_PRECONDITION without a cloud) and

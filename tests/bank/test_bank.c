@@ -716,3 +716,54 @@ Test(bank, open_rejects_other_schemes) {
   cr_assert_eq(bank_open("relative/path", &b, &err), UV_EINVAL);
   cr_assert_null(b);
 }
+
+/* ---- modes -------------------------------------------------------------- */
+
+static int mode_bad; /* first entry found open to the group or others */
+static char mode_bad_path[400];
+
+static int mode_visit(const char *path, const struct stat *st, int flag,
+                      struct FTW *ftw) {
+  mode_t want = S_ISDIR(st->st_mode) ? 0700 : 0600;
+  if (!mode_bad && (st->st_mode & 07777) != want) {
+    mode_bad = (int)(st->st_mode & 07777);
+    snprintf(mode_bad_path, sizeof(mode_bad_path), "%s", path);
+  }
+  return 0;
+}
+
+Test(bank, everything_is_private_whatever_the_umask) {
+  mode_t old = umask(0);
+  char uri[400];
+  snprintf(uri, sizeof(uri), "file://%s/private", dir);
+  bank_t *b = NULL;
+  bank_err_t err = {0};
+  int rc = bank_open(uri, &b, &err);
+  umask(old);
+  cr_assert_eq(rc, 0, "%s", err.msg);
+  umask(0);
+  rc = bank_put_bytes(b, "checkpoints/c1/t/r", "o", "0123456789", 10, NULL,
+                      &err);
+  umask(old);
+  cr_assert_eq(rc, 0, "%s", err.msg);
+  bank_close(b);
+  mode_bad = 0;
+  nftw(path_in("private"), mode_visit, 16, FTW_PHYS);
+  cr_assert_eq(mode_bad, 0, "%s has mode %04o, want 0700 (dir) or 0600",
+               mode_bad_path, (unsigned)mode_bad);
+}
+
+Test(bank, a_root_open_to_others_is_narrowed) {
+  char *root = path_in("loose"), uri[400];
+  cr_assert_eq(mkdir(root, 0755), 0);
+  cr_assert_eq(chmod(root, 0755), 0);
+  snprintf(uri, sizeof(uri), "file://%s", root);
+  bank_t *b = NULL;
+  bank_err_t err = {0};
+  cr_assert_eq(bank_open(uri, &b, &err), 0, "%s", err.msg);
+  bank_close(b);
+  struct stat st;
+  cr_assert_eq(stat(root, &st), 0);
+  cr_assert_eq(st.st_mode & 07777, 0700, "mode %04o",
+               (unsigned)(st.st_mode & 07777));
+}

@@ -65,7 +65,8 @@ wait_event "the project's 6th retry" '"kind":"EVENT_KIND_RETRIED"' \
 down_ms=$(( ($(date +%s%N) - killed) / 1000000 ))
 restarted=$(date +%s%N)
 stack_start plugin-project-2 "$bin/smaug-plugin-project" \
-  --listen "unix:$run/project.sock" --cloud "$stack_cloud_dir" --exit-with-parent
+  --listen "unix:$run/project.sock" --cloud "$stack_cloud_dir" \
+  --bank-root "$stack_bank" --exit-with-parent
 wait_event "the end of the operation" '"kind":"EVENT_KIND_OPERATION_FINISHED"'
 wait "$watch_pid" || fail "protect --wait: $(cat "$dir/protect.err")"
 done_ms=$(( ($(date +%s%N) - restarted) / 1000000 ))

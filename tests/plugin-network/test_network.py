@@ -60,7 +60,8 @@ class Plugin:
 
     def __init__(self, listen, cloud, extra=(), wrap=()):
         cmd = list(wrap) + [ARGS.plugin, "--listen", listen, "--cloud", cloud,
-                            "--log-level", "debug"] + list(extra)
+                            "--bank-root", BANK, "--log-level",
+                            "debug"] + list(extra)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         self.lines = []

@@ -23,7 +23,8 @@ for spec in project:smaug.project:proj-1 server:smaug.server:p1-srv-1 \
   [ "$name" != network ] || extra=() # the Python plugin keeps no work files
   # setsid: its own process group, safe from other tests' clean-up.
   setsid "$bin/smaug-plugin-$name" --listen "unix:$dir/$name.sock" \
-    --cloud "$dir/cloud" "${extra[@]}" --exit-with-parent \
+    --cloud "$dir/cloud" --bank-root "$dir/banks" "${extra[@]}" \
+    --exit-with-parent \
     2>"$dir/$name.log" &
   pids+=($!)
   for _ in $(seq 100); do
@@ -33,7 +34,8 @@ for spec in project:smaug.project:proj-1 server:smaug.server:p1-srv-1 \
   # delay_ms makes every activity long enough for the deadline and cancel
   # checks to catch it running.
   if ! "$bin/smaug-plugin-check" "unix:$dir/$name.sock" --type "$type" \
-      --resource-id "$id" --bank "file://$dir/bank-$name" \
+      --resource-id "$id" --bank "file://$dir/banks/bank-$name" \
+      --outside-bank "file://$dir/outside-$name" \
       --param delay_ms=300; then
     echo "smaug-plugin-$name: checker failed; its log:" >&2
     cat "$dir/$name.log" >&2

@@ -144,9 +144,9 @@ spt_t *spt_new(const char *gen_args) {
     snprintf(p->addr, sizeof(p->addr), "unix:%s/%s.sock", w->dir,
              plugin_names[i]);
     snprintf(listen, sizeof(listen), "%s", p->addr);
-    char *pargv[] = {bin,      "--listen",   listen, "--cloud",
-                     w->cloud, "--work-dir", w->dir, "--exit-with-parent",
-                     NULL};
+    char *pargv[] = {bin,      "--listen",           listen, "--cloud",
+                     w->cloud, "--work-dir",         w->dir, "--bank-root",
+                     w->bank,  "--exit-with-parent", NULL};
     snprintf(log, sizeof(log), "%s/%s.log", w->dir, plugin_names[i]);
     spawn(w, p, pargv, log);
     cr_assert(rt_channel_get(w->rt, p->addr, &w->ch[i]) == 0);

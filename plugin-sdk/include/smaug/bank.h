@@ -9,7 +9,8 @@
  * "." or ".." segment, no leading '/', at most 512 bytes). Writes are
  * atomic: a temporary file in the same directory, fsync, rename, then an
  * fsync of the directory, so a reader sees either the old or the new
- * object, never a torn one.
+ * object, never a torn one. What the helpers create is private to the
+ * plugin's user: directories 0700, objects 0600.
  *
  * The functions block on disk I/O: call them from a job's work function
  * (smaug/job.h), not from the loop. A smaug_bank_t is immutable once open

@@ -168,6 +168,18 @@ typedef struct smaug_plugin_def_s {
  *                                                 this often (default 5000);
  *                                                 a Sync held for jobs
  *                                                 reports them as progress
+ *   --tls-cert FILE     SMAUG_PLUGIN_TLS_CERT     serve TLS with this PEM
+ *   --tls-key FILE      SMAUG_PLUGIN_TLS_KEY      certificate chain and key
+ *                                                 (both or neither; the key
+ *                                                 must be 0600 or stricter,
+ *                                                 else the start fails
+ *                                                 saying so)
+ *   --tls-client-ca FILE SMAUG_PLUGIN_TLS_CLIENT_CA
+ *                                                 require a client
+ *                                                 certificate that chains to
+ *                                                 this CA: only the
+ *                                                 orchestrator holding one
+ *                                                 can drive the plugin
  *   --help, -h                                    prints the options (the
  *                                                 SDK's and the plugin's
  *                                                 own) and returns 0

@@ -73,6 +73,67 @@ def check_resource(res, field="resource"):
         raise _invalid("%s.id: %r is not a valid id" % (field, res.id))
 
 
+# The only directory bank URIs may name (main sets it from --bank-root /
+# SMAUG_BANK_ROOT); None: every bank URI is refused.
+BANK_ROOT = None
+
+
+def _denied(message):
+    return ActivityError(grpc.StatusCode.PERMISSION_DENIED, message)
+
+
+def resolve_path(path):
+    """The canonical form of `path`, segment by segment as the kernel opens
+    it: while segments exist the result is a real path, so a symlink or
+    ".." in the next one is resolved against real directories; segments
+    that do not exist yet are appended as written. Returns None for a ".."
+    below a missing directory (its meaning would depend on what is created
+    later). Raises OSError for a segment that is not a directory, a loop or
+    no access."""
+    out = os.path.abspath("/" if path.startswith("/") else os.getcwd())
+    missing = False
+    for seg in path.split("/"):
+        if seg in ("", "."):
+            continue
+        if missing:
+            if seg == "..":
+                return None
+            out = os.path.join(out, seg)
+            continue
+        nxt = os.path.join(out, seg)
+        try:
+            os.stat(nxt)
+        except FileNotFoundError:
+            missing = True
+            out = nxt
+            continue
+        out = os.path.realpath(nxt, strict=True)
+    return out
+
+
+def check_bank_root(uri, path):
+    """Raises PERMISSION_DENIED, naming `uri`, unless the bank directory
+    `path` is BANK_ROOT or under it once resolved (resolve_path). The check
+    is made when the request arrives; the root is trusted to its owner."""
+    if not BANK_ROOT:
+        raise _denied("bank_uri %r is refused: no bank root is configured "
+                      "(start the plugin with --bank-root DIR or "
+                      "SMAUG_BANK_ROOT)" % uri)
+    try:
+        root = resolve_path(BANK_ROOT)
+        bank = resolve_path(path)
+    except OSError as e:
+        raise _denied("bank_uri %r is outside --bank-root %s (%s)" %
+                      (uri, BANK_ROOT, e.strerror))
+    if root is None or bank is None:
+        raise _denied("bank_uri %r is outside --bank-root %s ('..' below a "
+                      "directory that does not exist)" % (uri, BANK_ROOT))
+    if bank == root or bank.startswith(root.rstrip("/") + "/"):
+        return
+    raise _denied("bank_uri %r is outside --bank-root %s (it is %s)" %
+                  (uri, BANK_ROOT, bank))
+
+
 def _bank_root(uri):
     if not uri:
         raise _invalid("bank_uri is required")
@@ -83,7 +144,9 @@ def _bank_root(uri):
     if u.netloc not in ("", "localhost") or not u.path.startswith("/"):
         raise _invalid("bank_uri: %r is not a local absolute file:// URI" %
                        uri)
-    return urllib.parse.unquote(u.path)
+    path = urllib.parse.unquote(u.path)
+    check_bank_root(uri, path)
+    return path
 
 
 def _section(section):
@@ -253,12 +316,27 @@ def clean_temps(folder):
     return removed
 
 
-def write_atomic(path, data):
+def makedirs_private(path):
+    """Creates folder `path` and its missing parents with mode 0700 (an
+    existing folder is kept as it is). os.makedirs gives its mode to the
+    last folder only."""
+    parent = os.path.dirname(path)
+    if parent != path and not os.path.isdir(parent):
+        makedirs_private(parent)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+
+
+def write_atomic(path, data, mode=0o644):
     """Writes `data` to `path` so that readers see the old file or the whole
-    new one, never a part: temp file, fsync, rename, fsync of the folder."""
+    new one, never a part: temp file, fsync, rename, fsync of the folder.
+    The file gets `mode` (less the umask)."""
     folder = os.path.dirname(path)
     tmp = "%s.tmp-%d-%d" % (path, os.getpid(), threading.get_ident())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         try:
             view = memoryview(data)
@@ -309,8 +387,9 @@ def protect_parallel(r, job):
     _delay(r, job, len(data))
     job.check()
     try:
-        os.makedirs(r.bank, exist_ok=True)
-        write_atomic(r.bank_file, data)
+        # The bank is private to its owner: folders 0700, files 0600.
+        makedirs_private(r.bank)
+        write_atomic(r.bank_file, data, 0o600)
     except OSError as e:
         raise _os_error(e, "writing " + r.bank_file)
     job.progress(_progress(len(data), len(data), "saved " + BANK_FILE))
