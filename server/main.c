@@ -22,16 +22,19 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "auth.h"
 #include "registry.h"
 #include "rt.h"
 #include "rt_log.h"
 #include "store.h"
+#include "token_cmd.h"
 
 typedef struct settings_s {
   char *listen;
   char *data_dir;
   char *bank;
   char *log_level;
+  char *auth_tokens; /* token file; NULL: no authentication */
   char **plugins;
   size_t n_plugins;
   long max_operations;
@@ -48,6 +51,7 @@ typedef struct daemon_s {
   store_t *store;
   reg_t *reg;
   api_t *api;
+  auth_t *auth; /* NULL without --auth-tokens */
   settings_t set;
   size_t pending_plugins;
   uint64_t started_ms; /* loop time at start, for the plugins' grace */
@@ -70,6 +74,10 @@ static void usage(FILE *f) {
              "plugins[], log_level, limits{}\n"
              "  --log-level LEVEL        debug|info|warn|error "
              "(SMAUG_LOG_LEVEL)\n"
+             "  --auth-tokens FILE       require bearer tokens from this "
+             "file, re-read on\n"
+             "                           SIGHUP (SMAUG_AUTH_TOKENS; see "
+             "`smaugd token --help`)\n"
              "  --max-operations N       operations run at once; the rest "
              "queue (default 16)\n"
              "  --max-message-bytes N    gRPC message size limit (default "
@@ -88,7 +96,9 @@ static void usage(FILE *f) {
              "                           UNAVAILABLE, e.g. 500ms, 30s, 2m "
              "(SMAUG_RETRY_BUDGET;\n"
              "                           default 30s; 0: not retried)\n"
-             "  --help\n");
+             "  --help\n"
+             "       smaugd token add|list|revoke ...   manage the token "
+             "file\n");
 }
 
 static int set_str(char **dst, const char *v) {
@@ -242,6 +252,7 @@ enum {
   OPT_HEARTBEAT,
   OPT_EVENT_RETENTION,
   OPT_RETRY_BUDGET,
+  OPT_AUTH_TOKENS,
   OPT_HELP
 };
 
@@ -259,6 +270,7 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
       {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
       {"event-retention", required_argument, NULL, OPT_EVENT_RETENTION},
       {"retry-budget", required_argument, NULL, OPT_RETRY_BUDGET},
+      {"auth-tokens", required_argument, NULL, OPT_AUTH_TOKENS},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   int err = 0, c;
@@ -296,6 +308,8 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
     err = err ? err : set_str(&s->bank, env);
   if ((env = getenv("SMAUG_LOG_LEVEL")) && *env)
     err = err ? err : set_str(&s->log_level, env);
+  if ((env = getenv("SMAUG_AUTH_TOKENS")) && *env)
+    err = err ? err : set_str(&s->auth_tokens, env);
   if ((env = getenv("SMAUG_PLUGINS")) && *env)
     err = err ? err : add_plugin_list(s, env);
   if ((env = getenv("SMAUG_EVENT_RETENTION")) && *env)
@@ -349,6 +363,9 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
       err = parse_duration_ms("--retry-budget", optarg, 0, UINT32_MAX,
                               &s->retry_budget_ms);
       break;
+    case OPT_AUTH_TOKENS:
+      err = set_str(&s->auth_tokens, optarg);
+      break;
     case OPT_HELP:
       usage(stdout);
       exit(0);
@@ -377,6 +394,7 @@ static void settings_free(settings_t *s) {
   free(s->data_dir);
   free(s->bank);
   free(s->log_level);
+  free(s->auth_tokens);
   for (size_t i = 0; i < s->n_plugins; i++)
     free(s->plugins[i]);
   free(s->plugins);
@@ -486,6 +504,7 @@ static void on_stopped(rt_server_t *srv, void *data) {
   daemon_t *d = data;
   rt_log(RT_LOG_INFO, "smaugd", "stopped", NULL);
   api_close(d->api);
+  auth_close(d->auth);
   reg_close(d->reg);
   for (int i = 0; i < 2; i++)
     if (!uv_is_closing((uv_handle_t *)&d->sig[i]))
@@ -570,6 +589,8 @@ int main(int argc, char **argv) {
   rt_log_level_t level;
   int err, port = 0;
 
+  if (argc > 1 && strcmp(argv[1], "token") == 0)
+    return token_cmd_main(argc - 1, argv + 1);
   if ((err = parse_settings(&d.set, argc, argv)) != 0) {
     settings_free(&d.set);
     return 2;
@@ -607,6 +628,13 @@ int main(int argc, char **argv) {
     goto fail_store;
   if ((err = rt_new(loop, &d.rt)) != 0)
     goto fail_store;
+  char why[512];
+  if (d.set.auth_tokens &&
+      (err = auth_new(loop, d.set.auth_tokens, &d.auth, why, sizeof(why)))) {
+    rt_log(RT_LOG_ERROR, "smaugd", "cannot load the token file", "error=\"%s\"",
+           why);
+    goto fail_rt;
+  }
 
   rt_server_opts_t so = {.size = sizeof(so),
                          .max_message_bytes = (int)d.set.max_message_bytes};
@@ -621,12 +649,11 @@ int main(int argc, char **argv) {
                      .heartbeat_ms = (uint32_t)d.set.heartbeat_ms,
                      .event_retention_ms = d.set.event_retention_ms,
                      /* api: 0 is its default, negative: not retried */
-                     .retry_budget_ms = d.set.retry_budget_ms > 0
-                                            ? d.set.retry_budget_ms
-                                            : -1};
+                     .retry_budget_ms =
+                         d.set.retry_budget_ms > 0 ? d.set.retry_budget_ms : -1,
+                     .auth = d.auth};
   if ((err = api_new(d.rt, d.srv, d.store, d.reg, &ac, &d.api)) != 0)
     goto fail_reg;
-  char why[512];
   if ((err = rt_server_listen_ex(d.srv, d.set.listen, &port, why,
                                  sizeof(why))) != 0) {
     rt_log(RT_LOG_ERROR, "smaugd", "cannot listen", "addr=%s error=\"%s\"",
@@ -689,6 +716,7 @@ int main(int argc, char **argv) {
   uv_run(loop, UV_RUN_DEFAULT);
 
   api_free(d.api);
+  auth_free(d.auth);
   reg_free(d.reg);
   rt_server_free(d.srv);
   rt_free(d.rt);
@@ -705,6 +733,9 @@ fail_reg:
 fail_srv:
   rt_server_free(d.srv);
 fail_rt:
+  auth_close(d.auth);
+  uv_run(loop, UV_RUN_NOWAIT);
+  auth_free(d.auth);
   rt_free(d.rt);
 fail_store:
   rt_log(RT_LOG_ERROR, "smaugd", "start-up failed", "error=\"%s\"",

@@ -1,5 +1,5 @@
 # smaugd, the orchestrator daemon (server/main.c).
 if(TARGET smaug_api)
   add_executable(smaugd ${CMAKE_CURRENT_SOURCE_DIR}/main.c)
-  target_link_libraries(smaugd PRIVATE smaug_api PkgConfig::JANSSON)
+  target_link_libraries(smaugd PRIVATE smaug_api smaug_auth_cmd PkgConfig::JANSSON)
 endif()

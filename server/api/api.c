@@ -741,8 +741,9 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
                          .event_retention_ms = cfg->event_retention_ms,
                          .retry_budget_ms = cfg->retry_budget_ms};
   int err = api_ops_new(&oc, &api->ops);
-  if (err == 0 &&
-      (err = smaug_v1_orchestrator_register(srv, &handlers, api)) != 0) {
+  if (err == 0 && (err = auth_register_service(cfg->auth, srv,
+                                               &smaug_v1_orchestrator_service,
+                                               &handlers, api)) != 0) {
     api_ops_close(api->ops);
   }
   if (err) {
