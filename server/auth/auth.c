@@ -218,6 +218,11 @@ int auth_table_parse(const char *text, size_t len, auth_table_t **out,
       e--;
     while (s < e && (*s == ' ' || *s == '\t'))
       s++;
+    if (memchr(s, '\0', (size_t)(e - s)) != NULL) {
+      snprintf(why, why_len, "line %u: a NUL byte", line);
+      rc = UV_EINVAL;
+      break;
+    }
     if (s == e || *s == '#')
       continue;
     if (t->n == cap) {
