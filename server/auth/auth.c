@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bank.h"
+#include "bank_chunk.h"
 #include "bank_fs.h"
 #include "rt_log.h"
 
@@ -109,27 +110,12 @@ void auth_token_hash(const void *token, size_t len,
 
 void auth_hash_format(const uint8_t hash[AUTH_HASH_BYTES], char *out,
                       size_t out_len) {
-  static const char hex[] = "0123456789abcdef";
-  size_t o = snprintf(out, out_len, "%s", AUTH_HASH_PREFIX);
-  for (size_t i = 0; i < AUTH_HASH_BYTES && o + 2 < out_len; i++) {
-    out[o++] = hex[hash[i] >> 4];
-    out[o++] = hex[hash[i] & 15];
-  }
-  if (o < out_len)
-    out[o] = '\0';
+  char hex[BANK_HEX_LEN + 1];
+  bank_hex(hash, hex);
+  snprintf(out, out_len, "%s%s", AUTH_HASH_PREFIX, hex);
 }
 
 /* -------------------------------------------------------- token table */
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 /* Copies the field [p, p + n) into `out` (AUTH_MAX_ID_BYTES + 1 bytes)
  * when it is a valid name or tenant. */
@@ -143,15 +129,12 @@ static int copy_id(const char *p, size_t n, char *out) {
 
 static int parse_hash(const char *p, size_t n, uint8_t hash[AUTH_HASH_BYTES]) {
   const size_t plen = sizeof(AUTH_HASH_PREFIX) - 1;
-  if (n != plen + 2 * AUTH_HASH_BYTES || memcmp(p, AUTH_HASH_PREFIX, plen))
+  char hex[BANK_HEX_LEN + 1];
+  if (n != plen + BANK_HEX_LEN || memcmp(p, AUTH_HASH_PREFIX, plen) != 0)
     return UV_EINVAL;
-  for (size_t i = 0; i < AUTH_HASH_BYTES; i++) {
-    int hi = hexval(p[plen + 2 * i]), lo = hexval(p[plen + 2 * i + 1]);
-    if (hi < 0 || lo < 0)
-      return UV_EINVAL;
-    hash[i] = (uint8_t)(hi << 4 | lo);
-  }
-  return 0;
+  memcpy(hex, p + plen, BANK_HEX_LEN);
+  hex[BANK_HEX_LEN] = '\0';
+  return bank_unhex(hex, hash);
 }
 
 /* Parses one token line [p, end) (no newline) into `tok`. */
@@ -192,7 +175,8 @@ static int parse_line(const char *p, const char *end, auth_token_t *tok,
     return UV_EINVAL;
   }
   if (parse_hash(f[3], fl[3], tok->hash) != 0) {
-    snprintf(why, why_len, "the hash is not sha256: and 64 hex digits");
+    snprintf(why, why_len,
+             "the hash is not sha256: and 64 lowercase hex digits");
     return UV_EINVAL;
   }
   return 0;

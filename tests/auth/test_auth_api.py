@@ -23,14 +23,12 @@ Prints "N passed, N failed" last and exits non-zero on any failure.
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import stat
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 ap = argparse.ArgumentParser()
@@ -40,55 +38,23 @@ ap.add_argument("--gen", required=True)
 ap.add_argument("--buf", required=True)
 ARGS, _rest = ap.parse_known_args()
 
-sys.path.insert(0, ARGS.gen)
-import grpc  # noqa: E402
+# The process helper and the generated stubs of the api suites.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "api"))
+import test_watch_memory as wm  # noqa: E402
+from test_watch_memory import WAIT, grpc, pb, pbg, tp  # noqa: E402
 
 grpc.__path__.append(os.path.join(ARGS.gen, "grpc"))
 from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
-from smaug.v1 import orchestrator_pb2 as pb  # noqa: E402
-from smaug.v1 import orchestrator_pb2_grpc as pbg  # noqa: E402
-from smaug.v1 import types_pb2 as tp  # noqa: E402
 
-WAIT = 30
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 
 
-class Proc:
-    """A process whose stderr and stdout go to `log`, which is read for
-    the structured lines it writes."""
-
-    def __init__(self, argv, log):
-        self.log = log
-        self.logf = open(log, "w")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=self.logf, stderr=self.logf)
-        self.addr = self.wait_log(r"msg=listening addr=(\S+)", 1)[0]
-
-    def lines(self, pattern):
-        with open(self.log, errors="replace") as f:
-            return [m for m in (re.search(pattern, ln) for ln in f) if m]
-
-    def wait_log(self, pattern, count):
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            found = self.lines(pattern)
-            if len(found) >= count:
-                return found[count - 1].groups()
-            if self.proc.poll() is not None:
-                raise AssertionError("exited: " + open(self.log).read())
-            time.sleep(0.05)
-        raise AssertionError(f"no {count} x {pattern!r} in {self.log}")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
+def proc(argv, log):
+    """Starts argv, its output in `log`, and waits for its listening line
+    (the helper also gives an ASan build a small quarantine)."""
+    return wm.Smaugd(None, log, argv)
 
 
 def token_cmd(*args):
@@ -109,9 +75,9 @@ class Auth(unittest.TestCase):
                            ("vic", "viewer"), ("val", "viewer")):
             cls.tok[name] = token_cmd("add", "--tokens-file", cls.file,
                                       "--name", name, "--role", role)
-        cls.plug = Proc([ARGS.plugin, "--listen", "127.0.0.1:0", "--types",
+        cls.plug = proc([ARGS.plugin, "--listen", "127.0.0.1:0", "--types",
                          "t.vol"], os.path.join(cls.tmp, "plugin.log"))
-        cls.d = Proc([ARGS.smaugd, "--listen", "127.0.0.1:0", "--data-dir",
+        cls.d = proc([ARGS.smaugd, "--listen", "127.0.0.1:0", "--data-dir",
                       os.path.join(cls.tmp, "data"), "--auth-tokens",
                       cls.file], os.path.join(cls.tmp, "smaugd.log"))
         cls.loads = 1

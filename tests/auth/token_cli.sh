@@ -105,26 +105,25 @@ for mode in 640 604 660; do
   expect 1 "group or others" "$SMAUGD" token revoke --tokens-file "$F" \
     --name bob
 done
-"$SMAUGD" --listen 127.0.0.1:0 --data-dir "$T/data" --auth-tokens "$F" \
-  >"$T/d.log" 2>&1 &
-PIDS+=($!)
-wait $!
-rc=$?
-[ $rc -ne 0 ] && grep -q "group or others" "$T/d.log" &&
-  ok "smaugd refuses a mode 660 file" ||
-  fail "smaugd with a 660 file: $rc $(cat "$T/d.log")"
+# smaugd_refuses PATTERN ENV [FLAG...]: smaugd, with the environment
+# assignment ENV, does not start and logs PATTERN.
+smaugd_refuses() {
+  local pat=$1 envs=$2
+  shift 2
+  env "$envs" "$SMAUGD" --listen 127.0.0.1:0 --data-dir "$T/data" "$@" \
+    >"$T/d.log" 2>&1 &
+  PIDS+=($!)
+  wait $!
+  local rc=$?
+  [ $rc -ne 0 ] && grep -q "$pat" "$T/d.log" && ok "smaugd refuses: $pat" ||
+    fail "smaugd started ($rc) with: $* $envs: $(cat "$T/d.log")"
+}
+smaugd_refuses "group or others" SMAUG_LOG_LEVEL=info --auth-tokens "$F"
 chmod 600 "$F"
 cmp -s "$F" "$T/before" || fail "a refused command changed the file"
 printf 'x admin\n' >"$T/broken"
 chmod 600 "$T/broken"
-SMAUG_AUTH_TOKENS=$T/broken "$SMAUGD" --listen 127.0.0.1:0 \
-  --data-dir "$T/data" >"$T/d.log" 2>&1 &
-PIDS+=($!)
-wait $!
-rc=$?
-[ $rc -ne 0 ] && grep -q "broken line 1: too few fields" "$T/d.log" &&
-  ok "smaugd refuses a broken file (SMAUG_AUTH_TOKENS)" ||
-  fail "smaugd with a broken file: $rc $(cat "$T/d.log")"
+smaugd_refuses "broken line 1: too few fields" SMAUG_AUTH_TOKENS=$T/broken
 
 # Concurrent adds: every one is kept (the flock), all hashes distinct.
 for i in $(seq 1 12); do
