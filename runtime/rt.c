@@ -39,7 +39,8 @@ struct rt_s {
   rt_events_t pending;    /* guarded by mu */
   rt_events_t processing; /* loop thread only */
   int holds;              /* objects keeping the loop alive */
-  rt_channel_t *channels; /* open channels, shared per target */
+  /* Open channels, shared per target and credentials (rt_client.c). */
+  rt_client_state_t client;
   int n_servers, n_client_calls, n_channels;
   int async_closed;
 };
@@ -186,8 +187,8 @@ void rt__defer(rt_t *rt, rt_tag_t *tag, int ok) {
   push_or_abort(rt, tag, ok);
 }
 
-rt_channel_t **rt__channels(rt_t *rt) {
-  return &rt->channels;
+rt_client_state_t *rt__client(rt_t *rt) {
+  return &rt->client;
 }
 
 void rt__hold(rt_t *rt) {

@@ -202,18 +202,31 @@ void rt_call_fail(rt_call_t *call, grpc_status_code code, const char *fmt, ...)
 typedef struct rt_channel_s rt_channel_t;
 
 /* Returns the shared channel for `target` ("host:port" or "unix:/path"),
- * creating it on first use. Reference counted: each successful call must be
- * paired with rt_channel_release(). */
+ * creating it on first use, with the credentials the runtime's chooser
+ * picks (insecure unless rt_set_channel_creds says otherwise; rt_creds.h).
+ * Reference counted: each successful call must be paired with
+ * rt_channel_release(). A chooser's refusal is returned as its error
+ * (UV_EPERM), with the reason in rt_channel_refusal(). */
 int rt_channel_get(rt_t *rt, const char *target, rt_channel_t **out);
 void rt_channel_release(rt_channel_t *ch); /* NULL is a no-op */
 const char *rt_channel_target(const rt_channel_t *ch);
 
 typedef struct rt_client_call_s rt_client_call_t;
 
+/* A request header: a lowercase gRPC header name and a printable ASCII
+ * value (rt_creds.h has headers sent with every call of a channel). */
+typedef struct rt_metadata_s {
+  const char *key;
+  const char *value;
+} rt_metadata_t;
+
 typedef struct rt_call_opts_s {
-  int64_t timeout_ms;    /* 0: no deadline */
-  int max_message_bytes; /* receive limit; 0: 4 MiB */
-  int wait_for_ready;    /* queue until the channel connects */
+  int64_t timeout_ms;            /* 0: no deadline */
+  int max_message_bytes;         /* receive limit; 0: 4 MiB */
+  int wait_for_ready;            /* queue until the channel connects */
+  const rt_metadata_t *metadata; /* `n_metadata` headers for this call,
+                                    after the channel's; copied */
+  size_t n_metadata;
 } rt_call_opts_t;
 
 /* Called for every response message; `msg` lives until it returns. */

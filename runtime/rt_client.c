@@ -2,8 +2,12 @@
  * rt_client.c - the client half of the runtime: shared channels and
  * unary / server-streaming calls.
  *
- * Channels are shared per target and reference counted, so every caller
- * talking to one plugin multiplexes over one HTTP/2 connection. A unary
+ * Channels are shared per (target, credentials, credentials' reload
+ * generation) and reference counted, so every caller talking to one plugin
+ * multiplexes over one HTTP/2 connection, and a reload of the credentials
+ * (rt_creds_reload) gives later callers a channel with the new files.
+ * Headers from the credentials and from the call's options are sent with
+ * the initial metadata. A unary
  * call is one batch of every op. A server-streaming call is two batches:
  * {send initial metadata, send message, half-close, receive initial
  * metadata, receive message} and {receive status}; each further response
@@ -27,6 +31,8 @@ struct rt_channel_s {
   rt_t *rt;
   rt_channel_t *next;
   char *target;
+  rt_creds_t *creds;  /* NULL: insecure; else a reference */
+  unsigned creds_gen; /* of `creds` when the channel was made */
   grpc_channel *channel;
   int refs;
 };
@@ -47,6 +53,8 @@ struct rt_client_call_s {
   rt_tag_t recv_tag;
   grpc_byte_buffer *send_bb;
   grpc_byte_buffer *recv_bb;
+  grpc_metadata *send_md; /* the credentials' and the options' headers */
+  size_t n_send_md;
   grpc_metadata_array initial_md;
   grpc_metadata_array trailing_md;
   grpc_status_code status;
@@ -66,11 +74,38 @@ struct rt_client_call_s {
 /* ------------------------------------------------------------ channels */
 
 int rt_channel_get(rt_t *rt, const char *target, rt_channel_t **out) {
+  return rt_channel_get_creds(rt, target, NULL, out);
+}
+
+void rt_set_channel_creds(rt_t *rt, rt_channel_creds_fn fn, void *data) {
+  rt_client_state_t *st = rt__client(rt);
+  st->choose = fn;
+  st->choose_data = data;
+}
+
+const char *rt_channel_refusal(rt_t *rt) {
+  return rt__client(rt)->refusal;
+}
+
+int rt_channel_get_creds(rt_t *rt, const char *target, rt_creds_t *creds,
+                         rt_channel_t **out) {
   if (rt == NULL || target == NULL || *target == '\0' || out == NULL)
     return UV_EINVAL;
-  rt_channel_t **list = rt__channels(rt);
-  for (rt_channel_t *ch = *list; ch != NULL; ch = ch->next) {
-    if (strcmp(ch->target, target) == 0) {
+  rt_client_state_t *st = rt__client(rt);
+  st->refusal[0] = '\0';
+  if (creds == NULL && st->choose != NULL) {
+    int err = st->choose(target, &creds, st->refusal, sizeof(st->refusal),
+                         st->choose_data);
+    if (err != 0)
+      return err;
+  }
+  grpc_channel_credentials *tls = rt__creds_channel(creds);
+  if (tls == NULL && rt_creds_is_tls(creds))
+    return UV_EINVAL; /* server credentials */
+  unsigned gen = rt__creds_gen(creds);
+  for (rt_channel_t *ch = st->channels; ch != NULL; ch = ch->next) {
+    if (ch->creds == creds && ch->creds_gen == gen &&
+        strcmp(ch->target, target) == 0) {
       ch->refs++;
       *out = ch;
       return 0;
@@ -89,7 +124,7 @@ int rt_channel_get(rt_t *rt, const char *target, rt_channel_t **out) {
    * to 2 min), so that a restarted peer is reached again within half a second:
    * a plugin restart then costs seconds of a task's retry budget, not
    * minutes. */
-  grpc_arg args[4];
+  grpc_arg args[5];
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
   args[0].value.integer = -1;
@@ -102,19 +137,31 @@ int rt_channel_get(rt_t *rt, const char *target, rt_channel_t **out) {
   args[3].type = GRPC_ARG_INTEGER;
   args[3].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
   args[3].value.integer = 500;
-  grpc_channel_args ca = {4, args};
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-  ch->channel = grpc_channel_create(target, creds, &ca);
-  grpc_channel_credentials_release(creds);
+  size_t n_args = 4;
+  const char *name = rt__creds_server_name(creds);
+  if (name != NULL) {
+    args[4].type = GRPC_ARG_STRING;
+    args[4].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+    args[4].value.string = (char *)name;
+    n_args = 5;
+  }
+  grpc_channel_args ca = {n_args, args};
+  grpc_channel_credentials *plain =
+      tls == NULL ? grpc_insecure_credentials_create() : NULL;
+  ch->channel = grpc_channel_create(target, tls != NULL ? tls : plain, &ca);
+  if (plain != NULL)
+    grpc_channel_credentials_release(plain);
   if (ch->channel == NULL) {
     free(ch->target);
     free(ch);
     return UV_EINVAL;
   }
+  ch->creds = rt_creds_ref(creds);
+  ch->creds_gen = gen;
   ch->rt = rt;
   ch->refs = 1;
-  ch->next = *list;
-  *list = ch;
+  ch->next = st->channels;
+  st->channels = ch;
   rt__count_channel(rt, 1);
   *out = ch;
   return 0;
@@ -124,13 +171,15 @@ static void channel_unref(rt_channel_t *ch) {
   assert(ch->refs > 0);
   if (--ch->refs > 0)
     return;
-  for (rt_channel_t **p = rt__channels(ch->rt); *p != NULL; p = &(*p)->next) {
+  for (rt_channel_t **p = &rt__client(ch->rt)->channels; *p != NULL;
+       p = &(*p)->next) {
     if (*p == ch) {
       *p = ch->next;
       break;
     }
   }
   grpc_channel_destroy(ch->channel);
+  rt_creds_release(ch->creds);
   rt__count_channel(ch->rt, -1);
   free(ch->target);
   free(ch);
@@ -155,6 +204,38 @@ static void call_fail(rt_client_call_t *c, grpc_status_code code,
   c->fail_code = code;
   snprintf(c->fail_msg, sizeof(c->fail_msg), fmt, arg);
   grpc_call_cancel_with_status(c->call, code, c->fail_msg, NULL);
+}
+
+static void send_md_free(rt_client_call_t *c) {
+  for (size_t i = 0; i < c->n_send_md; i++) {
+    grpc_slice_unref(c->send_md[i].key);
+    grpc_slice_unref(c->send_md[i].value);
+  }
+  free(c->send_md);
+  c->send_md = NULL;
+  c->n_send_md = 0;
+}
+
+/* The headers of a new call: the channel's credentials' first, then the
+ * options'. Returns 0 or UV_ENOMEM. */
+static int send_md_make(rt_client_call_t *c, const rt_call_opts_t *opts) {
+  const char *const *cm;
+  size_t n_creds = rt__creds_metadata(c->ch->creds, &cm);
+  size_t n_opts = opts != NULL && opts->metadata != NULL ? opts->n_metadata : 0;
+  if (n_creds + n_opts == 0)
+    return 0;
+  c->send_md = calloc(n_creds + n_opts, sizeof(*c->send_md));
+  if (c->send_md == NULL)
+    return UV_ENOMEM;
+  for (size_t i = 0; i < n_creds + n_opts; i++) {
+    const char *k = i < n_creds ? cm[2 * i] : opts->metadata[i - n_creds].key;
+    const char *v =
+        i < n_creds ? cm[2 * i + 1] : opts->metadata[i - n_creds].value;
+    c->send_md[i].key = grpc_slice_from_copied_string(k);
+    c->send_md[i].value = grpc_slice_from_copied_string(v);
+    c->n_send_md++;
+  }
+  return 0;
 }
 
 static void call_release(rt_client_call_t *c) {
@@ -189,6 +270,7 @@ static void call_release(rt_client_call_t *c) {
   grpc_slice_unref(c->details);
   grpc_metadata_array_destroy(&c->initial_md);
   grpc_metadata_array_destroy(&c->trailing_md);
+  send_md_free(c);
   gpr_free((void *)c->error_string);
   grpc_call_unref(c->call);
   channel_unref(c->ch);
@@ -322,7 +404,12 @@ int rt_client_call_start(rt_channel_t *ch, const rt_method_t *method,
 
   grpc_op ops[6];
   memset(ops, 0, sizeof(ops));
+  grpc_call_error e = GRPC_CALL_ERROR;
+  if (send_md_make(c, opts) != 0)
+    goto fail;
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = c->n_send_md;
+  ops[0].data.send_initial_metadata.metadata = c->send_md;
   if (opts != NULL && opts->wait_for_ready)
     ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
                    GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
@@ -341,8 +428,7 @@ int rt_client_call_start(rt_channel_t *ch, const rt_method_t *method,
   /* A unary call is one batch (one completion); a stream receives its
    * status in a batch of its own while messages are read one by one. */
   int unary = method->kind == RT_UNARY;
-  grpc_call_error e =
-      grpc_call_start_batch(c->call, ops, unary ? 6 : 5, &c->start_tag, NULL);
+  e = grpc_call_start_batch(c->call, ops, unary ? 6 : 5, &c->start_tag, NULL);
   if (e != GRPC_CALL_OK)
     goto fail;
   if (unary) {
@@ -378,6 +464,7 @@ int rt_client_call_start(rt_channel_t *ch, const rt_method_t *method,
 
 fail:
   grpc_byte_buffer_destroy(c->send_bb);
+  send_md_free(c);
   grpc_call_unref(c->call);
   grpc_metadata_array_destroy(&c->initial_md);
   grpc_metadata_array_destroy(&c->trailing_md);

@@ -1,25 +1,19 @@
 /*
- * rt_server.c - the server half of the runtime: registered services, the
- * calls they receive, and graceful shutdown.
+ * rt_server.c - the server half of the runtime: registered services,
+ * listeners, the requests kept pending for incoming calls, and graceful
+ * shutdown. A matched call is handed to rt_call.c (rt__call_start), which
+ * owns it from then on.
  *
  * Every method of every service is registered with gRPC (so the payload
  * of unary and server-streaming calls arrives with the call), and one
  * request is kept pending per method. A generic request is also kept
  * pending so that a call to an unknown method gets UNIMPLEMENTED at once
  * rather than hanging until its deadline.
- *
- * A call is reference counted: one reference for the handler (dropped by
- * rt_call_finish) and one per batch in flight. GRPC_OP_RECV_CLOSE_ON_SERVER
- * is started as soon as the call arrives; its completion is how client
- * cancellation, deadline expiry and server shutdown are seen. Sends are
- * queued and chained, one send batch in flight at a time.
  */
 #include <assert.h>
 #include <errno.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +24,6 @@
 #include "rt_health.h"
 #include "rt_internal.h"
 #include "rt_reflection.h"
-#include "rt_wire.h"
 
 #define RT_DEFAULT_MAX_MESSAGE (4 * 1024 * 1024)
 #define RT_DEFAULT_GRACE_MS    5000
@@ -61,57 +54,6 @@ struct rt_slot_s {
   grpc_metadata_array md;
   grpc_byte_buffer *payload;
   grpc_call_details details; /* generic slot only */
-};
-
-/* An outgoing message waiting for the send op. */
-typedef struct rt_out_s {
-  struct rt_out_s *next;
-  grpc_byte_buffer *bb;
-} rt_out_t;
-
-struct rt_call_s {
-  rt_server_t *srv;
-  rt_entry_t *entry;
-  const rt_method_t *method;
-  size_t method_index;
-  grpc_call *call;
-  int refs;
-  int64_t deadline_ms;
-  ProtobufCMessage *req;
-
-  rt_tag_t close_tag;
-  int cancelled_flag; /* written by RECV_CLOSE_ON_SERVER */
-  unsigned closed : 1;
-  unsigned cancelled : 1;
-  unsigned finished : 1;
-  unsigned cancel_cb_done : 1;
-  unsigned initial_md_sent : 1;
-  unsigned status_queued : 1;
-  unsigned status_sent : 1;
-  unsigned send_busy : 1;
-  unsigned read_busy : 1;
-  unsigned read_eof : 1;
-  unsigned malformed : 1; /* a streamed request did not decode */
-  char bad_string[256];   /* why, when it held a bad string; else "" */
-
-  rt_call_cancel_cb cancel_cb;
-  void *cancel_data;
-  rt_tag_t cancel_tag; /* deferred cancel notification */
-
-  rt_tag_t send_tag;
-  rt_out_t *out_head, *out_tail;
-  size_t n_out; /* messages queued, not counting in_flight */
-  rt_call_sent_cb sent_cb;
-  void *sent_data;
-  grpc_byte_buffer *in_flight; /* the message of the send batch */
-  grpc_status_code code;
-  grpc_slice details;
-  int details_set;
-
-  rt_tag_t recv_tag;
-  grpc_byte_buffer *recv_bb;
-  rt_call_read_cb read_cb;
-  void *read_data;
 };
 
 /* The answer to a call of an unknown method. */
@@ -150,387 +92,41 @@ struct rt_server_s {
   void *signal_data;
   rt_health_t *health;
   rt_reflection_t *reflection;
+  rt_listener_t **listeners; /* TLS listeners' fetcher state */
+  size_t n_listeners;
 };
 
 static void server_maybe_stopped(rt_server_t *srv);
-static void call_pump_send(rt_call_t *c);
-
-/* ------------------------------------------------------------ helpers */
-
-static int64_t deadline_to_ms(uv_loop_t *loop, gpr_timespec deadline) {
-  if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0)
-    return INT64_MAX;
-  gpr_timespec mono = gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC);
-  gpr_timespec left = gpr_time_sub(mono, gpr_now(GPR_CLOCK_MONOTONIC));
-  int64_t ms = gpr_time_to_millis(left);
-  if (ms < 0)
-    ms = 0;
-  return (int64_t)uv_now(loop) + ms;
-}
-
-/* --------------------------------------------------------- call refs */
-
-static void call_release(rt_call_t *c) {
-  assert(c->refs > 0);
-  if (--c->refs > 0)
-    return;
-  rt_server_t *srv = c->srv;
-  grpc_call_unref(c->call);
-  if (c->req != NULL)
-    protobuf_c_message_free_unpacked(c->req, NULL);
-  for (rt_out_t *o = c->out_head, *next; o != NULL; o = next) {
-    next = o->next;
-    grpc_byte_buffer_destroy(o->bb);
-    free(o);
-  }
-  if (c->details_set)
-    grpc_slice_unref(c->details);
-  free(c);
-  srv->n_calls--;
-  server_maybe_stopped(srv);
-}
-
-static void call_notify_cancel(rt_call_t *c) {
-  if (c->cancel_cb == NULL || c->cancel_cb_done || c->finished)
-    return;
-  c->cancel_cb_done = 1;
-  c->cancel_cb(c, c->cancel_data);
-}
-
-static void on_deferred_cancel(rt_tag_t *tag, int ok) {
-  rt_call_t *c = (rt_call_t *)((char *)tag - offsetof(rt_call_t, cancel_tag));
-  call_notify_cancel(c);
-  call_release(c);
-}
-
-static void drop_queue(rt_call_t *c) {
-  for (rt_out_t *o = c->out_head, *next; o != NULL; o = next) {
-    next = o->next;
-    grpc_byte_buffer_destroy(o->bb);
-    free(o);
-  }
-  c->out_head = c->out_tail = NULL;
-  c->n_out = 0;
-}
-
-static void on_close(rt_tag_t *tag, int ok) {
-  rt_call_t *c = (rt_call_t *)((char *)tag - offsetof(rt_call_t, close_tag));
-  c->closed = 1;
-  /* A call that ends before we sent its status was cancelled, whatever
-   * the flag says. */
-  if (c->cancelled_flag || !c->status_sent) {
-    c->cancelled = 1;
-    drop_queue(c);
-    call_notify_cancel(c);
-  }
-  call_release(c);
-}
-
-/* ------------------------------------------------------------ sending */
-
-static void on_send(rt_tag_t *tag, int ok) {
-  rt_call_t *c = (rt_call_t *)((char *)tag - offsetof(rt_call_t, send_tag));
-  c->send_busy = 0;
-  if (c->in_flight != NULL) {
-    grpc_byte_buffer_destroy(c->in_flight);
-    c->in_flight = NULL;
-  }
-  if (!ok) {
-    c->cancelled = 1;
-    drop_queue(c);
-  } else {
-    call_pump_send(c);
-    if (c->sent_cb != NULL && !c->finished && !c->cancelled)
-      c->sent_cb(c, c->sent_data);
-  }
-  call_release(c);
-}
-
-static void call_pump_send(rt_call_t *c) {
-  if (c->send_busy || c->status_sent || c->cancelled)
-    return;
-  int has_msg = c->out_head != NULL;
-  /* The status rides with the last queued message, if any. */
-  int has_status =
-      c->status_queued && (c->out_head == NULL || c->out_head->next == NULL);
-  if (!has_msg && !has_status)
-    return; /* initial metadata waits for the first message or status */
-  grpc_op ops[3];
-  size_t n = 0;
-  memset(ops, 0, sizeof(ops));
-  if (!c->initial_md_sent) {
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    c->initial_md_sent = 1;
-  }
-  if (has_msg) {
-    rt_out_t *o = c->out_head;
-    c->out_head = o->next;
-    if (c->out_head == NULL)
-      c->out_tail = NULL;
-    c->n_out--;
-    c->in_flight = o->bb;
-    free(o);
-    ops[n].op = GRPC_OP_SEND_MESSAGE;
-    ops[n].data.send_message.send_message = c->in_flight;
-    n++;
-  }
-  if (has_status) {
-    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = c->code;
-    ops[n].data.send_status_from_server.status_details =
-        c->details_set ? &c->details : NULL;
-    n++;
-    c->status_sent = 1;
-  }
-  c->send_busy = 1;
-  c->refs++;
-  if (grpc_call_start_batch(c->call, ops, n, &c->send_tag, NULL) !=
-      GRPC_CALL_OK) {
-    /* Cannot happen with one op of each type in flight; treat the call as
-     * broken rather than hang. */
-    rt__defer(c->srv->rt, &c->send_tag, 0);
-  }
-}
-
-static int call_queue(rt_call_t *call, const ProtobufCMessage *msg) {
-  rt_out_t *o = malloc(sizeof(*o));
-  if (o == NULL)
-    return UV_ENOMEM;
-  o->bb = rt__pack(msg);
-  o->next = NULL;
-  if (call->out_tail != NULL)
-    call->out_tail->next = o;
-  else
-    call->out_head = o;
-  call->out_tail = o;
-  call->n_out++;
-  return 0;
-}
-
-int rt_call_send(rt_call_t *call, const ProtobufCMessage *msg) {
-  if (call == NULL || msg == NULL || call->finished)
-    return UV_EINVAL;
-  if (call->cancelled || call->malformed)
-    return UV_ECANCELED;
-  int err = call_queue(call, msg);
-  if (err == 0)
-    call_pump_send(call);
-  return err;
-}
-
-size_t rt_call_send_queued(const rt_call_t *call) {
-  return call->n_out + (call->in_flight != NULL);
-}
-
-void rt_call_on_sent(rt_call_t *call, rt_call_sent_cb cb, void *data) {
-  call->sent_cb = cb;
-  call->sent_data = data;
-}
-
-void rt_call_finish(rt_call_t *call, grpc_status_code code, const char *message,
-                    const ProtobufCMessage *final) {
-  assert(call != NULL && !call->finished && "rt_call_finish: twice");
-  call->finished = 1;
-  if (call->malformed) {
-    code = GRPC_STATUS_INVALID_ARGUMENT;
-    message = NULL;
-    final = NULL;
-  } else if (code == GRPC_STATUS_OK && final == NULL &&
-             call->method->kind == RT_UNARY) {
-    code = GRPC_STATUS_INTERNAL;
-    message = "handler returned no response";
-  }
-  if (!call->cancelled) {
-    if (final != NULL && call_queue(call, final) != 0) {
-      code = GRPC_STATUS_INTERNAL;
-      message = "cannot queue the response";
-    }
-    call->code = code;
-    if (call->malformed) {
-      char buf[256];
-      snprintf(buf, sizeof(buf), "request: malformed %s",
-               call->method->input->name);
-      call->details = grpc_slice_from_copied_string(
-          call->bad_string[0] != '\0' ? call->bad_string : buf);
-      call->details_set = 1;
-    } else if (message != NULL && *message != '\0') {
-      call->details = grpc_slice_from_copied_string(message);
-      call->details_set = 1;
-    }
-    call->status_queued = 1;
-    call_pump_send(call);
-  }
-  call_release(call);
-}
-
-void rt_call_reply(rt_call_t *call, const ProtobufCMessage *resp) {
-  rt_call_finish(call, GRPC_STATUS_OK, NULL, resp);
-}
-
-void rt_call_fail(rt_call_t *call, grpc_status_code code, const char *fmt,
-                  ...) {
-  char buf[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
-  va_end(ap);
-  rt_utf8_repair(buf); /* a cut or a peer's text: still UTF-8 */
-  rt_call_finish(call, code, buf, NULL);
-}
-
-/* ------------------------------------------------------------ reading */
-
-static void on_recv(rt_tag_t *tag, int ok) {
-  rt_call_t *c = (rt_call_t *)((char *)tag - offsetof(rt_call_t, recv_tag));
-  c->read_busy = 0;
-  rt_call_read_cb cb = c->read_cb;
-  void *data = c->read_data;
-  c->read_cb = NULL;
-  ProtobufCMessage *msg = NULL;
-  if (ok && c->recv_bb != NULL &&
-      rt__unpack(c->method->input, c->recv_bb, &msg, c->bad_string,
-                 sizeof(c->bad_string)) != 0)
-    c->malformed = 1;
-  if (c->recv_bb != NULL) {
-    grpc_byte_buffer_destroy(c->recv_bb);
-    c->recv_bb = NULL;
-  }
-  if (msg == NULL)
-    c->read_eof = 1;
-  if (!c->finished)
-    cb(c, msg, data);
-  if (msg != NULL)
-    protobuf_c_message_free_unpacked(msg, NULL);
-  call_release(c);
-}
-
-int rt_call_read(rt_call_t *call, rt_call_read_cb cb, void *data) {
-  if (call == NULL || cb == NULL || call->finished)
-    return UV_EINVAL;
-  if (call->read_busy)
-    return UV_EBUSY;
-  if (call->method->kind != RT_CLIENT_STREAMING &&
-      call->method->kind != RT_BIDI_STREAMING)
-    return UV_EINVAL;
-  if (call->read_eof) {
-    /* Still asynchronous: report end of stream on a later iteration. */
-    call->read_busy = 1;
-    call->read_cb = cb;
-    call->read_data = data;
-    call->refs++;
-    rt__defer(call->srv->rt, &call->recv_tag, 0);
-    return 0;
-  }
-  grpc_op op;
-  memset(&op, 0, sizeof(op));
-  op.op = GRPC_OP_RECV_MESSAGE;
-  op.data.recv_message.recv_message = &call->recv_bb;
-  call->read_busy = 1;
-  call->read_cb = cb;
-  call->read_data = data;
-  call->refs++;
-  int err = rt__call_error(
-      grpc_call_start_batch(call->call, &op, 1, &call->recv_tag, NULL));
-  if (err != 0) {
-    call->read_busy = 0;
-    call->read_cb = NULL;
-    call->refs--;
-    return err;
-  }
-  return 0;
-}
-
-/* ------------------------------------------------------ call accessors */
-
-void *rt_call_server_data(const rt_call_t *call) {
-  return call->entry->data;
-}
-
-const rt_method_t *rt_call_method(const rt_call_t *call) {
-  return call->method;
-}
-
-int64_t rt_call_deadline_ms(const rt_call_t *call) {
-  return call->deadline_ms;
-}
-
-int rt_call_is_cancelled(const rt_call_t *call) {
-  return call->cancelled;
-}
-
-void rt_call_on_cancel(rt_call_t *call, rt_call_cancel_cb cb, void *data) {
-  call->cancel_cb = cb;
-  call->cancel_data = data;
-  if (cb != NULL && call->cancelled && !call->cancel_cb_done &&
-      !call->finished) {
-    call->refs++;
-    rt__defer(call->srv->rt, &call->cancel_tag, 1);
-  }
-}
-
 /* --------------------------------------------------- incoming calls */
 
 static void slot_request(rt_slot_t *s);
 
+static void call_gone(void *owner) {
+  rt_server_t *srv = owner;
+  srv->n_calls--;
+  server_maybe_stopped(srv);
+}
+
 static void call_start(rt_slot_t *s) {
   rt_server_t *srv = s->srv;
   rt_entry_t *e = s->entry;
-  const rt_method_t *m = &e->svc->methods[s->method];
-  rt_call_t *c = calloc(1, sizeof(*c));
-  if (c == NULL) {
-    /* No memory for the call: drop it; the client sees CANCELLED. */
-    grpc_call_cancel(s->call, NULL);
-    grpc_call_unref(s->call);
-    if (s->payload != NULL)
-      grpc_byte_buffer_destroy(s->payload);
-    return;
-  }
-  c->srv = srv;
-  c->entry = e;
-  c->method = m;
-  c->method_index = s->method;
-  c->call = s->call;
-  c->deadline_ms = deadline_to_ms(rt_loop(srv->rt), s->deadline);
-  c->close_tag.fn = on_close;
-  c->send_tag.fn = on_send;
-  c->recv_tag.fn = on_recv;
-  c->cancel_tag.fn = on_deferred_cancel;
-  c->refs = 2; /* the handler and RECV_CLOSE_ON_SERVER */
-  srv->n_calls++;
-
-  grpc_op op;
-  memset(&op, 0, sizeof(op));
-  op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-  op.data.recv_close_on_server.cancelled = &c->cancelled_flag;
-  if (grpc_call_start_batch(c->call, &op, 1, &c->close_tag, NULL) !=
-      GRPC_CALL_OK)
-    rt__defer(srv->rt, &c->close_tag, 0);
-
-  int reads_first = m->kind == RT_UNARY || m->kind == RT_SERVER_STREAMING;
-  grpc_byte_buffer *payload = s->payload;
+  rt_call_start_t st = {
+      .rt = srv->rt,
+      .call = s->call,
+      .svc = e->svc,
+      .impl = e->impl,
+      .data = e->data,
+      .method = s->method,
+      .deadline = s->deadline,
+      .payload = s->payload,
+      .md = &s->md,
+      .gone = call_gone,
+      .owner = srv,
+  };
   s->payload = NULL;
-  if (reads_first) {
-    int missing = payload == NULL;
-    int err = UV_EINVAL;
-    if (!missing) {
-      err = rt__unpack(m->input, payload, &c->req, c->bad_string,
-                       sizeof(c->bad_string));
-      grpc_byte_buffer_destroy(payload);
-    }
-    if (err == UV_EILSEQ) {
-      /* A string with a NUL or bad UTF-8: name the field. */
-      rt_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, c->bad_string, NULL);
-      return;
-    }
-    if (err != 0) {
-      rt_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request: %s %s",
-                   missing ? "missing" : "malformed", m->input->name);
-      return;
-    }
-  } else if (payload != NULL) {
-    grpc_byte_buffer_destroy(payload);
-  }
-  e->svc->dispatch(c, c->req, e->impl, s->method, e->data);
+  srv->n_calls++;
+  if (rt__call_start(&st) != 0)
+    srv->n_calls--;
 }
 
 static void on_unknown_done(rt_tag_t *tag, int ok) {
@@ -578,10 +174,10 @@ static void on_slot(rt_tag_t *tag, int ok) {
   srv->n_slots--;
   /* Take the call out of the slot and re-arm the slot first, so that gRPC
    * can match the next call while this one runs. */
-  rt_slot_t got = *s;
+  rt_slot_t got = *s; /* takes the metadata array too */
   s->call = NULL;
   s->payload = NULL;
-  grpc_metadata_array_destroy(&s->md);
+  memset(&s->md, 0, sizeof(s->md));
   if (ok && !srv->shutting_down)
     slot_request(s);
   if (ok && got.call != NULL) {
@@ -592,6 +188,7 @@ static void on_slot(rt_tag_t *tag, int ok) {
   } else if (got.payload != NULL) {
     grpc_byte_buffer_destroy(got.payload);
   }
+  grpc_metadata_array_destroy(&got.md); /* empty if the call took it */
   if (got.entry == NULL)
     grpc_call_details_destroy(&got.details);
   server_maybe_stopped(srv);
@@ -750,6 +347,12 @@ int rt_server_listen(rt_server_t *srv, const char *addr, int *port_out) {
 
 int rt_server_listen_ex(rt_server_t *srv, const char *addr, int *port_out,
                         char *why, size_t why_len) {
+  return rt_server_listen_creds(srv, addr, NULL, port_out, why, why_len);
+}
+
+int rt_server_listen_creds(rt_server_t *srv, const char *addr,
+                           rt_creds_t *creds_in, int *port_out, char *why,
+                           size_t why_len) {
   if (why_len > 0)
     why[0] = '\0';
   if (srv == NULL || addr == NULL)
@@ -771,7 +374,23 @@ int rt_server_listen_ex(rt_server_t *srv, const char *addr, int *port_out,
       return e;
     }
   }
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  rt_listener_t **ls =
+      realloc(srv->listeners, (srv->n_listeners + 1) * sizeof(*ls));
+  if (ls == NULL)
+    return UV_ENOMEM;
+  srv->listeners = ls;
+  grpc_server_credentials *creds;
+  rt_listener_t *l;
+  err = rt__creds_server(creds_in, &creds, &l);
+  if (err != 0) {
+    snprintf(why, why_len, "cannot listen on %s: %s", addr,
+             err == UV_EINVAL ? "client credentials given to a listener"
+                              : uv_strerror(err));
+    return err;
+  }
+  /* gRPC may call the fetcher until the server is destroyed. */
+  if (l != NULL)
+    srv->listeners[srv->n_listeners++] = l;
   /* The socket file gets its mode from the umask: keep it to 0660. */
   mode_t old_mask = a.is_unix ? umask(0117) : 0;
   int port = grpc_server_add_http2_port(srv->server, addr, creds);
@@ -915,6 +534,9 @@ void rt_server_free(rt_server_t *srv) {
   rt_reflection_free(srv->reflection);
   rt_health_free(srv->health);
   grpc_server_destroy(srv->server);
+  for (size_t i = 0; i < srv->n_listeners; i++)
+    rt__listener_free(srv->listeners[i]);
+  free(srv->listeners);
   for (size_t i = 0; i < srv->n_entries; i++) {
     free(srv->entries[i].handles);
     free(srv->entries[i].slots);
