@@ -27,6 +27,7 @@
 #include "bank.h"
 #include "bank_chunk.h"
 #include "bank_fs.h"
+#include "rt_creds.h"
 #include "rt_log.h"
 
 /* --------------------------------------------------------------- roles */
@@ -358,10 +359,9 @@ static const char *bearer_token(const char *v, size_t n, size_t *tok_len) {
   return v + i;
 }
 
-grpc_status_code auth_decide(const auth_table_t *t, const char *path,
-                             const char *const *values, const size_t *lens,
-                             size_t n, auth_ctx_t *ctx, char *msg,
-                             size_t msg_len) {
+grpc_status_code auth_decide(const auth_table_t *t, const char *path, size_t n,
+                             const char *value, size_t len, auth_ctx_t *ctx,
+                             char *msg, size_t msg_len) {
   auth_role_t need;
   uint8_t hash[AUTH_HASH_BYTES];
   const char *tok, *method = path ? strrchr(path, '/') : NULL;
@@ -385,7 +385,7 @@ grpc_status_code auth_decide(const auth_table_t *t, const char *path,
     snprintf(msg, msg_len, "more than one authorization header");
     return GRPC_STATUS_UNAUTHENTICATED;
   }
-  if ((tok = bearer_token(values[0], lens[0], &tok_len)) == NULL) {
+  if ((tok = bearer_token(value, len, &tok_len)) == NULL) {
     snprintf(msg, msg_len,
              "malformed authorization header: expected \"Bearer <token>\"");
     return GRPC_STATUS_UNAUTHENTICATED;
@@ -482,27 +482,30 @@ int auth_reload(auth_t *a, char *why, size_t why_len) {
   return 0;
 }
 
-/* Collects the call's authorization header values: up to `max`, and the
- * count of all of them in *n. Until the runtime exposes request metadata
- * no call carries one, so a guarded service refuses every call. */
-static void call_authorization(rt_call_t *call, const char **values,
-                               size_t *lens, size_t max, size_t *n) {
-  (void)call, (void)values, (void)lens, (void)max;
-  *n = 0;
+/* The call's authorization header: `*n` of them, the first in
+ * `*value` (`*len` bytes). A value rt_call_metadata cannot give (one
+ * holding a NUL) counts as one that is not "Bearer <token>". */
+static void call_authorization(rt_call_t *call, const char **value, size_t *len,
+                               size_t *n) {
+  *n = rt_call_metadata_count(call, "authorization");
+  *value = rt_call_metadata(call, "authorization");
+  if (*value == NULL)
+    *value = "\x01";
+  *len = strlen(*value);
 }
 
 static void guard_dispatch(rt_call_t *call, const ProtobufCMessage *req,
                            const void *impl, size_t method_index, void *data) {
   const guard_t *g = impl;
   auth_t *a = g->auth;
-  const char *values[2];
-  size_t lens[2], n = 0;
+  const char *value;
+  size_t len, n;
   auth_ctx_t ctx;
   char msg[300];
   const char *path = rt_call_method(call)->path;
-  call_authorization(call, values, lens, 2, &n);
-  grpc_status_code code = auth_decide(a->table, path, values, lens,
-                                      n < 2 ? n : 2, &ctx, msg, sizeof(msg));
+  call_authorization(call, &value, &len, &n);
+  grpc_status_code code =
+      auth_decide(a->table, path, n, value, len, &ctx, msg, sizeof(msg));
   if (code != GRPC_STATUS_OK) {
     rt_log(RT_LOG_INFO, "auth", "call refused",
            "method=%s status=%s name=%s error=\"%s\"", path,

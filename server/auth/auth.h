@@ -192,24 +192,23 @@ typedef struct auth_ctx_s {
   auth_role_t role;
 } auth_ctx_t;
 
-/* Decides a call of `path` against `t` given its authorization header
- * values (`values[i]` is `lens[i]` bytes, any bytes; `n` of them; a
- * value need not end in NUL). Returns:
+/* Decides a call of `path` against `t` given how many authorization
+ * headers it carries (`n`) and the first one's value (`value`, `len`
+ * bytes, any bytes, need not end in NUL; read only when n is 1).
+ * Returns:
  *  - GRPC_STATUS_OK, and fills `*ctx` when a token was given and found,
  *    or zeroes it for an open method;
  *  - GRPC_STATUS_UNAUTHENTICATED without a header, with more than one,
  *    with a value that is not "Bearer <token>" (RFC 6750: the scheme
  *    in any case, spaces, then one token of printable ASCII without
- *    spaces, up to AUTH_MAX_TOKEN_BYTES), or
- *    with a token not in `t`;
+ *    spaces, up to AUTH_MAX_TOKEN_BYTES), or with a token not in `t`;
  *  - GRPC_STATUS_PERMISSION_DENIED when the token's role is below the
  *    method's, or the method is not in the table (fail closed).
  * `msg` (always NUL-terminated) says why for the client; it never holds
  * any part of the header value. Pure: any thread. */
-grpc_status_code auth_decide(const auth_table_t *t, const char *path,
-                             const char *const *values, const size_t *lens,
-                             size_t n, auth_ctx_t *ctx, char *msg,
-                             size_t msg_len);
+grpc_status_code auth_decide(const auth_table_t *t, const char *path, size_t n,
+                             const char *value, size_t len, auth_ctx_t *ctx,
+                             char *msg, size_t msg_len);
 
 /* ------------------------------------------------------------ the daemon */
 
