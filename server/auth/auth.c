@@ -377,7 +377,7 @@ grpc_status_code auth_decide(const auth_table_t *t, const char *path, size_t n,
     return GRPC_STATUS_OK;
   if (n == 0) {
     snprintf(msg, msg_len,
-             "%s needs a token: send \"authorization: Bearer <token>\"",
+             "%s needs a token: send 'authorization: Bearer <token>'",
              method);
     return GRPC_STATUS_UNAUTHENTICATED;
   }
@@ -387,7 +387,7 @@ grpc_status_code auth_decide(const auth_table_t *t, const char *path, size_t n,
   }
   if ((tok = bearer_token(value, len, &tok_len)) == NULL) {
     snprintf(msg, msg_len,
-             "malformed authorization header: expected \"Bearer <token>\"");
+             "malformed authorization header: expected 'Bearer <token>'");
     return GRPC_STATUS_UNAUTHENTICATED;
   }
   auth_token_hash(tok, tok_len, hash);
