@@ -183,6 +183,55 @@ static int parse_line(const char *p, const char *end, auth_token_t *tok,
   return 0;
 }
 
+/* qsort orders: by name, or by hash, then by line. */
+static int by_name(const void *a, const void *b) {
+  const auth_token_t *x = *(auth_token_t *const *)a;
+  const auth_token_t *y = *(auth_token_t *const *)b;
+  int c = strcmp(x->name, y->name);
+  return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+static int by_hash(const void *a, const void *b) {
+  const auth_token_t *x = *(auth_token_t *const *)a;
+  const auth_token_t *y = *(auth_token_t *const *)b;
+  int c = memcmp(x->hash, y->hash, AUTH_HASH_BYTES);
+  return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* Refuses a name or a hash that is in `t` twice, naming both lines; then
+ * copies the hashes into one array for auth_table_by_hash. Sorting keeps
+ * a large file from costing the loop time in the square of its size. */
+static int check_unique(auth_table_t *t, char *why, size_t why_len) {
+  const auth_token_t **v = malloc((t->n ? t->n : 1) * sizeof(*v));
+  int rc = 0;
+  if (v == NULL ||
+      (t->hashes = malloc((t->n ? t->n : 1) * sizeof(*t->hashes))) == NULL) {
+    free(v);
+    snprintf(why, why_len, "out of memory");
+    return UV_ENOMEM;
+  }
+  for (size_t i = 0; i < t->n; i++) {
+    v[i] = &t->tokens[i];
+    memcpy(t->hashes[i], t->tokens[i].hash, AUTH_HASH_BYTES);
+  }
+  qsort(v, t->n, sizeof(*v), by_name);
+  for (size_t i = 1; i < t->n && rc == 0; i++)
+    if (strcmp(v[i - 1]->name, v[i]->name) == 0) {
+      snprintf(why, why_len, "line %u: the name %s is already on line %u",
+               v[i]->line, v[i]->name, v[i - 1]->line);
+      rc = UV_EINVAL;
+    }
+  qsort(v, t->n, sizeof(*v), by_hash);
+  for (size_t i = 1; i < t->n && rc == 0; i++)
+    if (memcmp(v[i - 1]->hash, v[i]->hash, AUTH_HASH_BYTES) == 0) {
+      snprintf(why, why_len, "line %u: the same hash as line %u", v[i]->line,
+               v[i - 1]->line);
+      rc = UV_EINVAL;
+    }
+  free(v);
+  return rc;
+}
+
 int auth_table_parse(const char *text, size_t len, auth_table_t **out,
                      char *why, size_t why_len) {
   auth_table_t *t = calloc(1, sizeof(*t));
@@ -227,20 +276,10 @@ int auth_table_parse(const char *text, size_t len, auth_table_t **out,
       snprintf(why, why_len, "line %u: %s", line, what);
       break;
     }
-    for (size_t i = 0; i < t->n && rc == 0; i++) {
-      if (strcmp(t->tokens[i].name, tok->name) == 0) {
-        snprintf(why, why_len, "line %u: the name %s is already on line %u",
-                 line, tok->name, t->tokens[i].line);
-        rc = UV_EINVAL;
-      } else if (memcmp(t->tokens[i].hash, tok->hash, AUTH_HASH_BYTES) == 0) {
-        snprintf(why, why_len, "line %u: the same hash as line %u", line,
-                 t->tokens[i].line);
-        rc = UV_EINVAL;
-      }
-    }
-    if (rc == 0)
-      t->n++;
+    t->n++;
   }
+  if (rc == 0)
+    rc = check_unique(t, why, why_len);
   if (rc != 0) {
     auth_table_free(t);
     return rc;
@@ -325,7 +364,7 @@ const auth_token_t *auth_table_by_hash(const auth_table_t *t,
   const auth_token_t *found = NULL;
   /* Every entry is compared, and none stops early. */
   for (size_t i = 0; t != NULL && i < t->n; i++)
-    if (CRYPTO_memcmp(t->tokens[i].hash, hash, AUTH_HASH_BYTES) == 0)
+    if (CRYPTO_memcmp(t->hashes[i], hash, AUTH_HASH_BYTES) == 0)
       found = &t->tokens[i];
   return found;
 }
@@ -334,6 +373,7 @@ void auth_table_free(auth_table_t *t) {
   if (t == NULL)
     return;
   free(t->tokens);
+  free(t->hashes);
   free(t);
 }
 
@@ -377,8 +417,7 @@ grpc_status_code auth_decide(const auth_table_t *t, const char *path, size_t n,
     return GRPC_STATUS_OK;
   if (n == 0) {
     snprintf(msg, msg_len,
-             "%s needs a token: send 'authorization: Bearer <token>'",
-             method);
+             "%s needs a token: send 'authorization: Bearer <token>'", method);
     return GRPC_STATUS_UNAUTHENTICATED;
   }
   if (n > 1) {

@@ -147,6 +147,7 @@ typedef struct auth_token_s {
 typedef struct auth_table_s {
   auth_token_t *tokens; /* in file order */
   size_t n;
+  uint8_t (*hashes)[AUTH_HASH_BYTES]; /* tokens[i].hash, packed for lookup */
 } auth_table_t;
 
 /* Parses the text of a token file (`len` bytes, need not end in NUL).
