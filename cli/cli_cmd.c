@@ -9,11 +9,13 @@
 #include "cli_cmd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,7 +53,9 @@ static int out_of_memory(cli_ctx_t *ctx) {
 static int open_rpc(cli_ctx_t *ctx, const char *target, cli_rpc_t **out) {
   int rc = cli_rpc_new(target, out);
   if (rc != 0) {
-    fprintf(ctx->err, "smaug: %s: %s\n", target, uv_strerror(rc));
+    const char *why = cli_rpc_why();
+    fprintf(ctx->err, "smaug: %s: %s\n", target,
+            why[0] != '\0' ? why : uv_strerror(rc));
     return rc == UV_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_UNREACHABLE;
   }
   return CLI_EXIT_OK;
@@ -995,11 +999,11 @@ done:
 
 /* ------------------------------------------------------------ dispatch */
 
-static const cli_opt_t global_opts[] = {{"server", 's', 1},
-                                        {"output", 'o', 1},
-                                        {"timeout", 0, 1},
-                                        {"help", 'h', 0},
-                                        {NULL, 0, 0}};
+static const cli_opt_t global_opts[] = {
+    {"server", 's', 1}, {"output", 'o', 1},   {"timeout", 0, 1},
+    {"tls-ca", 0, 1},   {"tls-cert", 0, 1},   {"tls-key", 0, 1},
+    {"token", 0, 1},    {"token-file", 0, 1}, {"help", 'h', 0},
+    {NULL, 0, 0}};
 
 static const cli_opt_t no_opts[] = {{NULL, 0, 0}};
 static const cli_opt_t register_opts[] = {{"replace", 0, 0}, {NULL, 0, 0}};
@@ -1085,6 +1089,12 @@ static void print_usage(FILE *f) {
   }
   fprintf(f,
           "\nThe server is --server, else $SMAUG_SERVER, else %s.\n"
+          "TLS: --tls-ca FILE ($SMAUG_TLS_CA) trusts that CA; --tls-cert "
+          "FILE and\n--tls-key FILE ($SMAUG_TLS_CERT, $SMAUG_TLS_KEY) present "
+          "a client certificate.\nToken: $SMAUG_TOKEN, or --token-file FILE "
+          "($SMAUG_TOKEN_FILE, mode 0600),\nor --token TOKEN (seen by other "
+          "local users in the process list); sent\nas \"authorization: "
+          "Bearer ...\" and never printed.\n"
           "Exit codes: 0 success, 1 failed, 2 usage error, 3 server "
           "unreachable.\n",
           DEFAULT_SERVER);
@@ -1109,6 +1119,79 @@ static int global_words(const char *w) {
     if (o->short_name && w[0] == '-' && w[1] == o->short_name)
       return o->has_value && w[2] == '\0' ? 2 : 1;
   }
+  return 0;
+}
+
+/* `--NAME`, else the environment variable `env`, else NULL. */
+static const char *opt_or_env(const cli_args_t *a, const char *name,
+                              const char *env) {
+  const char *v = cli_args_get(a, name);
+  if (v == NULL)
+    v = getenv(env);
+  return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* Reads the token in `path` into `buf` without a trailing newline. The file
+ * must be a regular file that its group and others cannot read. The token
+ * itself is never printed. */
+static int read_token_file(cli_ctx_t *ctx, const char *path, char *buf,
+                           size_t len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    return usage_error(ctx, "--token-file %s: %s", path, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+    close(fd);
+    return usage_error(ctx, "--token-file %s: %s", path,
+                       !S_ISREG(st.st_mode)
+                           ? "not a regular file"
+                           : "readable by its group or others; chmod 600 it");
+  }
+  ssize_t n = read(fd, buf, len - 1);
+  close(fd);
+  if (n < 0)
+    return usage_error(ctx, "--token-file %s: %s", path, strerror(errno));
+  buf[n] = '\0';
+  buf[strcspn(buf, "\r\n")] = '\0';
+  if (buf[0] == '\0')
+    return usage_error(ctx, "--token-file %s: empty", path);
+  return 0;
+}
+
+/* TLS files and the token, from options or the environment. */
+static int setup_security(cli_ctx_t *ctx, const cli_args_t *a) {
+  static char token_buf[4096];
+  static cli_rpc_security_t sec;
+  sec.tls_ca = opt_or_env(a, "tls-ca", "SMAUG_TLS_CA");
+  sec.tls_cert = opt_or_env(a, "tls-cert", "SMAUG_TLS_CERT");
+  sec.tls_key = opt_or_env(a, "tls-key", "SMAUG_TLS_KEY");
+  if ((sec.tls_cert == NULL) != (sec.tls_key == NULL))
+    return usage_error(ctx, "--tls-cert and --tls-key go together");
+  const char *token = cli_args_get(a, "token");
+  const char *file = cli_args_get(a, "token-file");
+  if (token != NULL && file != NULL)
+    return usage_error(ctx, "--token and --token-file: give one");
+  if (token == NULL && file == NULL) {
+    token = getenv("SMAUG_TOKEN");
+    if (token == NULL || *token == '\0') {
+      token = NULL;
+      file = getenv("SMAUG_TOKEN_FILE");
+      if (file != NULL && *file == '\0')
+        file = NULL;
+    }
+  }
+  if (file != NULL) {
+    int rc = read_token_file(ctx, file, token_buf, sizeof(token_buf));
+    if (rc != 0)
+      return rc;
+    token = token_buf;
+  }
+  sec.token = token;
+  cli_rpc_set_security(&sec);
   return 0;
 }
 
@@ -1142,7 +1225,7 @@ static int setup_globals(cli_ctx_t *ctx, const cli_args_t *a) {
                          t);
     ctx->timeout_ms = v;
   }
-  return 0;
+  return setup_security(ctx, a);
 }
 
 int cli_cmd_main(int argc, char **argv) {

@@ -3,8 +3,11 @@
  */
 #include "cli_rpc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "rt_creds.h"
 
 struct cli_rpc_s {
   uv_loop_t loop;
@@ -20,20 +23,69 @@ struct cli_rpc_s {
   void *on_msg_data;
 };
 
+static cli_rpc_security_t security;
+static char last_why[512];
+
+void cli_rpc_set_security(const cli_rpc_security_t *sec) {
+  memset(&security, 0, sizeof(security));
+  if (sec != NULL)
+    security = *sec;
+}
+
+const char *cli_rpc_why(void) {
+  return last_why;
+}
+
+/* The credentials of the security settings, or NULL for plain ones. */
+static int make_creds(rt_creds_t **out) {
+  *out = NULL;
+  const cli_rpc_security_t *s = &security;
+  int err = 0;
+  if (s->tls_ca != NULL || s->tls_cert != NULL) {
+    rt_tls_files_t f = {
+        .ca = s->tls_ca, .cert = s->tls_cert, .key = s->tls_key};
+    err = rt_creds_tls_client(&f, out, last_why, sizeof(last_why));
+  } else if (s->token != NULL) {
+    err = rt_creds_insecure(out);
+  }
+  if (err == 0 && s->token != NULL) {
+    char bearer[4096];
+    if ((size_t)snprintf(bearer, sizeof(bearer), "Bearer %s", s->token) >=
+        sizeof(bearer))
+      err = UV_E2BIG;
+    else
+      err = rt_creds_add_metadata(*out, "authorization", bearer);
+    memset(bearer, 0, sizeof(bearer));
+    if (err != 0)
+      snprintf(last_why, sizeof(last_why),
+               "the token cannot be sent (too long, or not printable ASCII)");
+  }
+  if (err != 0) {
+    rt_creds_release(*out);
+    *out = NULL;
+  }
+  return err;
+}
+
 int cli_rpc_new(const char *target, cli_rpc_t **out) {
   cli_rpc_t *r = calloc(1, sizeof(*r));
+  rt_creds_t *creds = NULL;
   int rc;
+  last_why[0] = '\0';
   if (r == NULL)
     return UV_ENOMEM;
   if ((rc = uv_loop_init(&r->loop)) != 0)
     goto fail_loop;
   if ((rc = rt_new(&r->loop, &r->rt)) != 0)
     goto fail_rt;
-  if ((rc = rt_channel_get(r->rt, target, &r->ch)) != 0)
+  if ((rc = make_creds(&creds)) != 0 ||
+      (rc = rt_channel_get_creds(r->rt, target, creds, &r->ch)) != 0)
     goto fail_ch;
+  rt_creds_release(creds); /* the channel holds its own */
   *out = r;
   return 0;
 fail_ch:
+  rt_creds_release(creds);
   rt_free(r->rt);
 fail_rt:
   uv_run(&r->loop, UV_RUN_DEFAULT);

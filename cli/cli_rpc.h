@@ -28,10 +28,31 @@ enum {
 
 typedef struct cli_rpc_s cli_rpc_t;
 
+/* How the client proves who it is and checks the server: TLS when `tls_ca`
+ * or `tls_cert` is set (the CA the server's certificate must chain to,
+ * NULL: the system's roots; a client certificate and key for mTLS), and a
+ * bearer token sent as "authorization: Bearer TOKEN" with every call. The
+ * strings are borrowed and must outlive every cli_rpc_t. */
+typedef struct cli_rpc_security_s {
+  const char *tls_ca;
+  const char *tls_cert;
+  const char *tls_key;
+  const char *token; /* printable ASCII; never printed */
+} cli_rpc_security_t;
+
+/* Sets the security of every later cli_rpc_new (NULL: plaintext, no
+ * token). The program sets it once, from its options. */
+void cli_rpc_set_security(const cli_rpc_security_t *sec);
+
 /* Creates a loop, the runtime and a channel to `target` ("host:port" or
- * "unix:/path"). `*out` is owned by the caller; release with cli_rpc_free.
- * Returns 0 or a negative UV_E* code. */
+ * "unix:/path") with the security set above. `*out` is owned by the
+ * caller; release with cli_rpc_free. Returns 0 or a negative UV_E* code;
+ * cli_rpc_why() then says why when it is about the TLS files. */
 int cli_rpc_new(const char *target, cli_rpc_t **out);
+
+/* Why the last cli_rpc_new failed, when it knows more than its code ("" if
+ * not). */
+const char *cli_rpc_why(void);
 
 /* Releases the channel and the runtime and closes the loop. No call may be
  * in flight. Handles the caller added to the loop must be closed first.

@@ -6,7 +6,8 @@
  * addresses from every source are all registered). smaugd opens the store,
  * serves health, reflection and smaug.v1.Orchestrator, registers the
  * configured plugins, resumes the operations a previous run left running,
- * and stops cleanly on SIGTERM or SIGINT.
+ * and stops cleanly on SIGTERM or SIGINT. SIGHUP re-reads the certificates
+ * and keys (tls.h) without dropping calls.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@
 #include "rt.h"
 #include "rt_log.h"
 #include "store.h"
+#include "tls.h"
 #include "token_cmd.h"
 
 typedef struct settings_s {
@@ -43,6 +45,10 @@ typedef struct settings_s {
   long heartbeat_ms;
   int64_t event_retention_ms; /* 0: keep events forever */
   int64_t retry_budget_ms;    /* 0: not retried */
+  /* Transport security (tls.h). */
+  char *tls_cert, *tls_key, *tls_client_ca;
+  char *plugin_tls_ca, *plugin_tls_cert, *plugin_tls_key;
+  int insecure, plugin_insecure;
 } settings_t;
 
 typedef struct daemon_s {
@@ -57,7 +63,9 @@ typedef struct daemon_s {
   uint64_t started_ms; /* loop time at start, for the plugins' grace */
   int stopping;        /* a stop signal came */
   uv_signal_t sig[2];  /* end watch streams at once on SIGTERM/SIGINT */
-  int lock_fd;         /* holds the data directory's lock; -1: none */
+  uv_signal_t sighup;  /* re-reads certificates and keys */
+  tls_t *tls;
+  int lock_fd; /* holds the data directory's lock; -1: none */
 } daemon_t;
 
 static void usage(FILE *f) {
@@ -96,6 +104,27 @@ static void usage(FILE *f) {
              "                           UNAVAILABLE, e.g. 500ms, 30s, 2m "
              "(SMAUG_RETRY_BUDGET;\n"
              "                           default 30s; 0: not retried)\n"
+             "  --tls-cert FILE          serve TLS with this certificate "
+             "chain (SMAUG_TLS_CERT)\n"
+             "  --tls-key FILE           and its private key, mode 0600 "
+             "(SMAUG_TLS_KEY)\n"
+             "  --tls-client-ca FILE     require client certificates from "
+             "this CA (mTLS;\n"
+             "                           SMAUG_TLS_CLIENT_CA)\n"
+             "  --insecure               serve a non-loopback address "
+             "without TLS and\n"
+             "                           authentication (SMAUG_INSECURE=1)\n"
+             "  --plugin-tls-ca FILE     dial TCP plugins with mTLS: the "
+             "plugins' CA\n"
+             "                           (SMAUG_PLUGIN_TLS_CA)\n"
+             "  --plugin-tls-cert FILE   smaugd's client certificate "
+             "(SMAUG_PLUGIN_TLS_CERT)\n"
+             "  --plugin-tls-key FILE    its private key "
+             "(SMAUG_PLUGIN_TLS_KEY)\n"
+             "  --plugin-insecure        allow plaintext plugins where they "
+             "are refused\n"
+             "                           (SMAUG_PLUGIN_INSECURE=1)\n"
+             "  SIGHUP re-reads the certificates and keys; open calls go on.\n"
              "  --help\n"
              "       smaugd token add|list|revoke ...   manage the token "
              "file\n");
@@ -133,6 +162,20 @@ static int add_plugin_list(settings_t *s, const char *csv) {
     err = add_plugin(s, t);
   free(copy);
   return err;
+}
+
+/* An on/off environment variable: 1/true/yes or 0/false/no. */
+static int parse_bool(const char *what, const char *v, int *out) {
+  if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
+    *out = 1;
+  else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0 ||
+           strcmp(v, "no") == 0)
+    *out = 0;
+  else {
+    fprintf(stderr, "smaugd: %s: expected 1 or 0, not '%s'\n", what, v);
+    return UV_EINVAL;
+  }
+  return 0;
 }
 
 static int parse_long(const char *what, const char *v, long min, long *out) {
@@ -253,6 +296,14 @@ enum {
   OPT_EVENT_RETENTION,
   OPT_RETRY_BUDGET,
   OPT_AUTH_TOKENS,
+  OPT_TLS_CERT,
+  OPT_TLS_KEY,
+  OPT_TLS_CLIENT_CA,
+  OPT_INSECURE,
+  OPT_PLUGIN_TLS_CA,
+  OPT_PLUGIN_TLS_CERT,
+  OPT_PLUGIN_TLS_KEY,
+  OPT_PLUGIN_INSECURE,
   OPT_HELP
 };
 
@@ -271,6 +322,14 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
       {"event-retention", required_argument, NULL, OPT_EVENT_RETENTION},
       {"retry-budget", required_argument, NULL, OPT_RETRY_BUDGET},
       {"auth-tokens", required_argument, NULL, OPT_AUTH_TOKENS},
+      {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+      {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+      {"tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
+      {"insecure", no_argument, NULL, OPT_INSECURE},
+      {"plugin-tls-ca", required_argument, NULL, OPT_PLUGIN_TLS_CA},
+      {"plugin-tls-cert", required_argument, NULL, OPT_PLUGIN_TLS_CERT},
+      {"plugin-tls-key", required_argument, NULL, OPT_PLUGIN_TLS_KEY},
+      {"plugin-insecure", no_argument, NULL, OPT_PLUGIN_INSECURE},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   int err = 0, c;
@@ -320,6 +379,23 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
     err = err ? err
               : parse_duration_ms("SMAUG_RETRY_BUDGET", env, 0, UINT32_MAX,
                                   &s->retry_budget_ms);
+  if ((env = getenv("SMAUG_TLS_CERT")) && *env)
+    err = err ? err : set_str(&s->tls_cert, env);
+  if ((env = getenv("SMAUG_TLS_KEY")) && *env)
+    err = err ? err : set_str(&s->tls_key, env);
+  if ((env = getenv("SMAUG_TLS_CLIENT_CA")) && *env)
+    err = err ? err : set_str(&s->tls_client_ca, env);
+  if ((env = getenv("SMAUG_INSECURE")) && *env)
+    err = err ? err : parse_bool("SMAUG_INSECURE", env, &s->insecure);
+  if ((env = getenv("SMAUG_PLUGIN_TLS_CA")) && *env)
+    err = err ? err : set_str(&s->plugin_tls_ca, env);
+  if ((env = getenv("SMAUG_PLUGIN_TLS_CERT")) && *env)
+    err = err ? err : set_str(&s->plugin_tls_cert, env);
+  if ((env = getenv("SMAUG_PLUGIN_TLS_KEY")) && *env)
+    err = err ? err : set_str(&s->plugin_tls_key, env);
+  if ((env = getenv("SMAUG_PLUGIN_INSECURE")) && *env)
+    err = err ? err
+              : parse_bool("SMAUG_PLUGIN_INSECURE", env, &s->plugin_insecure);
   if (err)
     return err;
 
@@ -366,6 +442,30 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
     case OPT_AUTH_TOKENS:
       err = set_str(&s->auth_tokens, optarg);
       break;
+    case OPT_TLS_CERT:
+      err = set_str(&s->tls_cert, optarg);
+      break;
+    case OPT_TLS_KEY:
+      err = set_str(&s->tls_key, optarg);
+      break;
+    case OPT_TLS_CLIENT_CA:
+      err = set_str(&s->tls_client_ca, optarg);
+      break;
+    case OPT_INSECURE:
+      s->insecure = 1;
+      break;
+    case OPT_PLUGIN_TLS_CA:
+      err = set_str(&s->plugin_tls_ca, optarg);
+      break;
+    case OPT_PLUGIN_TLS_CERT:
+      err = set_str(&s->plugin_tls_cert, optarg);
+      break;
+    case OPT_PLUGIN_TLS_KEY:
+      err = set_str(&s->plugin_tls_key, optarg);
+      break;
+    case OPT_PLUGIN_INSECURE:
+      s->plugin_insecure = 1;
+      break;
     case OPT_HELP:
       usage(stdout);
       exit(0);
@@ -398,6 +498,12 @@ static void settings_free(settings_t *s) {
   for (size_t i = 0; i < s->n_plugins; i++)
     free(s->plugins[i]);
   free(s->plugins);
+  free(s->tls_cert);
+  free(s->tls_key);
+  free(s->tls_client_ca);
+  free(s->plugin_tls_ca);
+  free(s->plugin_tls_cert);
+  free(s->plugin_tls_key);
 }
 
 /* The default bank is a directory under the data dir, as an absolute URI so
@@ -509,6 +615,16 @@ static void on_stopped(rt_server_t *srv, void *data) {
   for (int i = 0; i < 2; i++)
     if (!uv_is_closing((uv_handle_t *)&d->sig[i]))
       uv_close((uv_handle_t *)&d->sig[i], sig_closed);
+  if (!uv_is_closing((uv_handle_t *)&d->sighup))
+    uv_close((uv_handle_t *)&d->sighup, sig_closed);
+}
+
+/* SIGHUP: new connections get the new certificates and keys; open
+ * connections and calls go on with the old ones. */
+static void on_sighup(uv_signal_t *s, int signum) {
+  daemon_t *d = s->data;
+  rt_log(RT_LOG_INFO, "smaugd", "reloading", "signal=%d", signum);
+  tls_reload(d->tls);
 }
 
 /* Runs next to the runtime's own handlers: ending the watch streams and
@@ -628,7 +744,22 @@ int main(int argc, char **argv) {
     goto fail_store;
   if ((err = rt_new(loop, &d.rt)) != 0)
     goto fail_store;
+  /* Credentials, before anything listens or dials a plugin. */
+  tls_settings_t ts = {.cert = d.set.tls_cert,
+                       .key = d.set.tls_key,
+                       .client_ca = d.set.tls_client_ca,
+                       .insecure = d.set.insecure,
+                       .plugin_ca = d.set.plugin_tls_ca,
+                       .plugin_cert = d.set.plugin_tls_cert,
+                       .plugin_key = d.set.plugin_tls_key,
+                       .plugin_insecure = d.set.plugin_insecure};
   char why[512];
+  if ((err = tls_new(d.rt, &ts, &d.tls, why, sizeof(why))) != 0) {
+    fprintf(stderr, "smaugd: %s\n", why[0] ? why : uv_strerror(err));
+    rt_log(RT_LOG_ERROR, "smaugd", "cannot start", "error=\"%s\"",
+           why[0] ? why : uv_strerror(err));
+    goto fail_rt;
+  }
   if (d.set.auth_tokens &&
       (err = auth_new(loop, d.set.auth_tokens, &d.auth, why, sizeof(why)))) {
     rt_log(RT_LOG_ERROR, "smaugd", "cannot load the token file", "error=\"%s\"",
@@ -654,8 +785,12 @@ int main(int argc, char **argv) {
                      .auth = d.auth};
   if ((err = api_new(d.rt, d.srv, d.store, d.reg, &ac, &d.api)) != 0)
     goto fail_reg;
-  if ((err = rt_server_listen_ex(d.srv, d.set.listen, &port, why,
-                                 sizeof(why))) != 0) {
+  /* A network address needs TLS and authentication, or --insecure. */
+  tls_auth_t auth = d.auth ? TLS_AUTH_ON : TLS_AUTH_OFF;
+  if ((err = tls_check_listen(d.tls, d.set.listen, auth, why, sizeof(why))) !=
+          0 ||
+      (err = rt_server_listen_creds(d.srv, d.set.listen, tls_api_creds(d.tls),
+                                    &port, why, sizeof(why))) != 0) {
     rt_log(RT_LOG_ERROR, "smaugd", "cannot listen", "addr=%s error=\"%s\"",
            d.set.listen, why[0] ? why : uv_strerror(err));
     goto fail_api;
@@ -669,9 +804,14 @@ int main(int argc, char **argv) {
     d.sig[i].data = &d;
     uv_signal_start(&d.sig[i], on_signal, i ? SIGINT : SIGTERM);
   }
+  uv_signal_init(loop, &d.sighup);
+  d.sighup.data = &d;
+  uv_signal_start(&d.sighup, on_sighup, SIGHUP);
+  uv_unref((uv_handle_t *)&d.sighup);
 
   if (strncmp(d.set.listen, "unix:", 5) == 0) {
-    rt_log(RT_LOG_INFO, "smaugd", "listening", "addr=%s", d.set.listen);
+    rt_log(RT_LOG_INFO, "smaugd", "listening", "addr=%s tls=%s", d.set.listen,
+           tls_api_creds(d.tls) ? "on" : "off");
   } else {
     char host[256];
     const char *colon = strrchr(d.set.listen, ':');
@@ -680,7 +820,10 @@ int main(int argc, char **argv) {
       hl = sizeof(host) - 1;
     memcpy(host, d.set.listen, hl);
     host[hl] = '\0';
-    rt_log(RT_LOG_INFO, "smaugd", "listening", "addr=%s:%d", host, port);
+    rt_log(RT_LOG_INFO, "smaugd", "listening", "addr=%s:%d tls=%s", host, port,
+           tls_api_creds(d.tls) == NULL                          ? "off"
+           : rt_creds_requires_client_cert(tls_api_creds(d.tls)) ? "mtls"
+                                                                 : "on");
   }
   rt_log(RT_LOG_INFO, "smaugd", "started",
          "data_dir=%s bank=%s max_operations=%ld", d.set.data_dir, d.set.bank,
@@ -719,6 +862,7 @@ int main(int argc, char **argv) {
   auth_free(d.auth);
   reg_free(d.reg);
   rt_server_free(d.srv);
+  tls_free(d.tls);
   rt_free(d.rt);
   store_close(d.store);
   close(d.lock_fd);
@@ -736,6 +880,7 @@ fail_rt:
   auth_close(d.auth);
   uv_run(loop, UV_RUN_NOWAIT);
   auth_free(d.auth);
+  tls_free(d.tls);
   rt_free(d.rt);
 fail_store:
   rt_log(RT_LOG_ERROR, "smaugd", "start-up failed", "error=\"%s\"",

@@ -15,6 +15,7 @@
 #include "bank.h"
 #include "grpc/health/v1/health.smaug.h"
 #include "rt_addr.h"
+#include "rt_creds.h"
 #include "rt_log.h"
 #include "smaug/v1/plugin.smaug.h"
 
@@ -505,7 +506,11 @@ static void on_probed(int err, const char *why, void *data) {
     err = smaug_v1_protection_plugin_get_plugin_info(q->ch, &req, &o, info_msg,
                                                      info_done, q, &q->call);
   }
-  if (err != 0) {
+  if (err == UV_EPERM) { /* smaugd's transport policy refused it */
+    snprintf(msg, sizeof(msg), "plugin at %s: %s", q->address,
+             rt_channel_refusal(reg->rt));
+    pending_end(q, GRPC_STATUS_FAILED_PRECONDITION, msg, NULL);
+  } else if (err != 0) {
     snprintf(msg, sizeof(msg), "plugin at %s: %s", q->address,
              uv_strerror(err));
     pending_end(q, GRPC_STATUS_INTERNAL, msg, NULL);
