@@ -11,12 +11,15 @@ add`; smaugd and the fake plugin are started. Checked:
   * hostile credentials (empty, 'Bearer' alone, another scheme, huge, two
     authorization headers, bytes that are not UTF-8) are refused, the
     message never holds the token, and smaugd serves on;
+  * the CLI sends SMAUG_TOKEN or --token-file, is refused without one,
+    and never prints the token;
   * a revoked token works until SIGHUP and is refused after it (the log
     line of the reload is the trace waited for); a reload of a file that
     became group-readable keeps the previous tokens.
 
     test_auth_api.py --smaugd bin/smaugd --plugin bin/fake-plugin \
-        --gen share/network-py/gen --buf tools/node_modules/.bin/buf
+        --gen share/network-py/gen --buf tools/node_modules/.bin/buf \
+        --smaug bin/smaug
 
 Prints "N passed, N failed" last and exits non-zero on any failure.
 """
@@ -36,6 +39,7 @@ ap.add_argument("--smaugd", required=True)
 ap.add_argument("--plugin", required=True)
 ap.add_argument("--gen", required=True)
 ap.add_argument("--buf", required=True)
+ap.add_argument("--smaug", required=True)
 ARGS, _rest = ap.parse_known_args()
 
 # The process helper and the generated stubs of the api suites.
@@ -299,6 +303,45 @@ class Auth(unittest.TestCase):
             text = f.read()
         for t in self.tok.values():
             self.assertNotIn(t, text)
+
+    def test_5_cli(self):
+        def smaug(*args, token=None, env_file=None):
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith("SMAUG_")}
+            if token is not None:
+                env["SMAUG_TOKEN"] = token
+            if env_file is not None:
+                env["SMAUG_TOKEN_FILE"] = env_file
+            r = subprocess.run([ARGS.smaug, "--server", self.d.addr, *args],
+                               capture_output=True, text=True, env=env,
+                               timeout=WAIT)
+            for t in self.tok.values():
+                self.assertNotIn(t, r.stdout + r.stderr)
+            return r
+        r = smaug("plan", "list")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("UNAUTHENTICATED", r.stderr)
+        r = smaug("plan", "list", token=self.tok["olga"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        path = os.path.join(self.tmp, "olga.token")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, (self.tok["olga"] + "\n").encode())
+        os.close(fd)
+        r = smaug("--token-file", path, "plugin", "register", self.plug.addr,
+                  "--replace")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("PERMISSION_DENIED: token olga has the role operator; "
+                      "RegisterPlugin needs admin", r.stderr)
+        r = smaug("plugin", "register", self.plug.addr, "--replace",
+                  token=self.tok["ada"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = smaug("checkpoint", "delete", "c1", env_file=path,
+                  token="")
+        self.assertNotIn("UNAUTHENTICATED", r.stderr)
+        self.assertNotIn("PERMISSION_DENIED", r.stderr)
+        r = smaug("plan", "list", token=self.tok["ada"] + "x")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("unknown or revoked token", r.stderr)
 
 
 if __name__ == "__main__":
