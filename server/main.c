@@ -859,9 +859,9 @@ int main(int argc, char **argv) {
   uv_run(loop, UV_RUN_DEFAULT);
 
   api_free(d.api);
-  auth_free(d.auth);
   reg_free(d.reg);
   rt_server_free(d.srv);
+  auth_free(d.auth); /* after the server, which holds its guarded services */
   tls_free(d.tls);
   rt_free(d.rt);
   store_close(d.store);
