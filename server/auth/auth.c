@@ -161,8 +161,7 @@ static int parse_line(const char *p, const char *end, auth_token_t *tok,
     return UV_EINVAL;
   }
   if (copy_id(f[0], fl[0], tok->name) != 0) {
-    snprintf(why, why_len, "the name does not match %s",
-             "[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+    snprintf(why, why_len, "the name does not match %s", AUTH_ID_PATTERN);
     return UV_EINVAL;
   }
   if (fl[1] >= sizeof(role) || (memcpy(role, f[1], fl[1]), role[fl[1]] = '\0',
@@ -171,8 +170,7 @@ static int parse_line(const char *p, const char *end, auth_token_t *tok,
     return UV_EINVAL;
   }
   if (copy_id(f[2], fl[2], tok->tenant) != 0) {
-    snprintf(why, why_len, "the tenant does not match %s",
-             "[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+    snprintf(why, why_len, "the tenant does not match %s", AUTH_ID_PATTERN);
     return UV_EINVAL;
   }
   if (parse_hash(f[3], fl[3], tok->hash) != 0) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "api_valid.h"
 #include "auth.h"
 #include "smaug/v1/orchestrator.smaug.h"
 
@@ -108,6 +109,12 @@ Test(auth, register_refuses_a_method_not_in_the_table) {
                                    nop_dispatch};
   int impl = 0;
   cr_assert_eq(auth_register_service(NULL, NULL, &svc, &impl, NULL), UV_EINVAL);
+}
+
+/* Token names and tenants are API ids. */
+Test(auth, id_pattern_is_the_api_s) {
+  cr_assert_str_eq(AUTH_ID_PATTERN, API_ID_PATTERN);
+  cr_assert_eq(AUTH_MAX_ID_BYTES, API_MAX_ID_BYTES);
 }
 
 /* ---- tokens */
