@@ -173,9 +173,24 @@ static int parse_line(const char *p, const char *end, auth_token_t *tok,
     snprintf(why, why_len, "the tenant does not match %s", AUTH_ID_PATTERN);
     return UV_EINVAL;
   }
-  if (parse_hash(f[3], fl[3], tok->hash) != 0) {
+  const size_t cl = sizeof(AUTH_CERT_PREFIX) - 1;
+  if (fl[3] > cl && memcmp(f[3], AUTH_CERT_PREFIX, cl) == 0) {
+    if (fl[3] - cl > AUTH_MAX_CERT_BYTES) {
+      snprintf(why, why_len, "the cert: identity is longer than %d bytes",
+               AUTH_MAX_CERT_BYTES);
+      return UV_EINVAL;
+    }
+    memcpy(tok->cert, f[3] + cl, fl[3] - cl);
+    tok->cert[fl[3] - cl] = '\0';
+    for (const char *c = tok->cert; *c; c++)
+      if ((unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e) {
+        snprintf(why, why_len, "the cert: identity is not visible ASCII");
+        return UV_EINVAL;
+      }
+  } else if (parse_hash(f[3], fl[3], tok->hash) != 0) {
     snprintf(why, why_len,
-             "the hash is not sha256: and 64 lowercase hex digits");
+             "the last field is not sha256: and 64 lowercase hex digits, "
+             "nor cert: and an identity");
     return UV_EINVAL;
   }
   return 0;
@@ -192,11 +207,13 @@ static int by_name(const void *a, const void *b) {
 static int by_hash(const void *a, const void *b) {
   const auth_token_t *x = *(auth_token_t *const *)a;
   const auth_token_t *y = *(auth_token_t *const *)b;
-  int c = memcmp(x->hash, y->hash, AUTH_HASH_BYTES);
+  int c = strcmp(x->cert, y->cert);
+  c = c ? c : memcmp(x->hash, y->hash, AUTH_HASH_BYTES);
   return c ? c : (x->line > y->line) - (x->line < y->line);
 }
 
-/* Refuses a name or a hash that is in `t` twice, naming both lines; then
+/* Refuses a name, a hash or a cert: identity that is in `t` twice,
+ * naming both lines; then
  * copies the hashes into one array for auth_table_by_hash. Sorting keeps
  * a large file from costing the loop time in the square of its size. */
 static int check_unique(auth_table_t *t, char *why, size_t why_len) {
@@ -221,9 +238,10 @@ static int check_unique(auth_table_t *t, char *why, size_t why_len) {
     }
   qsort(v, t->n, sizeof(*v), by_hash);
   for (size_t i = 1; i < t->n && rc == 0; i++)
-    if (memcmp(v[i - 1]->hash, v[i]->hash, AUTH_HASH_BYTES) == 0) {
-      snprintf(why, why_len, "line %u: the same hash as line %u", v[i]->line,
-               v[i - 1]->line);
+    if (strcmp(v[i - 1]->cert, v[i]->cert) == 0 &&
+        memcmp(v[i - 1]->hash, v[i]->hash, AUTH_HASH_BYTES) == 0) {
+      snprintf(why, why_len, "line %u: the same %s as line %u", v[i]->line,
+               v[i]->cert[0] ? "cert: identity" : "hash", v[i - 1]->line);
       rc = UV_EINVAL;
     }
   free(v);
@@ -360,11 +378,22 @@ const auth_token_t *auth_table_by_name(const auth_table_t *t,
 const auth_token_t *auth_table_by_hash(const auth_table_t *t,
                                        const uint8_t hash[AUTH_HASH_BYTES]) {
   const auth_token_t *found = NULL;
-  /* Every entry is compared, and none stops early. */
+  /* Every entry is compared, and none stops early. A cert: line has no
+   * token, whatever its (zero) hash. */
   for (size_t i = 0; t != NULL && i < t->n; i++)
-    if (CRYPTO_memcmp(t->hashes[i], hash, AUTH_HASH_BYTES) == 0)
+    if (CRYPTO_memcmp(t->hashes[i], hash, AUTH_HASH_BYTES) == 0 &&
+        t->tokens[i].cert[0] == '\0')
       found = &t->tokens[i];
   return found;
+}
+
+const auth_token_t *auth_table_by_cert(const auth_table_t *t,
+                                       const char *const *ids, size_t n) {
+  for (size_t i = 0; t != NULL && i < t->n; i++)
+    for (size_t j = 0; t->tokens[i].cert[0] && j < n; j++)
+      if (ids[j] != NULL && strcmp(t->tokens[i].cert, ids[j]) == 0)
+        return &t->tokens[i];
+  return NULL;
 }
 
 void auth_table_free(auth_table_t *t) {
@@ -398,8 +427,9 @@ static const char *bearer_token(const char *v, size_t n, size_t *tok_len) {
 }
 
 grpc_status_code auth_decide(const auth_table_t *t, const char *path, size_t n,
-                             const char *value, size_t len, auth_ctx_t *ctx,
-                             char *msg, size_t msg_len) {
+                             const char *value, size_t len,
+                             const char *const *ids, size_t n_ids,
+                             auth_ctx_t *ctx, char *msg, size_t msg_len) {
   auth_role_t need;
   uint8_t hash[AUTH_HASH_BYTES];
   const char *tok, *method = path ? strrchr(path, '/') : NULL;
@@ -413,6 +443,9 @@ grpc_status_code auth_decide(const auth_table_t *t, const char *path, size_t n,
   }
   if (need == AUTH_ROLE_OPEN)
     return GRPC_STATUS_OK;
+  const auth_token_t *e = NULL;
+  if (n == 0 && (e = auth_table_by_cert(t, ids, n_ids)) != NULL)
+    goto found;
   if (n == 0) {
     snprintf(msg, msg_len,
              "%s needs a token: send 'authorization: Bearer <token>'", method);
@@ -428,16 +461,17 @@ grpc_status_code auth_decide(const auth_table_t *t, const char *path, size_t n,
     return GRPC_STATUS_UNAUTHENTICATED;
   }
   auth_token_hash(tok, tok_len, hash);
-  const auth_token_t *e = auth_table_by_hash(t, hash);
-  if (e == NULL) {
+  if ((e = auth_table_by_hash(t, hash)) == NULL) {
     snprintf(msg, msg_len, "unknown or revoked token");
     return GRPC_STATUS_UNAUTHENTICATED;
   }
+found:
   memcpy(ctx->name, e->name, sizeof(ctx->name));
   memcpy(ctx->tenant, e->tenant, sizeof(ctx->tenant));
   ctx->role = e->role;
   if (e->role < need) {
-    snprintf(msg, msg_len, "token %s has the role %s; %s needs %s", e->name,
+    snprintf(msg, msg_len, "%s %s has the role %s; %s needs %s",
+             e->cert[0] ? "certificate" : "token", e->name,
              auth_role_name(e->role), method, auth_role_name(need));
     return GRPC_STATUS_PERMISSION_DENIED;
   }
@@ -531,18 +565,34 @@ static void call_authorization(rt_call_t *call, const char **value, size_t *len,
   *len = strlen(*value);
 }
 
+/* The common name and subject alternative names of the call's client
+ * certificate, when mTLS verified one: up to `max` into `ids`. */
+static size_t call_cert_ids(rt_call_t *call, const char **ids, size_t max) {
+  const rt_peer_t *p = rt_call_peer(call);
+  size_t n = 0;
+  if (!p->authenticated)
+    return 0;
+  if (p->common_name != NULL && n < max)
+    ids[n++] = p->common_name;
+  for (size_t i = 0; i < p->n_sans && n < max; i++)
+    ids[n++] = p->sans[i];
+  return n;
+}
+
 static void guard_dispatch(rt_call_t *call, const ProtobufCMessage *req,
                            const void *impl, size_t method_index, void *data) {
   const guard_t *g = impl;
   auth_t *a = g->auth;
-  const char *value;
-  size_t len, n;
+  const char *value, *ids[16];
+  size_t len, n, n_ids = 0;
   auth_ctx_t ctx;
   char msg[300];
   const char *path = rt_call_method(call)->path;
   call_authorization(call, &value, &len, &n);
-  grpc_status_code code =
-      auth_decide(a->table, path, n, value, len, &ctx, msg, sizeof(msg));
+  if (n == 0)
+    n_ids = call_cert_ids(call, ids, sizeof(ids) / sizeof(ids[0]));
+  grpc_status_code code = auth_decide(a->table, path, n, value, len, ids, n_ids,
+                                      &ctx, msg, sizeof(msg));
   if (code != GRPC_STATUS_OK) {
     rt_log(RT_LOG_INFO, "auth", "call refused",
            "method=%s status=%s name=%s error=\"%s\"", path,

@@ -29,10 +29,17 @@
  *
  *     # comment (and blank lines) are ignored
  *     NAME ROLE TENANT sha256:<64 lowercase hex digits>
+ *     NAME ROLE TENANT cert:<identity>
  *
  * NAME and TENANT match API_ID_PATTERN of api_valid.h (AUTH_ID_PATTERN
  * below), ROLE is admin, operator or viewer, names are unique and so are
- * hashes. The file is a secret like a key:
+ * hashes. A `cert:` line gives the role and tenant to a client
+ * certificate instead of a token: a caller that sends no authorization
+ * header and whose certificate was verified by smaugd's --tls-client-ca
+ * (mTLS) is that line when the certificate's common name or one of its
+ * subject alternative names equals <identity> (visible ASCII, up to
+ * AUTH_MAX_CERT_BYTES; identities are unique). A bearer token, when one
+ * is sent, decides alone. The file is a secret like a key:
  * it must be a regular file that neither the group nor others may read or
  * write (0600 or stricter), or it is refused with a message that says so.
  * `smaugd token` rewrites it atomically (temporary file, fsync, rename,
@@ -125,6 +132,8 @@ int auth_method_role(const char *path, auth_role_t *out);
 #define AUTH_MAX_ID_BYTES    128 /* name, tenant: API_MAX_ID_BYTES */
 #define AUTH_ID_PATTERN      "[A-Za-z0-9][A-Za-z0-9._-]{0,127}" /* the same */
 #define AUTH_MAX_TOKEN_BYTES 1024 /* longer bearer values are refused */
+#define AUTH_MAX_CERT_BYTES  255  /* a cert: identity */
+#define AUTH_CERT_PREFIX     "cert:"
 #define AUTH_MAX_FILE_BYTES  (4 << 20)
 
 /* Makes a new token: AUTH_TOKEN_BYTES from RAND_bytes, written to `out`
@@ -142,8 +151,9 @@ typedef struct auth_token_s {
   char name[AUTH_MAX_ID_BYTES + 1];
   char tenant[AUTH_MAX_ID_BYTES + 1];
   auth_role_t role;
-  uint8_t hash[AUTH_HASH_BYTES];
-  unsigned line; /* 1-based line in the file */
+  uint8_t hash[AUTH_HASH_BYTES];      /* a token's; zero for a cert: line */
+  char cert[AUTH_MAX_CERT_BYTES + 1]; /* a cert: identity; "" for a token */
+  unsigned line;                      /* 1-based line in the file */
 } auth_token_t;
 
 typedef struct auth_table_s {
@@ -180,6 +190,11 @@ const auth_token_t *auth_table_by_name(const auth_table_t *t, const char *name);
 const auth_token_t *auth_table_by_hash(const auth_table_t *t,
                                        const uint8_t hash[AUTH_HASH_BYTES]);
 
+/* The first cert: entry whose identity equals one of the `n` strings in
+ * `ids` (a certificate's common name and names), or NULL. */
+const auth_token_t *auth_table_by_cert(const auth_table_t *t,
+                                       const char *const *ids, size_t n);
+
 /* NULL is a no-op. */
 void auth_table_free(auth_table_t *t);
 
@@ -198,11 +213,14 @@ typedef struct auth_ctx_s {
 
 /* Decides a call of `path` against `t` given how many authorization
  * headers it carries (`n`) and the first one's value (`value`, `len`
- * bytes, any bytes, need not end in NUL; read only when n is 1).
+ * bytes, any bytes, need not end in NUL; read only when n is 1), and
+ * the identities of its verified client certificate (`ids`, `n_ids`;
+ * none without mTLS), which count only when there is no header.
  * Returns:
  *  - GRPC_STATUS_OK, and fills `*ctx` when a token was given and found,
- *    or zeroes it for an open method;
- *  - GRPC_STATUS_UNAUTHENTICATED without a header, with more than one,
+ *    or with no header a certificate identity matched a cert: line, or
+ *    zeroes it for an open method;
+ *  - GRPC_STATUS_UNAUTHENTICATED with neither, with more than one header,
  *    with a value that is not "Bearer <token>" (RFC 6750: the scheme
  *    in any case, spaces, then one token of printable ASCII without
  *    spaces, up to AUTH_MAX_TOKEN_BYTES), or with a token not in `t`;
@@ -211,8 +229,9 @@ typedef struct auth_ctx_s {
  * `msg` (always NUL-terminated) says why for the client; it never holds
  * any part of the header value. Pure: any thread. */
 grpc_status_code auth_decide(const auth_table_t *t, const char *path, size_t n,
-                             const char *value, size_t len, auth_ctx_t *ctx,
-                             char *msg, size_t msg_len);
+                             const char *value, size_t len,
+                             const char *const *ids, size_t n_ids,
+                             auth_ctx_t *ctx, char *msg, size_t msg_len);
 
 /* ------------------------------------------------------------ the daemon */
 

@@ -202,14 +202,14 @@ Test(auth, parse_bad_lines) {
   parse_bad("al/ice admin default " HASH_A "\n", "the name");
   parse_bad(".alice admin default " HASH_A "\n", "the name");
   parse_bad("alice admin ../x " HASH_A "\n", "the tenant");
-  parse_bad("alice admin default sha256:aaaa\n", "the hash");
+  parse_bad("alice admin default sha256:aaaa\n", "the last field");
   parse_bad("alice admin default md5:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
             "aaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
-            "the hash");
+            "the last field");
   parse_bad(
       "alice admin default sha256:"
       "zzaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
-      "the hash");
+      "the last field");
   parse_bad("alice admin default " HASH_A "\nalice viewer x " HASH_B "\n",
             "line 2: the name alice is already on line 1");
   parse_bad("alice admin default " HASH_A "\nbob viewer x " HASH_A "\n",
@@ -317,7 +317,7 @@ static auth_table_t *three_roles(void) {
 static grpc_status_code decide1(const auth_table_t *t, const char *path,
                                 const char *v, size_t len, auth_ctx_t *ctx,
                                 char *msg) {
-  return auth_decide(t, path, 1, v, len, ctx, msg, 300);
+  return auth_decide(t, path, 1, v, len, NULL, 0, ctx, msg, 300);
 }
 
 static grpc_status_code bearer(const auth_table_t *t, const char *path,
@@ -359,8 +359,8 @@ Test(auth, decide_by_role) {
   cr_assert_eq(bearer(t, "/smaug.v1.Orchestrator/Drop", tok[2], &ctx),
                GRPC_STATUS_PERMISSION_DENIED);
   /* Open methods need nothing. */
-  cr_assert_eq(auth_decide(t, "/grpc.health.v1.Health/Check", 0, NULL, 0, &ctx,
-                           msg, sizeof(msg)),
+  cr_assert_eq(auth_decide(t, "/grpc.health.v1.Health/Check", 0, NULL, 0, NULL,
+                           0, &ctx, msg, sizeof(msg)),
                GRPC_STATUS_OK);
   cr_assert_str_eq(ctx.name, "");
   auth_table_free(t);
@@ -371,15 +371,16 @@ Test(auth, decide_hostile_credentials) {
   auth_ctx_t ctx;
   char msg[300];
   /* None. */
-  cr_assert_eq(auth_decide(t, GET_PLAN, 0, NULL, 0, &ctx, msg, sizeof(msg)),
-               GRPC_STATUS_UNAUTHENTICATED);
+  cr_assert_eq(
+      auth_decide(t, GET_PLAN, 0, NULL, 0, NULL, 0, &ctx, msg, sizeof(msg)),
+      GRPC_STATUS_UNAUTHENTICATED);
   cr_assert(strstr(msg, "needs a token"), "%s", msg);
   /* Two headers, even when the first is valid. */
   char v0[200];
   snprintf(v0, sizeof(v0), "Bearer %s", tok[2]);
-  cr_assert_eq(
-      auth_decide(t, GET_PLAN, 2, v0, strlen(v0), &ctx, msg, sizeof(msg)),
-      GRPC_STATUS_UNAUTHENTICATED);
+  cr_assert_eq(auth_decide(t, GET_PLAN, 2, v0, strlen(v0), NULL, 0, &ctx, msg,
+                           sizeof(msg)),
+               GRPC_STATUS_UNAUTHENTICATED);
   cr_assert(strstr(msg, "more than one"), "%s", msg);
   /* Malformed values. */
   static const char *bad[] = {"",
@@ -431,6 +432,52 @@ Test(auth, decide_hostile_credentials) {
   cr_assert_eq(bearer(NULL, GET_PLAN, tok[2], &ctx),
                GRPC_STATUS_UNAUTHENTICATED);
   auth_table_free(t);
+}
+
+/* cert: lines: a verified client certificate's CN or SAN, when no
+ * header is sent; never a token. */
+Test(auth, cert_lines) {
+  auth_table_t *t = parse_ok("svc operator acme cert:spiffe://smaug/client\n"
+                             "mon viewer acme cert:monitor\n"
+                             "ada admin default " HASH_A "\n");
+  cr_assert_str_eq(t->tokens[0].cert, "spiffe://smaug/client");
+  cr_assert_str_eq(t->tokens[2].cert, "");
+  auth_ctx_t ctx;
+  char msg[300];
+  const char *ids[] = {"smaug-client", "spiffe://smaug/client"};
+  cr_assert_eq(
+      auth_decide(t, DELETE_CKP, 0, NULL, 0, ids, 2, &ctx, msg, sizeof(msg)),
+      GRPC_STATUS_OK, "%s", msg);
+  cr_assert_str_eq(ctx.name, "svc");
+  cr_assert_str_eq(ctx.tenant, "acme");
+  cr_assert_eq(ctx.role, AUTH_ROLE_OPERATOR);
+  const char *mon[] = {"monitor"};
+  cr_assert_eq(
+      auth_decide(t, DELETE_CKP, 0, NULL, 0, mon, 1, &ctx, msg, sizeof(msg)),
+      GRPC_STATUS_PERMISSION_DENIED);
+  cr_assert_str_eq(msg, "certificate mon has the role viewer; "
+                        "DeleteCheckpoint needs operator");
+  const char *other[] = {"intruder", "spiffe://smaug/clientx"};
+  cr_assert_eq(
+      auth_decide(t, GET_PLAN, 0, NULL, 0, other, 2, &ctx, msg, sizeof(msg)),
+      GRPC_STATUS_UNAUTHENTICATED);
+  /* A header decides alone, even beside a known certificate. */
+  cr_assert_eq(auth_decide(t, GET_PLAN, 1, "Bearer x", 8, ids, 2, &ctx, msg,
+                           sizeof(msg)),
+               GRPC_STATUS_UNAUTHENTICATED);
+  /* A cert: line has no token, not even one whose hash is its zeros. */
+  uint8_t zero[AUTH_HASH_BYTES] = {0};
+  cr_assert_null(auth_table_by_hash(t, zero));
+  auth_table_free(t);
+  parse_bad("a viewer x cert:id\nb viewer y cert:id\n",
+            "line 2: the same cert: identity as line 1");
+  parse_bad("a viewer x cert:\n", "the last field");
+  parse_bad("a viewer x cert:\xc3\xa9\n", "not visible ASCII");
+  char big[400];
+  int n = snprintf(big, sizeof(big), "a viewer x cert:");
+  memset(big + n, 'c', 256);
+  big[n + 256] = '\0';
+  parse_bad(big, "longer than 255 bytes");
 }
 
 /* ---- the daemon side */
