@@ -28,27 +28,32 @@
 #include "bank_fs.h"
 
 #define FILE_HEADER                                                            \
-  "# smaug API tokens, one a line: NAME ROLE TENANT sha256:<hex>.\n"           \
-  "# Only hashes are kept. Change with `smaugd token add|revoke`; smaugd\n"    \
-  "# re-reads this file on SIGHUP.\n"
+  "# smaug API tokens, one a line: NAME ROLE TENANT sha256:<hex> for a\n"      \
+  "# token (only its hash is kept), or cert:<identity> for a client\n"         \
+  "# certificate whose common name or a SAN is <identity>. Change with\n"      \
+  "# `smaugd token add|revoke`; smaugd re-reads this file on SIGHUP.\n"
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: smaugd token add --tokens-file FILE --name NAME --role ROLE"
           " [--tenant TENANT]\n"
+          "                        [--cert IDENTITY]\n"
           "       smaugd token list --tokens-file FILE\n"
           "       smaugd token revoke --tokens-file FILE --name NAME\n"
           "  --tokens-file FILE  the token file (default: $SMAUG_AUTH_TOKENS)\n"
           "  --name NAME         %s\n"
           "  --role ROLE         admin, operator or viewer\n"
           "  --tenant TENANT     the token's tenant (default: default)\n"
+          "  --cert IDENTITY     no token: give the role to a client "
+          "certificate (mTLS)\n"
+          "                      whose common name or a SAN is IDENTITY\n"
           "add prints the new token once on stdout and keeps only its hash;\n"
           "the file is created 0600. Send smaugd SIGHUP to apply a change.\n",
           API_ID_PATTERN);
 }
 
 typedef struct args_s {
-  const char *file, *name, *role, *tenant;
+  const char *file, *name, *role, *tenant, *cert;
 } args_t;
 
 /* Opens `path` for a change and takes an exclusive flock of it, created
@@ -114,7 +119,7 @@ static int check_id(const char *flag, const char *v) {
 static int cmd_add(const args_t *a) {
   auth_role_t role;
   auth_table_t *t = NULL;
-  char *text = NULL, *out = NULL, hex[80];
+  char *text = NULL, *out = NULL, cred[AUTH_MAX_CERT_BYTES + 80];
   char token[AUTH_TOKEN_LEN + 1];
   uint8_t hash[AUTH_HASH_BYTES];
   size_t len = 0;
@@ -125,6 +130,21 @@ static int cmd_add(const args_t *a) {
   if (a->role == NULL || auth_role_parse(a->role, &role) != 0) {
     fprintf(stderr, "smaugd token: --role must be admin, operator or viewer\n");
     return 2;
+  }
+  if (a->cert != NULL) {
+    /* The parser is the judge of a valid identity. */
+    char line[AUTH_MAX_CERT_BYTES + 80], why[200];
+    auth_table_t *one = NULL;
+    snprintf(line, sizeof(line), "x viewer x %s%s", AUTH_CERT_PREFIX, a->cert);
+    if (strlen(a->cert) > AUTH_MAX_CERT_BYTES ||
+        auth_table_parse(line, strlen(line), &one, why, sizeof(why)) != 0) {
+      fprintf(stderr,
+              "smaugd token: --cert: 1 to %d characters of visible ASCII, "
+              "without spaces\n",
+              AUTH_MAX_CERT_BYTES);
+      return 2;
+    }
+    auth_table_free(one);
   }
   if ((fd = lock_file(a->file, 1)) < 0)
     return 1;
@@ -137,12 +157,23 @@ static int cmd_add(const args_t *a) {
             a->name, a->file);
     goto out;
   }
-  if (auth_token_new(token, sizeof(token), hash) != 0) {
+  if (a->cert != NULL && auth_table_by_cert(t, &a->cert, 1) != NULL) {
+    fprintf(stderr,
+            "smaugd token: the certificate %s is already in %s; revoke it "
+            "first\n",
+            a->cert, a->file);
+    goto out;
+  }
+  if (a->cert != NULL) {
+    snprintf(cred, sizeof(cred), "%s%s", AUTH_CERT_PREFIX, a->cert);
+  } else if (auth_token_new(token, sizeof(token), hash) == 0) {
+    auth_hash_format(hash, cred, sizeof(cred));
+  } else {
     fprintf(stderr, "smaugd token: no randomness from OpenSSL\n");
     goto out;
   }
-  auth_hash_format(hash, hex, sizeof(hex));
-  size_t cap = len + sizeof(FILE_HEADER) + 3 * AUTH_MAX_ID_BYTES + 100;
+  size_t cap =
+      len + sizeof(FILE_HEADER) + sizeof(cred) + 2 * AUTH_MAX_ID_BYTES + 100;
   if ((out = malloc(cap)) == NULL) {
     fprintf(stderr, "smaugd token: out of memory\n");
     goto out;
@@ -155,9 +186,17 @@ static int cmd_add(const args_t *a) {
   if (n > 0 && out[n - 1] != '\n')
     out[n++] = '\n';
   n += (size_t)snprintf(out + n, cap - n, "%s %s %s %s\n", a->name,
-                        auth_role_name(role), tenant, hex);
+                        auth_role_name(role), tenant, cred);
   if (store(a->file, out, n) != 0)
     goto out;
+  rc = 0;
+  if (a->cert != NULL) {
+    fprintf(stderr,
+            "smaugd token: added %s (role %s, tenant %s) for the client "
+            "certificate %s to %s; send smaugd SIGHUP to apply.\n",
+            a->name, auth_role_name(role), tenant, a->cert, a->file);
+    goto out;
+  }
   /* The token exists once the file holds its hash: only now is it shown. */
   printf("%s\n", token);
   fflush(stdout);
@@ -165,7 +204,6 @@ static int cmd_add(const args_t *a) {
           "smaugd token: added %s (role %s, tenant %s) to %s. The token is "
           "shown only this once; send smaugd SIGHUP to apply.\n",
           a->name, auth_role_name(role), tenant, a->file);
-  rc = 0;
 out:
   memset(token, 0, sizeof(token));
   free(out);
@@ -180,14 +218,15 @@ static int cmd_list(const args_t *a) {
   char hex[80];
   if (load(a->file, &t, NULL, NULL) != 0)
     return 1;
-  printf("%-24s %-9s %-24s %s\n", "NAME", "ROLE", "TENANT", "HASH");
+  printf("%-24s %-9s %-24s %s\n", "NAME", "ROLE", "TENANT", "CREDENTIAL");
   for (size_t i = 0; i < t->n; i++) {
     const auth_token_t *e = &t->tokens[i];
     auth_hash_format(e->hash, hex, sizeof(hex));
     /* A fingerprint: "sha256:" and the first 8 hex digits. */
     hex[sizeof(AUTH_HASH_PREFIX) - 1 + 8] = '\0';
-    printf("%-24s %-9s %-24s %s\n", e->name, auth_role_name(e->role), e->tenant,
-           hex);
+    printf("%-24s %-9s %-24s %s%s\n", e->name, auth_role_name(e->role),
+           e->tenant, e->cert[0] ? AUTH_CERT_PREFIX : "",
+           e->cert[0] ? e->cert : hex);
   }
   auth_table_free(t);
   return 0;
@@ -247,6 +286,7 @@ int token_cmd_main(int argc, char **argv) {
       {"name", required_argument, NULL, 'n'},
       {"role", required_argument, NULL, 'r'},
       {"tenant", required_argument, NULL, 't'},
+      {"cert", required_argument, NULL, 'c'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   args_t a = {.file = getenv("SMAUG_AUTH_TOKENS")};
@@ -270,6 +310,9 @@ int token_cmd_main(int argc, char **argv) {
       break;
     case 't':
       a.tenant = optarg;
+      break;
+    case 'c':
+      a.cert = optarg;
       break;
     case 'h':
       usage(stdout);

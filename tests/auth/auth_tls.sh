@@ -1,6 +1,8 @@
 #!/bin/bash
 # auth_tls.sh SMAUGD BUF CERTS_SH - tokens together with TLS: over TLS a
-# call needs its token (buf curl --cacert, with and without one); on a
+# call needs its token (buf curl --cacert, with and without one); with
+# mTLS a cert: line gives a client certificate its role (and revoking it
+# with SIGHUP ends that), while a token sent beside it decides; on a
 # non-loopback address TLS alone is refused, naming --auth-tokens, while
 # TLS with --auth-tokens is served without --insecure (in a network
 # namespace of its own, so 0.0.0.0 reaches nobody).
@@ -52,6 +54,45 @@ grep -q unauthenticated "$T/out" && ok "TLS without a token: unauthenticated" ||
 bc -H "authorization: Bearer $TOKEN" -d '{}' "$url" >"$T/out" 2>&1 &&
   ok "TLS with the token: served" || fail "TLS with a token: $(cat "$T/out")"
 grep -qF "$TOKEN" "$T/d.log" && fail "the token is in smaugd's log"
+
+# mTLS: a cert: line gives the client certificate (SAN
+# spiffe://smaug/client) a role without a token; a token still decides
+# when one is sent; revoking the line stops it after SIGHUP.
+"$SMAUGD" token add --tokens-file "$T/tokens" --name svc --role operator \
+  --cert spiffe://smaug/client >"$T/out" 2>&1 || fail "add --cert: $(cat "$T/out")"
+grep -q "^smaug_" "$T/out" && fail "add --cert printed a token"
+grep -q '^svc operator default cert:spiffe://smaug/client$' "$T/tokens" ||
+  fail "cert line: $(cat "$T/tokens")"
+start_log "$T/m.log" "$SMAUGD" --listen 127.0.0.1:0 --data-dir "$T/m" \
+  "${TLS[@]}" --tls-client-ca "$T/c/ca.pem" --auth-tokens "$T/tokens" ||
+  fail "smaugd mTLS: $(cat "$T/m.log")"
+mpid=${PIDS[-1]}
+port=$(grep -o 'msg=listening addr=127.0.0.1:[0-9]*' "$T/m.log" | cut -d: -f2)
+base=https://localhost:$port/smaug.v1.Orchestrator
+mc() { bc --cert "$T/c/client.pem" --key "$T/c/client.key" "$@"; }
+mc -d '{}' "$base/ListPlans" >"$T/out" 2>&1 &&
+  ok "mTLS certificate without a token: served" ||
+  fail "mTLS certificate without a token: $(cat "$T/out")"
+mc -d '{"address":"127.0.0.1:1"}' "$base/RegisterPlugin" >"$T/out" 2>&1
+grep -q "certificate svc has the role operator; RegisterPlugin needs admin" \
+  "$T/out" && ok "the certificate's role: operator" ||
+  fail "mTLS RegisterPlugin: $(cat "$T/out")"
+mc -H "authorization: Bearer ${TOKEN}x" -d '{}' "$base/ListPlans" \
+  >"$T/out" 2>&1
+grep -q "unknown or revoked token" "$T/out" &&
+  ok "a bad token is refused beside a known certificate" ||
+  fail "bad token with mTLS: $(cat "$T/out")"
+"$SMAUGD" token revoke --tokens-file "$T/tokens" --name svc 2>/dev/null ||
+  fail "revoke svc"
+kill -HUP "$mpid"
+for _ in $(seq 1 200); do
+  [ "$(grep -c 'msg="tokens loaded"' "$T/m.log")" -ge 2 ] && break
+  sleep 0.05
+done
+mc -d '{}' "$base/ListPlans" >"$T/out" 2>&1
+grep -q unauthenticated "$T/out" && ok "revoked certificate line: refused" ||
+  fail "revoked certificate: $(cat "$T/out")"
+stop "$mpid"
 
 # A network address: TLS alone is refused, naming --auth-tokens.
 "$SMAUGD" --listen 0.0.0.0:0 --data-dir "$T/d2" "${TLS[@]}" >"$T/r.log" 2>&1
