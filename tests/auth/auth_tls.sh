@@ -92,7 +92,11 @@ done
 mc -d '{}' "$base/ListPlans" >"$T/out" 2>&1
 grep -q unauthenticated "$T/out" && ok "revoked certificate line: refused" ||
   fail "revoked certificate: $(cat "$T/out")"
+# A clean exit on SIGTERM (under ASan: no leak or error report).
 stop "$mpid"
+wait "$mpid"
+rc=$?
+[ $rc -eq 0 ] || fail "smaugd exited $rc: $(tail -20 "$T/m.log")"
 
 # A network address: TLS alone is refused, naming --auth-tokens.
 "$SMAUGD" --listen 0.0.0.0:0 --data-dir "$T/d2" "${TLS[@]}" >"$T/r.log" 2>&1
