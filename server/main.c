@@ -7,7 +7,7 @@
  * serves health, reflection and smaug.v1.Orchestrator, registers the
  * configured plugins, resumes the operations a previous run left running,
  * and stops cleanly on SIGTERM or SIGINT. SIGHUP re-reads the certificates
- * and keys (tls.h) without dropping calls.
+ * and keys (tls.h) without dropping calls, and the token file (auth.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -124,7 +124,8 @@ static void usage(FILE *f) {
              "  --plugin-insecure        allow plaintext plugins where they "
              "are refused\n"
              "                           (SMAUG_PLUGIN_INSECURE=1)\n"
-             "  SIGHUP re-reads the certificates and keys; open calls go on.\n"
+             "  SIGHUP re-reads the certificates, keys and token file; open\n"
+             "  calls go on.\n"
              "  --help\n"
              "       smaugd token add|list|revoke ...   manage the token "
              "file\n");
