@@ -781,9 +781,10 @@ int main(int argc, char **argv) {
                      .heartbeat_ms = (uint32_t)d.set.heartbeat_ms,
                      .event_retention_ms = d.set.event_retention_ms,
                      /* api: 0 is its default, negative: not retried */
-                     .retry_budget_ms =
-                         d.set.retry_budget_ms > 0 ? d.set.retry_budget_ms : -1,
-                     .auth = d.auth};
+                     .retry_budget_ms = d.set.retry_budget_ms > 0
+                                            ? d.set.retry_budget_ms
+                                            : -1};
+  ac.auth = d.auth;
   if ((err = api_new(d.rt, d.srv, d.store, d.reg, &ac, &d.api)) != 0)
     goto fail_reg;
   /* A network address needs TLS and authentication, or --insecure. */
