@@ -461,6 +461,13 @@ const char *rt_call_metadata(rt_call_t *call, const char *key) {
   return NULL;
 }
 
+size_t rt_call_metadata_count(const rt_call_t *call, const char *key) {
+  size_t n = 0;
+  for (size_t i = 0; call != NULL && key != NULL && i < call->md.count; i++)
+    n += key_is(call->md.metadata[i].key, key);
+  return n;
+}
+
 /* The first value of auth context property `name`, kept with the call. */
 static const char *auth_prop(rt_call_t *c, grpc_auth_context *ctx,
                              const char *name) {

@@ -144,6 +144,11 @@ const char *rt_channel_refusal(rt_t *rt);
  * (after rt_call_finish the handler must not touch it, like the call). */
 const char *rt_call_metadata(rt_call_t *call, const char *key);
 
+/* How many request headers named `key` the client sent (any value), so
+ * that a header that must be single, like authorization, can refuse a
+ * repeated one. */
+size_t rt_call_metadata_count(const rt_call_t *call, const char *key);
+
 /* Who is on the other end of a server-side call. */
 typedef struct rt_peer_s {
   const char *address; /* "ipv4:127.0.0.1:40312", "unix:/path", ... */

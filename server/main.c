@@ -7,7 +7,7 @@
  * serves health, reflection and smaug.v1.Orchestrator, registers the
  * configured plugins, resumes the operations a previous run left running,
  * and stops cleanly on SIGTERM or SIGINT. SIGHUP re-reads the certificates
- * and keys (tls.h) without dropping calls.
+ * and keys (tls.h) without dropping calls, and the token file (auth.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,17 +23,20 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "auth.h"
 #include "registry.h"
 #include "rt.h"
 #include "rt_log.h"
 #include "store.h"
 #include "tls.h"
+#include "token_cmd.h"
 
 typedef struct settings_s {
   char *listen;
   char *data_dir;
   char *bank;
   char *log_level;
+  char *auth_tokens; /* token file; NULL: no authentication */
   char **plugins;
   size_t n_plugins;
   long max_operations;
@@ -54,6 +57,7 @@ typedef struct daemon_s {
   store_t *store;
   reg_t *reg;
   api_t *api;
+  auth_t *auth; /* NULL without --auth-tokens */
   settings_t set;
   size_t pending_plugins;
   uint64_t started_ms; /* loop time at start, for the plugins' grace */
@@ -78,6 +82,10 @@ static void usage(FILE *f) {
              "plugins[], log_level, limits{}\n"
              "  --log-level LEVEL        debug|info|warn|error "
              "(SMAUG_LOG_LEVEL)\n"
+             "  --auth-tokens FILE       require bearer tokens from this "
+             "file, re-read on\n"
+             "                           SIGHUP (SMAUG_AUTH_TOKENS; see "
+             "`smaugd token --help`)\n"
              "  --max-operations N       operations run at once; the rest "
              "queue (default 16)\n"
              "  --max-message-bytes N    gRPC message size limit (default "
@@ -116,8 +124,11 @@ static void usage(FILE *f) {
              "  --plugin-insecure        allow plaintext plugins where they "
              "are refused\n"
              "                           (SMAUG_PLUGIN_INSECURE=1)\n"
-             "  SIGHUP re-reads the certificates and keys; open calls go on.\n"
-             "  --help\n");
+             "  SIGHUP re-reads the certificates, keys and token file; open\n"
+             "  calls go on.\n"
+             "  --help\n"
+             "       smaugd token add|list|revoke ...   manage the token "
+             "file\n");
 }
 
 static int set_str(char **dst, const char *v) {
@@ -285,6 +296,7 @@ enum {
   OPT_HEARTBEAT,
   OPT_EVENT_RETENTION,
   OPT_RETRY_BUDGET,
+  OPT_AUTH_TOKENS,
   OPT_TLS_CERT,
   OPT_TLS_KEY,
   OPT_TLS_CLIENT_CA,
@@ -310,6 +322,7 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
       {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
       {"event-retention", required_argument, NULL, OPT_EVENT_RETENTION},
       {"retry-budget", required_argument, NULL, OPT_RETRY_BUDGET},
+      {"auth-tokens", required_argument, NULL, OPT_AUTH_TOKENS},
       {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
       {"tls-key", required_argument, NULL, OPT_TLS_KEY},
       {"tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
@@ -355,6 +368,8 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
     err = err ? err : set_str(&s->bank, env);
   if ((env = getenv("SMAUG_LOG_LEVEL")) && *env)
     err = err ? err : set_str(&s->log_level, env);
+  if ((env = getenv("SMAUG_AUTH_TOKENS")) && *env)
+    err = err ? err : set_str(&s->auth_tokens, env);
   if ((env = getenv("SMAUG_PLUGINS")) && *env)
     err = err ? err : add_plugin_list(s, env);
   if ((env = getenv("SMAUG_EVENT_RETENTION")) && *env)
@@ -425,6 +440,9 @@ static int parse_settings(settings_t *s, int argc, char **argv) {
       err = parse_duration_ms("--retry-budget", optarg, 0, UINT32_MAX,
                               &s->retry_budget_ms);
       break;
+    case OPT_AUTH_TOKENS:
+      err = set_str(&s->auth_tokens, optarg);
+      break;
     case OPT_TLS_CERT:
       err = set_str(&s->tls_cert, optarg);
       break;
@@ -477,6 +495,7 @@ static void settings_free(settings_t *s) {
   free(s->data_dir);
   free(s->bank);
   free(s->log_level);
+  free(s->auth_tokens);
   for (size_t i = 0; i < s->n_plugins; i++)
     free(s->plugins[i]);
   free(s->plugins);
@@ -605,6 +624,7 @@ static void on_stopped(rt_server_t *srv, void *data) {
   daemon_t *d = data;
   rt_log(RT_LOG_INFO, "smaugd", "stopped", NULL);
   api_close(d->api);
+  auth_close(d->auth);
   reg_close(d->reg);
   for (int i = 0; i < 2; i++)
     if (!uv_is_closing((uv_handle_t *)&d->sig[i]))
@@ -699,6 +719,8 @@ int main(int argc, char **argv) {
   rt_log_level_t level;
   int err, port = 0;
 
+  if (argc > 1 && strcmp(argv[1], "token") == 0)
+    return token_cmd_main(argc - 1, argv + 1);
   if ((err = parse_settings(&d.set, argc, argv)) != 0) {
     settings_free(&d.set);
     return 2;
@@ -752,6 +774,12 @@ int main(int argc, char **argv) {
            why[0] ? why : uv_strerror(err));
     goto fail_rt;
   }
+  if (d.set.auth_tokens &&
+      (err = auth_new(loop, d.set.auth_tokens, &d.auth, why, sizeof(why)))) {
+    rt_log(RT_LOG_ERROR, "smaugd", "cannot load the token file", "error=\"%s\"",
+           why);
+    goto fail_rt;
+  }
 
   rt_server_opts_t so = {.size = sizeof(so),
                          .max_message_bytes = (int)d.set.max_message_bytes};
@@ -769,10 +797,11 @@ int main(int argc, char **argv) {
                      .retry_budget_ms = d.set.retry_budget_ms > 0
                                             ? d.set.retry_budget_ms
                                             : -1};
+  ac.auth = d.auth;
   if ((err = api_new(d.rt, d.srv, d.store, d.reg, &ac, &d.api)) != 0)
     goto fail_reg;
   /* A network address needs TLS and authentication, or --insecure. */
-  tls_auth_t auth = TLS_AUTH_NOT_AVAILABLE;
+  tls_auth_t auth = d.auth ? TLS_AUTH_ON : TLS_AUTH_OFF;
   if ((err = tls_check_listen(d.tls, d.set.listen, auth, why, sizeof(why))) !=
           0 ||
       (err = rt_server_listen_creds(d.srv, d.set.listen, tls_api_creds(d.tls),
@@ -847,6 +876,7 @@ int main(int argc, char **argv) {
   api_free(d.api);
   reg_free(d.reg);
   rt_server_free(d.srv);
+  auth_free(d.auth); /* after the server, which holds its guarded services */
   tls_free(d.tls);
   rt_free(d.rt);
   store_close(d.store);
@@ -862,6 +892,9 @@ fail_reg:
 fail_srv:
   rt_server_free(d.srv);
 fail_rt:
+  auth_close(d.auth);
+  uv_run(loop, UV_RUN_NOWAIT);
+  auth_free(d.auth);
   tls_free(d.tls);
   rt_free(d.rt);
 fail_store:

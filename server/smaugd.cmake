@@ -3,5 +3,5 @@
 if(TARGET smaug_api)
   add_executable(smaugd ${CMAKE_CURRENT_SOURCE_DIR}/main.c
                         ${CMAKE_CURRENT_SOURCE_DIR}/tls.c)
-  target_link_libraries(smaugd PRIVATE smaug_api PkgConfig::JANSSON)
+  target_link_libraries(smaugd PRIVATE smaug_api smaug_auth_cmd PkgConfig::JANSSON)
 endif()

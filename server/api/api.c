@@ -704,8 +704,9 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
   api->results = (api_results_t){.store = store,
                                  .ops = api->ops,
                                  .max_message_bytes = api->max_message_bytes};
-  if (err == 0 &&
-      (err = smaug_v1_orchestrator_register(srv, &handlers, api)) != 0) {
+  if (err == 0 && (err = auth_register_service(cfg->auth, srv,
+                                               &smaug_v1_orchestrator_service,
+                                               &handlers, api)) != 0) {
     ops_close(api->ops);
   }
   if (err) {

@@ -12,6 +12,7 @@
 #ifndef SMAUG_API_H
 #define SMAUG_API_H
 
+#include "auth.h"
 #include "ops.h"
 #include "registry.h"
 #include "rt.h"
@@ -29,6 +30,7 @@ typedef struct api_config_s {
   int64_t event_retention_ms;
   int64_t retry_budget_ms; /* transient failures retried this long; 0: 30 s;
                               negative: not retried */
+  auth_t *auth;            /* decides every call first (borrowed); NULL: none */
 } api_config_t;
 
 /* Creates the service and registers it on `srv` (before rt_server_start).

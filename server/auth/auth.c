@@ -1,0 +1,662 @@
+/*
+ * auth.c - bearer tokens, roles and the permission check of smaugd's API
+ * (see auth.h for the contract and the token file format).
+ *
+ * The pure part parses the token file into a table, hashes and generates
+ * tokens with OpenSSL, and decides one call from its authorization
+ * header. The daemon part holds the current table, re-reads the file on
+ * SIGHUP, and guards a service by wrapping its dispatch function, so that
+ * the decision is made once, before any handler, for every method.
+ */
+#include "auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bank.h"
+#include "bank_chunk.h"
+#include "bank_fs.h"
+#include "rt_creds.h"
+#include "rt_log.h"
+
+/* --------------------------------------------------------------- roles */
+
+static const struct {
+  const char *name;
+  auth_role_t role;
+} roles[] = {
+#define AUTH_ROLE_GEN(NAME, name, what) {name, AUTH_ROLE_##NAME},
+    AUTH_ROLE_MAP(AUTH_ROLE_GEN)
+#undef AUTH_ROLE_GEN
+};
+
+const char *auth_role_name(auth_role_t role) {
+  if (role == AUTH_ROLE_OPEN)
+    return "open";
+  for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+    if (roles[i].role == role)
+      return roles[i].name;
+  return "?";
+}
+
+int auth_role_parse(const char *s, auth_role_t *out) {
+  for (size_t i = 0; s != NULL && i < sizeof(roles) / sizeof(roles[0]); i++)
+    if (strcmp(s, roles[i].name) == 0) {
+      *out = roles[i].role;
+      return 0;
+    }
+  return UV_EINVAL;
+}
+
+/* --------------------------------------------------- permission table */
+
+static const struct {
+  const char *path;
+  auth_role_t least;
+} permissions[] = {
+#define AUTH_PERMISSION_GEN(path, role) {path, AUTH_ROLE_##role},
+    AUTH_PERMISSION_MAP(AUTH_PERMISSION_GEN)
+#undef AUTH_PERMISSION_GEN
+};
+
+int auth_method_role(const char *path, auth_role_t *out) {
+  for (size_t i = 0;
+       path != NULL && i < sizeof(permissions) / sizeof(permissions[0]); i++)
+    if (strcmp(path, permissions[i].path) == 0) {
+      *out = permissions[i].least;
+      return 0;
+    }
+  return UV_ENOENT;
+}
+
+/* -------------------------------------------------------------- tokens */
+
+int auth_token_new(char *out, size_t out_len, uint8_t hash[AUTH_HASH_BYTES]) {
+  uint8_t raw[AUTH_TOKEN_BYTES];
+  /* base64 of 32 bytes: 44 characters, the last one '=' padding. */
+  unsigned char b64[4 * ((AUTH_TOKEN_BYTES + 2) / 3) + 1];
+  const size_t plen = sizeof(AUTH_TOKEN_PREFIX) - 1;
+  if (out_len <= AUTH_TOKEN_LEN)
+    return UV_EINVAL;
+  if (RAND_bytes(raw, sizeof(raw)) != 1)
+    return UV_EIO;
+  int n = EVP_EncodeBlock(b64, raw, sizeof(raw));
+  OPENSSL_cleanse(raw, sizeof(raw));
+  while (n > 0 && b64[n - 1] == '=')
+    n--;
+  memcpy(out, AUTH_TOKEN_PREFIX, plen);
+  for (int i = 0; i < n; i++)
+    out[plen + (size_t)i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+  out[plen + (size_t)n] = '\0';
+  OPENSSL_cleanse(b64, sizeof(b64));
+  auth_token_hash(out, plen + (size_t)n, hash);
+  return 0;
+}
+
+void auth_token_hash(const void *token, size_t len,
+                     uint8_t hash[AUTH_HASH_BYTES]) {
+  SHA256(token, len, hash);
+}
+
+void auth_hash_format(const uint8_t hash[AUTH_HASH_BYTES], char *out,
+                      size_t out_len) {
+  char hex[BANK_HEX_LEN + 1];
+  bank_hex(hash, hex);
+  snprintf(out, out_len, "%s%s", AUTH_HASH_PREFIX, hex);
+}
+
+/* -------------------------------------------------------- token table */
+
+/* Copies the field [p, p + n) into `out` (AUTH_MAX_ID_BYTES + 1 bytes)
+ * when it is a valid name or tenant. */
+static int copy_id(const char *p, size_t n, char *out) {
+  if (n == 0 || n > AUTH_MAX_ID_BYTES)
+    return UV_EINVAL;
+  memcpy(out, p, n);
+  out[n] = '\0';
+  return bank_check_object(out);
+}
+
+static int parse_hash(const char *p, size_t n, uint8_t hash[AUTH_HASH_BYTES]) {
+  const size_t plen = sizeof(AUTH_HASH_PREFIX) - 1;
+  char hex[BANK_HEX_LEN + 1];
+  if (n != plen + BANK_HEX_LEN || memcmp(p, AUTH_HASH_PREFIX, plen) != 0)
+    return UV_EINVAL;
+  memcpy(hex, p + plen, BANK_HEX_LEN);
+  hex[BANK_HEX_LEN] = '\0';
+  return bank_unhex(hex, hash);
+}
+
+/* Parses one token line [p, end) (no newline) into `tok`. */
+static int parse_line(const char *p, const char *end, auth_token_t *tok,
+                      char *why, size_t why_len) {
+  const char *f[5];
+  size_t fl[5], nf = 0;
+  char role[16];
+  while (p < end && nf < 5) {
+    while (p < end && (*p == ' ' || *p == '\t'))
+      p++;
+    if (p == end)
+      break;
+    f[nf] = p;
+    while (p < end && *p != ' ' && *p != '\t')
+      p++;
+    fl[nf] = (size_t)(p - f[nf]);
+    nf++;
+  }
+  if (nf != 4) {
+    snprintf(why, why_len, "%s fields, not the 4 of NAME ROLE TENANT HASH",
+             nf < 4 ? "too few" : "too many");
+    return UV_EINVAL;
+  }
+  if (copy_id(f[0], fl[0], tok->name) != 0) {
+    snprintf(why, why_len, "the name does not match %s", AUTH_ID_PATTERN);
+    return UV_EINVAL;
+  }
+  if (fl[1] >= sizeof(role) || (memcpy(role, f[1], fl[1]), role[fl[1]] = '\0',
+                                auth_role_parse(role, &tok->role) != 0)) {
+    snprintf(why, why_len, "the role is not admin, operator or viewer");
+    return UV_EINVAL;
+  }
+  if (copy_id(f[2], fl[2], tok->tenant) != 0) {
+    snprintf(why, why_len, "the tenant does not match %s", AUTH_ID_PATTERN);
+    return UV_EINVAL;
+  }
+  const size_t cl = sizeof(AUTH_CERT_PREFIX) - 1;
+  if (fl[3] > cl && memcmp(f[3], AUTH_CERT_PREFIX, cl) == 0) {
+    if (fl[3] - cl > AUTH_MAX_CERT_BYTES) {
+      snprintf(why, why_len, "the cert: identity is longer than %d bytes",
+               AUTH_MAX_CERT_BYTES);
+      return UV_EINVAL;
+    }
+    memcpy(tok->cert, f[3] + cl, fl[3] - cl);
+    tok->cert[fl[3] - cl] = '\0';
+    for (const char *c = tok->cert; *c; c++)
+      if ((unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e) {
+        snprintf(why, why_len, "the cert: identity is not visible ASCII");
+        return UV_EINVAL;
+      }
+  } else if (parse_hash(f[3], fl[3], tok->hash) != 0) {
+    snprintf(why, why_len,
+             "the last field is not sha256: and 64 lowercase hex digits, "
+             "nor cert: and an identity");
+    return UV_EINVAL;
+  }
+  return 0;
+}
+
+/* qsort orders: by name, or by hash, then by line. */
+static int by_name(const void *a, const void *b) {
+  const auth_token_t *x = *(auth_token_t *const *)a;
+  const auth_token_t *y = *(auth_token_t *const *)b;
+  int c = strcmp(x->name, y->name);
+  return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+static int by_hash(const void *a, const void *b) {
+  const auth_token_t *x = *(auth_token_t *const *)a;
+  const auth_token_t *y = *(auth_token_t *const *)b;
+  int c = strcmp(x->cert, y->cert);
+  c = c ? c : memcmp(x->hash, y->hash, AUTH_HASH_BYTES);
+  return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* Refuses a name, a hash or a cert: identity that is in `t` twice,
+ * naming both lines; then
+ * copies the hashes into one array for auth_table_by_hash. Sorting keeps
+ * a large file from costing the loop time in the square of its size. */
+static int check_unique(auth_table_t *t, char *why, size_t why_len) {
+  const auth_token_t **v = malloc((t->n ? t->n : 1) * sizeof(*v));
+  int rc = 0;
+  if (v == NULL ||
+      (t->hashes = malloc((t->n ? t->n : 1) * sizeof(*t->hashes))) == NULL) {
+    free(v);
+    snprintf(why, why_len, "out of memory");
+    return UV_ENOMEM;
+  }
+  for (size_t i = 0; i < t->n; i++) {
+    v[i] = &t->tokens[i];
+    memcpy(t->hashes[i], t->tokens[i].hash, AUTH_HASH_BYTES);
+  }
+  qsort(v, t->n, sizeof(*v), by_name);
+  for (size_t i = 1; i < t->n && rc == 0; i++)
+    if (strcmp(v[i - 1]->name, v[i]->name) == 0) {
+      snprintf(why, why_len, "line %u: the name %s is already on line %u",
+               v[i]->line, v[i]->name, v[i - 1]->line);
+      rc = UV_EINVAL;
+    }
+  qsort(v, t->n, sizeof(*v), by_hash);
+  for (size_t i = 1; i < t->n && rc == 0; i++)
+    if (strcmp(v[i - 1]->cert, v[i]->cert) == 0 &&
+        memcmp(v[i - 1]->hash, v[i]->hash, AUTH_HASH_BYTES) == 0) {
+      snprintf(why, why_len, "line %u: the same %s as line %u", v[i]->line,
+               v[i]->cert[0] ? "cert: identity" : "hash", v[i - 1]->line);
+      rc = UV_EINVAL;
+    }
+  free(v);
+  return rc;
+}
+
+int auth_table_parse(const char *text, size_t len, auth_table_t **out,
+                     char *why, size_t why_len) {
+  auth_table_t *t = calloc(1, sizeof(*t));
+  size_t cap = 0;
+  unsigned line = 0;
+  char what[160];
+  int rc = 0;
+  if (why_len > 0)
+    why[0] = '\0';
+  if (t == NULL)
+    return UV_ENOMEM;
+  for (const char *p = text, *end = text + len; p < end && rc == 0;) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *e = nl ? nl : end, *s = p;
+    p = nl ? nl + 1 : end;
+    line++;
+    if (e > s && e[-1] == '\r')
+      e--;
+    while (s < e && (*s == ' ' || *s == '\t'))
+      s++;
+    if (memchr(s, '\0', (size_t)(e - s)) != NULL) {
+      snprintf(why, why_len, "line %u: a NUL byte", line);
+      rc = UV_EINVAL;
+      break;
+    }
+    if (s == e || *s == '#')
+      continue;
+    if (t->n == cap) {
+      size_t ncap = cap ? 2 * cap : 8;
+      auth_token_t *nt = realloc(t->tokens, ncap * sizeof(*nt));
+      if (nt == NULL) {
+        rc = UV_ENOMEM;
+        break;
+      }
+      t->tokens = nt;
+      cap = ncap;
+    }
+    auth_token_t *tok = &t->tokens[t->n];
+    memset(tok, 0, sizeof(*tok));
+    tok->line = line;
+    if ((rc = parse_line(s, e, tok, what, sizeof(what))) != 0) {
+      snprintf(why, why_len, "line %u: %s", line, what);
+      break;
+    }
+    t->n++;
+  }
+  if (rc == 0)
+    rc = check_unique(t, why, why_len);
+  if (rc != 0) {
+    auth_table_free(t);
+    return rc;
+  }
+  *out = t;
+  return 0;
+}
+
+int auth_table_load(const char *path, auth_table_t **out, char **text_out,
+                    size_t *len_out, char *why, size_t why_len) {
+  struct stat st;
+  char *text = NULL, what[200];
+  size_t got = 0;
+  auth_table_t *t = NULL;
+  int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    rc = -errno;
+    snprintf(why, why_len, "cannot open %s: %s", path, strerror(errno));
+    return rc;
+  }
+  if (fstat(fd, &st) != 0) {
+    rc = -errno;
+    snprintf(why, why_len, "cannot stat %s: %s", path, strerror(errno));
+    goto out;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    rc = UV_EINVAL;
+    snprintf(why, why_len, "%s is not a regular file", path);
+    goto out;
+  }
+  if (st.st_mode & 077) {
+    rc = UV_EPERM;
+    snprintf(why, why_len,
+             "%s is readable or writable by group or others (mode %04o); a "
+             "token file must be 0600 or stricter: chmod 600 %s",
+             path, (unsigned)(st.st_mode & 07777), path);
+    goto out;
+  }
+  if (st.st_size > AUTH_MAX_FILE_BYTES) {
+    rc = UV_E2BIG;
+    snprintf(why, why_len, "%s is larger than %d bytes", path,
+             AUTH_MAX_FILE_BYTES);
+    goto out;
+  }
+  if ((text = malloc((size_t)st.st_size + 1)) == NULL) {
+    rc = UV_ENOMEM;
+    snprintf(why, why_len, "out of memory");
+    goto out;
+  }
+  if ((rc = bank_fs_pread_all(fd, text, (size_t)st.st_size, 0, &got)) != 0) {
+    snprintf(why, why_len, "cannot read %s: %s", path, uv_strerror(rc));
+    goto out;
+  }
+  text[got] = '\0';
+  if ((rc = auth_table_parse(text, got, &t, what, sizeof(what))) != 0) {
+    snprintf(why, why_len, "%s %s", path, what);
+    goto out;
+  }
+  *out = t;
+  if (text_out != NULL) {
+    *text_out = text;
+    text = NULL;
+  }
+  if (len_out != NULL)
+    *len_out = got;
+out:
+  free(text);
+  close(fd);
+  return rc;
+}
+
+const auth_token_t *auth_table_by_name(const auth_table_t *t,
+                                       const char *name) {
+  for (size_t i = 0; t != NULL && name != NULL && i < t->n; i++)
+    if (strcmp(t->tokens[i].name, name) == 0)
+      return &t->tokens[i];
+  return NULL;
+}
+
+const auth_token_t *auth_table_by_hash(const auth_table_t *t,
+                                       const uint8_t hash[AUTH_HASH_BYTES]) {
+  const auth_token_t *found = NULL;
+  /* Every entry is compared, and none stops early. A cert: line has no
+   * token, whatever its (zero) hash. */
+  for (size_t i = 0; t != NULL && i < t->n; i++)
+    if (CRYPTO_memcmp(t->hashes[i], hash, AUTH_HASH_BYTES) == 0 &&
+        t->tokens[i].cert[0] == '\0')
+      found = &t->tokens[i];
+  return found;
+}
+
+const auth_token_t *auth_table_by_cert(const auth_table_t *t,
+                                       const char *const *ids, size_t n) {
+  for (size_t i = 0; t != NULL && i < t->n; i++)
+    for (size_t j = 0; t->tokens[i].cert[0] && j < n; j++)
+      if (ids[j] != NULL && strcmp(t->tokens[i].cert, ids[j]) == 0)
+        return &t->tokens[i];
+  return NULL;
+}
+
+void auth_table_free(auth_table_t *t) {
+  if (t == NULL)
+    return;
+  free(t->tokens);
+  free(t->hashes);
+  free(t);
+}
+
+/* ------------------------------------------------ checking one request */
+
+/* The bearer token in the header value [v, v + n), or NULL when the value
+ * is not "Bearer", spaces and one token of visible ASCII. */
+static const char *bearer_token(const char *v, size_t n, size_t *tok_len) {
+  static const char scheme[] = "Bearer";
+  const size_t sl = sizeof(scheme) - 1;
+  if (n <= sl || strncasecmp(v, scheme, sl) != 0 || v[sl] != ' ')
+    return NULL;
+  size_t i = sl;
+  while (i < n && v[i] == ' ')
+    i++;
+  size_t len = n - i;
+  if (len == 0 || len > AUTH_MAX_TOKEN_BYTES)
+    return NULL;
+  for (size_t j = i; j < n; j++)
+    if ((unsigned char)v[j] < 0x21 || (unsigned char)v[j] > 0x7e)
+      return NULL;
+  *tok_len = len;
+  return v + i;
+}
+
+grpc_status_code auth_decide(const auth_table_t *t, const char *path, size_t n,
+                             const char *value, size_t len,
+                             const char *const *ids, size_t n_ids,
+                             auth_ctx_t *ctx, char *msg, size_t msg_len) {
+  auth_role_t need;
+  uint8_t hash[AUTH_HASH_BYTES];
+  const char *tok, *method = path ? strrchr(path, '/') : NULL;
+  size_t tok_len = 0;
+  method = method ? method + 1 : "?";
+  memset(ctx, 0, sizeof(*ctx));
+  snprintf(msg, msg_len, "%s", "");
+  if (auth_method_role(path, &need) != 0) {
+    snprintf(msg, msg_len, "%s is not in the permission table", method);
+    return GRPC_STATUS_PERMISSION_DENIED;
+  }
+  if (need == AUTH_ROLE_OPEN)
+    return GRPC_STATUS_OK;
+  const auth_token_t *e = NULL;
+  if (n == 0 && (e = auth_table_by_cert(t, ids, n_ids)) != NULL)
+    goto found;
+  if (n == 0) {
+    snprintf(msg, msg_len,
+             "%s needs a token: send 'authorization: Bearer <token>'", method);
+    return GRPC_STATUS_UNAUTHENTICATED;
+  }
+  if (n > 1) {
+    snprintf(msg, msg_len, "more than one authorization header");
+    return GRPC_STATUS_UNAUTHENTICATED;
+  }
+  if ((tok = bearer_token(value, len, &tok_len)) == NULL) {
+    snprintf(msg, msg_len,
+             "malformed authorization header: expected 'Bearer <token>'");
+    return GRPC_STATUS_UNAUTHENTICATED;
+  }
+  auth_token_hash(tok, tok_len, hash);
+  if ((e = auth_table_by_hash(t, hash)) == NULL) {
+    snprintf(msg, msg_len, "unknown or revoked token");
+    return GRPC_STATUS_UNAUTHENTICATED;
+  }
+found:
+  memcpy(ctx->name, e->name, sizeof(ctx->name));
+  memcpy(ctx->tenant, e->tenant, sizeof(ctx->tenant));
+  ctx->role = e->role;
+  if (e->role < need) {
+    snprintf(msg, msg_len, "%s %s has the role %s; %s needs %s",
+             e->cert[0] ? "certificate" : "token", e->name,
+             auth_role_name(e->role), method, auth_role_name(need));
+    return GRPC_STATUS_PERMISSION_DENIED;
+  }
+  return GRPC_STATUS_OK;
+}
+
+/* ---------------------------------------------------------- the daemon */
+
+/* One guarded service: registered with `svc` (dispatch = guard_dispatch)
+ * and itself as `impl`. */
+typedef struct guard_s {
+  rt_service_t svc;
+  const rt_service_t *inner;
+  const void *impl;
+  auth_t *auth;
+  struct guard_s *next;
+} guard_t;
+
+struct auth_s {
+  uv_signal_t sighup;
+  char *path;
+  auth_table_t *table;
+  const auth_ctx_t *current; /* during a guarded dispatch */
+  guard_t *guards;
+  int closing;
+};
+
+static void on_sighup(uv_signal_t *s, int signum) {
+  char why[512];
+  (void)signum;
+  auth_reload(s->data, why, sizeof(why));
+}
+
+int auth_new(uv_loop_t *loop, const char *path, auth_t **out, char *why,
+             size_t why_len) {
+  auth_t *a = calloc(1, sizeof(*a));
+  int rc;
+  if (a == NULL || (a->path = strdup(path)) == NULL) {
+    free(a);
+    snprintf(why, why_len, "out of memory");
+    return UV_ENOMEM;
+  }
+  if ((rc = auth_table_load(path, &a->table, NULL, NULL, why, why_len)) != 0 ||
+      (rc = uv_signal_init(loop, &a->sighup)) != 0) {
+    if (rc != 0 && a->table != NULL)
+      snprintf(why, why_len, "SIGHUP: %s", uv_strerror(rc));
+    auth_table_free(a->table);
+    free(a->path);
+    free(a);
+    return rc;
+  }
+  a->sighup.data = a;
+  if ((rc = uv_signal_start(&a->sighup, on_sighup, SIGHUP)) != 0) {
+    /* The handle is initialised: it must be closed on the loop. */
+    snprintf(why, why_len, "SIGHUP: %s", uv_strerror(rc));
+    auth_close(a);
+    uv_run(loop, UV_RUN_NOWAIT);
+    auth_free(a);
+    return rc;
+  }
+  rt_log(RT_LOG_INFO, "auth", "tokens loaded", "file=%s tokens=%zu", path,
+         a->table->n);
+  *out = a;
+  return 0;
+}
+
+int auth_reload(auth_t *a, char *why, size_t why_len) {
+  auth_table_t *t = NULL;
+  int rc = auth_table_load(a->path, &t, NULL, NULL, why, why_len);
+  if (rc != 0) {
+    rt_log(RT_LOG_ERROR, "auth", "tokens not reloaded; keeping the previous",
+           "file=%s tokens=%zu error=\"%s\"", a->path, a->table->n, why);
+    return rc;
+  }
+  auth_table_free(a->table);
+  a->table = t;
+  rt_log(RT_LOG_INFO, "auth", "tokens loaded", "file=%s tokens=%zu", a->path,
+         t->n);
+  return 0;
+}
+
+/* The call's authorization header: `*n` of them, the first in
+ * `*value` (`*len` bytes). A value rt_call_metadata cannot give (one
+ * holding a NUL) counts as one that is not "Bearer <token>". */
+static void call_authorization(rt_call_t *call, const char **value, size_t *len,
+                               size_t *n) {
+  *n = rt_call_metadata_count(call, "authorization");
+  *value = rt_call_metadata(call, "authorization");
+  if (*value == NULL)
+    *value = "\x01";
+  *len = strlen(*value);
+}
+
+/* The common name and subject alternative names of the call's client
+ * certificate, when mTLS verified one: up to `max` into `ids`. */
+static size_t call_cert_ids(rt_call_t *call, const char **ids, size_t max) {
+  const rt_peer_t *p = rt_call_peer(call);
+  size_t n = 0;
+  if (!p->authenticated)
+    return 0;
+  if (p->common_name != NULL && n < max)
+    ids[n++] = p->common_name;
+  for (size_t i = 0; i < p->n_sans && n < max; i++)
+    ids[n++] = p->sans[i];
+  return n;
+}
+
+static void guard_dispatch(rt_call_t *call, const ProtobufCMessage *req,
+                           const void *impl, size_t method_index, void *data) {
+  const guard_t *g = impl;
+  auth_t *a = g->auth;
+  const char *value, *ids[16];
+  size_t len, n, n_ids = 0;
+  auth_ctx_t ctx;
+  char msg[300];
+  const char *path = rt_call_method(call)->path;
+  call_authorization(call, &value, &len, &n);
+  if (n == 0)
+    n_ids = call_cert_ids(call, ids, sizeof(ids) / sizeof(ids[0]));
+  grpc_status_code code = auth_decide(a->table, path, n, value, len, ids, n_ids,
+                                      &ctx, msg, sizeof(msg));
+  if (code != GRPC_STATUS_OK) {
+    rt_log(RT_LOG_INFO, "auth", "call refused",
+           "method=%s status=%s name=%s error=\"%s\"", path,
+           rt_status_name(code), ctx.name[0] ? ctx.name : "-", msg);
+    rt_call_fail(call, code, "%s", msg);
+    return;
+  }
+  const auth_ctx_t *outer = a->current;
+  a->current = &ctx;
+  g->inner->dispatch(call, req, g->impl, method_index, data);
+  a->current = outer;
+}
+
+int auth_register_service(auth_t *a, rt_server_t *srv, const rt_service_t *svc,
+                          const void *impl, void *data) {
+  auth_role_t role;
+  if (svc == NULL)
+    return UV_EINVAL;
+  for (size_t i = 0; i < svc->n_methods; i++)
+    if (auth_method_role(svc->methods[i].path, &role) != 0) {
+      rt_log(RT_LOG_ERROR, "auth", "method not in the permission table",
+             "method=%s", svc->methods[i].path);
+      return UV_EINVAL;
+    }
+  if (a == NULL)
+    return rt_server_add_service(srv, svc, impl, data);
+  guard_t *g = calloc(1, sizeof(*g));
+  if (g == NULL)
+    return UV_ENOMEM;
+  g->svc = *svc;
+  g->svc.dispatch = guard_dispatch;
+  g->inner = svc;
+  g->impl = impl;
+  g->auth = a;
+  int rc = rt_server_add_service(srv, &g->svc, g, data);
+  if (rc != 0) {
+    free(g);
+    return rc;
+  }
+  g->next = a->guards;
+  a->guards = g;
+  return 0;
+}
+
+const auth_ctx_t *auth_current(const auth_t *a) {
+  return a != NULL ? a->current : NULL;
+}
+
+void auth_close(auth_t *a) {
+  if (a == NULL || a->closing)
+    return;
+  a->closing = 1;
+  uv_close((uv_handle_t *)&a->sighup, NULL);
+}
+
+void auth_free(auth_t *a) {
+  if (a == NULL)
+    return;
+  while (a->guards != NULL) {
+    guard_t *g = a->guards;
+    a->guards = g->next;
+    free(g);
+  }
+  auth_table_free(a->table);
+  free(a->path);
+  free(a);
+}
