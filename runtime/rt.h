@@ -190,6 +190,27 @@ int rt_call_read(rt_call_t *call, rt_call_read_cb cb, void *data);
 void rt_call_finish(rt_call_t *call, grpc_status_code code, const char *message,
                     const ProtobufCMessage *final);
 
+/* Told how a call ended: `code` and `message` are what the client is sent
+ * (after rt_call_finish's own corrections: a malformed streamed request
+ * is INVALID_ARGUMENT, a unary OK without a response is INTERNAL), or
+ * CANCELLED when the call was cancelled before it was finished (by the
+ * client, its deadline or a server shutdown), whatever the handler
+ * passed. `message` is never NULL ("" for none) and `final` is the
+ * handler's last message (NULL if none); both live until the callback
+ * returns. `call` may still be read (rt_call_method, rt_call_metadata,
+ * rt_call_peer) but not finished, sent on or read from. */
+typedef void (*rt_call_finish_cb)(rt_call_t *call, grpc_status_code code,
+                                  const char *message,
+                                  const ProtobufCMessage *final, void *data);
+
+/* Sets the one observer of `call`'s end (NULL: none): `cb` runs exactly
+ * once, on the loop, from inside the rt_call_finish (or rt_call_reply,
+ * rt_call_fail) that ends the call, before the status is queued; never
+ * from inside this function. For interceptors such as an audit log that
+ * must see the outcome of every call without touching each handler.
+ * Setting it again replaces the previous observer. */
+void rt_call_on_finish(rt_call_t *call, rt_call_finish_cb cb, void *data);
+
 /* Unary shorthand: rt_call_finish(call, GRPC_STATUS_OK, NULL, resp). */
 void rt_call_reply(rt_call_t *call, const ProtobufCMessage *resp);
 

@@ -73,6 +73,8 @@ struct rt_call_s {
   size_t n_out; /* messages queued, not counting in_flight */
   rt_call_sent_cb sent_cb;
   void *sent_data;
+  rt_call_finish_cb finish_cb; /* rt_call_on_finish */
+  void *finish_data;
   grpc_byte_buffer *in_flight; /* the message of the send batch */
   grpc_status_code code;
   grpc_slice details;
@@ -283,6 +285,19 @@ void rt_call_finish(rt_call_t *call, grpc_status_code code, const char *message,
     code = GRPC_STATUS_INTERNAL;
     message = "handler returned no response";
   }
+  if (call->finish_cb != NULL) {
+    rt_call_finish_cb cb = call->finish_cb;
+    call->finish_cb = NULL;
+    if (call->cancelled)
+      cb(call, GRPC_STATUS_CANCELLED, "cancelled before the call ended", final,
+         call->finish_data);
+    else if (call->malformed)
+      cb(call, code,
+         call->bad_string[0] != '\0' ? call->bad_string : "malformed request",
+         NULL, call->finish_data);
+    else
+      cb(call, code, message ? message : "", final, call->finish_data);
+  }
   if (!call->cancelled) {
     if (final != NULL && call_queue(call, final) != 0) {
       code = GRPC_STATUS_INTERNAL;
@@ -304,6 +319,11 @@ void rt_call_finish(rt_call_t *call, grpc_status_code code, const char *message,
     call_pump_send(call);
   }
   call_release(call);
+}
+
+void rt_call_on_finish(rt_call_t *call, rt_call_finish_cb cb, void *data) {
+  call->finish_cb = cb;
+  call->finish_data = data;
 }
 
 void rt_call_reply(rt_call_t *call, const ProtobufCMessage *resp) {

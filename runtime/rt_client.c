@@ -472,6 +472,30 @@ fail:
   return rt__call_error(e);
 }
 
+int rt_client_call_peer_subject(rt_client_call_t *call, char *out, size_t len) {
+  static const char *const names[] = {GRPC_X509_SUBJECT_PROPERTY_NAME,
+                                      GRPC_X509_CN_PROPERTY_NAME};
+  int rc = UV_ENOENT;
+  if (len > 0)
+    out[0] = '\0';
+  grpc_auth_context *ctx = grpc_call_auth_context(call->call);
+  if (ctx == NULL)
+    return UV_ENOENT;
+  for (size_t i = 0; i < 2 && rc != 0; i++) {
+    grpc_auth_property_iterator it =
+        grpc_auth_context_find_properties_by_name(ctx, names[i]);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    if (p != NULL && p->value_length > 0 && len > 0) {
+      size_t n = p->value_length < len - 1 ? p->value_length : len - 1;
+      memcpy(out, p->value, n);
+      out[n] = '\0';
+      rc = 0;
+    }
+  }
+  grpc_auth_context_release(ctx);
+  return rc;
+}
+
 int rt_client_call_failed_here(const rt_client_call_t *call) {
   return call != NULL && ((call->failed && !call->cancelled) || call->md_limit);
 }

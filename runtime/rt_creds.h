@@ -169,6 +169,17 @@ typedef struct rt_peer_s {
  * gives an unauthenticated peer with address "unknown"). */
 const rt_peer_t *rt_call_peer(rt_call_t *call);
 
+/* ------------------------------------------------- client-side call peer */
+
+/* Writes to `out` (`len` bytes, always NUL-terminated when len > 0, cut
+ * if longer) the subject (RFC 2253, "CN=plugin,O=smaug"; the common name
+ * when the subject is missing) of the certificate the server of `call`
+ * presented, which gRPC verified against the channel's CA. Only from
+ * inside the call's on_msg or on_done callback. Returns 0, or UV_ENOENT
+ * when the call's connection is not TLS or carries no certificate name
+ * (`out` is then ""). */
+int rt_client_call_peer_subject(rt_client_call_t *call, char *out, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

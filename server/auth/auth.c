@@ -61,11 +61,15 @@ int auth_role_parse(const char *s, auth_role_t *out) {
 
 /* --------------------------------------------------- permission table */
 
+enum { AUTH_KIND_READ = 0, AUTH_KIND_WRITE = 1 };
+
 static const struct {
   const char *path;
   auth_role_t least;
+  int kind;
 } permissions[] = {
-#define AUTH_PERMISSION_GEN(path, role) {path, AUTH_ROLE_##role},
+#define AUTH_PERMISSION_GEN(path, role, kind)                                  \
+  {path, AUTH_ROLE_##role, AUTH_KIND_##kind},
     AUTH_PERMISSION_MAP(AUTH_PERMISSION_GEN)
 #undef AUTH_PERMISSION_GEN
 };
@@ -78,6 +82,14 @@ int auth_method_role(const char *path, auth_role_t *out) {
       return 0;
     }
   return UV_ENOENT;
+}
+
+int auth_method_writes(const char *path) {
+  for (size_t i = 0;
+       path != NULL && i < sizeof(permissions) / sizeof(permissions[0]); i++)
+    if (strcmp(path, permissions[i].path) == 0)
+      return permissions[i].kind == AUTH_KIND_WRITE;
+  return 0;
 }
 
 /* -------------------------------------------------------------- tokens */
@@ -482,12 +494,14 @@ found:
 
 /* One guarded service: registered with `svc` (dispatch = guard_dispatch)
  * and itself as `impl`. */
-typedef struct guard_s {
+typedef struct auth_guard_s {
   rt_service_t svc;
   const rt_service_t *inner;
   const void *impl;
-  auth_t *auth;
-  struct guard_s *next;
+  auth_t *auth; /* NULL: no authentication, audit only */
+  auth_audit_fn audit;
+  void *audit_data;
+  struct auth_guard_s *next; /* in auth->guards, when auth owns it */
 } guard_t;
 
 struct auth_s {
@@ -579,6 +593,154 @@ static size_t call_cert_ids(rt_call_t *call, const char **ids, size_t max) {
   return n;
 }
 
+/* ------------------------------------------------------------ the audit */
+
+#define AUDIT_VALUE_MAX   128
+#define AUDIT_OBJECTS_MAX 1024
+
+/* Appends " key=value" (or key="value") to `out` unless it is there. */
+static void objects_add(char *out, size_t len, const char *prefix,
+                        const char *key, const char *value) {
+  char v[AUDIT_VALUE_MAX + 1], item[AUDIT_VALUE_MAX * 2 + 8];
+  size_t n = strlen(value), used = strlen(out);
+  if (n > AUDIT_VALUE_MAX) {
+    n = AUDIT_VALUE_MAX;
+    while (n > 0 && ((unsigned char)value[n] & 0xc0) == 0x80)
+      n--; /* not inside a UTF-8 character */
+  }
+  int space = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)value[i];
+    v[i] = c < 0x20 || c == 0x7f || c == '"' || c == '\\' ? '?' : (char)c;
+    space |= c == ' ';
+  }
+  v[n] = '\0';
+  int k = snprintf(item, sizeof(item), space ? "%s%s=\"%s\"" : "%s%s=%s",
+                   prefix, key, v);
+  if (k < 0 || (size_t)k >= sizeof(item))
+    return;
+  /* Already there, as a whole item? */
+  for (const char *p = out; (p = strstr(p, item)) != NULL; p++)
+    if ((p == out || p[-1] == ' ') && (p[k] == '\0' || p[k] == ' '))
+      return;
+  if (used + (used > 0) + (size_t)k + 1 > len)
+    return; /* full: the field is left out whole */
+  snprintf(out + used, len - used, "%s%s", used > 0 ? " " : "", item);
+}
+
+static int names_object(const char *name) {
+  size_t n = strlen(name);
+  return strcmp(name, "id") == 0 || strcmp(name, "name") == 0 ||
+         strcmp(name, "address") == 0 || strcmp(name, "identity") == 0 ||
+         (n > 3 && strcmp(name + n - 3, "_id") == 0);
+}
+
+static void objects_of(const ProtobufCMessage *m, const char *prefix, int depth,
+                       char *out, size_t len) {
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    const void *at = (const char *)m + f->offset;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED)
+      continue;
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
+      const char *v = *(const char *const *)at;
+      if (v != NULL && *v != '\0' && names_object(f->name))
+        objects_add(out, len, prefix, f->name, v);
+    } else if (f->type == PROTOBUF_C_TYPE_BOOL) {
+      if (*(const protobuf_c_boolean *)at)
+        objects_add(out, len, prefix, f->name, "true");
+    } else if (f->type == PROTOBUF_C_TYPE_MESSAGE && depth == 0) {
+      const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)at;
+      char p[64];
+      snprintf(p, sizeof(p), "%s.", f->name);
+      if (sub != NULL)
+        objects_of(sub, p, 1, out, len);
+    }
+  }
+}
+
+void auth_audit_objects(const ProtobufCMessage *m, char *out, size_t len) {
+  if (len == 0)
+    return;
+  if (memchr(out, '\0', len) == NULL)
+    out[0] = '\0';
+  if (m != NULL && m->descriptor != NULL)
+    objects_of(m, "", 0, out, len);
+}
+
+/* An audited call in flight: what the record needs once it ends. */
+typedef struct audit_call_s {
+  const guard_t *g;
+  auth_ctx_t ctx;
+  char who[AUTH_MAX_CERT_BYTES + 1];
+  char objects[AUDIT_OBJECTS_MAX];
+} audit_call_t;
+
+/* Tells the guard's sink about `call`, which ended with `code`. */
+static void audit_emit(const audit_call_t *ac, rt_call_t *call,
+                       grpc_status_code code, const char *message) {
+  const rt_peer_t *p = rt_call_peer(call);
+  const char *m = rt_call_method(call)->name;
+  char peer[AUTH_MAX_CERT_BYTES + 300];
+  if (p->authenticated && p->subject != NULL)
+    snprintf(peer, sizeof(peer), "%s cert=%s", p->address, p->subject);
+  else
+    snprintf(peer, sizeof(peer), "%s", p->address);
+  auth_audit_rec_t rec = {.who = ac->who,
+                          .role = ac->ctx.role != AUTH_ROLE_OPEN
+                                      ? auth_role_name(ac->ctx.role)
+                                      : "",
+                          .tenant = ac->ctx.tenant,
+                          .method = m,
+                          .objects = ac->objects,
+                          .code = code,
+                          .message = message ? message : "",
+                          .peer = peer};
+  ac->g->audit(&rec, ac->g->audit_data);
+}
+
+static void audit_finished(rt_call_t *call, grpc_status_code code,
+                           const char *message, const ProtobufCMessage *final,
+                           void *data) {
+  audit_call_t *ac = data;
+  auth_audit_objects(final, ac->objects, sizeof(ac->objects));
+  audit_emit(ac, call, code, message);
+  free(ac);
+}
+
+/* The audit record of a WRITE call about to be decided or dispatched,
+ * or NULL when it is not audited (or there is no memory: logged). */
+static audit_call_t *audit_begin(const guard_t *g, rt_call_t *call,
+                                 const ProtobufCMessage *req) {
+  if (g->audit == NULL || !auth_method_writes(rt_call_method(call)->path))
+    return NULL;
+  audit_call_t *ac = calloc(1, sizeof(*ac));
+  if (ac == NULL) {
+    rt_log(RT_LOG_ERROR, "audit", "out of memory: call not audited",
+           "method=%s", rt_call_method(call)->path);
+    return NULL;
+  }
+  ac->g = g;
+  auth_audit_objects(req, ac->objects, sizeof(ac->objects));
+  return ac;
+}
+
+/* Who the record names, once the call was decided. */
+static void audit_who(audit_call_t *ac, rt_call_t *call, const auth_t *a,
+                      const auth_ctx_t *ctx) {
+  const rt_peer_t *p = rt_call_peer(call);
+  ac->ctx = *ctx;
+  if (ctx->name[0] != '\0')
+    snprintf(ac->who, sizeof(ac->who), "%s", ctx->name);
+  else if (a != NULL)
+    snprintf(ac->who, sizeof(ac->who), "unauthenticated");
+  else if (p->authenticated && p->subject != NULL)
+    snprintf(ac->who, sizeof(ac->who), "%s", p->subject);
+  else
+    snprintf(ac->who, sizeof(ac->who), "anonymous");
+}
+
 static void guard_dispatch(rt_call_t *call, const ProtobufCMessage *req,
                            const void *impl, size_t method_index, void *data) {
   const guard_t *g = impl;
@@ -588,16 +750,33 @@ static void guard_dispatch(rt_call_t *call, const ProtobufCMessage *req,
   auth_ctx_t ctx;
   char msg[300];
   const char *path = rt_call_method(call)->path;
-  call_authorization(call, &value, &len, &n);
-  if (n == 0)
-    n_ids = call_cert_ids(call, ids, sizeof(ids) / sizeof(ids[0]));
-  grpc_status_code code = auth_decide(a->table, path, n, value, len, ids, n_ids,
-                                      &ctx, msg, sizeof(msg));
+  grpc_status_code code = GRPC_STATUS_OK;
+  memset(&ctx, 0, sizeof(ctx));
+  if (a != NULL) {
+    call_authorization(call, &value, &len, &n);
+    if (n == 0)
+      n_ids = call_cert_ids(call, ids, sizeof(ids) / sizeof(ids[0]));
+    code = auth_decide(a->table, path, n, value, len, ids, n_ids, &ctx, msg,
+                       sizeof(msg));
+  }
+  audit_call_t *ac = audit_begin(g, call, req);
+  if (ac != NULL)
+    audit_who(ac, call, a, &ctx);
   if (code != GRPC_STATUS_OK) {
     rt_log(RT_LOG_INFO, "auth", "call refused",
            "method=%s status=%s name=%s error=\"%s\"", path,
            rt_status_name(code), ctx.name[0] ? ctx.name : "-", msg);
+    if (ac != NULL) {
+      audit_emit(ac, call, code, msg);
+      free(ac);
+    }
     rt_call_fail(call, code, "%s", msg);
+    return;
+  }
+  if (ac != NULL)
+    rt_call_on_finish(call, audit_finished, ac);
+  if (a == NULL) {
+    g->inner->dispatch(call, req, g->impl, method_index, data);
     return;
   }
   const auth_ctx_t *outer = a->current;
@@ -606,8 +785,8 @@ static void guard_dispatch(rt_call_t *call, const ProtobufCMessage *req,
   a->current = outer;
 }
 
-int auth_register_service(auth_t *a, rt_server_t *srv, const rt_service_t *svc,
-                          const void *impl, void *data) {
+/* Refuses a service with a method the permission table does not know. */
+static int check_table(const rt_service_t *svc) {
   auth_role_t role;
   if (svc == NULL)
     return UV_EINVAL;
@@ -617,8 +796,15 @@ int auth_register_service(auth_t *a, rt_server_t *srv, const rt_service_t *svc,
              "method=%s", svc->methods[i].path);
       return UV_EINVAL;
     }
-  if (a == NULL)
-    return rt_server_add_service(srv, svc, impl, data);
+  return 0;
+}
+
+int auth_guard_service(auth_t *a, rt_server_t *srv, const rt_service_t *svc,
+                       const void *impl, void *data, auth_audit_fn audit,
+                       void *audit_data, auth_guard_t **out) {
+  int rc = check_table(svc);
+  if (rc != 0)
+    return rc;
   guard_t *g = calloc(1, sizeof(*g));
   if (g == NULL)
     return UV_ENOMEM;
@@ -627,11 +813,28 @@ int auth_register_service(auth_t *a, rt_server_t *srv, const rt_service_t *svc,
   g->inner = svc;
   g->impl = impl;
   g->auth = a;
-  int rc = rt_server_add_service(srv, &g->svc, g, data);
-  if (rc != 0) {
+  g->audit = audit;
+  g->audit_data = audit_data;
+  if ((rc = rt_server_add_service(srv, &g->svc, g, data)) != 0) {
     free(g);
     return rc;
   }
+  *out = g;
+  return 0;
+}
+
+void auth_guard_free(auth_guard_t *g) {
+  free(g);
+}
+
+int auth_register_service(auth_t *a, rt_server_t *srv, const rt_service_t *svc,
+                          const void *impl, void *data) {
+  guard_t *g;
+  int rc = check_table(svc);
+  if (rc != 0 || a == NULL)
+    return rc != 0 ? rc : rt_server_add_service(srv, svc, impl, data);
+  if ((rc = auth_guard_service(a, srv, svc, impl, data, NULL, NULL, &g)) != 0)
+    return rc;
   g->next = a->guards;
   a->guards = g;
   return 0;

@@ -72,7 +72,7 @@
   X(VIEWER, "viewer", "read-only in its own tenant")                           \
   X(OPERATOR, "operator",                                                      \
     "plans, protect, restore, delete and cancel in its own tenant")            \
-  X(ADMIN, "admin", "plugins, every tenant")
+  X(ADMIN, "admin", "plugins, every tenant, audit")
 
 typedef enum {
   AUTH_ROLE_OPEN = 0, /* a method anyone may call, without a token */
@@ -91,37 +91,45 @@ int auth_role_parse(const char *s, auth_role_t *out);
 
 /* --------------------------------------------------- permission table */
 
-/* X(method path, least role). Every method smaugd serves has a line; a
- * service whose methods are not all here is refused by
- * auth_register_service, so a new RPC cannot be served unguarded. */
+/* X(method path, least role, kind). Every method smaugd serves has a line;
+ * a service whose methods are not all here is refused by
+ * auth_register_service, so a new RPC cannot be served unguarded. The
+ * kind is WRITE for a method that changes something (it is audited, see
+ * auth_guard_service) and READ for one that does not. */
 #define AUTH_PERMISSION_MAP(X)                                                 \
-  X("/smaug.v1.Orchestrator/RegisterPlugin", ADMIN)                            \
-  X("/smaug.v1.Orchestrator/ListPlugins", VIEWER)                              \
-  X("/smaug.v1.Orchestrator/UnregisterPlugin", ADMIN)                          \
-  X("/smaug.v1.Orchestrator/CreatePlan", OPERATOR)                             \
-  X("/smaug.v1.Orchestrator/GetPlan", VIEWER)                                  \
-  X("/smaug.v1.Orchestrator/ListPlans", VIEWER)                                \
-  X("/smaug.v1.Orchestrator/UpdatePlan", OPERATOR)                             \
-  X("/smaug.v1.Orchestrator/DeletePlan", OPERATOR)                             \
-  X("/smaug.v1.Orchestrator/Protect", OPERATOR)                                \
-  X("/smaug.v1.Orchestrator/GetCheckpoint", VIEWER)                            \
-  X("/smaug.v1.Orchestrator/ListResourceResults", VIEWER)                      \
-  X("/smaug.v1.Orchestrator/ListCheckpoints", VIEWER)                          \
-  X("/smaug.v1.Orchestrator/DeleteCheckpoint", OPERATOR)                       \
-  X("/smaug.v1.Orchestrator/Restore", OPERATOR)                                \
-  X("/smaug.v1.Orchestrator/GetRestore", VIEWER)                               \
-  X("/smaug.v1.Orchestrator/ListRestores", VIEWER)                             \
-  X("/smaug.v1.Orchestrator/WatchOperation", VIEWER)                           \
-  X("/smaug.v1.Orchestrator/CancelOperation", OPERATOR)                        \
-  X("/smaug.v1.Orchestrator/GetFlow", VIEWER)                                  \
-  X("/grpc.health.v1.Health/Check", OPEN)                                      \
-  X("/grpc.health.v1.Health/Watch", OPEN)                                      \
-  X("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", OPEN)         \
-  X("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", OPEN)
+  X("/smaug.v1.Orchestrator/RegisterPlugin", ADMIN, WRITE)                     \
+  X("/smaug.v1.Orchestrator/ListPlugins", VIEWER, READ)                        \
+  X("/smaug.v1.Orchestrator/UnregisterPlugin", ADMIN, WRITE)                   \
+  X("/smaug.v1.Orchestrator/CreatePlan", OPERATOR, WRITE)                      \
+  X("/smaug.v1.Orchestrator/GetPlan", VIEWER, READ)                            \
+  X("/smaug.v1.Orchestrator/ListPlans", VIEWER, READ)                          \
+  X("/smaug.v1.Orchestrator/UpdatePlan", OPERATOR, WRITE)                      \
+  X("/smaug.v1.Orchestrator/DeletePlan", OPERATOR, WRITE)                      \
+  X("/smaug.v1.Orchestrator/Protect", OPERATOR, WRITE)                         \
+  X("/smaug.v1.Orchestrator/GetCheckpoint", VIEWER, READ)                      \
+  X("/smaug.v1.Orchestrator/ListResourceResults", VIEWER, READ)                \
+  X("/smaug.v1.Orchestrator/ListCheckpoints", VIEWER, READ)                    \
+  X("/smaug.v1.Orchestrator/DeleteCheckpoint", OPERATOR, WRITE)                \
+  X("/smaug.v1.Orchestrator/Restore", OPERATOR, WRITE)                         \
+  X("/smaug.v1.Orchestrator/GetRestore", VIEWER, READ)                         \
+  X("/smaug.v1.Orchestrator/ListRestores", VIEWER, READ)                       \
+  X("/smaug.v1.Orchestrator/WatchOperation", VIEWER, READ)                     \
+  X("/smaug.v1.Orchestrator/CancelOperation", OPERATOR, WRITE)                 \
+  X("/smaug.v1.Orchestrator/GetFlow", VIEWER, READ)                            \
+  X("/smaug.v1.Orchestrator/ListAuditEvents", ADMIN, READ)                     \
+  X("/grpc.health.v1.Health/Check", OPEN, READ)                                \
+  X("/grpc.health.v1.Health/Watch", OPEN, READ)                                \
+  X("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", OPEN, READ)   \
+  X("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", OPEN,    \
+    READ)
 
 /* The least role that may call `path` ("/pkg.Service/Method"). Returns 0,
  * or UV_ENOENT when the table has no line for it (*out untouched). */
 int auth_method_role(const char *path, auth_role_t *out);
+
+/* 1 when `path` is a WRITE method of the table, else 0 (READ, or not in
+ * the table). Pure. */
+int auth_method_writes(const char *path);
 
 /* ------------------------------------------------------------- tokens */
 
@@ -261,6 +269,62 @@ int auth_reload(auth_t *a, char *why, size_t why_len);
  * unchanged and must outlive the server; so must `a`. */
 int auth_register_service(auth_t *a, rt_server_t *srv, const rt_service_t *svc,
                           const void *impl, void *data);
+
+/* ------------------------------------------------------------ the audit */
+
+/* One call of a WRITE method, as it ended: answered by its handler, or
+ * refused by the check before any handler ran (the sink runs as it ends,
+ * so the sink's clock is the call's end). Every string lives until the
+ * sink returns, and none is NULL. */
+typedef struct auth_audit_rec_s {
+  const char *who;       /* the token's (or cert: line's) name; with no
+                            credential accepted "unauthenticated"; without
+                            --auth-tokens the client certificate's subject
+                            when mTLS verified one, else "anonymous" */
+  const char *role;      /* "admin", "operator", "viewer"; "" when unknown */
+  const char *tenant;    /* "" when unknown */
+  const char *method;    /* the method's name: "Restore" */
+  const char *objects;   /* auth_audit_objects() of the request and of the
+                            response, if any */
+  grpc_status_code code; /* what the client was sent */
+  const char *message;   /* its status message; "" on success */
+  const char *peer;      /* the connection, and " cert=<subject>" when the
+                            client presented a verified certificate */
+} auth_audit_rec_t;
+
+/* Receives each audited call on the loop thread, from inside the
+ * rt_call_finish that ends it (rt_call_on_finish), or from inside the
+ * dispatch that refused it. */
+typedef void (*auth_audit_fn)(const auth_audit_rec_t *rec, void *data);
+
+/* Writes to `out` (`len` bytes, always NUL-terminated, cut at a field
+ * when full) after what it holds already, the objects a message names,
+ * as space-separated "field=value": its non-empty singular string fields
+ * called id, name, address or identity or ending in _id, its true bool
+ * fields (replace=true, force=true), and the same in its singular message
+ * fields one level down ("plan.id=pln-1"). Values are cut at 128 bytes
+ * (on a UTF-8 boundary), control characters, quotes and backslashes
+ * become '?', and a value holding a space is quoted. A "field=value"
+ * already in `out` is not repeated. Pure: any thread. */
+void auth_audit_objects(const ProtobufCMessage *m, char *out, size_t len);
+
+typedef struct auth_guard_s auth_guard_t;
+
+/* Like auth_register_service, and every call of a WRITE method of `svc`
+ * is also told to `audit` (may be NULL: none) with `audit_data`: a call
+ * the check refused at once, and an accepted one when it ends, with its
+ * status. `a` NULL means no authentication: every call is accepted and
+ * audited with who "anonymous" (or the client certificate's subject).
+ * `*out` is owned by the caller, released with auth_guard_free() once
+ * the server is freed; `a`, `impl`, `data` and `audit_data` must outlive
+ * the server. Returns 0, UV_EINVAL (a method not in the table, logged),
+ * UV_ENOMEM, or rt_server_add_service's error. */
+int auth_guard_service(auth_t *a, rt_server_t *srv, const rt_service_t *svc,
+                       const void *impl, void *data, auth_audit_fn audit,
+                       void *audit_data, auth_guard_t **out);
+
+/* NULL is a no-op. */
+void auth_guard_free(auth_guard_t *g);
 
 /* Who made the call whose handler is running now, for the tenant and
  * audit checks: valid only until that handler returns (copy it to keep

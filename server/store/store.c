@@ -304,3 +304,44 @@ void store_strs_free(char **strs, size_t n) {
     free(strs[i]);
   free(strs);
 }
+
+/* ------------------------------------------------------------- audit */
+
+int store_audit_append(store_t *st, const Smaug__V1__AuditEvent *ev) {
+  if (ev == NULL || ev->who == NULL || ev->method == NULL)
+    return UV_EINVAL;
+  return st->be->audit_append(st, ev);
+}
+
+int store_audit_list(store_t *st, const store_audit_filter_t *f,
+                     uint64_t before, uint32_t limit,
+                     Smaug__V1__AuditEvent ***out, size_t *n, uint64_t *next) {
+  if (f == NULL || out == NULL || n == NULL)
+    return UV_EINVAL;
+  return st->be->audit_list(st, f, before, limit, out, n, next);
+}
+
+int store_audit_prune(store_t *st, int64_t before_ms, uint32_t limit,
+                      uint32_t *deleted) {
+  if (deleted == NULL)
+    return UV_EINVAL;
+  return st->be->audit_prune(st, before_ms, limit, deleted);
+}
+
+/* ------------------------------------------- plugin identities of checkpoints
+ */
+
+int store_cp_identity_put(store_t *st, const char *checkpoint_id,
+                          const char *type, const char *identity) {
+  if (checkpoint_id == NULL || *checkpoint_id == '\0' || type == NULL ||
+      *type == '\0' || identity == NULL)
+    return UV_EINVAL;
+  return st->be->cp_identity_put(st, checkpoint_id, type, identity);
+}
+
+int store_cp_identity_list(store_t *st, const char *checkpoint_id,
+                           char ***types, char ***identities, size_t *n) {
+  if (checkpoint_id == NULL || types == NULL || identities == NULL || n == NULL)
+    return UV_EINVAL;
+  return st->be->cp_identity_list(st, checkpoint_id, types, identities, n);
+}

@@ -68,8 +68,9 @@
 
 typedef struct store_s store_t;
 
-/* The schema version this build writes. 3: task outputs in real columns. */
-#define STORE_SCHEMA_VERSION 3
+/* The schema version this build writes. 3: task outputs in real columns;
+ * 4: the audit log and the plugin identities of checkpoints. */
+#define STORE_SCHEMA_VERSION 4
 
 /* Opens (creating if needed) `<dir>/smaug.db` with the SQLite backend,
  * creating `dir` too, and runs pending migrations. Commit callbacks run on
@@ -295,6 +296,45 @@ int store_plugins_set(store_t *st, const char *const *addrs, size_t n,
 int store_plugins_list(store_t *st, char ***out, size_t *n);
 void store_strs_free(char **strs, size_t n);
 
+/* ------------------------------------------------------------- audit */
+
+/* Queues one audit event (every field is kept; `ev->sequence` is ignored:
+ * the store numbers events in the order they are committed, from 1). */
+int store_audit_append(store_t *st, const Smaug__V1__AuditEvent *ev);
+
+typedef struct store_audit_filter_s {
+  const char *who;    /* NULL or "": any */
+  const char *method; /* NULL or "": any */
+  int64_t since_ms;   /* time_ms >= since_ms; 0: any */
+} store_audit_filter_t;
+
+/* Audit events newest first, with `sequence` set, before paging cursor
+ * `before` (0: from the newest), at most `limit`. `*next` is 0 on the
+ * last page. */
+int store_audit_list(store_t *st, const store_audit_filter_t *f,
+                     uint64_t before, uint32_t limit,
+                     Smaug__V1__AuditEvent ***out, size_t *n, uint64_t *next);
+
+/* Queues the deletion of up to `limit` (0: all) of the oldest audit events
+ * whose time_ms is before `before_ms`. `*deleted` receives how many
+ * committed events it will delete: fewer than `limit` means none is left. */
+int store_audit_prune(store_t *st, int64_t before_ms, uint32_t limit,
+                      uint32_t *deleted);
+
+/* ------------------------------------------- plugin identities of checkpoints
+ */
+
+/* Queues "resources of `type` in checkpoint `checkpoint_id` were saved by
+ * the plugin `identity`" (replacing an earlier identity for that pair). */
+int store_cp_identity_put(store_t *st, const char *checkpoint_id,
+                          const char *type, const char *identity);
+
+/* The identities recorded for `checkpoint_id`, ordered by type: `*types`
+ * and `*identities` hold `*n` strings each, owned by the caller
+ * (store_strs_free() on each). A checkpoint with none gives n = 0. */
+int store_cp_identity_list(store_t *st, const char *checkpoint_id,
+                           char ***types, char ***identities, size_t *n);
+
 /* ---------------------------------------------------------- backends */
 
 /* A backend: one function per operation above, called by the store_*()
@@ -369,6 +409,16 @@ typedef struct store_backend_s {
   int (*plugins_set)(store_t *st, const char *const *addrs, size_t n,
                      int64_t now_ms);
   int (*plugins_list)(store_t *st, char ***out, size_t *n);
+  int (*audit_append)(store_t *st, const Smaug__V1__AuditEvent *ev);
+  int (*audit_list)(store_t *st, const store_audit_filter_t *f, uint64_t before,
+                    uint32_t limit, Smaug__V1__AuditEvent ***out, size_t *n,
+                    uint64_t *next);
+  int (*audit_prune)(store_t *st, int64_t before_ms, uint32_t limit,
+                     uint32_t *deleted);
+  int (*cp_identity_put)(store_t *st, const char *checkpoint_id,
+                         const char *type, const char *identity);
+  int (*cp_identity_list)(store_t *st, const char *checkpoint_id, char ***types,
+                          char ***identities, size_t *n);
 } store_backend_t;
 
 /* The head of every backend's store object. */

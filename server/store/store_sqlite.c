@@ -85,6 +85,18 @@ static const char *const migrations[] = {
     "  AND length(CAST(payload AS BLOB)) >= 16;"
     "DROP TABLE tasks;"
     "ALTER TABLE tasks3 RENAME TO tasks;",
+    /* 3 -> 4: the audit log (a packed smaug.v1.AuditEvent per row, the
+     * filtered columns beside it) and the plugin identity that saved each
+     * type of a checkpoint. */
+    "CREATE TABLE audit(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  time_ms INTEGER NOT NULL, who TEXT NOT NULL, method TEXT NOT NULL,"
+    "  body BLOB NOT NULL);"
+    "CREATE INDEX audit_time ON audit(time_ms);"
+    "CREATE INDEX audit_who ON audit(who, seq);"
+    "CREATE INDEX audit_method ON audit(method, seq);"
+    "CREATE TABLE checkpoint_plugins(checkpoint_id TEXT NOT NULL,"
+    "  rtype TEXT NOT NULL, identity TEXT NOT NULL,"
+    "  PRIMARY KEY(checkpoint_id, rtype)) WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -481,4 +493,9 @@ const store_backend_t store_sqlite = {
     .event_last_seq = sq_event_last_seq,
     .plugins_set = sq_plugins_set,
     .plugins_list = sq_plugins_list,
+    .audit_append = sq_audit_append,
+    .audit_list = sq_audit_list,
+    .audit_prune = sq_audit_prune,
+    .cp_identity_put = sq_cp_identity_put,
+    .cp_identity_list = sq_cp_identity_list,
 };

@@ -39,7 +39,10 @@ enum {
   IT_TASK_PUT,
   IT_EVENT_APPEND,
   IT_EVENT_PRUNE,
-  IT_PLUGINS_SET
+  IT_PLUGINS_SET,
+  IT_AUDIT_APPEND,
+  IT_AUDIT_PRUNE,
+  IT_CP_IDENTITY
 };
 
 /* One queued write, or a commit marker. Everything it points to is its
@@ -140,6 +143,11 @@ int sq__read_int(sq_t *sq, const char *sql, const char *id, int64_t a,
                  int64_t b, int64_t *out);
 int sq_event_last_seq(store_t *st, const char *op_id, uint64_t *out);
 int sq_plugins_list(store_t *st, char ***out, size_t *n);
+int sq_audit_list(store_t *st, const store_audit_filter_t *f, uint64_t before,
+                  uint32_t limit, Smaug__V1__AuditEvent ***out, size_t *n,
+                  uint64_t *next);
+int sq_cp_identity_list(store_t *st, const char *checkpoint_id, char ***types,
+                        char ***identities, size_t *n);
 
 /* store_sqlite_queue.c: writes queued on the loop, run in rounds. */
 /* Runs the writes of `items` in one transaction on `c`: 0 or the first
@@ -173,5 +181,10 @@ int sq_event_prune(store_t *st, int64_t before_ms, uint32_t limit,
                    uint32_t *deleted);
 int sq_plugins_set(store_t *st, const char *const *addrs, size_t n,
                    int64_t now_ms);
+int sq_audit_append(store_t *st, const Smaug__V1__AuditEvent *ev);
+int sq_audit_prune(store_t *st, int64_t before_ms, uint32_t limit,
+                   uint32_t *deleted);
+int sq_cp_identity_put(store_t *st, const char *checkpoint_id, const char *type,
+                       const char *identity);
 
 #endif /* SMAUG_STORE_SQLITE_INT_H */

@@ -132,6 +132,15 @@ static const struct {
                         "e.op_id = o.id WHERE o.running = 0 AND "
                         "o.created_at_ms < ?1 LIMIT ?2)",
                         0, 2, 0},
+    [IT_AUDIT_APPEND] = {"INSERT INTO audit(who, method, time_ms, body) "
+                         "VALUES(?1, ?2, ?3, ?4)",
+                         2, 1, 1},
+    [IT_AUDIT_PRUNE] = {"DELETE FROM audit WHERE seq IN (SELECT seq FROM "
+                        "audit WHERE time_ms < ?1 ORDER BY seq LIMIT ?2)",
+                        0, 2, 0},
+    [IT_CP_IDENTITY] = {"INSERT OR REPLACE INTO checkpoint_plugins("
+                        "checkpoint_id, rtype, identity) VALUES(?1, ?2, ?3)",
+                        3, 0, 0},
 };
 
 static int apply(conn_t *c, const item_t *it) {
@@ -465,4 +474,36 @@ int sq_plugins_set(store_t *st, const char *const *addrs, size_t n,
       err = UV_ENOMEM;
   }
   return queue((sq_t *)st, it, err);
+}
+
+int sq_audit_append(store_t *st, const Smaug__V1__AuditEvent *ev) {
+  Smaug__V1__AuditEvent copy = *ev;
+  copy.sequence = 0; /* the row's seq */
+  int64_t n[1] = {ev->time_ms};
+  return queue_msg((sq_t *)st, IT_AUDIT_APPEND, ev->who, ev->method, NULL, n, 1,
+                   &copy.base);
+}
+
+int sq_audit_prune(store_t *st, int64_t before_ms, uint32_t limit,
+                   uint32_t *deleted) {
+  sq_t *sq = (sq_t *)st;
+  int64_t lim = limit ? limit : UINT32_MAX, cnt = 0;
+  int err = sq__read_int(sq,
+                         "SELECT count(*) FROM (SELECT 1 FROM audit WHERE "
+                         "time_ms < ?1 LIMIT ?2)",
+                         NULL, before_ms, lim, &cnt);
+  if (err)
+    return err;
+  int64_t n[2] = {before_ms, lim};
+  if (cnt &&
+      (err = queue_msg(sq, IT_AUDIT_PRUNE, NULL, NULL, NULL, n, 2, NULL)) != 0)
+    return err;
+  *deleted = (uint32_t)cnt;
+  return 0;
+}
+
+int sq_cp_identity_put(store_t *st, const char *checkpoint_id, const char *type,
+                       const char *identity) {
+  return queue_msg((sq_t *)st, IT_CP_IDENTITY, checkpoint_id, type, identity,
+                   NULL, 0, NULL);
 }

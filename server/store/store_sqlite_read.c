@@ -64,10 +64,14 @@ static int get_one(sq_t *sq, const char *sql, const char *id,
   return sq__get_row(sq, sql, id, body_row, desc, out);
 }
 
-/* Collects rows of (seq, body) into an array. */
-static int collect(sq_t *sq, sqlite3_stmt *s, uint32_t limit,
-                   const ProtobufCMessageDescriptor *desc, void *out, size_t *n,
-                   uint64_t *next) {
+/* Sets the sequence of a message read by collect_ex to its row's seq. */
+typedef void (*seq_fn)(ProtobufCMessage *m, uint64_t seq);
+
+/* Collects rows of (seq, body) into an array; `set_seq` (may be NULL)
+ * gives each message its row's seq. */
+static int collect_ex(sq_t *sq, sqlite3_stmt *s, uint32_t limit,
+                      const ProtobufCMessageDescriptor *desc, seq_fn set_seq,
+                      void *out, size_t *n, uint64_t *next) {
   size_t cap = 16, cnt = 0;
   uint64_t last = 0;
   int more = 0, err = 0, rc;
@@ -93,6 +97,8 @@ static int collect(sq_t *sq, sqlite3_stmt *s, uint32_t limit,
     last = (uint64_t)sqlite3_column_int64(s, 0);
     if ((err = sq__unpack_col(s, 1, desc, &arr[cnt])) != 0)
       break;
+    if (set_seq != NULL)
+      set_seq(arr[cnt], last);
     cnt++;
   }
   if (err == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -107,6 +113,12 @@ static int collect(sq_t *sq, sqlite3_stmt *s, uint32_t limit,
   if (next)
     *next = more ? last : 0;
   return 0;
+}
+
+static int collect(sq_t *sq, sqlite3_stmt *s, uint32_t limit,
+                   const ProtobufCMessageDescriptor *desc, void *out, size_t *n,
+                   uint64_t *next) {
+  return collect_ex(sq, s, limit, desc, NULL, out, n, next);
 }
 
 int sq_plan_get(store_t *st, const char *id, Smaug__V1__Plan **out) {
@@ -339,9 +351,9 @@ int sq_result_page(store_t *st, const char *op_id, const char *after_type,
 
 int sq_result_count(store_t *st, const char *op_id, uint64_t *out) {
   int64_t v = 0;
-  int err = sq__read_int((sq_t *)st,
-                         "SELECT count(*) FROM results WHERE op_id = ?1",
-                         op_id, 0, 0, &v);
+  int err =
+      sq__read_int((sq_t *)st, "SELECT count(*) FROM results WHERE op_id = ?1",
+                   op_id, 0, 0, &v);
   if (err == 0)
     *out = (uint64_t)v;
   return err;
@@ -426,36 +438,88 @@ int sq_event_last_seq(store_t *st, const char *op_id, uint64_t *out) {
   return err;
 }
 
-int sq_plugins_list(store_t *st, char ***out, size_t *n) {
-  sq_t *sq = (sq_t *)st;
-  int err = 0, rc;
-  sqlite3_stmt *s = sq__rstmt(
-      sq, "SELECT address FROM plugins ORDER BY registered_at_ms, address",
-      &err);
-  if (s == NULL)
-    return err;
-  char **arr = NULL;
+/* Collects the text columns 0 .. ncol-1 of every row of `s` into one
+ * string array per column (`cols[c]`, `*n` strings each, owned by the
+ * caller). */
+static int collect_strs(sq_t *sq, sqlite3_stmt *s, int ncol, char ***cols[],
+                        size_t *n) {
+  char **arr[2] = {NULL, NULL};
   size_t cnt = 0;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    char **p = realloc(arr, (cnt + 1) * sizeof(*arr));
-    char *a = sq__dup_col(s, 0);
-    if (p == NULL || a == NULL) {
-      free(a);
-      arr = p ? p : arr;
-      err = UV_ENOMEM;
-      break;
+  int err = 0, rc;
+  while (err == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    for (int c = 0; c < ncol && err == 0; c++) {
+      char **p = realloc(arr[c], (cnt + 1) * sizeof(*p));
+      if (p != NULL)
+        arr[c] = p;
+      if (p == NULL || (p[cnt] = sq__dup_col(s, c)) == NULL) {
+        /* The columns before this one hold cnt + 1 strings. */
+        for (int d = 0; d < c; d++)
+          free(arr[d][cnt]);
+        err = UV_ENOMEM;
+      }
     }
-    arr = p;
-    arr[cnt++] = a;
+    cnt += err == 0;
   }
   if (err == 0 && rc != SQLITE_DONE)
     err = sq__rerr(sq, rc);
   sqlite3_reset(s);
-  if (err) {
-    store_strs_free(arr, cnt);
-    return err;
+  for (int c = 0; c < ncol; c++) {
+    if (err)
+      store_strs_free(arr[c], cnt);
+    else
+      *cols[c] = arr[c];
   }
-  *out = arr;
-  *n = cnt;
-  return 0;
+  if (err == 0)
+    *n = cnt;
+  return err;
+}
+
+int sq_plugins_list(store_t *st, char ***out, size_t *n) {
+  sq_t *sq = (sq_t *)st;
+  int err = 0;
+  sqlite3_stmt *s = sq__rstmt(
+      sq, "SELECT address FROM plugins ORDER BY registered_at_ms, address",
+      &err);
+  char ***cols[1] = {out};
+  return s == NULL ? err : collect_strs(sq, s, 1, cols, n);
+}
+
+static void audit_seq(ProtobufCMessage *m, uint64_t seq) {
+  ((Smaug__V1__AuditEvent *)m)->sequence = seq;
+}
+
+int sq_audit_list(store_t *st, const store_audit_filter_t *f, uint64_t before,
+                  uint32_t limit, Smaug__V1__AuditEvent ***out, size_t *n,
+                  uint64_t *next) {
+  sq_t *sq = (sq_t *)st;
+  int err = 0;
+  sqlite3_stmt *s =
+      sq__rstmt(sq,
+                "SELECT seq, body FROM audit WHERE (?1 = 0 OR seq < ?1) "
+                "AND (?2 = '' OR who = ?2) AND (?3 = '' OR method = ?3) "
+                "AND time_ms >= ?4 ORDER BY seq DESC",
+                &err);
+  if (s == NULL)
+    return err;
+  sqlite3_bind_int64(s, 1, (sqlite3_int64)before);
+  sq__bind_str(s, 2, f->who);
+  sq__bind_str(s, 3, f->method);
+  sqlite3_bind_int64(s, 4, f->since_ms);
+  return collect_ex(sq, s, limit, &smaug__v1__audit_event__descriptor,
+                    audit_seq, out, n, next);
+}
+
+int sq_cp_identity_list(store_t *st, const char *checkpoint_id, char ***types,
+                        char ***identities, size_t *n) {
+  sq_t *sq = (sq_t *)st;
+  int err = 0;
+  sqlite3_stmt *s = sq__rstmt(sq,
+                              "SELECT rtype, identity FROM checkpoint_plugins "
+                              "WHERE checkpoint_id = ?1 ORDER BY rtype",
+                              &err);
+  if (s == NULL)
+    return err;
+  sqlite3_bind_text(s, 1, checkpoint_id, -1, SQLITE_STATIC);
+  char ***cols[2] = {types, identities};
+  return collect_strs(sq, s, 2, cols, n);
 }
