@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_audit.h"
+#include "api_ident.h"
 #include "api_op.h"
 #include "api_results.h"
 #include "api_valid.h"
@@ -30,6 +32,9 @@ struct api_s {
   lim_t *lim; /* the plugins' limits, shared by operations and flows */
   ops_t *ops;
   api_results_t results; /* GetCheckpoint, GetRestore, ListResourceResults */
+  auth_t *auth;          /* borrowed; NULL without --auth-tokens */
+  auth_guard_t *guard;   /* the service's check and audit */
+  api_audit_t audit;     /* the audit log's sink */
   int max_message_bytes;
   int closing;
 };
@@ -50,6 +55,7 @@ static void plugin_to_proto(const reg_plugin_t *p, Smaug__V1__Plugin *out) {
                     ? SMAUG__V1__PLUGIN_HEALTH__PLUGIN_HEALTH_SERVING
                     : SMAUG__V1__PLUGIN_HEALTH__PLUGIN_HEALTH_UNAVAILABLE;
   out->health_reason = (char *)reg_plugin_reason(p);
+  out->identity = (char *)reg_plugin_identity(p);
 }
 
 /* Stores the current plugin addresses, so that plugins registered through
@@ -114,7 +120,13 @@ static void h_register_plugin(rt_call_t *call,
   }
   rc->api = api;
   rc->call = call;
-  int err = reg_add(api->reg, req->address, req->replace, on_registered, rc);
+  /* Handing a type to a plugin of another identity is an admin's call,
+   * whatever the permission table says of RegisterPlugin; without
+   * authentication every caller is trusted. */
+  const auth_ctx_t *who = auth_current(api->auth);
+  int take_over = api->auth == NULL || (who && who->role >= AUTH_ROLE_ADMIN);
+  int err = reg_add_ex(api->reg, req->address, req->replace, take_over,
+                       on_registered, rc);
   if (err) {
     free(rc);
     rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "address: %s: %s",
@@ -483,19 +495,73 @@ static void h_list_restores(rt_call_t *call,
 
 static void h_protect(rt_call_t *call, const Smaug__V1__ProtectRequest *req,
                       void *data) {
-  api_ops_protect(((api_t *)data)->ops, call, req);
+  api_t *api = data;
+  api_ops_protect(api->ops, api->store, api->reg, call, req);
+}
+
+/* Refuses (and ends) `call` when a plugin of another identity than the
+ * one that saved checkpoint `id` now has one of its types (api_ident.h).
+ * Returns 1 if it ended the call. */
+static int ident_refused(api_t *api, rt_call_t *call, const char *id,
+                         int force) {
+  char msg[4096];
+  grpc_status_code code =
+      api_ident_check(api->store, api->reg, id, force, msg, sizeof(msg));
+  if (code == GRPC_STATUS_OK)
+    return 0;
+  rt_call_fail(call, code, "%s", msg);
+  return 1;
 }
 
 static void h_restore(rt_call_t *call, const Smaug__V1__RestoreRequest *req,
                       void *data) {
   api_t *api = data;
-  api_ops_restore(api->ops, api->reg, call, req);
+  if (!ident_refused(api, call, req->checkpoint_id, req->force))
+    api_ops_restore(api->ops, api->reg, call, req);
 }
 
 static void h_delete_checkpoint(rt_call_t *call,
                                 const Smaug__V1__DeleteCheckpointRequest *req,
                                 void *data) {
-  api_ops_delete_checkpoint(((api_t *)data)->ops, call, req);
+  api_t *api = data;
+  if (!ident_refused(api, call, req->id, req->force))
+    api_ops_delete_checkpoint(api->ops, call, req);
+}
+
+static void h_list_audit_events(rt_call_t *call,
+                                const Smaug__V1__ListAuditEventsRequest *req,
+                                void *data) {
+  api_t *api = data;
+  uint64_t before, next;
+  char msg[512];
+  grpc_status_code rc = api_audit_check_filter(&smaug_v1_orchestrator_service,
+                                               req, msg, sizeof(msg));
+  if (rc) {
+    rt_call_fail(call, rc, "%s", msg);
+    return;
+  }
+  if (page_token(call, req->page_token, &before))
+    return;
+  ops_flush(api->ops); /* the records queued so far are read too */
+  store_audit_filter_t f = {
+      .who = req->who, .method = req->method, .since_ms = req->since_ms};
+  Smaug__V1__AuditEvent **evs;
+  size_t n;
+  int err = store_audit_list(api->store, &f, before, page_size(req->page_size),
+                             &evs, &n, &next);
+  if (err) {
+    api_fail_store(call, err);
+    return;
+  }
+  char tok[32];
+  token_str(next, tok, sizeof(tok));
+  Smaug__V1__ListAuditEventsResponse resp =
+      SMAUG__V1__LIST_AUDIT_EVENTS_RESPONSE__INIT;
+  resp.n_events = n;
+  resp.events = evs;
+  resp.next_page_token = tok;
+  rt_call_reply(call, &resp.base);
+  store_msgs_free(evs, n);
 }
 
 static void h_watch_operation(rt_call_t *call,
@@ -673,6 +739,7 @@ static const smaug_v1_orchestrator_handlers_t handlers = {
     .watch_operation = h_watch_operation,
     .cancel_operation = h_cancel_operation,
     .get_flow = h_get_flow,
+    .list_audit_events = h_list_audit_events,
 };
 
 int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
@@ -704,9 +771,13 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
   api->results = (api_results_t){.store = store,
                                  .ops = api->ops,
                                  .max_message_bytes = api->max_message_bytes};
-  if (err == 0 && (err = auth_register_service(cfg->auth, srv,
-                                               &smaug_v1_orchestrator_service,
-                                               &handlers, api)) != 0) {
+  api->auth = cfg->auth;
+  api->audit =
+      (api_audit_t){.store = store, .retention_ms = cfg->audit_retention_ms};
+  if (err == 0 &&
+      (err = auth_guard_service(cfg->auth, srv, &smaug_v1_orchestrator_service,
+                                &handlers, api, api_audit_record, &api->audit,
+                                &api->guard)) != 0) {
     ops_close(api->ops);
   }
   if (err) {
@@ -739,5 +810,6 @@ void api_free(api_t *api) {
     return;
   ops_free(api->ops);
   lim_free(api->lim);
+  auth_guard_free(api->guard);
   free(api);
 }

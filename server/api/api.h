@@ -31,6 +31,9 @@ typedef struct api_config_s {
   int64_t retry_budget_ms; /* transient failures retried this long; 0: 30 s;
                               negative: not retried */
   auth_t *auth;            /* decides every call first (borrowed); NULL: none */
+  /* Audit records are kept this long; 0: API_AUDIT_RETENTION_MS (90
+   * days, api_audit.h); negative: forever. */
+  int64_t audit_retention_ms;
 } api_config_t;
 
 /* Creates the service and registers it on `srv` (before rt_server_start).

@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 
+#include "api_ident.h"
 #include "api_valid.h"
 
 static grpc_status_code status_of(int err) {
@@ -37,13 +38,23 @@ static int failed(rt_call_t *call, const ops_result_t *r) {
   return r->err;
 }
 
+/* A Protect waiting for its checkpoint. */
+typedef struct protect_call_s {
+  rt_call_t *call;
+  store_t *st;
+  const reg_t *reg;
+} protect_call_t;
+
 static void protect_done(const ops_result_t *r, void *data) {
+  protect_call_t pc = *(protect_call_t *)data;
   Smaug__V1__ProtectResponse resp = SMAUG__V1__PROTECT_RESPONSE__INIT;
-  if (failed(data, r))
+  free(data);
+  if (failed(pc.call, r))
     return;
+  api_ident_record(pc.st, pc.reg, r->checkpoint_id); /* failure: logged */
   resp.checkpoint_id = (char *)r->checkpoint_id;
   resp.operation_id = (char *)r->operation_id;
-  rt_call_reply(data, &resp.base);
+  rt_call_reply(pc.call, &resp.base);
 }
 
 static void restore_done(const ops_result_t *r, void *data) {
@@ -73,12 +84,21 @@ static void cancel_done(const ops_result_t *r, void *data) {
   rt_call_reply(data, &resp.base);
 }
 
-void api_ops_protect(ops_t *ops, rt_call_t *call,
+void api_ops_protect(ops_t *ops, store_t *st, const reg_t *reg, rt_call_t *call,
                      const Smaug__V1__ProtectRequest *req) {
   if (api_fail_bad_id(call, "plan_id", req->plan_id))
     return;
+  protect_call_t *pc = malloc(sizeof(*pc));
+  if (pc == NULL) {
+    rt_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  *pc = (protect_call_t){.call = call, .st = st, .reg = reg};
   ops_params_t p = {.fail_fast = req->fail_fast};
-  fail_start(call, ops_protect(ops, req->plan_id, &p, protect_done, call));
+  int err = ops_protect(ops, req->plan_id, &p, protect_done, pc);
+  if (err)
+    free(pc);
+  fail_start(call, err);
 }
 
 /* ops_check_fn of a restore: the parameters against the restore schemas
@@ -115,8 +135,8 @@ void api_ops_cancel(ops_t *ops, rt_call_t *call,
   /* Refused, not cut: a cut could split a UTF-8 character, and the reason
    * goes into events, results and the plugins' CancelOperation. */
   char msg[256];
-  grpc_status_code rc = valid_text("reason", req->reason,
-                                       VALID_MAX_NAME_BYTES, msg, sizeof(msg));
+  grpc_status_code rc =
+      valid_text("reason", req->reason, VALID_MAX_NAME_BYTES, msg, sizeof(msg));
   if (rc) {
     rt_call_fail(call, rc, "%s", msg);
     return;

@@ -17,8 +17,11 @@
 #include "registry.h"
 #include "rt.h"
 #include "smaug/v1/orchestrator.pb-c.h"
+#include "store.h"
 
-void api_ops_protect(ops_t *ops, rt_call_t *call,
+/* Once the checkpoint exists, the identity of each type's plugin is
+ * stored with it (api_ident_record). */
+void api_ops_protect(ops_t *ops, store_t *st, const reg_t *reg, rt_call_t *call,
                      const Smaug__V1__ProtectRequest *req);
 /* `reg` checks the restore parameters against the plugins' schemas. */
 void api_ops_restore(ops_t *ops, reg_t *reg, rt_call_t *call,

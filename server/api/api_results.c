@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_ident.h"
 #include "api_valid.h"
 
 /* Room kept for the status, headers and framing, as the list handlers. */
@@ -143,6 +144,11 @@ void api_results_get_checkpoint(api_results_t *ar, rt_call_t *call,
   int err = store_checkpoint_get(ar->store, req->id, &cp);
   if (err) {
     api_fail_lookup(call, "checkpoint", req->id, err);
+    return;
+  }
+  if ((err = api_ident_fill(ar->store, cp)) != 0) {
+    protobuf_c_message_free_unpacked(&cp->base, NULL);
+    api_fail_store(call, err);
     return;
   }
   Smaug__V1__GetCheckpointResponse resp =

@@ -598,7 +598,7 @@ static size_t call_cert_ids(rt_call_t *call, const char **ids, size_t max) {
 #define AUDIT_VALUE_MAX   128
 #define AUDIT_OBJECTS_MAX 1024
 
-/* Appends " key=value" (or key="value") to `out` unless it is there. */
+/* Appends " key=value" (or key='value') to `out` unless it is there. */
 static void objects_add(char *out, size_t len, const char *prefix,
                         const char *key, const char *value) {
   char v[AUDIT_VALUE_MAX + 1], item[AUDIT_VALUE_MAX * 2 + 8];
@@ -611,12 +611,14 @@ static void objects_add(char *out, size_t len, const char *prefix,
   int space = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)value[i];
-    v[i] = c < 0x20 || c == 0x7f || c == '"' || c == '\\' ? '?' : (char)c;
+    v[i] = c < 0x20 || c == 0x7f || c == '"' || c == '\'' || c == '\\'
+               ? '?'
+               : (char)c;
     space |= c == ' ';
   }
   v[n] = '\0';
-  int k = snprintf(item, sizeof(item), space ? "%s%s=\"%s\"" : "%s%s=%s",
-                   prefix, key, v);
+  int k = snprintf(item, sizeof(item), space ? "%s%s='%s'" : "%s%s=%s", prefix,
+                   key, v);
   if (k < 0 || (size_t)k >= sizeof(item))
     return;
   /* Already there, as a whole item? */

@@ -304,7 +304,8 @@ typedef void (*auth_audit_fn)(const auth_audit_rec_t *rec, void *data);
  * fields (replace=true, force=true), and the same in its singular message
  * fields one level down ("plan.id=pln-1"). Values are cut at 128 bytes
  * (on a UTF-8 boundary), control characters, quotes and backslashes
- * become '?', and a value holding a space is quoted. A "field=value"
+ * become '?', and a value holding a space is in single quotes
+ * (identity='unix:/run/p.sock uid=0'). A "field=value"
  * already in `out` is not repeated. Pure: any thread. */
 void auth_audit_objects(const ProtobufCMessage *m, char *out, size_t len);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bank.h"
 #include "grpc/health/v1/health.smaug.h"
@@ -37,10 +38,13 @@
  * if shorter): a restarted plugin is seen serving within about this long,
  * and the retries waiting for it go at once. */
 #define REG_RECHECK_MS 200
+/* A plugin identity: a prefix and a certificate subject, or a path. */
+#define REG_IDENTITY_MAX 1200
 
 struct reg_plugin_s {
   reg_t *reg;
   char *address;
+  char *identity;                         /* reg_plugin_identity */
   Smaug__V1__GetPluginInfoResponse *info; /* unpacked copy, owned */
   reg_schema_t **options;                 /* per info->types[i] */
   reg_schema_t **restore;
@@ -57,6 +61,8 @@ typedef struct reg_pending_s {
   reg_t *reg;
   char *address;
   int replace;
+  int take_over; /* may retire a plugin of another identity */
+  char identity[REG_IDENTITY_MAX];
   reg_add_cb cb;
   void *data;
   rt_channel_t *ch;
@@ -126,6 +132,7 @@ static void plugin_free(reg_plugin_t *p) {
   free(p->restore);
   rt_channel_release(p->ch);
   free(p->address);
+  free(p->identity);
   free(p);
 }
 
@@ -274,6 +281,9 @@ static void info_msg(rt_client_call_t *call, const ProtobufCMessage *msg,
   q->info = (Smaug__V1__GetPluginInfoResponse *)copy;
 }
 
+static int claims_overlap(const reg_plugin_t *a,
+                          const Smaug__V1__GetPluginInfoResponse *b);
+
 /* Checks the plugin info; on error writes a message and returns a status. */
 static grpc_status_code check_info(reg_t *reg, reg_pending_t *q, char *msg,
                                    size_t len, reg_plugin_t *p) {
@@ -373,8 +383,18 @@ static grpc_status_code check_info(reg_t *reg, reg_pending_t *q, char *msg,
   for (size_t i = 0; i < reg->n_cur; i++) {
     const reg_plugin_t *o = reg->cur[i];
     int same = strcmp(reg_plugin_name(o), info->name) == 0;
-    if (same && strcmp(o->address, q->address) == 0)
+    if (same && strcmp(o->address, q->address) == 0 &&
+        strcmp(o->identity, q->identity) == 0)
       continue;
+    if (q->replace && !q->take_over && claims_overlap(o, info) &&
+        strcmp(o->identity, q->identity) != 0) {
+      snprintf(msg, len,
+               "plugin %s (identity '%s') would take over from plugin %s "
+               "(identity '%s'): replacing a plugin of another identity "
+               "needs admin",
+               info->name, q->identity, reg_plugin_name(o), o->identity);
+      return GRPC_STATUS_PERMISSION_DENIED;
+    }
     if (same && !q->replace) {
       snprintf(msg, len,
                "a plugin named %s is already registered at %s (use replace)",
@@ -405,12 +425,30 @@ static int claims_overlap(const reg_plugin_t *a,
   return 0;
 }
 
+/* The identity of the plugin that answered `call` (reg_plugin_identity). */
+static void identify(reg_pending_t *q, rt_client_call_t *call) {
+  char subject[REG_IDENTITY_MAX - 8];
+  struct stat st;
+  if (rt_client_call_peer_subject(call, subject, sizeof(subject)) == 0)
+    snprintf(q->identity, sizeof(q->identity), "cert:%s", subject);
+  else if (strncmp(q->address, "unix:", 5) == 0 &&
+           stat(q->address + 5, &st) == 0)
+    snprintf(q->identity, sizeof(q->identity), "%s uid=%u", q->address,
+             (unsigned)st.st_uid);
+  else if (strncmp(q->address, "unix:", 5) == 0)
+    snprintf(q->identity, sizeof(q->identity), "%s uid=?", q->address);
+  else
+    snprintf(q->identity, sizeof(q->identity), "tcp:%s (unverified)",
+             q->address);
+}
+
 static void info_done(rt_client_call_t *call, grpc_status_code code,
                       const char *message, void *data) {
   reg_pending_t *q = data;
   reg_t *reg = q->reg;
-  char msg[512];
+  char msg[3 * REG_IDENTITY_MAX];
   q->call = NULL;
+  identify(q, call);
   if (code != GRPC_STATUS_OK || q->info == NULL) {
     snprintf(msg, sizeof(msg), "plugin at %s: GetPluginInfo failed: %s: %s",
              q->address, rt_status_name(code), message ? message : "");
@@ -436,7 +474,8 @@ static void info_done(rt_client_call_t *call, grpc_status_code code,
     rc = GRPC_STATUS_UNAVAILABLE;
     snprintf(msg, sizeof(msg), "smaugd is stopping");
   }
-  if (rc == GRPC_STATUS_OK && (p->address = strdup(q->address)) == NULL) {
+  if (rc == GRPC_STATUS_OK && ((p->address = strdup(q->address)) == NULL ||
+                               (p->identity = strdup(q->identity)) == NULL)) {
     rc = GRPC_STATUS_RESOURCE_EXHAUSTED;
     snprintf(msg, sizeof(msg), "out of memory");
   }
@@ -457,10 +496,16 @@ static void info_done(rt_client_call_t *call, grpc_status_code code,
   }
   /* Retire what it replaces (everything but itself, the last entry). */
   for (size_t i = 0; i + 1 < reg->n_cur;) {
-    if (claims_overlap(reg->cur[i], p->info))
-      retire(reg, i);
-    else
+    const reg_plugin_t *o = reg->cur[i];
+    if (!claims_overlap(o, p->info)) {
       i++;
+      continue;
+    }
+    if (strcmp(o->identity, p->identity) != 0)
+      rt_log(RT_LOG_WARN, "registry", "plugin replaced by another identity",
+             "plugin=%s identity=\"%s\" by=%s by_identity=\"%s\"",
+             reg_plugin_name(o), o->identity, p->info->name, p->identity);
+    retire(reg, i);
   }
   p->ch = q->ch;
   q->ch = NULL;
@@ -470,8 +515,9 @@ static void info_done(rt_client_call_t *call, grpc_status_code code,
   uv_timer_start(&p->timer, health_tick, (uint64_t)reg->interval_ms,
                  (uint64_t)reg->interval_ms);
   rt_log(RT_LOG_INFO, "registry", "plugin registered",
-         "plugin=%s version=%s addr=%s types=%zu", p->info->name,
-         p->info->version, p->address, p->info->n_types);
+         "plugin=%s version=%s addr=%s types=%zu identity=\"%s\"",
+         p->info->name, p->info->version, p->address, p->info->n_types,
+         p->identity);
   pending_end(q, GRPC_STATUS_OK, "", p);
 }
 
@@ -517,6 +563,11 @@ static void on_probed(int err, const char *why, void *data) {
 
 int reg_add(reg_t *reg, const char *addr, int replace, reg_add_cb cb,
             void *data) {
+  return reg_add_ex(reg, addr, replace, 1, cb, data);
+}
+
+int reg_add_ex(reg_t *reg, const char *addr, int replace, int take_over,
+               reg_add_cb cb, void *data) {
   if (addr == NULL || *addr == '\0' || cb == NULL)
     return UV_EINVAL;
   if (reg->closing)
@@ -528,6 +579,7 @@ int reg_add(reg_t *reg, const char *addr, int replace, reg_add_cb cb,
   }
   q->reg = reg;
   q->replace = replace;
+  q->take_over = take_over;
   q->cb = cb;
   q->data = data;
   int err = rt_probe(reg->rt, addr, REG_PROBE_TIMEOUT_MS, on_probed, q);
@@ -617,6 +669,10 @@ const char *reg_plugin_name(const reg_plugin_t *p) {
 
 const char *reg_plugin_address(const reg_plugin_t *p) {
   return p->address;
+}
+
+const char *reg_plugin_identity(const reg_plugin_t *p) {
+  return p->identity;
 }
 
 const Smaug__V1__GetPluginInfoResponse *reg_plugin_info(const reg_plugin_t *p) {

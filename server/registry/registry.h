@@ -60,6 +60,15 @@ typedef void (*reg_add_cb)(reg_t *reg, grpc_status_code code, const char *msg,
 int reg_add(reg_t *reg, const char *addr, int replace, reg_add_cb cb,
             void *data);
 
+/* reg_add, and with `take_over` 0 a replacement is refused with
+ * PERMISSION_DENIED when a plugin it would retire has another identity
+ * (reg_plugin_identity): only a caller allowed to hand a type to someone
+ * else (an admin) passes 1. reg_add() is reg_add_ex(..., take_over 1). A
+ * replacement that changes a type's identity is logged as a warning with
+ * both identities. */
+int reg_add_ex(reg_t *reg, const char *addr, int replace, int take_over,
+               reg_add_cb cb, void *data);
+
 /* Retires the plugin named `name`; UV_ENOENT if there is none. */
 int reg_remove(reg_t *reg, const char *name);
 
@@ -92,6 +101,12 @@ const reg_schema_t *reg_restore_schema(const reg_t *reg, const char *type);
  * reg_free(). */
 const char *reg_plugin_name(const reg_plugin_t *p);
 const char *reg_plugin_address(const reg_plugin_t *p);
+/* Who the plugin is, as seen when it registered: "cert:<subject>" when its
+ * channel is TLS (the subject of the certificate it presented, verified
+ * against the plugins' CA), "unix:<path> uid=<owner of the socket file>"
+ * for a unix socket, "tcp:<address> (unverified)" for plaintext TCP. Two
+ * registrations are the same plugin when their identities are equal. */
+const char *reg_plugin_identity(const reg_plugin_t *p);
 const Smaug__V1__GetPluginInfoResponse *reg_plugin_info(const reg_plugin_t *p);
 /* The plugin's channel; owned by the plugin, valid until reg_free(). */
 rt_channel_t *reg_plugin_channel(const reg_plugin_t *p);
