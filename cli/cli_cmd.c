@@ -178,6 +178,7 @@ typedef struct {
   const char *(*rows)(const ProtobufCMessage *m, json_t *arr, table_t *t);
   const char *key; /* the JSON object's member for the items */
   table_t table;   /* holds the header row already */
+  size_t limit;    /* at most this many items; 0: every page */
 } list_t;
 
 /* Fetches every page of `l` and prints the items as one JSON object or one
@@ -191,8 +192,10 @@ static int list_all(cli_ctx_t *ctx, list_t *l) {
   }
   json_t *arr = ctx->json ? json_array() : NULL;
   char *token = NULL;
+  size_t seen = 0; /* items so far */
   do {
-    *l->page_size = PAGE_SIZE;
+    size_t left = l->limit ? l->limit - seen : PAGE_SIZE;
+    *l->page_size = left < PAGE_SIZE ? (uint32_t)left : PAGE_SIZE;
     *l->page_token = token ? token : "";
     ProtobufCMessage *m = NULL;
     if ((rc = unary(ctx, r, l->method, l->req, &m)))
@@ -201,7 +204,8 @@ static int list_all(cli_ctx_t *ctx, list_t *l) {
     free(token);
     token = next[0] ? strdup(next) : NULL;
     protobuf_c_message_free_unpacked(m, NULL);
-  } while (token != NULL);
+    seen = arr ? json_array_size(arr) : l->table.rows - 1; /* the header */
+  } while (token != NULL && (l->limit == 0 || seen < l->limit));
   free(token);
   if (rc == 0) {
     if (ctx->json)
@@ -755,6 +759,7 @@ static int cmd_restore(cli_ctx_t *ctx) {
   Smaug__V1__RestoreRequest req = SMAUG__V1__RESTORE_REQUEST__INIT;
   req.checkpoint_id = (char *)ctx->args->pos[0];
   req.fail_fast = cli_args_count(ctx->args, "fail-fast") > 0;
+  req.force = cli_args_count(ctx->args, "force") > 0;
   ProtobufCMessage *m = NULL;
   if ((rc = restore_params(ctx, r, req.checkpoint_id, &req.parameters)))
     goto done;
@@ -945,6 +950,7 @@ static int cmd_checkpoint_delete(cli_ctx_t *ctx) {
   Smaug__V1__DeleteCheckpointRequest req =
       SMAUG__V1__DELETE_CHECKPOINT_REQUEST__INIT;
   req.id = (char *)ctx->args->pos[0];
+  req.force = cli_args_count(ctx->args, "force") > 0;
   ProtobufCMessage *m = NULL;
   if ((rc = unary(ctx, r, ORCH(DELETE_CHECKPOINT), &req.base, &m)))
     goto done;
@@ -1043,6 +1049,88 @@ done:
   return rc;
 }
 
+/* -------------------------------------------------------------- audit */
+
+static const char *audit_rows(const ProtobufCMessage *m, json_t *arr,
+                              table_t *t) {
+  const Smaug__V1__ListAuditEventsResponse *resp = (const void *)m;
+  for (size_t i = 0; i < resp->n_events; i++) {
+    const Smaug__V1__AuditEvent *e = resp->events[i];
+    char tm[32];
+    if (arr != NULL) {
+      json_array_append_new(arr, cli_pbjson_from_message(&e->base));
+      continue;
+    }
+    table_row(t, fmt_time(e->time_ms, tm, sizeof(tm)), e->who,
+              e->tenant[0] ? e->tenant : "-", e->method, e->objects, e->code,
+              e->message);
+  }
+  return resp->next_page_token;
+}
+
+/* --since: Unix time in ms, or an age ("90s", "30m", "12h", "7d") before
+ * now. Returns 0 and sets *out, or UV_EINVAL. */
+static int parse_since(const char *s, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (end == s || v < 0 || errno == ERANGE || s[0] < '0' || s[0] > '9')
+    return UV_EINVAL;
+  if (*end == '\0') {
+    *out = v;
+    return 0;
+  }
+  long long unit = strcmp(end, "s") == 0   ? 1000LL
+                   : strcmp(end, "m") == 0 ? 60000LL
+                   : strcmp(end, "h") == 0 ? 3600000LL
+                   : strcmp(end, "d") == 0 ? 86400000LL
+                                           : 0;
+  struct timespec ts;
+  if (unit == 0 || v > INT64_MAX / unit / 2 ||
+      clock_gettime(CLOCK_REALTIME, &ts) != 0)
+    return UV_EINVAL;
+  int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  *out = now > v * unit ? now - v * unit : 0;
+  return 0;
+}
+
+static int cmd_audit_list(cli_ctx_t *ctx) {
+  Smaug__V1__ListAuditEventsRequest req =
+      SMAUG__V1__LIST_AUDIT_EVENTS_REQUEST__INIT;
+  const char *who = cli_args_get(ctx->args, "who");
+  const char *method = cli_args_get(ctx->args, "method");
+  const char *since = cli_args_get(ctx->args, "since");
+  const char *limit = cli_args_get(ctx->args, "limit");
+  size_t lim = 0;
+  if (who != NULL)
+    req.who = (char *)who;
+  if (method != NULL)
+    req.method = (char *)method;
+  if (since != NULL && parse_since(since, &req.since_ms) != 0)
+    return usage_error(ctx, "audit list: --since: expected Unix ms or an age "
+                            "such as 30m, 12h, 7d");
+  if (limit != NULL) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(limit, &end, 10);
+    if (*end != '\0' || v == 0 || errno == ERANGE || limit[0] < '0' ||
+        limit[0] > '9' || v > 1000000)
+      return usage_error(ctx, "audit list: --limit: expected 1 to 1000000");
+    lim = (size_t)v;
+  }
+  list_t l = {.method = ORCH(LIST_AUDIT_EVENTS),
+              .req = &req.base,
+              .page_size = &req.page_size,
+              .page_token = &req.page_token,
+              .rows = audit_rows,
+              .key = "events",
+              .table = {.cols = 7},
+              .limit = lim};
+  table_row(&l.table, "TIME", "WHO", "TENANT", "METHOD", "OBJECTS", "STATUS",
+            "MESSAGE");
+  return list_all(ctx, &l);
+}
+
 /* ------------------------------------------------------------- health */
 
 static int cmd_health(cli_ctx_t *ctx) {
@@ -1104,12 +1192,16 @@ static const cli_opt_t register_opts[] = {{"replace", 0, 0}, {NULL, 0, 0}};
 static const cli_opt_t file_opts[] = {{"file", 'f', 1}, {NULL, 0, 0}};
 static const cli_opt_t protect_opts[] = {
     {"wait", 'w', 0}, {"fail-fast", 0, 0}, {NULL, 0, 0}};
-static const cli_opt_t restore_opts[] = {{"wait", 'w', 0},
-                                         {"fail-fast", 0, 0},
-                                         {"param", 'p', 1},
-                                         {"params-file", 0, 1},
-                                         {NULL, 0, 0}};
-static const cli_opt_t wait_opts[] = {{"wait", 'w', 0}, {NULL, 0, 0}};
+static const cli_opt_t restore_opts[] = {
+    {"wait", 'w', 0},      {"fail-fast", 0, 0}, {"param", 'p', 1},
+    {"params-file", 0, 1}, {"force", 0, 0},     {NULL, 0, 0}};
+static const cli_opt_t delete_opts[] = {
+    {"wait", 'w', 0}, {"force", 0, 0}, {NULL, 0, 0}};
+static const cli_opt_t audit_opts[] = {{"who", 0, 1},
+                                       {"method", 0, 1},
+                                       {"since", 0, 1},
+                                       {"limit", 0, 1},
+                                       {NULL, 0, 0}};
 static const cli_opt_t ckp_list_opts[] = {
     {"plan", 0, 1}, {"status", 0, 1}, {NULL, 0, 0}};
 static const cli_opt_t flow_opts[] = {
@@ -1145,8 +1237,10 @@ static const cmd_t commands[] = {
      "[--plan PLAN] [--status STATUS]", "list checkpoints, newest first"},
     {"checkpoint", "show", cmd_checkpoint_show, no_opts, 1, 1, "CHECKPOINT",
      "show a checkpoint and its per-resource results"},
-    {"checkpoint", "delete", cmd_checkpoint_delete, wait_opts, 1, 1,
-     "CHECKPOINT [--wait]", "delete a checkpoint's data"},
+    {"checkpoint", "delete", cmd_checkpoint_delete, delete_opts, 1, 1,
+     "CHECKPOINT [--wait] [--force]",
+     "delete a checkpoint's data (--force: even if a type's plugin is not "
+     "the one that saved it)"},
     /* Bank-side verification: implemented in cli_verify.c. */
     {"checkpoint", "verify", cli_cmd_checkpoint_verify, no_opts, 1, 1,
      "CHECKPOINT", "verify a checkpoint's data in its bank"},
@@ -1154,8 +1248,10 @@ static const cmd_t commands[] = {
     {"restore", "show", cmd_restore_show, no_opts, 1, 1, "RESTORE",
      "show a restore and the restored ids"},
     {"restore", NULL, cmd_restore, restore_opts, 1, 1,
-     "CHECKPOINT [-p [TYPE[#ID]:]KEY=VALUE]... [--params-file FILE] [--wait]",
-     "restore a checkpoint"},
+     "CHECKPOINT [-p [TYPE[#ID]:]KEY=VALUE]... [--params-file FILE] [--wait] "
+     "[--force]",
+     "restore a checkpoint (--force: even if a type's plugin is not the one "
+     "that saved it)"},
     {"watch", NULL, cmd_watch, no_opts, 1, 1, "OPERATION",
      "follow an operation until it ends"},
     {"cancel", NULL, cmd_cancel, no_opts, 1, 1, "OPERATION",
@@ -1165,6 +1261,10 @@ static const cmd_t commands[] = {
      "show the task DAG (--dot: Graphviz)"},
     {"health", NULL, cmd_health, health_opts, 0, 1, "[ADDR] [--service NAME]",
      "check grpc.health.v1 on any smaug server; exit 0 if SERVING"},
+    {"audit", "list", cmd_audit_list, audit_opts, 0, 0,
+     "[--who NAME] [--method METHOD] [--since TIME] [--limit N]",
+     "list audited calls, newest first (admin); TIME: Unix ms, or an age "
+     "such as 90s, 30m, 12h, 7d"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
