@@ -49,7 +49,7 @@ pid=
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 v = db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-assert v == 3, v
+assert v == 4, v
 rows = sorted(db.execute(
     "SELECT activity, rtype, rid, started_at_ms, finished_at_ms, "
     "CAST(payload AS TEXT) FROM tasks WHERE op_id = 'op-1'"))
