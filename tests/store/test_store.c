@@ -815,3 +815,100 @@ Test(store, head_names_the_newest_delete_operation) {
   cr_assert_str_eq(del, "op-del-2");
   free(del);
 }
+
+/* ------------------------------------------------------------- audit */
+
+static void put_audit(const char *who, const char *method, int64_t t) {
+  Smaug__V1__AuditEvent e = SMAUG__V1__AUDIT_EVENT__INIT;
+  e.who = (char *)who;
+  e.method = (char *)method;
+  e.time_ms = t;
+  e.objects = "checkpoint_id=ckp-1 force=true";
+  e.code = "OK";
+  e.sequence = 999; /* ignored: the store numbers them */
+  cr_assert_eq(store_audit_append(st, &e), 0, "%s", store_errmsg(st));
+}
+
+Test(store, audit_filters_and_pages_newest_first) {
+  put_audit("ada", "RegisterPlugin", 100);
+  put_audit("olga", "Restore", 200);
+  put_audit("olga", "Protect", 300);
+  put_audit("vic", "DeleteCheckpoint", 400);
+  flush();
+  Smaug__V1__AuditEvent **e;
+  size_t n;
+  uint64_t next;
+  store_audit_filter_t all = {0};
+  cr_assert_eq(store_audit_list(st, &all, 0, 0, &e, &n, &next), 0);
+  cr_assert_eq(n, 4);
+  cr_assert_eq(next, 0);
+  cr_assert_str_eq(e[0]->who, "vic");
+  cr_assert_eq(e[0]->sequence, 4);
+  cr_assert_eq(e[3]->sequence, 1);
+  cr_assert_str_eq(e[3]->objects, "checkpoint_id=ckp-1 force=true");
+  store_msgs_free(e, n);
+  store_audit_filter_t f = {.who = "olga"};
+  cr_assert_eq(store_audit_list(st, &f, 0, 1, &e, &n, &next), 0);
+  cr_assert_eq(n, 1);
+  cr_assert_str_eq(e[0]->method, "Protect");
+  cr_assert_eq(next, 3);
+  store_msgs_free(e, n);
+  cr_assert_eq(store_audit_list(st, &f, next, 1, &e, &n, &next), 0);
+  cr_assert_eq(n, 1);
+  cr_assert_str_eq(e[0]->method, "Restore");
+  store_msgs_free(e, n);
+  f = (store_audit_filter_t){.method = "Restore", .since_ms = 201};
+  cr_assert_eq(store_audit_list(st, &f, 0, 0, &e, &n, &next), 0);
+  cr_assert_eq(n, 0);
+  store_msgs_free(e, n);
+  f = (store_audit_filter_t){.since_ms = 300};
+  cr_assert_eq(store_audit_list(st, &f, 0, 0, &e, &n, &next), 0);
+  cr_assert_eq(n, 2);
+  store_msgs_free(e, n);
+}
+
+Test(store, audit_prune_takes_the_oldest_first) {
+  for (int i = 1; i <= 5; i++)
+    put_audit("ada", "Protect", i * 100);
+  flush();
+  uint32_t deleted = 0;
+  cr_assert_eq(store_audit_prune(st, 400, 2, &deleted), 0);
+  cr_assert_eq(deleted, 2); /* 100 and 200; 300 is left for the next */
+  flush();
+  cr_assert_eq(store_audit_prune(st, 400, 2, &deleted), 0);
+  cr_assert_eq(deleted, 1);
+  flush();
+  Smaug__V1__AuditEvent **e;
+  size_t n;
+  store_audit_filter_t all = {0};
+  cr_assert_eq(store_audit_list(st, &all, 0, 0, &e, &n, NULL), 0);
+  cr_assert_eq(n, 2);
+  cr_assert_eq(e[1]->time_ms, 400);
+  store_msgs_free(e, n);
+  cr_assert_eq(store_audit_prune(st, 400, 0, &deleted), 0);
+  cr_assert_eq(deleted, 0);
+}
+
+Test(store, checkpoint_identities_round_trip) {
+  cr_assert_eq(store_cp_identity_put(st, "ckp-1", "t.vol", "unix:/a uid=0"), 0);
+  cr_assert_eq(store_cp_identity_put(st, "ckp-1", "t.img", "cert:CN=img"), 0);
+  cr_assert_eq(store_cp_identity_put(st, "ckp-2", "t.vol", "unix:/b uid=0"), 0);
+  cr_assert_eq(store_cp_identity_put(st, "ckp-1", "t.vol", "unix:/c uid=0"),
+               0); /* replaces */
+  cr_assert_eq(store_cp_identity_put(st, "", "t.vol", "x"), UV_EINVAL);
+  flush();
+  char **types, **ids;
+  size_t n;
+  cr_assert_eq(store_cp_identity_list(st, "ckp-1", &types, &ids, &n), 0);
+  cr_assert_eq(n, 2);
+  cr_assert_str_eq(types[0], "t.img");
+  cr_assert_str_eq(ids[0], "cert:CN=img");
+  cr_assert_str_eq(types[1], "t.vol");
+  cr_assert_str_eq(ids[1], "unix:/c uid=0");
+  store_strs_free(types, n);
+  store_strs_free(ids, n);
+  cr_assert_eq(store_cp_identity_list(st, "ckp-9", &types, &ids, &n), 0);
+  cr_assert_eq(n, 0);
+  store_strs_free(types, n);
+  store_strs_free(ids, n);
+}
