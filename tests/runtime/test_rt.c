@@ -992,3 +992,103 @@ Test(rt, wait_for_ready_waits_until_the_deadline, .timeout = 10) {
   cr_assert_eq(fx.code, GRPC_STATUS_DEADLINE_EXCEEDED, "%s",
                rt_status_name(fx.code));
 }
+
+/* ------------------------------------------------ rt_call_on_finish */
+
+/* What the finish observer saw. */
+static struct {
+  int runs;
+  grpc_status_code code;
+  char message[128];
+  char final_text[64];
+  int inline_run; /* ran inside rt_call_on_finish */
+  int setting;
+} fin;
+
+static void on_finished(rt_call_t *call, grpc_status_code code,
+                        const char *message, const ProtobufCMessage *final,
+                        void *data) {
+  cr_assert_eq(data, &fx);
+  cr_assert_str_eq(rt_call_method(call)->name, "Echo"); /* still readable */
+  fin.inline_run |= fin.setting;
+  fin.runs++;
+  fin.code = code;
+  snprintf(fin.message, sizeof(fin.message), "%s", message);
+  snprintf(fin.final_text, sizeof(fin.final_text), "%s",
+           final ? ((const Rttest__EchoReply *) final)->text : "(none)");
+}
+
+static void h_echo_observed(rt_call_t *call, const Rttest__EchoRequest *req,
+                            void *data) {
+  fin.setting = 1;
+  rt_call_on_finish(call, on_finished, data);
+  fin.setting = 0;
+  if (strcmp(req->mode, "fail") == 0)
+    rt_call_fail(call, GRPC_STATUS_NOT_FOUND, "no %s", req->text);
+  else if (strcmp(req->mode, "none") == 0)
+    rt_call_finish(call, GRPC_STATUS_OK, NULL, NULL);
+  else
+    h_echo(call, req, data);
+}
+
+static void finish_fixture(void) {
+  static const rttest_test_handlers_t h = {.echo = h_echo_observed};
+  memset(&fx, 0, sizeof(fx));
+  memset(&fin, 0, sizeof(fin));
+  cr_assert_eq(uv_loop_init(&fx.loop), 0);
+  cr_assert_eq(rt_new(&fx.loop, &fx.rt), 0);
+  cr_assert_eq(rt_server_new(fx.rt, NULL, &fx.srv), 0);
+  cr_assert_eq(rttest_test_register(fx.srv, &h, &fx), 0);
+  cr_assert_eq(rt_server_listen(fx.srv, "127.0.0.1:0", &fx.port), 0);
+  snprintf(fx.target, sizeof(fx.target), "127.0.0.1:%d", fx.port);
+  cr_assert_eq(rt_server_start(fx.srv), 0);
+  cr_assert_eq(rt_channel_get(fx.rt, fx.target, &fx.ch), 0);
+}
+
+Test(rt, finish_observer_sees_the_reply, .timeout = 10) {
+  finish_fixture();
+  fx.pending = 1;
+  echo(&fx, "hi", "", NULL, NULL);
+  fx_run(&fx);
+  cr_assert_eq(fx.code, GRPC_STATUS_OK, "%s", fx.message);
+  cr_assert_eq(fin.runs, 1);
+  cr_assert_eq(fin.inline_run, 0);
+  cr_assert_eq(fin.code, GRPC_STATUS_OK);
+  cr_assert_str_eq(fin.message, "");
+  cr_assert_str_eq(fin.final_text, "hi");
+}
+
+Test(rt, finish_observer_sees_a_failure, .timeout = 10) {
+  finish_fixture();
+  fx.pending = 1;
+  echo(&fx, "thing", "fail", NULL, NULL);
+  fx_run(&fx);
+  cr_assert_eq(fx.code, GRPC_STATUS_NOT_FOUND);
+  cr_assert_eq(fin.runs, 1);
+  cr_assert_eq(fin.code, GRPC_STATUS_NOT_FOUND);
+  cr_assert_str_eq(fin.message, "no thing");
+  cr_assert_str_eq(fin.final_text, "(none)");
+}
+
+/* The observer is told what the client gets, not what the handler said. */
+Test(rt, finish_observer_sees_the_runtime_s_correction, .timeout = 10) {
+  finish_fixture();
+  fx.pending = 1;
+  echo(&fx, "x", "none", NULL, NULL);
+  fx_run(&fx);
+  cr_assert_eq(fx.code, GRPC_STATUS_INTERNAL);
+  cr_assert_eq(fin.code, GRPC_STATUS_INTERNAL);
+  cr_assert_str_eq(fin.message, "handler returned no response");
+}
+
+Test(rt, finish_observer_sees_a_cancel, .timeout = 10) {
+  finish_fixture();
+  fx.pending = 2; /* client done + the server's cancel callback */
+  echo(&fx, "x", "hang-cancel", NULL, &fx.cc);
+  fx_run(&fx);
+  cr_assert_eq(fx.code, GRPC_STATUS_CANCELLED);
+  cr_assert_eq(fx.cancels, 1);
+  cr_assert_eq(fin.runs, 1);
+  cr_assert_eq(fin.code, GRPC_STATUS_CANCELLED); /* the handler said so too */
+  cr_assert_str_eq(fin.message, "cancelled before the call ended");
+}
