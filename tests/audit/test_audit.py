@@ -113,7 +113,7 @@ class Audit(unittest.TestCase):
         cls.stop()
         for p in cls.plugs.values():
             p.stop()
-        if cls.d.proc.returncode not in (0, -signal.SIGKILL):
+        if cls.d.proc.returncode != 0:
             raise AssertionError(f"smaugd exited {cls.d.proc.returncode}: "
                                  + open(cls.d.log).read()[-4000:])
         shutil.rmtree(cls.tmp, ignore_errors=True)
@@ -404,6 +404,7 @@ class Audit(unittest.TestCase):
                 self.assertIn("at least one resource", ev[0].message)
         finally:
             d.stop()
+        self.assertEqual(d.proc.returncode, 0, open(log).read()[-4000:])
 
     def test_7_tls_identity(self):
         c = os.path.join(self.tmp, "certs")
@@ -456,6 +457,7 @@ class Audit(unittest.TestCase):
             for p in plugs:
                 p.stop()
             d.stop()
+        self.assertEqual(d.proc.returncode, 0, open(d.log).read()[-4000:])
 
 
 if __name__ == "__main__":
