@@ -58,6 +58,10 @@ import test_watch_memory as wm  # noqa: E402
 from test_watch_memory import WAIT, grpc, pb, pbg, tp  # noqa: E402
 from smaug.v1 import plugin_pb2 as ppb  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "auth"))
+import tokens  # noqa: E402
+
 OK = grpc.StatusCode.OK
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 DENIED = grpc.StatusCode.PERMISSION_DENIED
@@ -66,11 +70,7 @@ PRECOND = grpc.StatusCode.FAILED_PRECONDITION
 
 
 def token_cmd(*args):
-    r = subprocess.run([ARGS.smaugd, "token", *args], capture_output=True,
-                       text=True, timeout=WAIT)
-    if r.returncode != 0:
-        raise AssertionError(f"smaugd token {args}: {r.stderr}")
-    return r.stdout.strip()
+    return tokens.token_cmd(ARGS.smaugd, *args, timeout=WAIT)
 
 
 class Audit(unittest.TestCase):
@@ -126,12 +126,8 @@ class Audit(unittest.TestCase):
 
     def call(self, method, req, who=None):
         """Calls a unary method as `who`; returns (code, details, resp)."""
-        try:
-            r = getattr(self.stub, method)(
-                req, metadata=self.md(who) if who else None, timeout=WAIT)
-            return OK, "", r
-        except grpc.RpcError as e:
-            return e.code(), e.details() or "", None
+        return tokens.unary(grpc, self.stub, method, req,
+                            self.md(who) if who else None, WAIT)
 
     def ok(self, method, req, who):
         c, d, r = self.call(method, req, who)

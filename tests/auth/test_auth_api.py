@@ -47,6 +47,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "api"))
 import test_watch_memory as wm  # noqa: E402
 from test_watch_memory import WAIT, grpc, pb, pbg, tp  # noqa: E402
+import tokens  # noqa: E402
 
 grpc.__path__.append(os.path.join(ARGS.gen, "grpc"))
 from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
@@ -62,11 +63,7 @@ def proc(argv, log):
 
 
 def token_cmd(*args):
-    r = subprocess.run([ARGS.smaugd, "token", *args], capture_output=True,
-                       text=True, timeout=WAIT)
-    if r.returncode != 0:
-        raise AssertionError(f"smaugd token {args}: {r.stderr}")
-    return r.stdout.strip()
+    return tokens.token_cmd(ARGS.smaugd, *args, timeout=WAIT)
 
 
 class Auth(unittest.TestCase):
@@ -106,11 +103,7 @@ class Auth(unittest.TestCase):
 
     def call(self, method, req, md=None):
         """Calls a unary method; returns (code, details, response)."""
-        try:
-            r = getattr(self.stub, method)(req, metadata=md, timeout=WAIT)
-            return grpc.StatusCode.OK, "", r
-        except grpc.RpcError as e:
-            return e.code(), e.details() or "", None
+        return tokens.unary(grpc, self.stub, method, req, md, WAIT)
 
     def refused(self, method, req, md, code, why=""):
         c, details, _ = self.call(method, req, md)
