@@ -251,8 +251,8 @@ static int cmd_plugin_list(cli_ctx_t *ctx) {
     goto done;
   }
   const Smaug__V1__ListPluginsResponse *resp = (void *)m;
-  table_t t = {.cols = 5};
-  table_row(&t, "NAME", "VERSION", "ADDRESS", "HEALTH", "TYPES");
+  table_t t = {.cols = 6};
+  table_row(&t, "NAME", "VERSION", "ADDRESS", "HEALTH", "TYPES", "IDENTITY");
   for (size_t i = 0; i < resp->n_plugins; i++) {
     const Smaug__V1__Plugin *p = resp->plugins[i];
     char types[1024] = "", health[64];
@@ -269,7 +269,7 @@ static int cmd_plugin_list(cli_ctx_t *ctx) {
       snprintf(health + n, sizeof(health) - n, " (%s)", p->health_reason);
     }
     table_row(&t, info ? info->name : "?", info ? info->version : "?",
-              p->address, health, types);
+              p->address, health, types, p->identity);
   }
   table_print(&t, ctx->out);
   rc = t.nomem ? out_of_memory(ctx) : CLI_EXIT_OK;

@@ -319,6 +319,10 @@ class Audit(unittest.TestCase):
         self.assertTrue(self.d.lines(
             r'msg="plugin identity check overridden \(force\)".*checkpoint='
             + ckp))
+        r = self.smaug("plugin", "list", who="vic")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("IDENTITY", r.stdout)
+        self.assertIn(self.ident["b"], r.stdout)
         r = self.smaug("audit", "list", "--method", "Restore", "--who",
                        "olga")
         self.assertEqual(r.returncode, 0, r.stderr)
