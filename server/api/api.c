@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "api_audit.h"
-#include "api_ident.h"
 #include "api_op.h"
 #include "api_results.h"
 #include "api_valid.h"
@@ -499,33 +498,17 @@ static void h_protect(rt_call_t *call, const Smaug__V1__ProtectRequest *req,
   api_ops_protect(api->ops, api->store, api->reg, call, req);
 }
 
-/* Refuses (and ends) `call` when a plugin of another identity than the
- * one that saved checkpoint `id` now has one of its types (api_ident.h).
- * Returns 1 if it ended the call. */
-static int ident_refused(api_t *api, rt_call_t *call, const char *id,
-                         int force) {
-  char msg[4096];
-  grpc_status_code code =
-      api_ident_check(api->store, api->reg, id, force, msg, sizeof(msg));
-  if (code == GRPC_STATUS_OK)
-    return 0;
-  rt_call_fail(call, code, "%s", msg);
-  return 1;
-}
-
 static void h_restore(rt_call_t *call, const Smaug__V1__RestoreRequest *req,
                       void *data) {
   api_t *api = data;
-  if (!ident_refused(api, call, req->checkpoint_id, req->force))
-    api_ops_restore(api->ops, api->reg, call, req);
+  api_ops_restore(api->ops, api->store, api->reg, call, req);
 }
 
 static void h_delete_checkpoint(rt_call_t *call,
                                 const Smaug__V1__DeleteCheckpointRequest *req,
                                 void *data) {
   api_t *api = data;
-  if (!ident_refused(api, call, req->id, req->force))
-    api_ops_delete_checkpoint(api->ops, call, req);
+  api_ops_delete_checkpoint(api->ops, api->store, api->reg, call, req);
 }
 
 static void h_list_audit_events(rt_call_t *call,

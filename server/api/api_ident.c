@@ -87,6 +87,17 @@ grpc_status_code api_ident_check(store_t *st, const reg_t *reg,
   return code;
 }
 
+int api_ident_refused(store_t *st, const reg_t *reg, rt_call_t *call,
+                      const char *checkpoint_id, int force) {
+  char msg[4096];
+  grpc_status_code code =
+      api_ident_check(st, reg, checkpoint_id, force, msg, sizeof(msg));
+  if (code == GRPC_STATUS_OK)
+    return 0;
+  rt_call_fail(call, code, "%s", msg);
+  return 1;
+}
+
 int api_ident_fill(store_t *st, Smaug__V1__Checkpoint *cp) {
   char **types = NULL, **ids = NULL;
   size_t n = 0;

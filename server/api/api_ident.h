@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "registry.h"
+#include "rt.h"
 #include "store.h"
 
 /* Queues, for checkpoint `checkpoint_id`, the identity of the current
@@ -40,6 +41,13 @@ int api_ident_record(store_t *st, const reg_t *reg, const char *checkpoint_id);
 grpc_status_code api_ident_check(store_t *st, const reg_t *reg,
                                  const char *checkpoint_id, int force,
                                  char *msg, size_t len);
+
+/* api_ident_check, and on a refusal fails `call` with its status and
+ * message. Returns 1 if it failed the call, 0 if the caller may go on
+ * (the call untouched). Call it only once the caller is known to see the
+ * checkpoint: the message names its plugins. */
+int api_ident_refused(store_t *st, const reg_t *reg, rt_call_t *call,
+                      const char *checkpoint_id, int force);
 
 /* Fills `cp->plugin_identities` (which must be empty) from the store.
  * `cp` is an unpacked message of protobuf-c's default allocator: the

@@ -109,9 +109,13 @@ static int check_restore_params(void *data, const Smaug__V1__ParameterSet *ps,
   return err_of(api_check_params(data, ps, res, n, 1, "parameters", msg, len));
 }
 
-void api_ops_restore(ops_t *ops, reg_t *reg, rt_call_t *call,
+void api_ops_restore(ops_t *ops, store_t *st, reg_t *reg, rt_call_t *call,
                      const Smaug__V1__RestoreRequest *req) {
   if (api_fail_bad_id(call, "checkpoint_id", req->checkpoint_id))
+    return;
+  /* After every check that the caller may see the checkpoint: the
+   * refusal names its plugins. */
+  if (api_ident_refused(st, reg, call, req->checkpoint_id, req->force))
     return;
   ops_params_t p = {.fail_fast = req->fail_fast,
                     .parameters = req->parameters,
@@ -121,10 +125,13 @@ void api_ops_restore(ops_t *ops, reg_t *reg, rt_call_t *call,
              ops_restore(ops, req->checkpoint_id, &p, restore_done, call));
 }
 
-void api_ops_delete_checkpoint(ops_t *ops, rt_call_t *call,
+void api_ops_delete_checkpoint(ops_t *ops, store_t *st, const reg_t *reg,
+                               rt_call_t *call,
                                const Smaug__V1__DeleteCheckpointRequest *req) {
   if (api_fail_bad_id(call, "id", req->id))
     return;
+  if (api_ident_refused(st, reg, call, req->id, req->force))
+    return; /* after the visibility checks, as in a restore */
   fail_start(call, ops_delete(ops, req->id, delete_done, call));
 }
 

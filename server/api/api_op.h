@@ -23,10 +23,14 @@
  * stored with it (api_ident_record). */
 void api_ops_protect(ops_t *ops, store_t *st, const reg_t *reg, rt_call_t *call,
                      const Smaug__V1__ProtectRequest *req);
-/* `reg` checks the restore parameters against the plugins' schemas. */
-void api_ops_restore(ops_t *ops, reg_t *reg, rt_call_t *call,
+/* `reg` checks the restore parameters against the plugins' schemas. A
+ * restore or a delete is refused while a type of the checkpoint has a
+ * plugin of another identity than the one that saved it, unless `force`
+ * (api_ident_refused, read from `st`). */
+void api_ops_restore(ops_t *ops, store_t *st, reg_t *reg, rt_call_t *call,
                      const Smaug__V1__RestoreRequest *req);
-void api_ops_delete_checkpoint(ops_t *ops, rt_call_t *call,
+void api_ops_delete_checkpoint(ops_t *ops, store_t *st, const reg_t *reg,
+                               rt_call_t *call,
                                const Smaug__V1__DeleteCheckpointRequest *req);
 void api_ops_cancel(ops_t *ops, rt_call_t *call,
                     const Smaug__V1__CancelOperationRequest *req);
