@@ -24,8 +24,8 @@ static void prune(api_audit_t *aa, int64_t now) {
   uint32_t deleted = 0;
   if (keep < 0 || aa->records++ % API_AUDIT_PRUNE_EVERY != 0)
     return;
-  int err =
-      store_audit_prune(aa->store, now - keep, API_AUDIT_PRUNE_BATCH, &deleted);
+  int err = store_audit_prune(aa->store, now - keep, API_AUDIT_MAX_RECORDS,
+                              API_AUDIT_PRUNE_BATCH, &deleted);
   if (err)
     rt_log(RT_LOG_ERROR, "audit", "audit pruning failed", "error=\"%s\"",
            uv_strerror(err));

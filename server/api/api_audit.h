@@ -9,10 +9,11 @@
  * record from the store, never from the log line, which is written at
  * once. ListAuditEvents flushes before it reads.
  *
- * Retention: records older than `retention_ms` are pruned, a batch of
+ * Retention: records older than `retention_ms`, and the oldest beyond
+ * the newest API_AUDIT_MAX_RECORDS, are pruned, a batch of
  * API_AUDIT_PRUNE_BATCH at a time, on every API_AUDIT_PRUNE_EVERY-th
- * record (and on the first), so the table stays bounded by what the
- * retention lets in.
+ * record (and on the first), so a flood of refused calls cannot grow the
+ * table without bound.
  *
  * Thread: the loop thread.
  */
@@ -26,6 +27,7 @@
 #include "store.h"
 
 #define API_AUDIT_RETENTION_MS (90LL * 86400000) /* default: 90 days */
+#define API_AUDIT_MAX_RECORDS  1000000 /* and never more than this many */
 #define API_AUDIT_PRUNE_EVERY  256
 #define API_AUDIT_PRUNE_BATCH  1000
 

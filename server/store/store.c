@@ -321,11 +321,11 @@ int store_audit_list(store_t *st, const store_audit_filter_t *f,
   return st->be->audit_list(st, f, before, limit, out, n, next);
 }
 
-int store_audit_prune(store_t *st, int64_t before_ms, uint32_t limit,
-                      uint32_t *deleted) {
+int store_audit_prune(store_t *st, int64_t before_ms, uint64_t keep,
+                      uint32_t limit, uint32_t *deleted) {
   if (deleted == NULL)
     return UV_EINVAL;
-  return st->be->audit_prune(st, before_ms, limit, deleted);
+  return st->be->audit_prune(st, before_ms, keep, limit, deleted);
 }
 
 /* ------------------------------------------- plugin identities of checkpoints

@@ -316,10 +316,12 @@ int store_audit_list(store_t *st, const store_audit_filter_t *f,
                      Smaug__V1__AuditEvent ***out, size_t *n, uint64_t *next);
 
 /* Queues the deletion of up to `limit` (0: all) of the oldest audit events
- * whose time_ms is before `before_ms`. `*deleted` receives how many
- * committed events it will delete: fewer than `limit` means none is left. */
-int store_audit_prune(store_t *st, int64_t before_ms, uint32_t limit,
-                      uint32_t *deleted);
+ * whose time_ms is before `before_ms`, or that are not among the newest
+ * `keep` sequence numbers (0: no such bound), so that at most `keep`
+ * events stay. `*deleted` receives how many committed events it will
+ * delete: fewer than `limit` means none is left. */
+int store_audit_prune(store_t *st, int64_t before_ms, uint64_t keep,
+                      uint32_t limit, uint32_t *deleted);
 
 /* ------------------------------------------- plugin identities of checkpoints
  */
@@ -413,8 +415,8 @@ typedef struct store_backend_s {
   int (*audit_list)(store_t *st, const store_audit_filter_t *f, uint64_t before,
                     uint32_t limit, Smaug__V1__AuditEvent ***out, size_t *n,
                     uint64_t *next);
-  int (*audit_prune)(store_t *st, int64_t before_ms, uint32_t limit,
-                     uint32_t *deleted);
+  int (*audit_prune)(store_t *st, int64_t before_ms, uint64_t keep,
+                     uint32_t limit, uint32_t *deleted);
   int (*cp_identity_put)(store_t *st, const char *checkpoint_id,
                          const char *type, const char *identity);
   int (*cp_identity_list)(store_t *st, const char *checkpoint_id, char ***types,

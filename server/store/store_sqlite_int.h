@@ -148,6 +148,11 @@ int sq_audit_list(store_t *st, const store_audit_filter_t *f, uint64_t before,
                   uint64_t *next);
 int sq_cp_identity_list(store_t *st, const char *checkpoint_id, char ***types,
                         char ***identities, size_t *n);
+/* What store_audit_prune deletes: the events older than `before_ms` or
+ * with a sequence up to `*upto` (the newest `keep` are above it; 0 when
+ * `keep` is 0 or not reached), at most `limit`, counted in `*count`. */
+int sq__audit_old(sq_t *sq, int64_t before_ms, uint64_t keep, int64_t limit,
+                  int64_t *upto, int64_t *count);
 
 /* store_sqlite_queue.c: writes queued on the loop, run in rounds. */
 /* Runs the writes of `items` in one transaction on `c`: 0 or the first
@@ -182,8 +187,8 @@ int sq_event_prune(store_t *st, int64_t before_ms, uint32_t limit,
 int sq_plugins_set(store_t *st, const char *const *addrs, size_t n,
                    int64_t now_ms);
 int sq_audit_append(store_t *st, const Smaug__V1__AuditEvent *ev);
-int sq_audit_prune(store_t *st, int64_t before_ms, uint32_t limit,
-                   uint32_t *deleted);
+int sq_audit_prune(store_t *st, int64_t before_ms, uint64_t keep,
+                   uint32_t limit, uint32_t *deleted);
 int sq_cp_identity_put(store_t *st, const char *checkpoint_id, const char *type,
                        const char *identity);
 

@@ -136,8 +136,9 @@ static const struct {
                          "VALUES(?1, ?2, ?3, ?4)",
                          2, 1, 1},
     [IT_AUDIT_PRUNE] = {"DELETE FROM audit WHERE seq IN (SELECT seq FROM "
-                        "audit WHERE time_ms < ?1 ORDER BY seq LIMIT ?2)",
-                        0, 2, 0},
+                        "audit WHERE time_ms < ?1 OR seq <= ?3 "
+                        "ORDER BY seq LIMIT ?2)",
+                        0, 3, 0},
     [IT_CP_IDENTITY] = {"INSERT OR REPLACE INTO checkpoint_plugins("
                         "checkpoint_id, rtype, identity) VALUES(?1, ?2, ?3)",
                         3, 0, 0},
@@ -484,19 +485,16 @@ int sq_audit_append(store_t *st, const Smaug__V1__AuditEvent *ev) {
                    &copy.base);
 }
 
-int sq_audit_prune(store_t *st, int64_t before_ms, uint32_t limit,
-                   uint32_t *deleted) {
+int sq_audit_prune(store_t *st, int64_t before_ms, uint64_t keep,
+                   uint32_t limit, uint32_t *deleted) {
   sq_t *sq = (sq_t *)st;
-  int64_t lim = limit ? limit : UINT32_MAX, cnt = 0;
-  int err = sq__read_int(sq,
-                         "SELECT count(*) FROM (SELECT 1 FROM audit WHERE "
-                         "time_ms < ?1 LIMIT ?2)",
-                         NULL, before_ms, lim, &cnt);
+  int64_t lim = limit ? limit : UINT32_MAX, cnt = 0, upto = 0;
+  int err = sq__audit_old(sq, before_ms, keep, lim, &upto, &cnt);
   if (err)
     return err;
-  int64_t n[2] = {before_ms, lim};
+  int64_t n[3] = {before_ms, lim, upto};
   if (cnt &&
-      (err = queue_msg(sq, IT_AUDIT_PRUNE, NULL, NULL, NULL, n, 2, NULL)) != 0)
+      (err = queue_msg(sq, IT_AUDIT_PRUNE, NULL, NULL, NULL, n, 3, NULL)) != 0)
     return err;
   *deleted = (uint32_t)cnt;
   return 0;

@@ -523,3 +523,36 @@ int sq_cp_identity_list(store_t *st, const char *checkpoint_id, char ***types,
   char ***cols[2] = {types, identities};
   return collect_strs(sq, s, 2, cols, n);
 }
+
+int sq__audit_old(sq_t *sq, int64_t before_ms, uint64_t keep, int64_t limit,
+                  int64_t *upto, int64_t *count) {
+  int err = 0, rc;
+  /* Sequence numbers only grow: the newest `keep` are above max - keep. */
+  sqlite3_stmt *s =
+      sq__rstmt(sq,
+                "SELECT CASE WHEN ?1 > 0 AND max(seq) > ?1 THEN max(seq) - ?1 "
+                "ELSE 0 END FROM audit",
+                &err);
+  if (s == NULL)
+    return err;
+  sqlite3_bind_int64(s, 1, keep > INT64_MAX ? INT64_MAX : (int64_t)keep);
+  if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+    *upto = sqlite3_column_int64(s, 0);
+  else
+    err = sq__rerr(sq, rc);
+  sqlite3_reset(s);
+  if (err || (s = sq__rstmt(sq,
+                            "SELECT count(*) FROM (SELECT 1 FROM audit "
+                            "WHERE time_ms < ?1 OR seq <= ?2 LIMIT ?3)",
+                            &err)) == NULL)
+    return err;
+  sqlite3_bind_int64(s, 1, before_ms);
+  sqlite3_bind_int64(s, 2, *upto);
+  sqlite3_bind_int64(s, 3, limit);
+  if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+    *count = sqlite3_column_int64(s, 0);
+  else
+    err = sq__rerr(sq, rc);
+  sqlite3_reset(s);
+  return err;
+}

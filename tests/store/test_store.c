@@ -872,10 +872,10 @@ Test(store, audit_prune_takes_the_oldest_first) {
     put_audit("ada", "Protect", i * 100);
   flush();
   uint32_t deleted = 0;
-  cr_assert_eq(store_audit_prune(st, 400, 2, &deleted), 0);
+  cr_assert_eq(store_audit_prune(st, 400, 0, 2, &deleted), 0);
   cr_assert_eq(deleted, 2); /* 100 and 200; 300 is left for the next */
   flush();
-  cr_assert_eq(store_audit_prune(st, 400, 2, &deleted), 0);
+  cr_assert_eq(store_audit_prune(st, 400, 0, 2, &deleted), 0);
   cr_assert_eq(deleted, 1);
   flush();
   Smaug__V1__AuditEvent **e;
@@ -885,7 +885,7 @@ Test(store, audit_prune_takes_the_oldest_first) {
   cr_assert_eq(n, 2);
   cr_assert_eq(e[1]->time_ms, 400);
   store_msgs_free(e, n);
-  cr_assert_eq(store_audit_prune(st, 400, 0, &deleted), 0);
+  cr_assert_eq(store_audit_prune(st, 400, 0, 0, &deleted), 0);
   cr_assert_eq(deleted, 0);
 }
 
@@ -911,4 +911,25 @@ Test(store, checkpoint_identities_round_trip) {
   cr_assert_eq(n, 0);
   store_strs_free(types, n);
   store_strs_free(ids, n);
+}
+
+Test(store, audit_prune_keeps_the_newest_count) {
+  for (int i = 1; i <= 6; i++)
+    put_audit("ada", "Protect", 1000 + i);
+  flush();
+  uint32_t deleted = 0;
+  cr_assert_eq(store_audit_prune(st, 0, 4, 0, &deleted), 0);
+  cr_assert_eq(deleted, 2);
+  flush();
+  Smaug__V1__AuditEvent **e;
+  size_t n;
+  store_audit_filter_t all = {0};
+  cr_assert_eq(store_audit_list(st, &all, 0, 0, &e, &n, NULL), 0);
+  cr_assert_eq(n, 4);
+  cr_assert_eq(e[3]->sequence, 3);
+  store_msgs_free(e, n);
+  cr_assert_eq(store_audit_prune(st, 0, 4, 0, &deleted), 0);
+  cr_assert_eq(deleted, 0);
+  cr_assert_eq(store_audit_prune(st, 0, 100, 0, &deleted), 0);
+  cr_assert_eq(deleted, 0);
 }
