@@ -7,7 +7,8 @@ add`; smaugd and the fake plugin are started. Checked:
     through grpcio and buf curl, while health and reflection stay open;
   * a viewer reads but its DeleteCheckpoint is PERMISSION_DENIED and the
     checkpoint stays; an operator protects and deletes but cannot register
-    or unregister a plugin; an admin can;
+    or unregister a plugin; an admin can; the audit log, which only the
+    admin reads, shows each of these calls and its outcome;
   * hostile credentials (empty, 'Bearer' alone, another scheme, huge, two
     authorization headers, bytes that are not UTF-8) are refused, the
     message never holds the token, and smaugd serves on;
@@ -215,6 +216,26 @@ class Auth(unittest.TestCase):
         c, d, _ = self.call("DeleteCheckpoint", pb.DeleteCheckpointRequest(
             id=ckp), self.md("olga"))
         self.assertEqual(c, grpc.StatusCode.OK, d)
+        # The audit log shows each of these calls, allowed or refused, and
+        # only the admin reads it.
+        self.refused("ListAuditEvents", pb.ListAuditEventsRequest(),
+                     self.md("olga"), DENIED, "ListAuditEvents needs admin")
+        c, d, a = self.call("ListAuditEvents", pb.ListAuditEventsRequest(),
+                            self.md("ada"))
+        self.assertEqual(c, grpc.StatusCode.OK, d)
+        seen = [(e.who, e.method, e.code) for e in reversed(a.events)]
+        want = [("ada", "RegisterPlugin", "OK"),
+                ("olga", "CreatePlan", "OK"),
+                ("olga", "Protect", "OK"),
+                ("vic", "DeleteCheckpoint", "PERMISSION_DENIED"),
+                ("vic", "Protect", "PERMISSION_DENIED"),
+                ("vic", "CreatePlan", "PERMISSION_DENIED"),
+                ("olga", "RegisterPlugin", "PERMISSION_DENIED"),
+                ("olga", "UnregisterPlugin", "PERMISSION_DENIED"),
+                ("ada", "RegisterPlugin", "OK"),
+                ("olga", "DeleteCheckpoint", "OK")]
+        self.assertEqual(seen[-len(want):], want)
+        self.assertIn("id=" + ckp, a.events[0].objects.split(" "))
 
     def test_3_hostile(self):
         req = pb.ListPlansRequest()
