@@ -931,6 +931,10 @@ static int cmd_checkpoint_show(cli_ctx_t *ctx) {
                        sizeof(st)),
             c->operation_id, fmt_time(c->created_at_ms, t1, sizeof(t1)),
             fmt_time(c->finished_at_ms, t2, sizeof(t2)), c->bank_uri);
+    for (size_t i = 0; i < c->n_plugin_identities; i++)
+      fprintf(ctx->out, "%-12s%s saved by %s\n",
+              i ? "" : "plugins:", c->plugin_identities[i]->key,
+              c->plugin_identities[i]->value);
     if (c->reason[0])
       fprintf(ctx->out, "reason:     %s\n", c->reason);
     fputc('\n', ctx->out);

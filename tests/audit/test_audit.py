@@ -286,6 +286,10 @@ class Audit(unittest.TestCase):
         got = self.ok("GetCheckpoint", pb.GetCheckpointRequest(id=ckp), "vic")
         self.assertEqual(dict(got.checkpoint.plugin_identities),
                          {"t.vol": self.ident["a"]})
+        r = self.smaug("checkpoint", "show", ckp, who="vic")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"plugins:    t.vol saved by {self.ident['a']}\n",
+                      r.stdout)
         # The operator cannot hand t.vol to another plugin.
         self.assertEqual(self.register("b", "olga")[0], DENIED)
         pl = self.ok("ListPlugins", pb.ListPluginsRequest(), "vic").plugins
