@@ -351,9 +351,9 @@ int sq_result_page(store_t *st, const char *op_id, const char *after_type,
 
 int sq_result_count(store_t *st, const char *op_id, uint64_t *out) {
   int64_t v = 0;
-  int err =
-      sq__read_int((sq_t *)st, "SELECT count(*) FROM results WHERE op_id = ?1",
-                   op_id, 0, 0, &v);
+  int err = sq__read_int((sq_t *)st,
+                         "SELECT count(*) FROM results WHERE op_id = ?1",
+                         op_id, 0, 0, &v);
   if (err == 0)
     *out = (uint64_t)v;
   return err;
