@@ -115,8 +115,8 @@ void api_ops_cancel(ops_t *ops, rt_call_t *call,
   /* Refused, not cut: a cut could split a UTF-8 character, and the reason
    * goes into events, results and the plugins' CancelOperation. */
   char msg[256];
-  grpc_status_code rc = valid_text("reason", req->reason,
-                                       VALID_MAX_NAME_BYTES, msg, sizeof(msg));
+  grpc_status_code rc =
+      valid_text("reason", req->reason, VALID_MAX_NAME_BYTES, msg, sizeof(msg));
   if (rc) {
     rt_call_fail(call, rc, "%s", msg);
     return;

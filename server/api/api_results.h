@@ -28,7 +28,7 @@
 /* What the handlers read through; borrowed, owned by the api_t. */
 typedef struct api_results_s {
   store_t *store;
-  ops_t *ops;        /* flushed before a read */
+  ops_t *ops;            /* flushed before a read */
   int max_message_bytes; /* the server's send limit */
 } api_results_t;
 

@@ -12,11 +12,11 @@
 #include <string.h>
 
 #include "discovery.h"
-#include "runner.h"
 #include "kv.h"
 #include "registry.h"
 #include "rt_log.h"
 #include "rt_wire.h"
+#include "runner.h"
 
 int ops_run_init(op_t *op) {
   runner_ctx_t *c = calloc(1, sizeof(*c));
@@ -293,8 +293,8 @@ void op_start(op_t *op) {
     c->overrides = op->kind == DAG_OP_RESTORE ? op->params : NULL;
     int discover = op->kind == DAG_OP_PROTECT && cp->n_edges == 0;
     err = disc_build(ops->rt, ops->reg, ops->limiter, cp->resources,
-                          cp->n_resources, cp->edges, cp->n_edges, op->params,
-                          discover, on_built, op);
+                     cp->n_resources, cp->edges, cp->n_edges, op->params,
+                     discover, on_built, op);
   }
   if (cp)
     protobuf_c_message_free_unpacked(&cp->base, NULL);

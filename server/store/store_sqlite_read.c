@@ -330,8 +330,8 @@ int sq_result_page(store_t *st, const char *op_id, const char *after_type,
   if (s == NULL)
     return err;
   sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, after_type ? after_type : "", -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 3, after_id ? after_id : "", -1, SQLITE_STATIC);
+  sq__bind_str(s, 2, after_type);
+  sq__bind_str(s, 3, after_id);
   sqlite3_bind_int64(s, 4, limit);
   return collect(sq, s, 0, &smaug__v1__resource_result__descriptor, out, n,
                  NULL);
@@ -339,9 +339,9 @@ int sq_result_page(store_t *st, const char *op_id, const char *after_type,
 
 int sq_result_count(store_t *st, const char *op_id, uint64_t *out) {
   int64_t v = 0;
-  int err = sq__read_int((sq_t *)st,
-                         "SELECT count(*) FROM results WHERE op_id = ?1",
-                         op_id, 0, 0, &v);
+  int err =
+      sq__read_int((sq_t *)st, "SELECT count(*) FROM results WHERE op_id = ?1",
+                   op_id, 0, 0, &v);
   if (err == 0)
     *out = (uint64_t)v;
   return err;
