@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "ops.h"
+#include "ops_fixture.h"
 #include "store.h"
 
 #define WAIT_MS 10000
@@ -187,21 +188,8 @@ typedef struct world_s {
 
 static world_t w;
 
-static void tick(uv_timer_t *t) {
-  (void)t;
-}
-
 static int run_until(int (*until)(void *), void *data) {
-  uv_timer_t t;
-  uv_timer_init(&w.loop, &t);
-  uv_timer_start(&t, tick, 5, 5);
-  uint64_t end = uv_now(&w.loop) + WAIT_MS;
-  int ok;
-  while (!(ok = until(data)) && uv_now(&w.loop) < end)
-    uv_run(&w.loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(&w.loop, UV_RUN_NOWAIT);
-  return ok;
+  return of_run_until(&w.loop, until, data, WAIT_MS);
 }
 
 static void setup(void) {
@@ -240,46 +228,10 @@ static void teardown(void) {
 
 /* Stores a plan of resources type/id for the NULL-terminated pairs. */
 static void put_plan(const char *const *pairs, char *id, size_t len) {
-  Smaug__V1__Resource r[4], *rp[4];
   size_t n = 0;
-  for (; pairs[2 * n]; n++) {
-    cr_assert_lt(n, 4);
-    smaug__v1__resource__init(&r[n]);
-    r[n].type = (char *)pairs[2 * n];
-    r[n].id = r[n].name = (char *)pairs[2 * n + 1];
-    rp[n] = &r[n];
-  }
-  Smaug__V1__Plan plan = SMAUG__V1__PLAN__INIT;
-  ops_new_id("pln", id, len);
-  plan.id = id;
-  plan.name = "seam";
-  plan.n_resources = n;
-  plan.resources = rp;
-  plan.created_at_ms = plan.updated_at_ms = ops_now_ms();
-  cr_assert_eq(store_batch(w.store), 0);
-  cr_assert_eq(store_plan_put(w.store, &plan), 0);
-  cr_assert_eq(ops_flush(w.ops), 0);
-}
-
-typedef struct started_s {
-  int done, err;
-  char msg[512], op_id[64], cp_id[64];
-} started_t;
-
-static void on_started(const ops_result_t *r, void *data) {
-  started_t *s = data;
-  cr_assert(!s->done, "reported twice");
-  s->done = 1;
-  s->err = r->err;
-  snprintf(s->msg, sizeof(s->msg), "%s", r->msg ? r->msg : "");
-  snprintf(s->op_id, sizeof(s->op_id), "%s",
-           r->operation_id ? r->operation_id : "");
-  snprintf(s->cp_id, sizeof(s->cp_id), "%s",
-           r->checkpoint_id ? r->checkpoint_id : "");
-}
-
-static int started_done(void *data) {
-  return ((started_t *)data)->done;
+  while (pairs[2 * n])
+    n++;
+  of_put_plan(w.store, w.ops, pairs, n, id, len);
 }
 
 /* A plain-C watcher keeping the final event. */
@@ -322,15 +274,15 @@ static int sink_ended(void *data) {
 }
 
 /* Protects a plan of `pairs` and follows it to its end. */
-static void protect_and_watch(const char *const *pairs, started_t *st,
+static void protect_and_watch(const char *const *pairs, of_started_t *st,
                               sink_t *s) {
   char plan_id[48];
   put_plan(pairs, plan_id, sizeof(plan_id));
   ops_params_t params = {0};
   memset(st, 0, sizeof(*st));
   memset(s, 0, sizeof(*s));
-  cr_assert_eq(ops_protect(w.ops, plan_id, &params, on_started, st), 0);
-  cr_assert(run_until(started_done, st));
+  cr_assert_eq(ops_protect(w.ops, plan_id, &params, of_started, st), 0);
+  cr_assert(run_until(of_started_done, st));
   cr_assert_eq(st->err, 0, "protect: %s", st->msg);
   cr_assert_eq(ops_watch(w.ops, st->op_id, 0, 0, &sink, s, NULL), 0);
   cr_assert(run_until(sink_ended, s), "the operation did not end");
@@ -355,7 +307,7 @@ TestSuite(ops_seam, .init = setup, .fini = teardown, .timeout = 30);
 Test(ops_seam, protect) {
   static const char *const pairs[] = {"fake.disk", "d1", "fake.disk", "d2",
                                       NULL};
-  started_t st;
+  of_started_t st;
   sink_t s;
   protect_and_watch(pairs, &st, &s);
   cr_expect_str_eq(s.final_status, "available", "message: %s", s.message);
@@ -375,7 +327,7 @@ Test(ops_seam, protect) {
 Test(ops_seam, build_fails) {
   static const char *const pairs[] = {"fake.disk", "d1", NULL};
   w.f.build_code = EXEC_CODE_UNAVAILABLE;
-  started_t st;
+  of_started_t st;
   sink_t s;
   protect_and_watch(pairs, &st, &s);
   cr_expect_str_eq(s.final_status, "error");
@@ -390,7 +342,7 @@ Test(ops_seam, build_fails) {
 Test(ops_seam, build_refused) {
   static const char *const pairs[] = {"fake.disk", "d1", NULL};
   w.f.build_return = UV_ENOMEM;
-  started_t st;
+  of_started_t st;
   sink_t s;
   protect_and_watch(pairs, &st, &s);
   cr_expect_str_eq(s.final_status, "error");
@@ -408,9 +360,9 @@ Test(ops_seam, no_plugin) {
   w.f.no_plugin = "fake.gone";
   put_plan(pairs, plan_id, sizeof(plan_id));
   ops_params_t params = {0};
-  started_t st = {0};
-  cr_assert_eq(ops_protect(w.ops, plan_id, &params, on_started, &st), 0);
-  cr_assert(run_until(started_done, &st));
+  of_started_t st = {0};
+  cr_assert_eq(ops_protect(w.ops, plan_id, &params, of_started, &st), 0);
+  cr_assert(run_until(of_started_done, &st));
   cr_expect_eq(st.err, OPS_EPRECOND);
   cr_expect(strstr(st.msg, "fake: no plugin provides resource type fake.gone"),
             "msg: %s", st.msg);
