@@ -97,12 +97,13 @@ struct op_s {
   graph_t *g;
   dag_t *dag;
   exec_op_t *x;
-  const exec_runner_t *runner; /* the plugins' runner, once running */
-  void *rctx;                  /* its context (ops_plugins_t.runner_new) */
-  uint64_t last_seq;           /* highest sequence written */
-  uint64_t committed_seq;      /* highest sequence committed */
-  uint64_t commit_seq;         /* last_seq when the running commit was asked */
-  uint64_t final_seq;          /* OPERATION_FINISHED's sequence once written */
+  /* The plugins' runner (ops_plugins_t.runner_new), once running. */
+  const exec_runner_t *runner;
+  void *rctx;             /* the runner's context (ops_run.c) */
+  uint64_t last_seq;      /* highest sequence written */
+  uint64_t committed_seq; /* highest sequence committed */
+  uint64_t commit_seq;    /* last_seq when the running commit was asked */
+  uint64_t final_seq;     /* OPERATION_FINISHED's sequence once written */
   int n_watchers;
   ops_pend_t *pend_head, *pend_tail;
   ops_prog_t *prog; /* per DAG task, once running */
