@@ -16,6 +16,7 @@
 #include "api_valid.h"
 #include "dag.h"
 #include "discovery.h"
+#include "plugins_ops.h"
 #include "rt_log.h"
 #include "smaug/v1/orchestrator.smaug.h"
 
@@ -28,6 +29,7 @@ struct api_s {
   store_t *store;
   reg_t *reg;
   lim_t *lim; /* the plugins' limits, shared by operations and flows */
+  plugins_ops_t plugins; /* the plugins as the operations core sees them */
   ops_t *ops;
   api_results_t results; /* GetCheckpoint, GetRestore, ListResourceResults */
   int max_message_bytes;
@@ -690,9 +692,11 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
     free(api);
     return UV_ENOMEM;
   }
-  ops_config_t oc = {.rt = rt,
+  plugins_ops_init(&api->plugins, rt, reg, api->lim);
+  ops_config_t oc = {.loop = rt_loop(rt),
                      .store = store,
-                     .reg = reg,
+                     .plugins = plugins_ops(),
+                     .plugins_data = &api->plugins,
                      .limiter = api->lim,
                      .bank_uri = cfg->bank_uri,
                      .max_operations = cfg->max_operations,
