@@ -81,6 +81,7 @@ subjectKeyIdentifier = hash
 EOF
   openssl req -x509 -new -config "$tmp/ca.cnf" -key "$pki/$1.key" -sha256 \
     -days 3650 -out /dev/stdout | put "$pki/$1.crt"
+  openssl x509 -in "$pki/$1.crt" -noout || { rm -f "$pki/$1.crt"; log "cannot make the CA $1"; exit 1; }
   log "made the CA $1 ($2)"
 }
 
