@@ -86,9 +86,12 @@ port=$(dc port smaugd 7420 | sed 's/.*://')
 
 # The CA and the admin token, out of the certs volume: no token on a
 # command line, the token file 0600 (the CLI refuses it otherwise).
+# (docker-compose 1.x has no `cp`: docker cp from the exited container, and
+# the README's other way, the volume mounted in a throw-away container.)
 certs_ctr=$(dc ps -q certs)
 docker cp "$certs_ctr:/var/lib/smaug/pki/ca.crt" "$work/ca.crt"
-(umask 077 && docker cp "$certs_ctr:/var/lib/smaug/pki/admin.token" - | tar -xO >"$work/admin.token")
+(umask 077 && docker run --rm -v "${project}_certs:/pki:ro" --entrypoint cat smaug:test \
+  /pki/admin.token >"$work/admin.token")
 [ -s "$work/admin.token" ] || fail "no admin token in the certs volume"
 export SMAUG_SERVER=127.0.0.1:$port SMAUG_TLS_CA=$work/ca.crt SMAUG_TOKEN_FILE=$work/admin.token
 smaug() { "$bin/smaug" "$@"; }
@@ -162,8 +165,17 @@ done
 # container, which holds the CA): with smaugd's client certificate the
 # plugin answers; in plaintext, with TLS but no client certificate, or with
 # a certificate of the server CA (as every plugin holds), it refuses.
+# smaugd's SMAUG_TLS_CERT/KEY (its API certificate) are also the CLI's
+# client certificate variables: unset, so that each call sends exactly the
+# credentials it names.
 t=/var/lib/smaug/tls
-direct() { dc exec -T smaugd smaug health "$@" plugin-volume:7433 </dev/null 2>&1 | tr -d '\r'; }
+cli() { # SERVICE ADDR [ARGS...]: smaug health from inside the stack
+  local s=$1 addr=$2
+  shift 2
+  dc exec -T "$s" env -u SMAUG_TLS_CERT -u SMAUG_TLS_KEY -u SMAUG_TLS_CA \
+    smaug health "$@" "$addr" </dev/null 2>&1 | tr -d '\r'
+}
+direct() { cli smaugd plugin-volume:7433 "$@"; }
 out=$(direct --tls-ca $t/ca.crt --tls-cert $t/client.crt --tls-key $t/client.key) ||
   fail "plugin-volume refused smaugd's client certificate: $out"
 [ "$out" = SERVING ] || fail "plugin-volume with smaugd's certificate: $out"
@@ -175,11 +187,22 @@ out=$(direct --tls-ca $t/ca.crt --tls-cert $t/server.crt --tls-key $t/server.key
   fail "plugin-volume accepted a server certificate as a client"
 log "call to a plugin with another certificate of the stack refused: $out"
 # The same for the Python plugin.
-out=$(dc exec -T smaugd smaug health --tls-ca $t/ca.crt --tls-cert $t/client.crt \
-  --tls-key $t/client.key plugin-network:7430 </dev/null 2>&1 | tr -d '\r')
+out=$(cli smaugd plugin-network:7430 --tls-ca $t/ca.crt --tls-cert $t/client.crt --tls-key $t/client.key)
 [ "$out" = SERVING ] || fail "plugin-network with smaugd's certificate: $out"
-out=$(dc exec -T smaugd smaug health --tls-ca $t/ca.crt plugin-network:7430 </dev/null 2>&1) &&
+out=$(cli smaugd plugin-network:7430 --tls-ca $t/ca.crt) &&
   fail "plugin-network accepted a call without a client certificate"
+out=$(cli smaugd plugin-network:7430) && fail "plugin-network accepted a plaintext call"
+# And a plugin's own certificate opens no other plugin: plugin-image's,
+# copied into smaugd's container for the call.
+docker cp "$(dc ps -q plugin-image):$t/server.crt" "$work/pi.crt"
+docker cp "$(dc ps -q plugin-image):$t/server.key" "$work/pi.key"
+ctr=$(dc ps -q smaugd)
+docker cp "$work/pi.crt" "$ctr:/tmp/pi.crt"
+docker cp "$work/pi.key" "$ctr:/tmp/pi.key"
+dc exec -T -u 0 smaugd chown smaug /tmp/pi.crt /tmp/pi.key </dev/null
+out=$(direct --tls-ca $t/ca.crt --tls-cert /tmp/pi.crt --tls-key /tmp/pi.key) &&
+  fail "plugin-volume accepted plugin-image's certificate as a client"
+log "call to a plugin with another plugin's certificate refused: $out"
 
 log "protect and restore over TLS with the admin token"
 cat >"$work/plan.json" <<'JSON'
@@ -205,6 +228,26 @@ dc logs certs | grep -c 'certs: ready' | grep -qx 2 || { dc logs certs >&2; fail
 after=$(sums)
 [ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") >&2; fail "the second run changed the material"; }
 smaug plan list >/dev/null || fail "the admin token no longer works after a second up"
+
+log "an operator token, added as docs/security.md shows"
+(umask 077 && dc run --rm -T --entrypoint smaugd certs token add \
+  --tokens-file /var/lib/smaug/pki/tokens --name ci --role operator --tenant default \
+  </dev/null >"$work/ci.token")
+grep -q '^smaug_' "$work/ci.token" || fail "token add printed no token: $(cat "$work/ci.token")"
+dc run --rm -T certs </dev/null >/dev/null
+dc kill -s SIGHUP smaugd
+for _ in $(seq 100); do
+  dc logs smaugd | grep -q 'msg="tokens loaded".* tokens=2' && break
+  sleep 0.1
+done
+dc logs smaugd | grep -q 'msg="tokens loaded".* tokens=2' || fail "smaugd did not reload the token file"
+SMAUG_TOKEN_FILE=$work/ci.token smaug plan list >/dev/null || fail "the operator token is refused"
+if SMAUG_TOKEN_FILE=$work/ci.token smaug plugin register plugin-volume:7433 --replace \
+  >"$work/takeover.out" 2>&1; then
+  fail "an operator replaced a plugin"
+fi
+grep -q PERMISSION_DENIED "$work/takeover.out" || fail "operator register: $(cat "$work/takeover.out")"
+log "operator's plugin register refused: $(head -1 "$work/takeover.out")"
 
 log "stopping the stack gracefully"
 dc stop --timeout 20
