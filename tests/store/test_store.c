@@ -112,7 +112,7 @@ Test(store, plan_update_keeps_list_order) {
   Smaug__V1__Plan **ps;
   size_t n;
   uint64_t next;
-  cr_assert_eq(store_plan_list(st, 0, 10, &ps, &n, &next), 0);
+  cr_assert_eq(store_plan_list(st, NULL, 0, 10, &ps, &n, &next), 0);
   cr_assert_eq(n, 2);
   cr_assert_str_eq(ps[0]->id, "pln-a");
   cr_assert_str_eq(ps[0]->name, "a2");
@@ -131,7 +131,7 @@ Test(store, plan_list_pages) {
   uint64_t cur = 0;
   int pages = 0;
   do {
-    cr_assert_eq(store_plan_list(st, cur, 2, &ps, &n, &cur), 0);
+    cr_assert_eq(store_plan_list(st, NULL, cur, 2, &ps, &n, &cur), 0);
     for (size_t i = 0; i < n; i++) {
       snprintf(id, sizeof(id), "pln-%zu", total + i);
       cr_assert_str_eq(ps[i]->id, id);
@@ -363,7 +363,7 @@ Test(store, restore_list_by_checkpoint) {
   Smaug__V1__Restore **rs;
   size_t n;
   uint64_t next;
-  cr_assert_eq(store_restore_list(st, "ckp-2", 0, 0, &rs, &n, &next), 0);
+  cr_assert_eq(store_restore_list(st, "ckp-2", NULL, 0, 0, &rs, &n, &next), 0);
   cr_assert_eq(n, 1);
   cr_assert_str_eq(rs[0]->id, "rst-2");
   store_msgs_free(rs, n);
