@@ -296,8 +296,9 @@ static void h_list_plans(rt_call_t *call,
   api_t *api = data;
   uint64_t after, next;
   api_scope_t sc = api_scope(api->store, api->auth);
-  const char *tenant = api_scope_list(&sc, req->tenant);
-  if (page_token(call, req->page_token, &after))
+  const char *tenant;
+  if (page_token(call, req->page_token, &after) ||
+      api_scope_list(&sc, call, req->tenant, &tenant))
     return;
   Smaug__V1__Plan **plans = NULL;
   size_t n;
@@ -430,13 +431,14 @@ static void h_list_checkpoints(rt_call_t *call,
                  (int)req->status);
     return;
   }
-  ops_flush(api->ops);
   api_scope_t sc = api_scope(api->store, api->auth);
   store_cp_filter_t f = {.plan_id = req->plan_id,
                          .status = (int)req->status,
                          .created_after_ms = req->created_after_ms,
-                         .created_before_ms = req->created_before_ms,
-                         .tenant = api_scope_list(&sc, req->tenant)};
+                         .created_before_ms = req->created_before_ms};
+  if (api_scope_list(&sc, call, req->tenant, &f.tenant))
+    return;
+  ops_flush(api->ops);
   Smaug__V1__Checkpoint **cps = NULL;
   size_t n = 0;
   int err = 0;
@@ -485,11 +487,12 @@ static void h_list_restores(rt_call_t *call,
                             void *data) {
   api_t *api = data;
   uint64_t before, next;
-  if (page_token(call, req->page_token, &before))
+  api_scope_t sc = api_scope(api->store, api->auth);
+  const char *tenant;
+  if (page_token(call, req->page_token, &before) ||
+      api_scope_list(&sc, call, req->tenant, &tenant))
     return;
   ops_flush(api->ops);
-  api_scope_t sc = api_scope(api->store, api->auth);
-  const char *tenant = api_scope_list(&sc, req->tenant);
   Smaug__V1__Restore **rs = NULL;
   size_t n = 0;
   int err = 0;

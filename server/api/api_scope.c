@@ -42,10 +42,21 @@ int api_scope_fail(const api_scope_t *s, rt_call_t *call, store_kind_t kind,
   return err != 0;
 }
 
-const char *api_scope_list(const api_scope_t *s, const char *want) {
+int api_scope_list(const api_scope_t *s, rt_call_t *call, const char *want,
+                   const char **out) {
+  char msg[512];
+  if (want == NULL || *want == '\0') {
+    want = NULL;
+  } else if (valid_key("tenant", want, msg, sizeof(msg)) != GRPC_STATUS_OK) {
+    /* The tenants of tokens follow the same pattern (auth.h). */
+    rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", msg);
+    return 1;
+  }
   if (s->all)
-    return want ? want : "";
-  if (want && *want && strcmp(want, s->tenant) != 0)
-    return NULL;
-  return *s->tenant ? s->tenant : NULL;
+    *out = want ? want : "";
+  else if ((want && strcmp(want, s->tenant) != 0) || *s->tenant == '\0')
+    *out = NULL;
+  else
+    *out = s->tenant;
+  return 0;
 }

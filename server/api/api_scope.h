@@ -51,9 +51,13 @@ int api_scope_fail(const api_scope_t *s, rt_call_t *call, store_kind_t kind,
                    const char *id);
 
 /* The tenant a list of `s` filters on, given the request's optional
- * `want`: for an all-tenant scope `want` (NULL or "": every tenant); for
- * another, its own tenant, or NULL when `want` names another tenant (the
- * list is then empty). */
-const char *api_scope_list(const api_scope_t *s, const char *want);
+ * `want` (NULL or ""), into `*out`: for an all-tenant scope `want` ("":
+ * every tenant); for another, its own tenant, or NULL when `want` names
+ * another tenant (the list is then empty). A `want` that does not match
+ * VALID_ID_PATTERN, as tenants do (auth.h), fails `call` with
+ * INVALID_ARGUMENT "tenant: ..." and returns 1 (*out
+ * untouched); else returns 0. */
+int api_scope_list(const api_scope_t *s, rt_call_t *call, const char *want,
+                   const char **out);
 
 #endif /* SMAUG_API_SCOPE_H */

@@ -21,7 +21,8 @@ makes a plan, protects it and restores the checkpoint. Checked:
     opens with its rows in tenant default: an operator of tenant default
     sees its plan, alice does not;
   * hostile: a token file whose tenant does not match the id pattern
-    keeps smaugd from starting, and `smaugd token add` refuses one.
+    keeps smaugd from starting, `smaugd token add` refuses one, and a
+    list's tenant filter that is not an id is INVALID_ARGUMENT.
 
     test_tenants.py --smaugd bin/smaugd --plugin bin/fake-plugin \
         --gen share/network-py/gen --smaug bin/smaug --schema2 schema2.db
@@ -384,6 +385,17 @@ class Tenants(unittest.TestCase):
         self.assertEqual(d.proc.returncode, 0)
 
     def test_7_hostile_tenant(self):
+        # A list's tenant filter that is not an id is refused, for anyone.
+        for who in ("bob", "ada"):
+            for method, req in (
+                    ("ListPlans", pb.ListPlansRequest(tenant="../a")),
+                    ("ListCheckpoints", pb.ListCheckpointsRequest(
+                        tenant="a' OR 1=1 --")),
+                    ("ListRestores", pb.ListRestoresRequest(
+                        tenant="x" * 4096))):
+                c, d, _ = self.c[who].call(method, req)
+                self.assertEqual(c, grpc.StatusCode.INVALID_ARGUMENT, d)
+                self.assertTrue(d.startswith("tenant: "), d)
         # `smaugd token add` refuses a tenant that is not an id.
         for bad in ("../a", "a/b", "-a", "", "a" * 129, "t\u00e9"):
             r = token_cmd("add", "--tokens-file", os.path.join(
