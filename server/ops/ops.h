@@ -31,6 +31,13 @@
  * Ownership: strings and messages passed in are borrowed for the call
  * (the core copies what it keeps); strings and messages passed to a
  * callback are borrowed for the callback.
+ *
+ * Tenants (store.h): an operation, and the checkpoint or restore it
+ * creates, belong to the tenant of the plan or checkpoint it works on,
+ * which the core copies; no operation crosses tenants. The core does not
+ * know who asks: a caller that serves several tenants checks that its
+ * caller may see the plan, checkpoint or operation before it calls
+ * (server/api/api_scope.h).
  */
 #ifndef SMAUG_OPS_H
 #define SMAUG_OPS_H

@@ -47,8 +47,9 @@ int sq__get_row(sq_t *sq, const char *sql, const char *id, row_fn row,
   return err;
 }
 
+/* A row of (body, tenant). */
 static int body_row(sqlite3_stmt *stmt, const void *desc, void *out) {
-  return sq__unpack_col(stmt, 0, desc, out);
+  return sq__unpack_tenant(stmt, 0, 1, desc, out);
 }
 
 int sq__exists_row(sqlite3_stmt *stmt, const void *arg, void *out) {
@@ -64,8 +65,9 @@ static int get_one(sq_t *sq, const char *sql, const char *id,
   return sq__get_row(sq, sql, id, body_row, desc, out);
 }
 
-/* Collects rows of (seq, body) into an array. */
-static int collect(sq_t *sq, sqlite3_stmt *s, uint32_t limit,
+/* Collects rows of (seq, body) into an array; with `tenant`, rows of
+ * (seq, body, tenant) of a message with a tenant field. */
+static int collect(sq_t *sq, sqlite3_stmt *s, uint32_t limit, int tenant,
                    const ProtobufCMessageDescriptor *desc, void *out, size_t *n,
                    uint64_t *next) {
   size_t cap = 16, cnt = 0;
@@ -91,7 +93,8 @@ static int collect(sq_t *sq, sqlite3_stmt *s, uint32_t limit,
       cap *= 2;
     }
     last = (uint64_t)sqlite3_column_int64(s, 0);
-    if ((err = sq__unpack_col(s, 1, desc, &arr[cnt])) != 0)
+    if ((err = tenant ? sq__unpack_tenant(s, 1, 2, desc, &arr[cnt])
+                      : sq__unpack_col(s, 1, desc, &arr[cnt])) != 0)
       break;
     cnt++;
   }
@@ -109,26 +112,54 @@ static int collect(sq_t *sq, sqlite3_stmt *s, uint32_t limit,
   return 0;
 }
 
+static int tenant_row(sqlite3_stmt *stmt, const void *arg, void *out) {
+  (void)arg;
+  char *t = sq__dup_col(stmt, 0);
+  if (t == NULL)
+    return UV_ENOMEM;
+  *(char **)out = t;
+  return 0;
+}
+
+int sq_tenant_get(store_t *st, store_kind_t kind, const char *id, char **out) {
+  static const char *const sql[] = {
+      [STORE_PLAN] = "SELECT tenant FROM plans WHERE id = ?1",
+      [STORE_CHECKPOINT] = "SELECT tenant FROM checkpoints WHERE id = ?1",
+      [STORE_RESTORE] = "SELECT tenant FROM restores WHERE id = ?1",
+      [STORE_OPERATION] = "SELECT tenant FROM operations WHERE id = ?1",
+  };
+  return sq__get_row((sq_t *)st, sql[kind], id, tenant_row, NULL, out);
+}
+
 int sq_plan_get(store_t *st, const char *id, Smaug__V1__Plan **out) {
-  return get_one((sq_t *)st, "SELECT body FROM plans WHERE id = ?1", id,
+  return get_one((sq_t *)st, "SELECT body, tenant FROM plans WHERE id = ?1", id,
                  &smaug__v1__plan__descriptor, (ProtobufCMessage **)out);
 }
 
-int sq_plan_list(store_t *st, uint64_t after, uint32_t limit,
-                 Smaug__V1__Plan ***out, size_t *n, uint64_t *next) {
+int sq_plan_list(store_t *st, const char *tenant, uint64_t after,
+                 uint32_t limit, Smaug__V1__Plan ***out, size_t *n,
+                 uint64_t *next) {
   sq_t *sq = (sq_t *)st;
   int err = 0;
-  sqlite3_stmt *s = sq__rstmt(
-      sq, "SELECT seq, body FROM plans WHERE seq > ?1 ORDER BY seq", &err);
+  /* Two statements, so that a tenant's list runs on plans_tenant. */
+  sqlite3_stmt *s =
+      sq__rstmt(sq,
+                *tenant ? "SELECT seq, body, tenant FROM plans "
+                          "WHERE tenant = ?2 AND seq > ?1 ORDER BY seq"
+                        : "SELECT seq, body, tenant FROM plans "
+                          "WHERE seq > ?1 AND ?2 = '' ORDER BY seq",
+                &err);
   if (s == NULL)
     return err;
   sq__bind_seq(s, 1, after);
-  return collect(sq, s, limit, &smaug__v1__plan__descriptor, out, n, next);
+  sq__bind_str(s, 2, tenant);
+  return collect(sq, s, limit, 1, &smaug__v1__plan__descriptor, out, n, next);
 }
 
 int sq_checkpoint_get(store_t *st, const char *id,
                       Smaug__V1__Checkpoint **out) {
-  return get_one((sq_t *)st, "SELECT body FROM checkpoints WHERE id = ?1", id,
+  return get_one((sq_t *)st,
+                 "SELECT body, tenant FROM checkpoints WHERE id = ?1", id,
                  &smaug__v1__checkpoint__descriptor, (ProtobufCMessage **)out);
 }
 
@@ -137,13 +168,20 @@ int sq_checkpoint_list(store_t *st, const store_cp_filter_t *f, uint64_t before,
                        uint64_t *next) {
   sq_t *sq = (sq_t *)st;
   int err = 0;
-  sqlite3_stmt *s =
-      sq__rstmt(sq,
-                "SELECT seq, body FROM checkpoints WHERE (?1 = 0 OR seq < ?1) "
-                "AND (?2 = '' OR plan_id = ?2) AND (?3 = 0 OR status = ?3) "
-                "AND created_at_ms >= ?4 AND (?5 = 0 OR created_at_ms < ?5) "
-                "ORDER BY seq DESC",
-                &err);
+  sqlite3_stmt *s = sq__rstmt(
+      sq,
+      f->tenant && *f->tenant
+          ? "SELECT seq, body, tenant FROM checkpoints "
+            "WHERE tenant = ?6 AND (?1 = 0 OR seq < ?1) "
+            "AND (?2 = '' OR plan_id = ?2) AND (?3 = 0 OR status = ?3) "
+            "AND created_at_ms >= ?4 AND (?5 = 0 OR created_at_ms < ?5) "
+            "ORDER BY seq DESC"
+          : "SELECT seq, body, tenant FROM checkpoints "
+            "WHERE (?1 = 0 OR seq < ?1) "
+            "AND (?2 = '' OR plan_id = ?2) AND (?3 = 0 OR status = ?3) "
+            "AND created_at_ms >= ?4 AND (?5 = 0 OR created_at_ms < ?5) "
+            "AND ?6 = '' ORDER BY seq DESC",
+      &err);
   if (s == NULL)
     return err;
   sqlite3_bind_int64(s, 1, (sqlite3_int64)before);
@@ -151,30 +189,38 @@ int sq_checkpoint_list(store_t *st, const store_cp_filter_t *f, uint64_t before,
   sqlite3_bind_int(s, 3, f->status);
   sqlite3_bind_int64(s, 4, f->created_after_ms);
   sqlite3_bind_int64(s, 5, f->created_before_ms);
-  return collect(sq, s, limit, &smaug__v1__checkpoint__descriptor, out, n,
+  sq__bind_str(s, 6, f->tenant);
+  return collect(sq, s, limit, 1, &smaug__v1__checkpoint__descriptor, out, n,
                  next);
 }
 
 int sq_restore_get(store_t *st, const char *id, Smaug__V1__Restore **out) {
-  return get_one((sq_t *)st, "SELECT body FROM restores WHERE id = ?1", id,
-                 &smaug__v1__restore__descriptor, (ProtobufCMessage **)out);
+  return get_one((sq_t *)st, "SELECT body, tenant FROM restores WHERE id = ?1",
+                 id, &smaug__v1__restore__descriptor, (ProtobufCMessage **)out);
 }
 
-int sq_restore_list(store_t *st, const char *checkpoint_id, uint64_t before,
-                    uint32_t limit, Smaug__V1__Restore ***out, size_t *n,
-                    uint64_t *next) {
+int sq_restore_list(store_t *st, const char *checkpoint_id, const char *tenant,
+                    uint64_t before, uint32_t limit, Smaug__V1__Restore ***out,
+                    size_t *n, uint64_t *next) {
   sq_t *sq = (sq_t *)st;
   int err = 0;
-  sqlite3_stmt *s =
-      sq__rstmt(sq,
-                "SELECT seq, body FROM restores WHERE (?1 = 0 OR seq < ?1) "
-                "AND (?2 = '' OR checkpoint_id = ?2) ORDER BY seq DESC",
-                &err);
+  sqlite3_stmt *s = sq__rstmt(
+      sq,
+      *tenant ? "SELECT seq, body, tenant FROM restores WHERE tenant = ?3 "
+                "AND (?1 = 0 OR seq < ?1) "
+                "AND (?2 = '' OR checkpoint_id = ?2) ORDER BY seq DESC"
+              : "SELECT seq, body, tenant FROM restores "
+                "WHERE (?1 = 0 OR seq < ?1) "
+                "AND (?2 = '' OR checkpoint_id = ?2) AND ?3 = '' "
+                "ORDER BY seq DESC",
+      &err);
   if (s == NULL)
     return err;
   sqlite3_bind_int64(s, 1, (sqlite3_int64)before);
   sq__bind_str(s, 2, checkpoint_id);
-  return collect(sq, s, limit, &smaug__v1__restore__descriptor, out, n, next);
+  sq__bind_str(s, 3, tenant);
+  return collect(sq, s, limit, 1, &smaug__v1__restore__descriptor, out, n,
+                 next);
 }
 
 static int op_row(sqlite3_stmt *s, store_op_t **out) {
@@ -193,7 +239,9 @@ static int op_row(sqlite3_stmt *s, store_op_t **out) {
   if (op->params && len)
     memcpy(op->params, sqlite3_column_blob(s, 7), (size_t)len);
   op->params_len = (size_t)len;
-  if (!op->id || !op->target_id || !op->checkpoint_id || !op->params) {
+  op->tenant = sq__dup_col(s, 8);
+  if (!op->id || !op->target_id || !op->checkpoint_id || !op->params ||
+      !op->tenant) {
     store_op_free(op);
     return UV_ENOMEM;
   }
@@ -203,7 +251,7 @@ static int op_row(sqlite3_stmt *s, store_op_t **out) {
 
 #define OP_COLS                                                                \
   "id, kind, target_id, checkpoint_id, running, fail_fast, created_at_ms, "    \
-  "params"
+  "params, tenant"
 
 static int op_get_row(sqlite3_stmt *stmt, const void *arg, void *out) {
   (void)arg;
@@ -265,7 +313,7 @@ int sq_result_list(store_t *st, const char *op_id,
   if (s == NULL)
     return err;
   sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
-  return collect(sq, s, 0, &smaug__v1__resource_result__descriptor, out, n,
+  return collect(sq, s, 0, 0, &smaug__v1__resource_result__descriptor, out, n,
                  NULL);
 }
 
@@ -333,7 +381,7 @@ int sq_result_page(store_t *st, const char *op_id, const char *after_type,
   sq__bind_str(s, 2, after_type);
   sq__bind_str(s, 3, after_id);
   sqlite3_bind_int64(s, 4, limit);
-  return collect(sq, s, 0, &smaug__v1__resource_result__descriptor, out, n,
+  return collect(sq, s, 0, 0, &smaug__v1__resource_result__descriptor, out, n,
                  NULL);
 }
 
@@ -389,8 +437,8 @@ int sq_event_list(store_t *st, const char *op_id, uint64_t after,
     return err;
   sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
   sq__bind_seq(s, 2, after);
-  return collect(sq, s, limit, &smaug__v1__operation_event__descriptor, out, n,
-                 NULL);
+  return collect(sq, s, limit, 0, &smaug__v1__operation_event__descriptor, out,
+                 n, NULL);
 }
 
 /* The one integer `sql` returns with ?1 the text `id`, or when it is NULL
