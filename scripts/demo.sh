@@ -4,7 +4,10 @@
 # 1. creates a sample cloud: 1 project, 3 servers, 5 volumes (one shared by
 #    two servers), 2 images, 1 network;
 # 2. starts smaugd on the embedded default (SQLite + a local file:// bank)
-#    and the five sample plugins (four in C, one in Python) on unix sockets;
+#    and the five sample plugins (four in C, one in Python) on unix sockets
+#    (mode 0660) in a folder only this user may enter (0700): nothing
+#    listens on the network, so no certificate or token is needed, and no
+#    other local user can reach smaugd or drive a plugin;
 # 3. protects the project, with a live progress bar on a terminal;
 # 4. damages the cloud: deletes a server, corrupts a volume;
 # 5. restores the checkpoint;
@@ -40,6 +43,7 @@ fail() { echo "demo: FAILED: $*" >&2; exit 1; }
 
 source "$here/scripts/stack.sh"
 stack_init "$dir"
+chmod 700 "$dir" # the sockets, the bank and the logs: this user's only
 cloud=$stack_cloud_dir
 
 say "creating a sample cloud in $cloud"
@@ -64,6 +68,12 @@ follow() { # OP NAME
 say "starting the sample plugins, then smaugd (SQLite and a file:// bank under $dir/smaugd)"
 stack_up
 [ -n "$check" ] || smaug plugin list
+# Only this user can reach the stack: the folder is 0700, the sockets
+# 0660 or stricter.
+[ "$(stat -c %a "$dir")" = 700 ] || fail "$dir is not 0700"
+for sock in "$dir"/run/*.sock; do
+  case $(stat -c %a "$sock") in 600 | 660) ;; *) fail "$sock has mode $(stat -c %a "$sock")" ;; esac
+done
 
 cat >"$dir/plan.json" <<'JSON'
 { "name": "demo",

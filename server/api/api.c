@@ -14,9 +14,11 @@
 #include "api_audit.h"
 #include "api_op.h"
 #include "api_results.h"
+#include "api_scope.h"
 #include "api_valid.h"
 #include "dag.h"
 #include "discovery.h"
+#include "plugins_ops.h"
 #include "rt_log.h"
 #include "smaug/v1/orchestrator.smaug.h"
 
@@ -29,6 +31,7 @@ struct api_s {
   store_t *store;
   reg_t *reg;
   lim_t *lim; /* the plugins' limits, shared by operations and flows */
+  plugins_ops_t plugins; /* the plugins as the operations core sees them */
   ops_t *ops;
   api_results_t results; /* GetCheckpoint, GetRestore, ListResourceResults */
   auth_t *auth;          /* borrowed; NULL without --auth-tokens */
@@ -261,9 +264,11 @@ static void h_create_plan(rt_call_t *call,
     rt_call_fail(call, rc, "%s", msg);
     return;
   }
+  api_scope_t sc = api_scope(api->store, api->auth);
   Smaug__V1__Plan plan = *req->plan;
   ops_new_id("pln", id, sizeof(id));
   plan.id = id;
+  plan.tenant = (char *)store_tenant(sc.tenant);
   plan.created_at_ms = plan.updated_at_ms = ops_now_ms();
   int err = store_batch(api->store);
   if (err == 0)
@@ -282,7 +287,9 @@ static void h_create_plan(rt_call_t *call,
 static void h_get_plan(rt_call_t *call, const Smaug__V1__GetPlanRequest *req,
                        void *data) {
   api_t *api = data;
-  if (api_fail_bad_id(call, "id", req->id))
+  api_scope_t sc = api_scope(api->store, api->auth);
+  if (api_fail_bad_id(call, "id", req->id) ||
+      api_scope_fail(&sc, call, STORE_PLAN, req->id))
     return;
   Smaug__V1__Plan *plan;
   int err = store_plan_get(api->store, req->id, &plan);
@@ -300,9 +307,12 @@ static void h_list_plans(rt_call_t *call,
                          const Smaug__V1__ListPlansRequest *req, void *data) {
   api_t *api = data;
   uint64_t after, next;
-  if (page_token(call, req->page_token, &after))
+  api_scope_t sc = api_scope(api->store, api->auth);
+  const char *tenant;
+  if (page_token(call, req->page_token, &after) ||
+      api_scope_list(&sc, call, req->tenant, &tenant))
     return;
-  Smaug__V1__Plan **plans;
+  Smaug__V1__Plan **plans = NULL;
   size_t n;
   char tok[32];
   Smaug__V1__ListPlansResponse resp = SMAUG__V1__LIST_PLANS_RESPONSE__INIT;
@@ -310,7 +320,10 @@ static void h_list_plans(rt_call_t *call,
    * could read: the page is then halved until it fits (or holds one plan),
    * and the token continues after what was sent. */
   for (uint32_t size = page_size(req->page_size);; size = (uint32_t)n / 2) {
-    int err = store_plan_list(api->store, after, size, &plans, &n, &next);
+    int err = 0;
+    n = next = 0;
+    if (tenant)
+      err = store_plan_list(api->store, tenant, after, size, &plans, &n, &next);
     if (err) {
       api_fail_store(call, err);
       return;
@@ -337,7 +350,9 @@ static void h_update_plan(rt_call_t *call,
     rt_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "plan: required");
     return;
   }
-  if (api_fail_bad_id(call, "plan.id", req->plan->id))
+  api_scope_t sc = api_scope(api->store, api->auth);
+  if (api_fail_bad_id(call, "plan.id", req->plan->id) ||
+      api_scope_fail(&sc, call, STORE_PLAN, req->plan->id))
     return;
   Smaug__V1__Plan *old;
   int err = store_plan_get(api->store, req->plan->id, &old);
@@ -345,31 +360,35 @@ static void h_update_plan(rt_call_t *call,
     api_fail_lookup(call, "plan", req->plan->id, err);
     return;
   }
-  int64_t created = old->created_at_ms;
-  protobuf_c_message_free_unpacked(&old->base, NULL);
   if ((rc = api_check_plan(api->reg, req->plan, msg, sizeof(msg)))) {
+    protobuf_c_message_free_unpacked(&old->base, NULL);
     rt_call_fail(call, rc, "%s", msg);
     return;
   }
   Smaug__V1__Plan plan = *req->plan;
-  plan.created_at_ms = created;
+  plan.created_at_ms = old->created_at_ms;
   plan.updated_at_ms = ops_now_ms();
+  plan.tenant = old->tenant; /* a plan never changes tenant */
   if ((err = store_batch(api->store)) == 0 &&
       (err = store_plan_put(api->store, &plan)) == 0)
     err = ops_flush(api->ops);
   if (err) {
+    protobuf_c_message_free_unpacked(&old->base, NULL);
     api_fail_store(call, err);
     return;
   }
   Smaug__V1__UpdatePlanResponse resp = SMAUG__V1__UPDATE_PLAN_RESPONSE__INIT;
   resp.plan = &plan;
   rt_call_reply(call, &resp.base);
+  protobuf_c_message_free_unpacked(&old->base, NULL);
 }
 
 static void h_delete_plan(rt_call_t *call,
                           const Smaug__V1__DeletePlanRequest *req, void *data) {
   api_t *api = data;
-  if (api_fail_bad_id(call, "id", req->id))
+  api_scope_t sc = api_scope(api->store, api->auth);
+  if (api_fail_bad_id(call, "id", req->id) ||
+      api_scope_fail(&sc, call, STORE_PLAN, req->id))
     return;
   int err = store_batch(api->store);
   if (err == 0)
@@ -390,14 +409,18 @@ static void h_delete_plan(rt_call_t *call,
 static void h_get_checkpoint(rt_call_t *call,
                              const Smaug__V1__GetCheckpointRequest *req,
                              void *data) {
-  api_results_get_checkpoint(&((api_t *)data)->results, call, req);
+  api_t *api = data;
+  api_scope_t sc = api_scope(api->store, api->auth);
+  api_results_get_checkpoint(&api->results, &sc, call, req);
 }
 
 static void
 h_list_resource_results(rt_call_t *call,
                         const Smaug__V1__ListResourceResultsRequest *req,
                         void *data) {
-  api_results_list(&((api_t *)data)->results, call, req);
+  api_t *api = data;
+  api_scope_t sc = api_scope(api->store, api->auth);
+  api_results_list(&api->results, &sc, call, req);
 }
 
 static void h_list_checkpoints(rt_call_t *call,
@@ -420,15 +443,21 @@ static void h_list_checkpoints(rt_call_t *call,
                  (int)req->status);
     return;
   }
-  ops_flush(api->ops);
+  api_scope_t sc = api_scope(api->store, api->auth);
   store_cp_filter_t f = {.plan_id = req->plan_id,
                          .status = (int)req->status,
                          .created_after_ms = req->created_after_ms,
                          .created_before_ms = req->created_before_ms};
-  Smaug__V1__Checkpoint **cps;
-  size_t n;
-  int err = store_checkpoint_list(api->store, &f, before,
-                                  page_size(req->page_size), &cps, &n, &next);
+  if (api_scope_list(&sc, call, req->tenant, &f.tenant))
+    return;
+  ops_flush(api->ops);
+  Smaug__V1__Checkpoint **cps = NULL;
+  size_t n = 0;
+  int err = 0;
+  next = 0;
+  if (f.tenant)
+    err = store_checkpoint_list(api->store, &f, before,
+                                page_size(req->page_size), &cps, &n, &next);
   if (err) {
     api_fail_store(call, err);
     return;
@@ -460,7 +489,9 @@ static void h_list_checkpoints(rt_call_t *call,
 
 static void h_get_restore(rt_call_t *call,
                           const Smaug__V1__GetRestoreRequest *req, void *data) {
-  api_results_get_restore(&((api_t *)data)->results, call, req);
+  api_t *api = data;
+  api_scope_t sc = api_scope(api->store, api->auth);
+  api_results_get_restore(&api->results, &sc, call, req);
 }
 
 static void h_list_restores(rt_call_t *call,
@@ -468,13 +499,19 @@ static void h_list_restores(rt_call_t *call,
                             void *data) {
   api_t *api = data;
   uint64_t before, next;
-  if (page_token(call, req->page_token, &before))
+  api_scope_t sc = api_scope(api->store, api->auth);
+  const char *tenant;
+  if (page_token(call, req->page_token, &before) ||
+      api_scope_list(&sc, call, req->tenant, &tenant))
     return;
   ops_flush(api->ops);
-  Smaug__V1__Restore **rs;
-  size_t n;
-  int err = store_restore_list(api->store, req->checkpoint_id, before,
-                               page_size(req->page_size), &rs, &n, &next);
+  Smaug__V1__Restore **rs = NULL;
+  size_t n = 0;
+  int err = 0;
+  next = 0;
+  if (tenant)
+    err = store_restore_list(api->store, req->checkpoint_id, tenant, before,
+                             page_size(req->page_size), &rs, &n, &next);
   if (err) {
     api_fail_store(call, err);
     return;
@@ -495,20 +532,23 @@ static void h_list_restores(rt_call_t *call,
 static void h_protect(rt_call_t *call, const Smaug__V1__ProtectRequest *req,
                       void *data) {
   api_t *api = data;
-  api_ops_protect(api->ops, api->store, api->reg, call, req);
+  api_scope_t sc = api_scope(api->store, api->auth);
+  api_ops_protect(api->ops, &sc, api->reg, call, req);
 }
 
 static void h_restore(rt_call_t *call, const Smaug__V1__RestoreRequest *req,
                       void *data) {
   api_t *api = data;
-  api_ops_restore(api->ops, api->store, api->reg, call, req);
+  api_scope_t sc = api_scope(api->store, api->auth);
+  api_ops_restore(api->ops, &sc, api->reg, call, req);
 }
 
 static void h_delete_checkpoint(rt_call_t *call,
                                 const Smaug__V1__DeleteCheckpointRequest *req,
                                 void *data) {
   api_t *api = data;
-  api_ops_delete_checkpoint(api->ops, api->store, api->reg, call, req);
+  api_scope_t sc = api_scope(api->store, api->auth);
+  api_ops_delete_checkpoint(api->ops, &sc, api->reg, call, req);
 }
 
 static void h_list_audit_events(rt_call_t *call,
@@ -550,13 +590,17 @@ static void h_list_audit_events(rt_call_t *call,
 static void h_watch_operation(rt_call_t *call,
                               const Smaug__V1__WatchOperationRequest *req,
                               void *data) {
-  api_ops_watch(((api_t *)data)->ops, call, req);
+  api_t *api = data;
+  api_scope_t sc = api_scope(api->store, api->auth);
+  api_ops_watch(api->ops, &sc, call, req);
 }
 
 static void h_cancel_operation(rt_call_t *call,
                                const Smaug__V1__CancelOperationRequest *req,
                                void *data) {
-  api_ops_cancel(((api_t *)data)->ops, call, req);
+  api_t *api = data;
+  api_scope_t sc = api_scope(api->store, api->auth);
+  api_ops_cancel(api->ops, &sc, call, req);
 }
 
 /* ------------------------------------------------------------------- flow */
@@ -652,8 +696,11 @@ static void h_get_flow(rt_call_t *call, const Smaug__V1__GetFlowRequest *req,
                  "plan_id, checkpoint_id: exactly one is required");
     return;
   }
+  api_scope_t sc = api_scope(api->store, api->auth);
   if (api_fail_bad_id(call, has_plan ? "plan_id" : "checkpoint_id",
-                      has_plan ? req->plan_id : req->checkpoint_id))
+                      has_plan ? req->plan_id : req->checkpoint_id) ||
+      api_scope_fail(&sc, call, has_plan ? STORE_PLAN : STORE_CHECKPOINT,
+                     has_plan ? req->plan_id : req->checkpoint_id))
     return;
   int kind = req->kind ? (int)req->kind : DAG_OP_PROTECT;
   if (kind < DAG_OP_PROTECT || kind > DAG_OP_DELETE) {
@@ -734,15 +781,18 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
   api->srv = srv;
   api->store = store;
   api->reg = reg;
+  api->auth = cfg->auth;
   api->max_message_bytes =
       cfg->max_message_bytes > 0 ? cfg->max_message_bytes : 4 << 20;
   if (lim_new(&api->lim) != 0) {
     free(api);
     return UV_ENOMEM;
   }
-  ops_config_t oc = {.rt = rt,
+  plugins_ops_init(&api->plugins, rt, reg, api->lim);
+  ops_config_t oc = {.loop = rt_loop(rt),
                      .store = store,
-                     .reg = reg,
+                     .plugins = plugins_ops(),
+                     .plugins_data = &api->plugins,
                      .limiter = api->lim,
                      .bank_uri = cfg->bank_uri,
                      .max_operations = cfg->max_operations,

@@ -84,16 +84,17 @@ static void cancel_done(const ops_result_t *r, void *data) {
   rt_call_reply(data, &resp.base);
 }
 
-void api_ops_protect(ops_t *ops, store_t *st, const reg_t *reg, rt_call_t *call,
-                     const Smaug__V1__ProtectRequest *req) {
-  if (api_fail_bad_id(call, "plan_id", req->plan_id))
+void api_ops_protect(ops_t *ops, const api_scope_t *sc, const reg_t *reg,
+                     rt_call_t *call, const Smaug__V1__ProtectRequest *req) {
+  if (api_fail_bad_id(call, "plan_id", req->plan_id) ||
+      api_scope_fail(sc, call, STORE_PLAN, req->plan_id))
     return;
   protect_call_t *pc = malloc(sizeof(*pc));
   if (pc == NULL) {
     rt_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
-  *pc = (protect_call_t){.call = call, .st = st, .reg = reg};
+  *pc = (protect_call_t){.call = call, .st = sc->store, .reg = reg};
   ops_params_t p = {.fail_fast = req->fail_fast};
   int err = ops_protect(ops, req->plan_id, &p, protect_done, pc);
   if (err)
@@ -109,13 +110,14 @@ static int check_restore_params(void *data, const Smaug__V1__ParameterSet *ps,
   return err_of(api_check_params(data, ps, res, n, 1, "parameters", msg, len));
 }
 
-void api_ops_restore(ops_t *ops, store_t *st, reg_t *reg, rt_call_t *call,
-                     const Smaug__V1__RestoreRequest *req) {
-  if (api_fail_bad_id(call, "checkpoint_id", req->checkpoint_id))
+void api_ops_restore(ops_t *ops, const api_scope_t *sc, reg_t *reg,
+                     rt_call_t *call, const Smaug__V1__RestoreRequest *req) {
+  if (api_fail_bad_id(call, "checkpoint_id", req->checkpoint_id) ||
+      api_scope_fail(sc, call, STORE_CHECKPOINT, req->checkpoint_id))
     return;
   /* After every check that the caller may see the checkpoint: the
    * refusal names its plugins. */
-  if (api_ident_refused(st, reg, call, req->checkpoint_id, req->force))
+  if (api_ident_refused(sc->store, reg, call, req->checkpoint_id, req->force))
     return;
   ops_params_t p = {.fail_fast = req->fail_fast,
                     .parameters = req->parameters,
@@ -125,25 +127,27 @@ void api_ops_restore(ops_t *ops, store_t *st, reg_t *reg, rt_call_t *call,
              ops_restore(ops, req->checkpoint_id, &p, restore_done, call));
 }
 
-void api_ops_delete_checkpoint(ops_t *ops, store_t *st, const reg_t *reg,
-                               rt_call_t *call,
+void api_ops_delete_checkpoint(ops_t *ops, const api_scope_t *sc,
+                               const reg_t *reg, rt_call_t *call,
                                const Smaug__V1__DeleteCheckpointRequest *req) {
-  if (api_fail_bad_id(call, "id", req->id))
+  if (api_fail_bad_id(call, "id", req->id) ||
+      api_scope_fail(sc, call, STORE_CHECKPOINT, req->id))
     return;
-  if (api_ident_refused(st, reg, call, req->id, req->force))
+  if (api_ident_refused(sc->store, reg, call, req->id, req->force))
     return; /* after the visibility checks, as in a restore */
   fail_start(call, ops_delete(ops, req->id, delete_done, call));
 }
 
-void api_ops_cancel(ops_t *ops, rt_call_t *call,
+void api_ops_cancel(ops_t *ops, const api_scope_t *sc, rt_call_t *call,
                     const Smaug__V1__CancelOperationRequest *req) {
-  if (api_fail_bad_id(call, "operation_id", req->operation_id))
+  if (api_fail_bad_id(call, "operation_id", req->operation_id) ||
+      api_scope_fail(sc, call, STORE_OPERATION, req->operation_id))
     return;
   /* Refused, not cut: a cut could split a UTF-8 character, and the reason
    * goes into events, results and the plugins' CancelOperation. */
   char msg[256];
-  grpc_status_code rc = valid_text("reason", req->reason,
-                                       VALID_MAX_NAME_BYTES, msg, sizeof(msg));
+  grpc_status_code rc =
+      valid_text("reason", req->reason, VALID_MAX_NAME_BYTES, msg, sizeof(msg));
   if (rc) {
     rt_call_fail(call, rc, "%s", msg);
     return;
@@ -199,9 +203,10 @@ static void watch_cancelled(rt_call_t *call, void *data) {
   ops_watch_cancel(((watch_t *)data)->w);
 }
 
-void api_ops_watch(ops_t *ops, rt_call_t *call,
+void api_ops_watch(ops_t *ops, const api_scope_t *sc, rt_call_t *call,
                    const Smaug__V1__WatchOperationRequest *req) {
-  if (api_fail_bad_id(call, "operation_id", req->operation_id))
+  if (api_fail_bad_id(call, "operation_id", req->operation_id) ||
+      api_scope_fail(sc, call, STORE_OPERATION, req->operation_id))
     return;
   watch_t *x = calloc(1, sizeof(*x));
   if (x == NULL) {

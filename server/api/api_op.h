@@ -13,28 +13,32 @@
 #ifndef SMAUG_API_OP_H
 #define SMAUG_API_OP_H
 
+#include "api_scope.h"
 #include "ops.h"
 #include "registry.h"
 #include "rt.h"
 #include "smaug/v1/orchestrator.pb-c.h"
 #include "store.h"
 
-/* Once the checkpoint exists, the identity of each type's plugin is
- * stored with it (api_ident_record). */
-void api_ops_protect(ops_t *ops, store_t *st, const reg_t *reg, rt_call_t *call,
-                     const Smaug__V1__ProtectRequest *req);
+/* Each handler first checks that `sc` sees the plan, checkpoint or
+ * operation the request names (api_scope_fail): one of another tenant is
+ * NOT_FOUND, as a missing one. Once the checkpoint exists, the identity of
+ * each type's plugin is stored with it (api_ident_record). */
+void api_ops_protect(ops_t *ops, const api_scope_t *sc, const reg_t *reg,
+                     rt_call_t *call, const Smaug__V1__ProtectRequest *req);
 /* `reg` checks the restore parameters against the plugins' schemas. A
  * restore or a delete is refused while a type of the checkpoint has a
  * plugin of another identity than the one that saved it, unless `force`
- * (api_ident_refused, read from `st`). */
-void api_ops_restore(ops_t *ops, store_t *st, reg_t *reg, rt_call_t *call,
-                     const Smaug__V1__RestoreRequest *req);
-void api_ops_delete_checkpoint(ops_t *ops, store_t *st, const reg_t *reg,
-                               rt_call_t *call,
+ * (api_ident_refused, read from the scope's store); that check runs after
+ * the tenant check, so it never names another tenant's plugins. */
+void api_ops_restore(ops_t *ops, const api_scope_t *sc, reg_t *reg,
+                     rt_call_t *call, const Smaug__V1__RestoreRequest *req);
+void api_ops_delete_checkpoint(ops_t *ops, const api_scope_t *sc,
+                               const reg_t *reg, rt_call_t *call,
                                const Smaug__V1__DeleteCheckpointRequest *req);
-void api_ops_cancel(ops_t *ops, rt_call_t *call,
+void api_ops_cancel(ops_t *ops, const api_scope_t *sc, rt_call_t *call,
                     const Smaug__V1__CancelOperationRequest *req);
-void api_ops_watch(ops_t *ops, rt_call_t *call,
+void api_ops_watch(ops_t *ops, const api_scope_t *sc, rt_call_t *call,
                    const Smaug__V1__WatchOperationRequest *req);
 
 #endif /* SMAUG_API_OP_H */

@@ -135,9 +135,11 @@ static int inline_results(const api_results_t *ar, const src_t *src,
   return 0;
 }
 
-void api_results_get_checkpoint(api_results_t *ar, rt_call_t *call,
+void api_results_get_checkpoint(api_results_t *ar, const api_scope_t *sc,
+                                rt_call_t *call,
                                 const Smaug__V1__GetCheckpointRequest *req) {
-  if (api_fail_bad_id(call, "id", req->id))
+  if (api_fail_bad_id(call, "id", req->id) ||
+      api_scope_fail(sc, call, STORE_CHECKPOINT, req->id))
     return;
   ops_flush(ar->ops);
   Smaug__V1__Checkpoint *cp;
@@ -188,9 +190,11 @@ void api_results_get_checkpoint(api_results_t *ar, rt_call_t *call,
   protobuf_c_message_free_unpacked(&cp->base, NULL);
 }
 
-void api_results_get_restore(api_results_t *ar, rt_call_t *call,
+void api_results_get_restore(api_results_t *ar, const api_scope_t *sc,
+                             rt_call_t *call,
                              const Smaug__V1__GetRestoreRequest *req) {
-  if (api_fail_bad_id(call, "id", req->id))
+  if (api_fail_bad_id(call, "id", req->id) ||
+      api_scope_fail(sc, call, STORE_RESTORE, req->id))
     return;
   ops_flush(ar->ops);
   Smaug__V1__Restore *r;
@@ -254,7 +258,7 @@ static int token_parse(rt_call_t *call, const char *tok, char *type, char *id) {
  * *src points into the request, *keep (release with
  * protobuf_c_message_free_unpacked), *del (free) or *op (store_op_free);
  * on failure `call` is failed and -1 returned. */
-static int find_src(api_results_t *ar, rt_call_t *call,
+static int find_src(api_results_t *ar, const api_scope_t *sc, rt_call_t *call,
                     const Smaug__V1__ListResourceResultsRequest *req,
                     src_t *src, ProtobufCMessage **keep, char **del,
                     store_op_t **op) {
@@ -272,7 +276,10 @@ static int find_src(api_results_t *ar, rt_call_t *call,
                  "required");
     return -1;
   }
-  if (api_fail_bad_id(call, names[which], ids[which]))
+  static const store_kind_t kinds[3] = {STORE_CHECKPOINT, STORE_RESTORE,
+                                        STORE_OPERATION};
+  if (api_fail_bad_id(call, names[which], ids[which]) ||
+      api_scope_fail(sc, call, kinds[which], ids[which]))
     return -1;
   int err;
   if (which == 0) {
@@ -300,7 +307,7 @@ static int find_src(api_results_t *ar, rt_call_t *call,
   return 0;
 }
 
-void api_results_list(api_results_t *ar, rt_call_t *call,
+void api_results_list(api_results_t *ar, const api_scope_t *sc, rt_call_t *call,
                       const Smaug__V1__ListResourceResultsRequest *req) {
   char at[VALID_MAX_ID_BYTES + 1], ai[VALID_MAX_ID_BYTES + 1];
   if (req->page_size > API_RESULTS_PAGE_MAX) {
@@ -316,7 +323,7 @@ void api_results_list(api_results_t *ar, rt_call_t *call,
   ProtobufCMessage *keep = NULL;
   char *del = NULL;
   store_op_t *op = NULL;
-  if (find_src(ar, call, req, &src, &keep, &del, &op))
+  if (find_src(ar, sc, call, req, &src, &keep, &del, &op))
     return;
   uint32_t limit = req->page_size ? req->page_size : API_RESULTS_PAGE_DEFAULT;
   Smaug__V1__ResourceResult **rs = NULL;

@@ -28,15 +28,19 @@
 /* What the handlers read through; borrowed, owned by the api_t. */
 typedef struct api_results_s {
   store_t *store;
-  ops_t *ops;        /* flushed before a read */
+  ops_t *ops;            /* flushed before a read */
   int max_message_bytes; /* the server's send limit */
 } api_results_t;
 
-void api_results_get_checkpoint(api_results_t *ar, rt_call_t *call,
+/* Each first checks that `sc` sees the object the request names
+ * (api_scope_fail). */
+void api_results_get_checkpoint(api_results_t *ar, const api_scope_t *sc,
+                                rt_call_t *call,
                                 const Smaug__V1__GetCheckpointRequest *req);
-void api_results_get_restore(api_results_t *ar, rt_call_t *call,
+void api_results_get_restore(api_results_t *ar, const api_scope_t *sc,
+                             rt_call_t *call,
                              const Smaug__V1__GetRestoreRequest *req);
-void api_results_list(api_results_t *ar, rt_call_t *call,
+void api_results_list(api_results_t *ar, const api_scope_t *sc, rt_call_t *call,
                       const Smaug__V1__ListResourceResultsRequest *req);
 
 #endif /* SMAUG_API_RESULTS_H */

@@ -23,9 +23,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "valid.h"
 #include "auth.h"
 #include "bank_fs.h"
+#include "valid.h"
 
 #define FILE_HEADER                                                            \
   "# smaug API tokens, one a line: NAME ROLE TENANT sha256:<hex> for a\n"      \

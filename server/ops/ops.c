@@ -123,10 +123,6 @@ op_t *op_new(ops_t *ops, int kind) {
     return NULL;
   op->ops = ops;
   op->kind = kind;
-  if (ops_run_init(op) != 0) {
-    free(op);
-    return NULL;
-  }
   return op;
 }
 
@@ -271,12 +267,15 @@ int ops_checkpoint_results(ops_t *ops, const Smaug__V1__Checkpoint *cp,
 /* ---------------------------------------------------------- create/free */
 
 int ops_new(const ops_config_t *cfg, ops_t **out) {
+  if (cfg->loop == NULL || cfg->store == NULL || cfg->plugins == NULL)
+    return UV_EINVAL;
   ops_t *ops = calloc(1, sizeof(*ops));
   if (ops == NULL)
     return UV_ENOMEM;
-  ops->rt = cfg->rt;
+  ops->loop = cfg->loop;
   ops->store = cfg->store;
-  ops->reg = cfg->reg;
+  ops->plugins = *cfg->plugins;
+  ops->pdata = cfg->plugins_data;
   ops->limiter = cfg->limiter;
   ops->max_operations = cfg->max_operations > 0 ? cfg->max_operations : 16;
   ops->call_timeout_ms =
@@ -293,7 +292,7 @@ int ops_new(const ops_config_t *cfg, ops_t **out) {
     return UV_ENOMEM;
   }
   ops->event_retention_ms = cfg->event_retention_ms;
-  ops_run_attach(ops, 1); /* sets ops->loop */
+  ops_run_attach(ops, 1);
   uv_timer_init(ops->loop, &ops->flush_timer);
   ops->flush_timer.data = ops;
   uv_timer_init(ops->loop, &ops->prog_timer);

@@ -6,8 +6,10 @@
  * This is the contract between the core and whoever starts or follows an
  * operation: the gRPC handlers (server/api/), a scheduler, a test. It
  * speaks plain C and protobuf-c messages; no gRPC type and no RPC call
- * crosses it. An operation is a graph build (with discovery for a
- * protect), a DAG and an executor run whose activities go to the plugins.
+ * crosses it, and no file of the core includes a gRPC header. An
+ * operation is a graph build (with discovery for a protect), a DAG and an
+ * executor run whose activities go to the plugins, all through the
+ * plain-C table of ops_plugins.h given to ops_new().
  * Every executor event is appended to the store inside a batch, together
  * with the per-resource result and task output it changes; a zero-delay
  * timer commits the batch and only then streams the events to watchers,
@@ -15,8 +17,8 @@
  * operation's final status is committed in the same transaction as its
  * OPERATION_FINISHED event, and written again until a commit takes it.
  *
- * Thread: everything, every callback included, runs on the loop thread of
- * the runtime given to ops_new().
+ * Thread: everything, every callback included, runs on the thread of the
+ * loop given to ops_new().
  *
  * Errors: functions return 0 or a negative libuv code (uv_strerror()).
  * The codes a caller sees in a callback are the OPS_ERRORS table below;
@@ -29,6 +31,13 @@
  * Ownership: strings and messages passed in are borrowed for the call
  * (the core copies what it keeps); strings and messages passed to a
  * callback are borrowed for the callback.
+ *
+ * Tenants (store.h): an operation, and the checkpoint or restore it
+ * creates, belong to the tenant of the plan or checkpoint it works on,
+ * which the core copies; no operation crosses tenants. The core does not
+ * know who asks: a caller that serves several tenants checks that its
+ * caller may see the plan, checkpoint or operation before it calls
+ * (server/api/api_scope.h).
  */
 #ifndef SMAUG_OPS_H
 #define SMAUG_OPS_H
@@ -37,15 +46,14 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "ops_plugins.h"
 #include "smaug/v1/orchestrator.pb-c.h"
 
 typedef struct ops_s ops_t;
 typedef struct ops_watcher_s ops_watcher_t;
 
 /* Borrowed collaborators, declared where they live. */
-typedef struct rt_s rt_t;       /* rt.h: the plugins' RPC runtime */
 typedef struct store_s store_t; /* store.h */
-typedef struct reg_s reg_t;     /* registry.h */
 typedef struct lim_s lim_t;     /* limiter.h */
 
 /* X(name, libuv code, gRPC status as a plain int, status name): what a
@@ -70,9 +78,12 @@ enum {
 int ops_err_status(int err);
 
 typedef struct ops_config_s {
-  rt_t *rt;             /* loop and plugin calls; outlives the core */
-  store_t *store;       /* outlives the core */
-  reg_t *reg;           /* the plugins; outlives the core */
+  uv_loop_t *loop; /* the loop thread's; outlives the core */
+  store_t *store;  /* outlives the core */
+  /* The plugins (ops_plugins.h): the table is copied, `plugins_data` is
+   * handed back to it and outlives the core. */
+  const ops_plugins_t *plugins;
+  void *plugins_data;
   lim_t *limiter;       /* the plugins' limits, shared with discovery; outlives
                            the operations */
   const char *bank_uri; /* copied */
@@ -88,7 +99,8 @@ typedef struct ops_config_s {
 } ops_config_t;
 
 /* Creates the core. `*out` is released with ops_close() and, once the
- * loop has run its close callbacks, ops_free(). Returns 0 or UV_ENOMEM. */
+ * loop has run its close callbacks, ops_free(). Returns 0, UV_EINVAL (no
+ * loop, store or plugins table) or UV_ENOMEM. */
 int ops_new(const ops_config_t *cfg, ops_t **out);
 
 /* Ends every watcher with OPS_EUNAVAIL "smaugd is stopping", cancels

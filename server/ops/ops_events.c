@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "discovery.h"
+#include "disc_proto.h"
 #include "kv.h"
 #include "rt_log.h"
 

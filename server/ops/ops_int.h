@@ -9,7 +9,7 @@
  *   ops_start.c   protect, restore, delete and cancel: checks, the first
  *                 records, the answer
  *   ops_run.c     the run: graph build, DAG, executor, resume seeding,
- *                 the plugin layer (runner, discovery, registry)
+ *                 the one file that asks the plugins (ops_plugins.h)
  *   ops_events.c  the event sequence: executor events into store writes,
  *                 progress coalescing
  *   ops_commit.c  the one commit path: flushing the batch, a failed
@@ -97,6 +97,8 @@ struct op_s {
   graph_t *g;
   dag_t *dag;
   exec_op_t *x;
+  /* The plugins' runner (ops_plugins_t.runner_new), once running. */
+  const exec_runner_t *runner;
   void *rctx;             /* the runner's context (ops_run.c) */
   uint64_t last_seq;      /* highest sequence written */
   uint64_t committed_seq; /* highest sequence committed */
@@ -115,10 +117,10 @@ struct op_s {
 };
 
 struct ops_s {
-  rt_t *rt;
   uv_loop_t *loop;
   store_t *store;
-  reg_t *reg;
+  ops_plugins_t plugins; /* copied from the config */
+  void *pdata;           /* its data */
   lim_t *limiter;
   char *bank_uri;
   int max_operations;
@@ -169,13 +171,11 @@ int ops_protected_params(ops_t *ops, const char *op_id,
  * OPS_EPRECOND / OPS_EUNAVAIL with the message in msg. */
 int ops_check_plugins(const ops_t *ops, Smaug__V1__Resource *const *res,
                       size_t n, const char *field, char *msg, size_t len);
-int ops_run_init(op_t *op); /* the runner context; 0 or UV_ENOMEM */
-void ops_run_free(op_t *op);
+void ops_run_free(op_t *op); /* the runner context, after the executor */
 void op_start(op_t *op);
 /* A call to the plugin serving `type` failed UNAVAILABLE. */
 void ops_recheck_plugin(ops_t *ops, const char *type);
-/* With `on`: sets ops->loop and listens to plugins becoming available;
- * without: stops listening. */
+/* With `on`: listens to plugins becoming available; without: stops. */
 void ops_run_attach(ops_t *ops, int on);
 
 /* ops_events.c */

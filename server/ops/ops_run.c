@@ -1,9 +1,9 @@
 /*
  * ops_run.c - running an operation: the graph build (with discovery for a
  * protect), the DAG, the executor with the activity runner, the seeding of
- * a resumed run, and what the registry says about plugins going away and
- * coming back. This is the one file of the core that talks to the plugin
- * layer (runner, graph build, registry).
+ * a resumed run, and what the plugins say about going away and coming
+ * back. This is the one file of the core that asks the plugins, and only
+ * through the plain-C table of ops_plugins.h (ops->plugins).
  */
 #include "ops_int.h"
 
@@ -11,39 +11,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "discovery.h"
-#include "runner.h"
+#include "disc_proto.h"
 #include "kv.h"
-#include "registry.h"
 #include "rt_log.h"
 #include "rt_wire.h"
+#include "status.h"
 
-int ops_run_init(op_t *op) {
-  runner_ctx_t *c = calloc(1, sizeof(*c));
-  if (c == NULL)
-    return UV_ENOMEM;
+/* Makes the runner context of a built op: its calls carry the op's
+ * checkpoint and parameters (protect and delete: the plan's; a restore:
+ * its own merged over them). Returns 0 or UV_ENOMEM. */
+static int run_init(op_t *op) {
   ops_t *ops = op->ops;
-  c->reg = ops->reg;
-  c->bank_uri = ops->bank_uri;
-  c->checkpoint_id = op->cp_id;
-  c->timeout_ms = ops->call_timeout_ms;
-  c->stopping = &ops->closing;
-  c->cancel_reason = op->cancel_reason;
-  op->rctx = c;
-  return 0;
+  int restore = op->kind == DAG_OP_RESTORE;
+  ops_calls_t c = {.bank_uri = ops->bank_uri,
+                   .checkpoint_id = op->cp_id,
+                   .params = restore ? op->plan_params : op->params,
+                   .overrides = restore ? op->params : NULL,
+                   .timeout_ms = ops->call_timeout_ms,
+                   .stopping = &ops->closing,
+                   .cancel_reason = op->cancel_reason};
+  return ops->plugins.runner_new(ops->pdata, &c, &op->runner, &op->rctx);
 }
 
 void ops_run_free(op_t *op) {
-  free(op->rctx);
+  if (op->rctx != NULL)
+    op->ops->plugins.runner_free(op->ops->pdata, op->rctx);
   op->rctx = NULL;
+  op->runner = NULL;
 }
 
 int ops_check_plugins(const ops_t *ops, Smaug__V1__Resource *const *res,
                       size_t n, const char *field, char *msg, size_t len) {
   char why[1024];
   for (size_t i = 0; i < n; i++) {
-    reg_plugin_t *p;
-    int err = reg_resolve(ops->reg, res[i]->type, &p, NULL, why, sizeof(why));
+    int err = ops->plugins.resolve(ops->pdata, res[i]->type, why, sizeof(why));
     if (err == UV_ENOENT) {
       snprintf(msg, len, "%s[%zu].type: %s", field, i, why);
       return OPS_EPRECOND;
@@ -56,52 +57,26 @@ int ops_check_plugins(const ops_t *ops, Smaug__V1__Resource *const *res,
   return 0;
 }
 
-static int implemented(void *data, const char *type, dag_op_t kind,
-                       dag_activity_t act) {
-  ops_t *ops = data;
-  const Smaug__V1__ResourceTypeInfo *ti;
-  if (reg_find_type(ops->reg, type, &ti) == NULL)
-    return 1; /* make the call, so that the runner fails it with why */
-  int p, s;
-  if (reg_type_supports(ti, (int)kind, &p, &s) != 0)
-    return 0;
-  return act == DAG_PARALLEL ? p : s;
-}
-
-static void limits(void *data, const char *type, const char **plugin,
-                   unsigned *plugin_limit, unsigned *type_limit) {
-  ops_t *ops = data;
-  const Smaug__V1__ResourceTypeInfo *ti;
-  reg_plugin_t *p = reg_find_type(ops->reg, type, &ti);
-  *plugin = p ? reg_plugin_name(p) : NULL;
-  *plugin_limit = p ? reg_plugin_info(p)->max_concurrency : 0;
-  *type_limit = p ? ti->max_concurrency : 0;
-}
-
 /* Checks the health of the plugin serving `type` now, so that its retries
  * go as soon as it serves again (plugin_available). */
 void ops_recheck_plugin(ops_t *ops, const char *type) {
-  reg_plugin_t *p = reg_find_type(ops->reg, type, NULL);
-  if (p != NULL)
-    reg_plugin_check_now(p);
+  ops->plugins.recheck(ops->pdata, type);
 }
 
-/* reg_available_cb: a plugin serves again; the tasks waiting out a backoff
- * for it are retried now. */
-static void plugin_available(reg_plugin_t *p, void *data) {
+/* ops_available_cb: a plugin serves again; the tasks waiting out a
+ * backoff for it are retried now. */
+static void plugin_available(const char *plugin, void *data) {
   ops_t *ops = data;
   for (op_t *op = ops->live; op; op = op->next)
     if (op->state == OP_RUNNING && op->x != NULL &&
-        exec_op_retry_now(op->x, reg_plugin_name(p)) > 0)
+        exec_op_retry_now(op->x, plugin) > 0)
       rt_log(RT_LOG_INFO, "api", "plugin serving again: retrying now",
-             "op=%s plugin=%s", op->id, reg_plugin_name(p));
+             "op=%s plugin=%s", op->id, plugin);
 }
 
 void ops_run_attach(ops_t *ops, int on) {
-  if (on)
-    ops->loop = rt_loop(ops->rt);
-  if (ops->reg != NULL)
-    reg_on_available(ops->reg, on ? plugin_available : NULL, on ? ops : NULL);
+  ops->plugins.on_available(ops->pdata, on ? plugin_available : NULL,
+                            on ? ops : NULL);
 }
 
 static void on_exec_done(exec_op_t *x, exec_outcome_t outcome, void *data) {
@@ -197,8 +172,8 @@ static int run_graph(op_t *op) {
   exec_opts_t o;
   exec_opts_init(&o);
   o.max_in_flight = 512;
-  o.limits = limits;
-  o.limits_data = ops;
+  o.limits = ops->plugins.limits;
+  o.limits_data = ops->pdata;
   o.limiter = ops->limiter;
   o.deadline_ms = (uint32_t)ops->call_timeout_ms;
   o.heartbeat_ms = ops->heartbeat_ms;
@@ -206,7 +181,8 @@ static int run_graph(op_t *op) {
     o.retry_budget_ms = (uint32_t)ops->retry_budget_ms;
   o.fail_fast = op->fail_fast;
   if (err == 0)
-    err = dag_new(op->g, (dag_op_t)op->kind, implemented, ops, &op->dag);
+    err = dag_new(op->g, (dag_op_t)op->kind, ops->plugins.implemented,
+                  ops->pdata, &op->dag);
   if (err == 0) {
     op->n_prog = dag_task_count(op->dag);
     op->prog = calloc(op->n_prog + 1, sizeof(*op->prog));
@@ -216,7 +192,9 @@ static int run_graph(op_t *op) {
     }
   }
   if (err == 0)
-    err = exec_op_new(ops->loop, op->dag, op->id, &o, runner_rpc(), op->rctx,
+    err = run_init(op);
+  if (err == 0)
+    err = exec_op_new(ops->loop, op->dag, op->id, &o, op->runner, op->rctx,
                       &op->x);
   if (err == 0) {
     exec_op_set_event_cb(op->x, ops_exec_event, op);
@@ -232,7 +210,8 @@ static int run_graph(op_t *op) {
   return err;
 }
 
-static void on_built(graph_t *g, grpc_status_code code, const char *msg,
+/* ops_built_cb of the op's graph build. */
+static void on_built(graph_t *g, int code, const char *msg,
                      const char *const *failed, void *data) {
   op_t *op = data;
   ops_t *ops = op->ops;
@@ -242,8 +221,8 @@ static void on_built(graph_t *g, grpc_status_code code, const char *msg,
     op_bury(op, 0);
     return;
   }
-  if (code != GRPC_STATUS_OK) {
-    snprintf(reason, sizeof(reason), "%s: %s", rt_status_name(code), msg);
+  if (code != EXEC_CODE_OK) {
+    snprintf(reason, sizeof(reason), "%s: %s", status_name(code), msg);
     rt_utf8_repair(reason); /* a plugin's message, maybe cut on the way */
     write_unbuilt_results(op, g, failed, reason);
     graph_free(g);
@@ -286,15 +265,10 @@ void op_start(op_t *op) {
   if (err == 0 && op->kind == DAG_OP_RESTORE && op->plan_params == NULL)
     err = ops_protected_params(ops, cp->operation_id, &op->plan_params);
   if (err == 0) {
-    /* Protect and delete run with the plan's parameters; a restore with
-     * its own merged over them. */
-    runner_ctx_t *c = op->rctx;
-    c->params = op->kind == DAG_OP_RESTORE ? op->plan_params : op->params;
-    c->overrides = op->kind == DAG_OP_RESTORE ? op->params : NULL;
     int discover = op->kind == DAG_OP_PROTECT && cp->n_edges == 0;
-    err = disc_build(ops->rt, ops->reg, ops->limiter, cp->resources,
-                          cp->n_resources, cp->edges, cp->n_edges, op->params,
-                          discover, on_built, op);
+    err = ops->plugins.build(ops->pdata, cp->resources, cp->n_resources,
+                             cp->edges, cp->n_edges, op->params, discover,
+                             on_built, op);
   }
   if (cp)
     protobuf_c_message_free_unpacked(&cp->base, NULL);

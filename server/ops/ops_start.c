@@ -64,9 +64,12 @@ int ops_protected_params(ops_t *ops, const char *op_id,
   return err;
 }
 
-/* Records a new running operation in the open batch; the caller commits. */
-static int op_record(op_t *op, const Smaug__V1__ParameterSet *params) {
+/* Records a new running operation of `tenant` (the tenant of the plan or
+ * checkpoint it works on) in the open batch; the caller commits. */
+static int op_record(op_t *op, const Smaug__V1__ParameterSet *params,
+                     const char *tenant) {
   store_op_t so = {.id = op->id,
+                   .tenant = (char *)tenant,
                    .kind = op->kind,
                    .target_id = op->target_id,
                    .checkpoint_id = op->cp_id,
@@ -161,9 +164,10 @@ int ops_protect(ops_t *ops, const char *plan_id, const ops_params_t *params,
   cp.edges = plan->edges;
   cp.created_at_ms = ops_now_ms();
   cp.bank_uri = ops->bank_uri;
+  cp.tenant = plan->tenant;
   if ((err = store_batch(ops->store)) == 0 &&
       (err = store_checkpoint_put(ops->store, &cp)) == 0)
-    err = op_record(op, plan->parameters);
+    err = op_record(op, plan->parameters, plan->tenant);
   protobuf_c_message_free_unpacked(&plan->base, NULL);
   if (op_launch(op, err, cb, data))
     return 0;
@@ -255,13 +259,16 @@ int ops_restore(ops_t *ops, const char *checkpoint_id,
                         msg, sizeof(msg));
   if (err == 0)
     err = check_saved(ops, cp, msg);
+  /* The restore is in the checkpoint's tenant, never another. */
+  char *tenant = err ? NULL : strdup(cp->tenant);
   protobuf_c_message_free_unpacked(&cp->base, NULL);
   if (err) {
     report(cb, data, err, msg, NULL, 0);
     return 0;
   }
-  op_t *op = op_new(ops, DAG_OP_RESTORE);
+  op_t *op = tenant ? op_new(ops, DAG_OP_RESTORE) : NULL;
   if (op == NULL) {
+    free(tenant);
     report(cb, data, OPS_ENOMEM, "out of memory", NULL, 0);
     return 0;
   }
@@ -277,10 +284,12 @@ int ops_restore(ops_t *ops, const char *checkpoint_id,
   r.operation_id = op->id;
   r.parameters = (Smaug__V1__ParameterSet *)ps;
   r.created_at_ms = ops_now_ms();
+  r.tenant = tenant;
   Smaug__V1__ParameterSet empty = SMAUG__V1__PARAMETER_SET__INIT;
   if ((err = store_batch(ops->store)) == 0 &&
       (err = store_restore_put(ops->store, &r)) == 0)
-    err = op_record(op, ps ? ps : &empty);
+    err = op_record(op, ps ? ps : &empty, tenant);
+  free(tenant);
   if (op_launch(op, err, cb, data))
     return 0;
   rt_log(RT_LOG_INFO, "api", "restore started",
@@ -339,7 +348,7 @@ int ops_delete(ops_t *ops, const char *checkpoint_id, ops_done_cb cb,
   cp->reason = "";
   if (err == 0 && (err = store_batch(ops->store)) == 0 &&
       (err = store_checkpoint_put(ops->store, cp)) == 0)
-    err = op_record(op, pp);
+    err = op_record(op, pp, cp->tenant);
   if (pp)
     protobuf_c_message_free_unpacked(&pp->base, NULL);
   cp->operation_id = old_op;

@@ -1,8 +1,9 @@
 /*
  * discovery.h - builds the validated resource graph of an operation: from
  * a plan (its roots, expanded through the plugins' ListDependents unless
- * the plan lists its edges) or from a checkpoint's stored graph; and
- * converts a graph back to the protocol's resources and edges.
+ * the plan lists its edges) or from a checkpoint's stored graph. The
+ * conversions of a graph back to the protocol's resources and edges are
+ * in disc_proto.h, included here.
  *
  * A build is asynchronous: disc_build() returns 0 and calls its callback
  * exactly once, later, never from inside the call; or it returns an error
@@ -12,16 +13,16 @@
  * call (limiter.h) and at most 16 in flight per build.
  *
  * Ownership: the inputs are copied; the graph handed to the callback is
- * the callee's. The conversions borrow the graph's strings and allocate
- * only the arrays, released by their _free.
+ * the callee's.
  *
- * Thread: the loop thread of `rt` (builds); any thread (conversions).
+ * Thread: the loop thread of `rt`.
  */
 #ifndef SMAUG_DISCOVERY_H
 #define SMAUG_DISCOVERY_H
 
 #include <grpc/grpc.h>
 
+#include "disc_proto.h"
 #include "graph.h"
 #include "limiter.h"
 #include "registry.h"
@@ -57,21 +58,5 @@ int disc_build(rt_t *rt, reg_t *reg, lim_t *lim,
                Smaug__V1__ResourceEdge *const *edges, size_t n_edges,
                const Smaug__V1__ParameterSet *params, int discover, disc_cb cb,
                void *data);
-
-/* Fills cp->resources and cp->edges from the validated graph `g`; the
- * arrays and strings are malloc'd and released by disc_proto_free(). 0 or
- * UV_ENOMEM (nothing is left allocated then). */
-int disc_to_proto(const graph_t *g, Smaug__V1__Checkpoint *cp);
-
-/* Releases what disc_to_proto() put into `cp` and clears those fields. */
-void disc_proto_free(Smaug__V1__Checkpoint *cp);
-
-/* Fills `out` (initialised first) with node `n`; the strings borrow from
- * the node (which must outlive `out`), and `out->extra` is released by
- * disc_resource_free(). 0 or UV_ENOMEM. */
-int disc_resource_of(const graph_node_t *n, Smaug__V1__Resource *out);
-
-/* Releases `r->extra` as filled by disc_resource_of(). */
-void disc_resource_free(Smaug__V1__Resource *r);
 
 #endif /* SMAUG_DISCOVERY_H */

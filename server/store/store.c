@@ -15,6 +15,17 @@ static int store__bad_id(const char *id) {
   return id == NULL || *id == '\0';
 }
 
+const char *store_tenant(const char *tenant) {
+  return tenant && *tenant ? tenant : STORE_TENANT_DEFAULT;
+}
+
+int store_tenant_get(store_t *st, store_kind_t kind, const char *id,
+                     char **out) {
+  if (id == NULL || out == NULL || kind < STORE_PLAN || kind > STORE_OPERATION)
+    return UV_EINVAL;
+  return st->be->tenant_get(st, kind, id, out);
+}
+
 int store_open(uv_loop_t *loop, const char *dir, store_t **out) {
   if (loop == NULL || dir == NULL || *dir == '\0' || out == NULL)
     return UV_EINVAL;
@@ -82,11 +93,13 @@ int store_plan_delete(store_t *st, const char *id) {
   return st->be->plan_delete(st, id);
 }
 
-int store_plan_list(store_t *st, uint64_t after, uint32_t limit,
-                    Smaug__V1__Plan ***out, size_t *n, uint64_t *next) {
+int store_plan_list(store_t *st, const char *tenant, uint64_t after,
+                    uint32_t limit, Smaug__V1__Plan ***out, size_t *n,
+                    uint64_t *next) {
   if (out == NULL || n == NULL)
     return UV_EINVAL;
-  return st->be->plan_list(st, after, limit, out, n, next);
+  return st->be->plan_list(st, tenant ? tenant : "", after, limit, out, n,
+                           next);
 }
 
 /* ------------------------------------------------------- checkpoints */
@@ -152,12 +165,13 @@ int store_restore_set_status(store_t *st, const char *id, int status,
                                     reason ? reason : "");
 }
 
-int store_restore_list(store_t *st, const char *checkpoint_id, uint64_t before,
-                       uint32_t limit, Smaug__V1__Restore ***out, size_t *n,
-                       uint64_t *next) {
+int store_restore_list(store_t *st, const char *checkpoint_id,
+                       const char *tenant, uint64_t before, uint32_t limit,
+                       Smaug__V1__Restore ***out, size_t *n, uint64_t *next) {
   if (out == NULL || n == NULL)
     return UV_EINVAL;
-  return st->be->restore_list(st, checkpoint_id, before, limit, out, n, next);
+  return st->be->restore_list(st, checkpoint_id, tenant ? tenant : "", before,
+                              limit, out, n, next);
 }
 
 /* -------------------------------------------------------- operations */
@@ -193,6 +207,7 @@ void store_op_free(store_op_t *op) {
   free(op->target_id);
   free(op->checkpoint_id);
   free(op->params);
+  free(op->tenant);
   free(op);
 }
 

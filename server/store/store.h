@@ -69,8 +69,39 @@
 typedef struct store_s store_t;
 
 /* The schema version this build writes. 3: task outputs in real columns;
- * 4: the audit log and the plugin identities of checkpoints. */
-#define STORE_SCHEMA_VERSION 4
+ * 4: tenants; 5: the audit log and the plugin identities of checkpoints. */
+#define STORE_SCHEMA_VERSION 5
+
+/* Tenants. Plans, checkpoints, restores and operations each belong to one
+ * tenant, kept in a column that the lists filter on (indexes lead with
+ * it) and, for the messages, in their `tenant` field too. A put takes the
+ * tenant from the message (store_op_t.tenant for an operation); NULL or
+ * "" is STORE_TENANT_DEFAULT. A read always fills the message's tenant
+ * from the column, so rows written before tenants existed (migrated to
+ * STORE_TENANT_DEFAULT) read like the others. A row's tenant never
+ * changes: a put that replaces a row keeps the tenant it had. Results,
+ * task outputs and events belong to their operation and are scoped
+ * through it; the store does not check who asks, its callers do. In a
+ * list filter, a tenant of NULL or "" means every tenant. */
+#define STORE_TENANT_DEFAULT "default"
+
+/* `tenant`, or STORE_TENANT_DEFAULT when it is NULL or "". */
+const char *store_tenant(const char *tenant);
+
+/* The objects that have a tenant. */
+typedef enum {
+  STORE_PLAN,
+  STORE_CHECKPOINT,
+  STORE_RESTORE,
+  STORE_OPERATION
+} store_kind_t;
+
+/* The tenant of the object `id` of `kind`, malloc'd into `*out` (free()),
+ * read from its column alone: no body is unpacked, so checking who may
+ * see a 100,000-resource checkpoint costs one index lookup. UV_ENOENT if
+ * there is none. */
+int store_tenant_get(store_t *st, store_kind_t kind, const char *id,
+                     char **out);
 
 /* Opens (creating if needed) `<dir>/smaug.db` with the SQLite backend,
  * creating `dir` too, and runs pending migrations. Commit callbacks run on
@@ -129,10 +160,12 @@ int store_plan_get(store_t *st, const char *id, Smaug__V1__Plan **out);
  * committed. Checkpoints stay. */
 int store_plan_delete(store_t *st, const char *id);
 
-/* Plans oldest first, after paging cursor `after` (0: from the start), at
- * most `limit`. `*next` is the cursor of the next page, 0 on the last. */
-int store_plan_list(store_t *st, uint64_t after, uint32_t limit,
-                    Smaug__V1__Plan ***out, size_t *n, uint64_t *next);
+/* Plans of `tenant` (NULL or "": every tenant) oldest first, after paging
+ * cursor `after` (0: from the start), at most `limit`. `*next` is the
+ * cursor of the next page, 0 on the last. */
+int store_plan_list(store_t *st, const char *tenant, uint64_t after,
+                    uint32_t limit, Smaug__V1__Plan ***out, size_t *n,
+                    uint64_t *next);
 
 /* ------------------------------------------------------- checkpoints */
 
@@ -162,6 +195,7 @@ typedef struct store_cp_filter_s {
   int status;          /* 0: any */
   int64_t created_after_ms;
   int64_t created_before_ms; /* 0: no bound */
+  const char *tenant;        /* NULL or "": any */
 } store_cp_filter_t;
 
 /* Checkpoints newest first, before paging cursor `before` (0: from the
@@ -181,10 +215,11 @@ int store_restore_get(store_t *st, const char *id, Smaug__V1__Restore **out);
 /* Like store_checkpoint_set_status(), for restore `id`. */
 int store_restore_set_status(store_t *st, const char *id, int status,
                              int64_t finished_at_ms, const char *reason);
-/* Restores newest first; `checkpoint_id` NULL or "" for all. */
-int store_restore_list(store_t *st, const char *checkpoint_id, uint64_t before,
-                       uint32_t limit, Smaug__V1__Restore ***out, size_t *n,
-                       uint64_t *next);
+/* Restores newest first; `checkpoint_id` NULL or "" for all, `tenant`
+ * NULL or "" for every tenant. */
+int store_restore_list(store_t *st, const char *checkpoint_id,
+                       const char *tenant, uint64_t before, uint32_t limit,
+                       Smaug__V1__Restore ***out, size_t *n, uint64_t *next);
 
 /* -------------------------------------------------------- operations */
 
@@ -202,6 +237,7 @@ typedef struct store_op_s {
   /* Parameters the operation runs with, packed Smaug__V1__ParameterSet. */
   uint8_t *params;
   size_t params_len;
+  char *tenant; /* the tenant; NULL or "" in a put: STORE_TENANT_DEFAULT */
 } store_op_t;
 
 /* Queues an insert or replace of an operation by id. */
@@ -362,12 +398,14 @@ typedef struct store_backend_s {
   int (*commit)(store_t *st, store_commit_cb cb, void *data);
   int (*flush)(store_t *st);
   int (*in_batch)(const store_t *st);
+  int (*tenant_get)(store_t *st, store_kind_t kind, const char *id, char **out);
 
   int (*plan_put)(store_t *st, const Smaug__V1__Plan *plan);
   int (*plan_get)(store_t *st, const char *id, Smaug__V1__Plan **out);
   int (*plan_delete)(store_t *st, const char *id);
-  int (*plan_list)(store_t *st, uint64_t after, uint32_t limit,
-                   Smaug__V1__Plan ***out, size_t *n, uint64_t *next);
+  int (*plan_list)(store_t *st, const char *tenant, uint64_t after,
+                   uint32_t limit, Smaug__V1__Plan ***out, size_t *n,
+                   uint64_t *next);
   int (*checkpoint_put)(store_t *st, const Smaug__V1__Checkpoint *cp);
   int (*checkpoint_get)(store_t *st, const char *id,
                         Smaug__V1__Checkpoint **out);
@@ -383,9 +421,9 @@ typedef struct store_backend_s {
   int (*restore_get)(store_t *st, const char *id, Smaug__V1__Restore **out);
   int (*restore_set_status)(store_t *st, const char *id, int status,
                             int64_t finished_at_ms, const char *reason);
-  int (*restore_list)(store_t *st, const char *checkpoint_id, uint64_t before,
-                      uint32_t limit, Smaug__V1__Restore ***out, size_t *n,
-                      uint64_t *next);
+  int (*restore_list)(store_t *st, const char *checkpoint_id,
+                      const char *tenant, uint64_t before, uint32_t limit,
+                      Smaug__V1__Restore ***out, size_t *n, uint64_t *next);
   int (*op_put)(store_t *st, const store_op_t *op);
   int (*op_get)(store_t *st, const char *id, store_op_t **out);
   int (*op_list_running)(store_t *st, store_op_t ***out, size_t *n);

@@ -85,7 +85,19 @@ static const char *const migrations[] = {
     "  AND length(CAST(payload AS BLOB)) >= 16;"
     "DROP TABLE tasks;"
     "ALTER TABLE tasks3 RENAME TO tasks;",
-    /* 3 -> 4: the audit log (a packed smaug.v1.AuditEvent per row, the
+    /* 3 -> 4: tenants. Every existing row goes to tenant 'default'
+     * (STORE_TENANT_DEFAULT); the lists filter on the tenant first. */
+    "ALTER TABLE plans ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';"
+    "ALTER TABLE checkpoints ADD COLUMN tenant TEXT NOT NULL"
+    "  DEFAULT 'default';"
+    "ALTER TABLE restores ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';"
+    "ALTER TABLE operations ADD COLUMN tenant TEXT NOT NULL"
+    "  DEFAULT 'default';"
+    "CREATE INDEX plans_tenant ON plans(tenant, seq);"
+    "CREATE INDEX checkpoints_tenant ON checkpoints(tenant, seq);"
+    "CREATE INDEX restores_tenant ON restores(tenant, seq);"
+    "CREATE INDEX operations_tenant ON operations(tenant, created_at_ms);",
+    /* 4 -> 5: the audit log (a packed smaug.v1.AuditEvent per row, the
      * filtered columns beside it) and the plugin identity that saved each
      * type of a checkpoint. */
     "CREATE TABLE audit(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -240,6 +252,29 @@ int sq__pack_msg(const ProtobufCMessage *msg, uint8_t **out, size_t *len) {
   return 0;
 }
 
+int sq__unpack_tenant(sqlite3_stmt *stmt, int col, int tcol,
+                      const ProtobufCMessageDescriptor *desc,
+                      ProtobufCMessage **out) {
+  ProtobufCMessage *m;
+  int err = sq__unpack_col(stmt, col, desc, &m);
+  if (err)
+    return err;
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field_by_name(desc, "tenant");
+  char **field = (char **)((char *)m + f->offset);
+  char *t = sq__dup_col(stmt, tcol);
+  if (t == NULL) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return UV_ENOMEM;
+  }
+  /* Freed as protobuf_c_message_free_unpacked() would. */
+  if (*field && *field != f->default_value)
+    free(*field);
+  *field = t;
+  *out = m;
+  return 0;
+}
+
 char *sq__dup_col(sqlite3_stmt *s, int col) {
   const char *t = (const char *)sqlite3_column_text(s, col);
   return strdup(t ? t : "");
@@ -248,7 +283,7 @@ char *sq__dup_col(sqlite3_stmt *s, int col) {
 /* ---------------------------------------------------------- the queue */
 
 void sq__item_free(item_t *it) {
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     free(it->s[i]);
   free(it->blob);
   store_strs_free(it->strs, it->nstrs);
@@ -464,6 +499,7 @@ const store_backend_t store_sqlite = {
     .commit = sq_commit,
     .flush = sq_flush,
     .in_batch = sq_in_batch,
+    .tenant_get = sq_tenant_get,
     .plan_put = sq_plan_put,
     .plan_get = sq_plan_get,
     .plan_delete = sq_plan_delete,

@@ -50,7 +50,7 @@ enum {
 typedef struct item_s {
   struct item_s *next;
   int kind;
-  char *s[3];
+  char *s[4];
   int64_t n[4];
   uint8_t *blob;
   size_t len;
@@ -101,6 +101,11 @@ int sq__unpack_col(sqlite3_stmt *stmt, int col,
                    ProtobufCMessage **out);
 int sq__pack_msg(const ProtobufCMessage *msg, uint8_t **out, size_t *len);
 char *sq__dup_col(sqlite3_stmt *s, int col);
+/* sq__unpack_col() of a message with a `tenant` field (plan, checkpoint,
+ * restore), that field then set from text column `tcol`. */
+int sq__unpack_tenant(sqlite3_stmt *stmt, int col, int tcol,
+                      const ProtobufCMessageDescriptor *desc,
+                      ProtobufCMessage **out);
 void sq__item_free(item_t *it);
 item_t *sq__item_new(int kind, const char *a, const char *b, const char *c);
 void sq__push(sq_t *sq, item_t *it);
@@ -115,17 +120,19 @@ sqlite3_stmt *sq__rstmt(sq_t *sq, const char *sql, int *err);
 int sq__get_row(sq_t *sq, const char *sql, const char *id, row_fn row,
                 const void *arg, void *out);
 int sq__exists_row(sqlite3_stmt *stmt, const void *arg, void *out);
+int sq_tenant_get(store_t *st, store_kind_t kind, const char *id, char **out);
 int sq_plan_get(store_t *st, const char *id, Smaug__V1__Plan **out);
-int sq_plan_list(store_t *st, uint64_t after, uint32_t limit,
-                 Smaug__V1__Plan ***out, size_t *n, uint64_t *next);
+int sq_plan_list(store_t *st, const char *tenant, uint64_t after,
+                 uint32_t limit, Smaug__V1__Plan ***out, size_t *n,
+                 uint64_t *next);
 int sq_checkpoint_get(store_t *st, const char *id, Smaug__V1__Checkpoint **out);
 int sq_checkpoint_list(store_t *st, const store_cp_filter_t *f, uint64_t before,
                        uint32_t limit, Smaug__V1__Checkpoint ***out, size_t *n,
                        uint64_t *next);
 int sq_restore_get(store_t *st, const char *id, Smaug__V1__Restore **out);
-int sq_restore_list(store_t *st, const char *checkpoint_id, uint64_t before,
-                    uint32_t limit, Smaug__V1__Restore ***out, size_t *n,
-                    uint64_t *next);
+int sq_restore_list(store_t *st, const char *checkpoint_id, const char *tenant,
+                    uint64_t before, uint32_t limit, Smaug__V1__Restore ***out,
+                    size_t *n, uint64_t *next);
 int sq_op_get(store_t *st, const char *id, store_op_t **out);
 int sq_op_list_running(store_t *st, store_op_t ***out, size_t *n);
 int sq_checkpoint_head(store_t *st, const char *id, int *status,

@@ -95,26 +95,33 @@ static const struct {
   const char *sql;
   int ns, nn, blob;
 } writes[] = {
-    [IT_PLAN_PUT] = {"INSERT INTO plans(id, body) VALUES(?1, ?2) "
+    [IT_PLAN_PUT] = {"INSERT INTO plans(id, tenant, body) VALUES(?1, ?2, ?3) "
                      "ON CONFLICT(id) DO UPDATE SET body = excluded.body",
-                     1, 0, 1},
+                     2, 0, 1},
     [IT_PLAN_DELETE] = {"DELETE FROM plans WHERE id = ?1", 1, 0, 0},
-    [IT_CP_PUT] = {"INSERT INTO checkpoints(id, plan_id, status, "
-                   "created_at_ms, body) VALUES(?1, ?2, ?3, ?4, ?5) "
+    [IT_CP_PUT] = {"INSERT INTO checkpoints(id, plan_id, tenant, status, "
+                   "created_at_ms, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
                    "ON CONFLICT(id) DO UPDATE SET "
                    "plan_id = excluded.plan_id, status = excluded.status, "
                    "created_at_ms = excluded.created_at_ms, "
                    "body = excluded.body",
-                   2, 2, 1},
-    [IT_RESTORE_PUT] = {"INSERT INTO restores(id, checkpoint_id, body) "
-                        "VALUES(?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET "
-                        "checkpoint_id = excluded.checkpoint_id, "
+                   3, 2, 1},
+    [IT_RESTORE_PUT] = {"INSERT INTO restores(id, checkpoint_id, tenant, "
+                        "body) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(id) DO "
+                        "UPDATE SET checkpoint_id = excluded.checkpoint_id, "
                         "body = excluded.body",
-                        2, 0, 1},
-    [IT_OP_PUT] = {"INSERT OR REPLACE INTO operations(id, target_id, "
-                   "checkpoint_id, kind, running, fail_fast, created_at_ms,"
-                   " params) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                   3, 4, 1},
+                        3, 0, 1},
+    [IT_OP_PUT] = {"INSERT INTO operations(id, target_id, checkpoint_id, "
+                   "tenant, kind, running, fail_fast, created_at_ms, params) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                   "ON CONFLICT(id) DO UPDATE SET "
+                   "target_id = excluded.target_id, "
+                   "checkpoint_id = excluded.checkpoint_id, "
+                   "kind = excluded.kind, running = excluded.running, "
+                   "fail_fast = excluded.fail_fast, "
+                   "created_at_ms = excluded.created_at_ms, "
+                   "params = excluded.params",
+                   4, 4, 1},
     [IT_OP_RUNNING] = {"UPDATE operations SET running = ?2 WHERE id = ?1", 1, 1,
                        0},
     [IT_RESULT_PUT] = {"INSERT OR REPLACE INTO results(op_id, rtype, rid, "
@@ -346,13 +353,16 @@ static int queue_msg(sq_t *sq, int kind, const char *a, const char *b,
   return queue(sq, it, err);
 }
 
-/* Queues a write whose blob is a copy of `len` bytes at `b`. */
+/* Queues a write whose blob is a copy of `len` bytes at `b`, with a
+ * fourth string `d` (NULL: none). */
 static int queue_bytes(sq_t *sq, int kind, const char *a, const char *bs,
-                       const char *c, const int64_t *n, size_t nn,
-                       const uint8_t *b, size_t len) {
+                       const char *c, const char *d, const int64_t *n,
+                       size_t nn, const uint8_t *b, size_t len) {
   item_t *it = sq__item_new(kind, a, bs, c);
   int err = 0;
-  if (it) {
+  if (it && d && (it->s[3] = strdup(d)) == NULL)
+    err = UV_ENOMEM;
+  if (it && err == 0) {
     memcpy(it->n, n, nn * sizeof(*n));
     if ((it->blob = malloc(len ? len : 1)) == NULL)
       err = UV_ENOMEM;
@@ -364,8 +374,8 @@ static int queue_bytes(sq_t *sq, int kind, const char *a, const char *bs,
 }
 
 int sq_plan_put(store_t *st, const Smaug__V1__Plan *plan) {
-  return queue_msg((sq_t *)st, IT_PLAN_PUT, plan->id, NULL, NULL, NULL, 0,
-                   &plan->base);
+  return queue_msg((sq_t *)st, IT_PLAN_PUT, plan->id,
+                   store_tenant(plan->tenant), NULL, NULL, 0, &plan->base);
 }
 
 int sq_plan_delete(store_t *st, const char *id) {
@@ -383,8 +393,8 @@ int sq_checkpoint_put(store_t *st, const Smaug__V1__Checkpoint *cp) {
   copy.n_results = 0;
   copy.results = NULL;
   int64_t n[2] = {cp->status, cp->created_at_ms};
-  return queue_msg((sq_t *)st, IT_CP_PUT, cp->id, cp->plan_id, NULL, n, 2,
-                   &copy.base);
+  return queue_msg((sq_t *)st, IT_CP_PUT, cp->id, cp->plan_id,
+                   store_tenant(cp->tenant), n, 2, &copy.base);
 }
 
 int sq_checkpoint_set_status(store_t *st, const char *id, int status,
@@ -397,8 +407,8 @@ int sq_restore_put(store_t *st, const Smaug__V1__Restore *r) {
   Smaug__V1__Restore copy = *r;
   copy.n_results = 0;
   copy.results = NULL;
-  return queue_msg((sq_t *)st, IT_RESTORE_PUT, r->id, r->checkpoint_id, NULL,
-                   NULL, 0, &copy.base);
+  return queue_msg((sq_t *)st, IT_RESTORE_PUT, r->id, r->checkpoint_id,
+                   store_tenant(r->tenant), NULL, 0, &copy.base);
 }
 
 int sq_restore_set_status(store_t *st, const char *id, int status,
@@ -410,7 +420,8 @@ int sq_restore_set_status(store_t *st, const char *id, int status,
 int sq_op_put(store_t *st, const store_op_t *op) {
   int64_t n[4] = {op->kind, op->running, op->fail_fast, op->created_at_ms};
   return queue_bytes((sq_t *)st, IT_OP_PUT, op->id, op->target_id,
-                     op->checkpoint_id, n, 4, op->params, op->params_len);
+                     op->checkpoint_id, store_tenant(op->tenant), n, 4,
+                     op->params, op->params_len);
 }
 
 int sq_op_set_running(store_t *st, const char *id, int running) {
@@ -431,7 +442,7 @@ int sq_result_put(store_t *st, const char *op_id,
 
 int sq_task_put(store_t *st, const char *op_id, const store_task_t *t) {
   int64_t n[4] = {t->activity, t->status, t->started_at_ms, t->finished_at_ms};
-  return queue_bytes((sq_t *)st, IT_TASK_PUT, op_id, t->type, t->id, n, 4,
+  return queue_bytes((sq_t *)st, IT_TASK_PUT, op_id, t->type, t->id, NULL, n, 4,
                      t->payload, t->len);
 }
 

@@ -47,8 +47,9 @@ int sq__get_row(sq_t *sq, const char *sql, const char *id, row_fn row,
   return err;
 }
 
+/* A row of (body, tenant). */
 static int body_row(sqlite3_stmt *stmt, const void *desc, void *out) {
-  return sq__unpack_col(stmt, 0, desc, out);
+  return sq__unpack_tenant(stmt, 0, 1, desc, out);
 }
 
 int sq__exists_row(sqlite3_stmt *stmt, const void *arg, void *out) {
@@ -67,9 +68,10 @@ static int get_one(sq_t *sq, const char *sql, const char *id,
 /* Sets the sequence of a message read by collect_ex to its row's seq. */
 typedef void (*seq_fn)(ProtobufCMessage *m, uint64_t seq);
 
-/* Collects rows of (seq, body) into an array; `set_seq` (may be NULL)
- * gives each message its row's seq. */
-static int collect_ex(sq_t *sq, sqlite3_stmt *s, uint32_t limit,
+/* Collects rows of (seq, body) into an array; with `tenant`, rows of
+ * (seq, body, tenant) of a message with a tenant field; `set_seq` (may be
+ * NULL) gives each message its row's seq. */
+static int collect_ex(sq_t *sq, sqlite3_stmt *s, uint32_t limit, int tenant,
                       const ProtobufCMessageDescriptor *desc, seq_fn set_seq,
                       void *out, size_t *n, uint64_t *next) {
   size_t cap = 16, cnt = 0;
@@ -95,7 +97,8 @@ static int collect_ex(sq_t *sq, sqlite3_stmt *s, uint32_t limit,
       cap *= 2;
     }
     last = (uint64_t)sqlite3_column_int64(s, 0);
-    if ((err = sq__unpack_col(s, 1, desc, &arr[cnt])) != 0)
+    if ((err = tenant ? sq__unpack_tenant(s, 1, 2, desc, &arr[cnt])
+                      : sq__unpack_col(s, 1, desc, &arr[cnt])) != 0)
       break;
     if (set_seq != NULL)
       set_seq(arr[cnt], last);
@@ -115,32 +118,60 @@ static int collect_ex(sq_t *sq, sqlite3_stmt *s, uint32_t limit,
   return 0;
 }
 
-static int collect(sq_t *sq, sqlite3_stmt *s, uint32_t limit,
+static int collect(sq_t *sq, sqlite3_stmt *s, uint32_t limit, int tenant,
                    const ProtobufCMessageDescriptor *desc, void *out, size_t *n,
                    uint64_t *next) {
-  return collect_ex(sq, s, limit, desc, NULL, out, n, next);
+  return collect_ex(sq, s, limit, tenant, desc, NULL, out, n, next);
+}
+
+static int tenant_row(sqlite3_stmt *stmt, const void *arg, void *out) {
+  (void)arg;
+  char *t = sq__dup_col(stmt, 0);
+  if (t == NULL)
+    return UV_ENOMEM;
+  *(char **)out = t;
+  return 0;
+}
+
+int sq_tenant_get(store_t *st, store_kind_t kind, const char *id, char **out) {
+  static const char *const sql[] = {
+      [STORE_PLAN] = "SELECT tenant FROM plans WHERE id = ?1",
+      [STORE_CHECKPOINT] = "SELECT tenant FROM checkpoints WHERE id = ?1",
+      [STORE_RESTORE] = "SELECT tenant FROM restores WHERE id = ?1",
+      [STORE_OPERATION] = "SELECT tenant FROM operations WHERE id = ?1",
+  };
+  return sq__get_row((sq_t *)st, sql[kind], id, tenant_row, NULL, out);
 }
 
 int sq_plan_get(store_t *st, const char *id, Smaug__V1__Plan **out) {
-  return get_one((sq_t *)st, "SELECT body FROM plans WHERE id = ?1", id,
+  return get_one((sq_t *)st, "SELECT body, tenant FROM plans WHERE id = ?1", id,
                  &smaug__v1__plan__descriptor, (ProtobufCMessage **)out);
 }
 
-int sq_plan_list(store_t *st, uint64_t after, uint32_t limit,
-                 Smaug__V1__Plan ***out, size_t *n, uint64_t *next) {
+int sq_plan_list(store_t *st, const char *tenant, uint64_t after,
+                 uint32_t limit, Smaug__V1__Plan ***out, size_t *n,
+                 uint64_t *next) {
   sq_t *sq = (sq_t *)st;
   int err = 0;
-  sqlite3_stmt *s = sq__rstmt(
-      sq, "SELECT seq, body FROM plans WHERE seq > ?1 ORDER BY seq", &err);
+  /* Two statements, so that a tenant's list runs on plans_tenant. */
+  sqlite3_stmt *s =
+      sq__rstmt(sq,
+                *tenant ? "SELECT seq, body, tenant FROM plans "
+                          "WHERE tenant = ?2 AND seq > ?1 ORDER BY seq"
+                        : "SELECT seq, body, tenant FROM plans "
+                          "WHERE seq > ?1 AND ?2 = '' ORDER BY seq",
+                &err);
   if (s == NULL)
     return err;
   sq__bind_seq(s, 1, after);
-  return collect(sq, s, limit, &smaug__v1__plan__descriptor, out, n, next);
+  sq__bind_str(s, 2, tenant);
+  return collect(sq, s, limit, 1, &smaug__v1__plan__descriptor, out, n, next);
 }
 
 int sq_checkpoint_get(store_t *st, const char *id,
                       Smaug__V1__Checkpoint **out) {
-  return get_one((sq_t *)st, "SELECT body FROM checkpoints WHERE id = ?1", id,
+  return get_one((sq_t *)st,
+                 "SELECT body, tenant FROM checkpoints WHERE id = ?1", id,
                  &smaug__v1__checkpoint__descriptor, (ProtobufCMessage **)out);
 }
 
@@ -149,13 +180,20 @@ int sq_checkpoint_list(store_t *st, const store_cp_filter_t *f, uint64_t before,
                        uint64_t *next) {
   sq_t *sq = (sq_t *)st;
   int err = 0;
-  sqlite3_stmt *s =
-      sq__rstmt(sq,
-                "SELECT seq, body FROM checkpoints WHERE (?1 = 0 OR seq < ?1) "
-                "AND (?2 = '' OR plan_id = ?2) AND (?3 = 0 OR status = ?3) "
-                "AND created_at_ms >= ?4 AND (?5 = 0 OR created_at_ms < ?5) "
-                "ORDER BY seq DESC",
-                &err);
+  sqlite3_stmt *s = sq__rstmt(
+      sq,
+      f->tenant && *f->tenant
+          ? "SELECT seq, body, tenant FROM checkpoints "
+            "WHERE tenant = ?6 AND (?1 = 0 OR seq < ?1) "
+            "AND (?2 = '' OR plan_id = ?2) AND (?3 = 0 OR status = ?3) "
+            "AND created_at_ms >= ?4 AND (?5 = 0 OR created_at_ms < ?5) "
+            "ORDER BY seq DESC"
+          : "SELECT seq, body, tenant FROM checkpoints "
+            "WHERE (?1 = 0 OR seq < ?1) "
+            "AND (?2 = '' OR plan_id = ?2) AND (?3 = 0 OR status = ?3) "
+            "AND created_at_ms >= ?4 AND (?5 = 0 OR created_at_ms < ?5) "
+            "AND ?6 = '' ORDER BY seq DESC",
+      &err);
   if (s == NULL)
     return err;
   sqlite3_bind_int64(s, 1, (sqlite3_int64)before);
@@ -163,30 +201,38 @@ int sq_checkpoint_list(store_t *st, const store_cp_filter_t *f, uint64_t before,
   sqlite3_bind_int(s, 3, f->status);
   sqlite3_bind_int64(s, 4, f->created_after_ms);
   sqlite3_bind_int64(s, 5, f->created_before_ms);
-  return collect(sq, s, limit, &smaug__v1__checkpoint__descriptor, out, n,
+  sq__bind_str(s, 6, f->tenant);
+  return collect(sq, s, limit, 1, &smaug__v1__checkpoint__descriptor, out, n,
                  next);
 }
 
 int sq_restore_get(store_t *st, const char *id, Smaug__V1__Restore **out) {
-  return get_one((sq_t *)st, "SELECT body FROM restores WHERE id = ?1", id,
-                 &smaug__v1__restore__descriptor, (ProtobufCMessage **)out);
+  return get_one((sq_t *)st, "SELECT body, tenant FROM restores WHERE id = ?1",
+                 id, &smaug__v1__restore__descriptor, (ProtobufCMessage **)out);
 }
 
-int sq_restore_list(store_t *st, const char *checkpoint_id, uint64_t before,
-                    uint32_t limit, Smaug__V1__Restore ***out, size_t *n,
-                    uint64_t *next) {
+int sq_restore_list(store_t *st, const char *checkpoint_id, const char *tenant,
+                    uint64_t before, uint32_t limit, Smaug__V1__Restore ***out,
+                    size_t *n, uint64_t *next) {
   sq_t *sq = (sq_t *)st;
   int err = 0;
-  sqlite3_stmt *s =
-      sq__rstmt(sq,
-                "SELECT seq, body FROM restores WHERE (?1 = 0 OR seq < ?1) "
-                "AND (?2 = '' OR checkpoint_id = ?2) ORDER BY seq DESC",
-                &err);
+  sqlite3_stmt *s = sq__rstmt(
+      sq,
+      *tenant ? "SELECT seq, body, tenant FROM restores WHERE tenant = ?3 "
+                "AND (?1 = 0 OR seq < ?1) "
+                "AND (?2 = '' OR checkpoint_id = ?2) ORDER BY seq DESC"
+              : "SELECT seq, body, tenant FROM restores "
+                "WHERE (?1 = 0 OR seq < ?1) "
+                "AND (?2 = '' OR checkpoint_id = ?2) AND ?3 = '' "
+                "ORDER BY seq DESC",
+      &err);
   if (s == NULL)
     return err;
   sqlite3_bind_int64(s, 1, (sqlite3_int64)before);
   sq__bind_str(s, 2, checkpoint_id);
-  return collect(sq, s, limit, &smaug__v1__restore__descriptor, out, n, next);
+  sq__bind_str(s, 3, tenant);
+  return collect(sq, s, limit, 1, &smaug__v1__restore__descriptor, out, n,
+                 next);
 }
 
 static int op_row(sqlite3_stmt *s, store_op_t **out) {
@@ -205,7 +251,9 @@ static int op_row(sqlite3_stmt *s, store_op_t **out) {
   if (op->params && len)
     memcpy(op->params, sqlite3_column_blob(s, 7), (size_t)len);
   op->params_len = (size_t)len;
-  if (!op->id || !op->target_id || !op->checkpoint_id || !op->params) {
+  op->tenant = sq__dup_col(s, 8);
+  if (!op->id || !op->target_id || !op->checkpoint_id || !op->params ||
+      !op->tenant) {
     store_op_free(op);
     return UV_ENOMEM;
   }
@@ -215,7 +263,7 @@ static int op_row(sqlite3_stmt *s, store_op_t **out) {
 
 #define OP_COLS                                                                \
   "id, kind, target_id, checkpoint_id, running, fail_fast, created_at_ms, "    \
-  "params"
+  "params, tenant"
 
 static int op_get_row(sqlite3_stmt *stmt, const void *arg, void *out) {
   (void)arg;
@@ -277,7 +325,7 @@ int sq_result_list(store_t *st, const char *op_id,
   if (s == NULL)
     return err;
   sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
-  return collect(sq, s, 0, &smaug__v1__resource_result__descriptor, out, n,
+  return collect(sq, s, 0, 0, &smaug__v1__resource_result__descriptor, out, n,
                  NULL);
 }
 
@@ -342,18 +390,18 @@ int sq_result_page(store_t *st, const char *op_id, const char *after_type,
   if (s == NULL)
     return err;
   sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, after_type ? after_type : "", -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 3, after_id ? after_id : "", -1, SQLITE_STATIC);
+  sq__bind_str(s, 2, after_type);
+  sq__bind_str(s, 3, after_id);
   sqlite3_bind_int64(s, 4, limit);
-  return collect(sq, s, 0, &smaug__v1__resource_result__descriptor, out, n,
+  return collect(sq, s, 0, 0, &smaug__v1__resource_result__descriptor, out, n,
                  NULL);
 }
 
 int sq_result_count(store_t *st, const char *op_id, uint64_t *out) {
   int64_t v = 0;
-  int err = sq__read_int((sq_t *)st,
-                         "SELECT count(*) FROM results WHERE op_id = ?1",
-                         op_id, 0, 0, &v);
+  int err =
+      sq__read_int((sq_t *)st, "SELECT count(*) FROM results WHERE op_id = ?1",
+                   op_id, 0, 0, &v);
   if (err == 0)
     *out = (uint64_t)v;
   return err;
@@ -401,8 +449,8 @@ int sq_event_list(store_t *st, const char *op_id, uint64_t after,
     return err;
   sqlite3_bind_text(s, 1, op_id, -1, SQLITE_STATIC);
   sq__bind_seq(s, 2, after);
-  return collect(sq, s, limit, &smaug__v1__operation_event__descriptor, out, n,
-                 NULL);
+  return collect(sq, s, limit, 0, &smaug__v1__operation_event__descriptor, out,
+                 n, NULL);
 }
 
 /* The one integer `sql` returns with ?1 the text `id`, or when it is NULL
@@ -505,7 +553,7 @@ int sq_audit_list(store_t *st, const store_audit_filter_t *f, uint64_t before,
   sq__bind_str(s, 2, f->who);
   sq__bind_str(s, 3, f->method);
   sqlite3_bind_int64(s, 4, f->since_ms);
-  return collect_ex(sq, s, limit, &smaug__v1__audit_event__descriptor,
+  return collect_ex(sq, s, limit, 0, &smaug__v1__audit_event__descriptor,
                     audit_seq, out, n, next);
 }
 

@@ -27,6 +27,7 @@
 #include "harness.h"
 #include "limiter.h"
 #include "ops.h"
+#include "ops_fixture.h"
 #include "registry.h"
 #include "rt.h"
 #include "smaug/v1/orchestrator.smaug.h"
@@ -35,30 +36,6 @@
 
 #define MAX_EVENTS 256
 #define WAIT_MS    20000
-
-/* ------------------------------------------------------------- loop */
-
-typedef int (*until_fn)(void *data);
-
-static void tick(uv_timer_t *t) {
-  (void)t;
-}
-
-/* Runs `loop` until `until(data)` holds or `ms` pass; returns the last
- * value of `until`. A 5 ms timer re-checks conditions that depend on
- * files other processes write (traces). */
-static int run_until(uv_loop_t *loop, until_fn until, void *data, int ms) {
-  uv_timer_t t;
-  uv_timer_init(loop, &t);
-  uv_timer_start(&t, tick, 5, 5);
-  uint64_t end = uv_now(loop) + (uint64_t)ms;
-  int ok;
-  while (!(ok = until(data)) && uv_now(loop) < end)
-    uv_run(loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(loop, UV_RUN_NOWAIT);
-  return ok;
-}
 
 /* --------------------------------------------------------- events */
 
@@ -126,29 +103,6 @@ static int csink_done(void *data) {
   return ((csink_t *)data)->ended;
 }
 
-/* ------------------------------------------------------ ops_* reports */
-
-typedef struct started_s {
-  int done, err;
-  char msg[1024], op_id[64], cp_id[64];
-} started_t;
-
-static void on_started(const ops_result_t *r, void *data) {
-  started_t *s = data;
-  cr_assert(!s->done, "reported twice");
-  s->done = 1;
-  s->err = r->err;
-  snprintf(s->msg, sizeof(s->msg), "%s", r->msg ? r->msg : "");
-  snprintf(s->op_id, sizeof(s->op_id), "%s",
-           r->operation_id ? r->operation_id : "");
-  snprintf(s->cp_id, sizeof(s->cp_id), "%s",
-           r->checkpoint_id ? r->checkpoint_id : "");
-}
-
-static int started_done(void *data) {
-  return ((started_t *)data)->done;
-}
-
 /* --------------------------------------------- a service in process */
 
 /* smaugd's modules on one loop, wired as server/main.c wires them, with a
@@ -204,7 +158,7 @@ static void world_start(world_t *w, const char *dir, const char *bank_uri,
   cr_assert_eq(rt_channel_get(w->rt, addr, &w->ch), 0);
   for (size_t i = 0; plugins[i]; i++, w->pending++)
     cr_assert_eq(api_register_plugin(w->api, plugins[i], 0, on_plugin, w), 0);
-  cr_assert(run_until(&w->loop, registered, w, WAIT_MS));
+  cr_assert(of_run_until(&w->loop, registered, w, WAIT_MS));
   cr_assert(!w->reg_failed);
   api_recover(w->api);
 }
@@ -227,7 +181,7 @@ static void world_stop(world_t *w) {
   api_close(w->api);
   rt_channel_release(w->ch);
   cr_assert_eq(rt_server_shutdown(w->srv, on_server_stopped, w), 0);
-  cr_assert(run_until(&w->loop, world_stopped, w, WAIT_MS));
+  cr_assert(of_run_until(&w->loop, world_stopped, w, WAIT_MS));
   uv_run(&w->loop, UV_RUN_DEFAULT);
   api_free(w->api);
   reg_free(w->reg);
@@ -241,33 +195,15 @@ static void world_stop(world_t *w) {
 /* Stores a plan of the `n` (type, id) pairs of `res`; its id into `id`. */
 static void put_plan(world_t *w, const char *const *res, size_t n, char *id,
                      size_t len) {
-  Smaug__V1__Resource r[8], *rp[8];
-  cr_assert_leq(n, 8);
-  for (size_t i = 0; i < n; i++) {
-    smaug__v1__resource__init(&r[i]);
-    r[i].type = (char *)res[2 * i];
-    r[i].id = (char *)res[2 * i + 1];
-    r[i].name = (char *)res[2 * i + 1];
-    rp[i] = &r[i];
-  }
-  Smaug__V1__Plan plan = SMAUG__V1__PLAN__INIT;
-  ops_new_id("pln", id, len);
-  plan.id = id;
-  plan.name = "ops-test";
-  plan.n_resources = n;
-  plan.resources = rp;
-  plan.created_at_ms = plan.updated_at_ms = ops_now_ms();
-  cr_assert_eq(store_batch(w->store), 0);
-  cr_assert_eq(store_plan_put(w->store, &plan), 0);
-  cr_assert_eq(ops_flush(w->ops), 0);
+  of_put_plan(w->store, w->ops, res, n, id, len);
 }
 
 /* Starts a protect of `plan_id` with ops_protect(); fills *st. */
-static void protect(world_t *w, const char *plan_id, started_t *st) {
+static void protect(world_t *w, const char *plan_id, of_started_t *st) {
   ops_params_t params = {0};
   memset(st, 0, sizeof(*st));
-  cr_assert_eq(ops_protect(w->ops, plan_id, &params, on_started, st), 0);
-  cr_assert(run_until(&w->loop, started_done, st, WAIT_MS));
+  cr_assert_eq(ops_protect(w->ops, plan_id, &params, of_started, st), 0);
+  cr_assert(of_run_until(&w->loop, of_started_done, st, WAIT_MS));
   cr_assert_eq(st->err, 0, "protect: %s", st->msg);
 }
 
@@ -367,7 +303,7 @@ Test(ops, protect_as_grpc) {
   char plan_id[64];
   const char *res[] = {"smaug.volume", "p1-vol-1", "smaug.image", "p1-img-1"};
   put_plan(&w, res, 2, plan_id, sizeof(plan_id));
-  started_t st;
+  of_started_t st;
   protect(&w, plan_id, &st);
   cr_assert(strncmp(st.cp_id, "ckp-", 4) == 0);
 
@@ -381,7 +317,7 @@ Test(ops, protect_as_grpc) {
   wr.operation_id = st.op_id;
   gcall_start(&w, SMAUG_V1_ORCHESTRATOR_WATCH_OPERATION, &wr.base, &gw);
   both_t both = {&cs, &gw};
-  cr_assert(run_until(&w.loop, both_ended, &both, WAIT_MS));
+  cr_assert(of_run_until(&w.loop, both_ended, &both, WAIT_MS));
   cr_assert_eq(cs.err, 0, "C watcher: %s", cs.msg);
   cr_assert_eq(gw.code, GRPC_STATUS_OK, "gRPC watcher: %s", gw.msg);
 
@@ -417,10 +353,10 @@ Test(ops, errors_as_grpc) {
               plugins);
 
   /* An unknown plan, both ways. */
-  started_t st = {0};
+  of_started_t st = {0};
   ops_params_t params = {0};
   cr_assert_eq(
-      ops_protect(w.ops, "pln-0123456789abcdef", &params, on_started, &st), 0);
+      ops_protect(w.ops, "pln-0123456789abcdef", &params, of_started, &st), 0);
   cr_assert(st.done);
   cr_assert_eq(st.err, OPS_ENOTFOUND);
   cr_assert_eq(ops_err_status(st.err), GRPC_STATUS_NOT_FOUND);
@@ -428,7 +364,7 @@ Test(ops, errors_as_grpc) {
   Smaug__V1__ProtectRequest pr = SMAUG__V1__PROTECT_REQUEST__INIT;
   pr.plan_id = "pln-0123456789abcdef";
   gcall_start(&w, SMAUG_V1_ORCHESTRATOR_PROTECT, &pr.base, &g);
-  cr_assert(run_until(&w.loop, gcall_ended, &g, WAIT_MS));
+  cr_assert(of_run_until(&w.loop, gcall_ended, &g, WAIT_MS));
   cr_assert_eq(g.code, GRPC_STATUS_NOT_FOUND);
   cr_assert_str_eq(g.msg, st.msg);
 
@@ -437,7 +373,7 @@ Test(ops, errors_as_grpc) {
   const char *res[] = {"t.nope", "r1"};
   put_plan(&w, res, 1, plan_id, sizeof(plan_id));
   memset(&st, 0, sizeof(st));
-  cr_assert_eq(ops_protect(w.ops, plan_id, &params, on_started, &st), 0);
+  cr_assert_eq(ops_protect(w.ops, plan_id, &params, of_started, &st), 0);
   cr_assert(st.done);
   cr_assert_eq(st.err, OPS_EPRECOND);
   cr_assert_str_eq(st.msg,
@@ -445,13 +381,13 @@ Test(ops, errors_as_grpc) {
                    "t.nope");
   pr.plan_id = plan_id;
   gcall_start(&w, SMAUG_V1_ORCHESTRATOR_PROTECT, &pr.base, &g);
-  cr_assert(run_until(&w.loop, gcall_ended, &g, WAIT_MS));
+  cr_assert(of_run_until(&w.loop, gcall_ended, &g, WAIT_MS));
   cr_assert_eq(g.code, GRPC_STATUS_FAILED_PRECONDITION);
   cr_assert_str_eq(g.msg, st.msg);
 
   /* Cancelling and watching an unknown operation. */
   memset(&st, 0, sizeof(st));
-  cr_assert_eq(ops_cancel(w.ops, "op-0123", NULL, on_started, &st), 0);
+  cr_assert_eq(ops_cancel(w.ops, "op-0123", NULL, of_started, &st), 0);
   cr_assert(st.done);
   cr_assert_eq(st.err, OPS_ENOTFOUND);
   cr_assert_str_eq(st.msg, "operation op-0123 not found");
@@ -459,7 +395,7 @@ Test(ops, errors_as_grpc) {
   cr_assert_eq(ops_watch(w.ops, "op-0123", 0, 0, &csink, &cs, NULL), 0);
   cr_assert(cs.ended);
   cr_assert_eq(cs.err, OPS_ENOTFOUND);
-  cr_assert_eq(ops_protect(w.ops, NULL, &params, on_started, &st), UV_EINVAL);
+  cr_assert_eq(ops_protect(w.ops, NULL, &params, of_started, &st), UV_EINVAL);
 
   world_stop(&w);
 }
@@ -520,13 +456,13 @@ Test(ops, resume) {
   world_start(&w, data_dir, bank, plugins);
   const char *res[] = {"t.vol", "r1", "t.vol", "r2", "t.vol", "r3"};
   put_plan(&w, res, 3, plan_id, sizeof(plan_id));
-  started_t st;
+  of_started_t st;
   protect(&w, plan_id, &st);
   csink_t before = {0};
   cr_assert_eq(ops_watch(w.ops, st.op_id, 0, 0, &csink, &before, NULL), 0);
 
   /* A Sync call means that resource's Parallel is done: stop there. */
-  cr_assert(run_until(&w.loop, trace_has_sync, &tr, WAIT_MS));
+  cr_assert(of_run_until(&w.loop, trace_has_sync, &tr, WAIT_MS));
   world_stop(&w);
   cr_assert(before.ended);
   cr_assert_eq(before.err, OPS_EUNAVAIL);
@@ -556,7 +492,7 @@ Test(ops, resume) {
   world_start(&w, data_dir, bank, plugins);
   csink_t after = {0};
   cr_assert_eq(ops_watch(w.ops, st.op_id, 0, 0, &csink, &after, NULL), 0);
-  cr_assert(run_until(&w.loop, csink_done, &after, WAIT_MS));
+  cr_assert(of_run_until(&w.loop, csink_done, &after, WAIT_MS));
   cr_assert_eq(after.err, 0, "%s", after.msg);
   cr_assert_gt(after.l.n, before.l.n);
   for (size_t i = 0; i < before.l.n; i++)

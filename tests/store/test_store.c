@@ -112,7 +112,7 @@ Test(store, plan_update_keeps_list_order) {
   Smaug__V1__Plan **ps;
   size_t n;
   uint64_t next;
-  cr_assert_eq(store_plan_list(st, 0, 10, &ps, &n, &next), 0);
+  cr_assert_eq(store_plan_list(st, NULL, 0, 10, &ps, &n, &next), 0);
   cr_assert_eq(n, 2);
   cr_assert_str_eq(ps[0]->id, "pln-a");
   cr_assert_str_eq(ps[0]->name, "a2");
@@ -131,7 +131,7 @@ Test(store, plan_list_pages) {
   uint64_t cur = 0;
   int pages = 0;
   do {
-    cr_assert_eq(store_plan_list(st, cur, 2, &ps, &n, &cur), 0);
+    cr_assert_eq(store_plan_list(st, NULL, cur, 2, &ps, &n, &cur), 0);
     for (size_t i = 0; i < n; i++) {
       snprintf(id, sizeof(id), "pln-%zu", total + i);
       cr_assert_str_eq(ps[i]->id, id);
@@ -173,6 +173,107 @@ Test(store, checkpoint_filters) {
   cr_assert_eq(n, 1);
   cr_assert_str_eq(cs[0]->id, "ckp-1");
   store_msgs_free(cs, n);
+}
+
+/* Every object keeps its tenant (the default when none is given); lists
+ * filter on it; a replace keeps the row's tenant; store_tenant_get reads
+ * the column alone. */
+Test(store, tenants) {
+  Smaug__V1__Plan p = SMAUG__V1__PLAN__INIT;
+  p.id = "pln-a";
+  p.tenant = "a";
+  cr_assert_eq(store_plan_put(st, &p), 0);
+  p.id = "pln-b";
+  p.tenant = "b";
+  cr_assert_eq(store_plan_put(st, &p), 0);
+  put_plan("pln-d", "no tenant");
+  Smaug__V1__Checkpoint c = SMAUG__V1__CHECKPOINT__INIT;
+  c.id = "ckp-a";
+  c.plan_id = "pln-a";
+  c.tenant = "a";
+  cr_assert_eq(store_checkpoint_put(st, &c), 0);
+  Smaug__V1__Restore r = SMAUG__V1__RESTORE__INIT;
+  r.id = "rst-a";
+  r.checkpoint_id = "ckp-a";
+  r.tenant = "a";
+  cr_assert_eq(store_restore_put(st, &r), 0);
+  store_op_t op = {.id = "op-a",
+                   .target_id = "ckp-a",
+                   .checkpoint_id = "ckp-a",
+                   .tenant = "a"};
+  cr_assert_eq(store_op_put(st, &op), 0);
+  flush();
+
+  Smaug__V1__Plan **ps;
+  size_t n;
+  uint64_t next;
+  cr_assert_eq(store_plan_list(st, "a", 0, 0, &ps, &n, &next), 0);
+  cr_assert_eq(n, 1);
+  cr_assert_str_eq(ps[0]->id, "pln-a");
+  cr_assert_str_eq(ps[0]->tenant, "a");
+  store_msgs_free(ps, n);
+  cr_assert_eq(store_plan_list(st, "", 0, 0, &ps, &n, &next), 0);
+  cr_assert_eq(n, 3);
+  cr_assert_str_eq(ps[2]->tenant, STORE_TENANT_DEFAULT);
+  store_msgs_free(ps, n);
+  cr_assert_eq(store_plan_list(st, "c", 0, 0, &ps, &n, &next), 0);
+  cr_assert_eq(n, 0);
+  store_msgs_free(ps, n);
+
+  /* A replace with another tenant keeps the row's. */
+  p.id = "pln-a";
+  p.tenant = "b";
+  p.name = "renamed";
+  cr_assert_eq(store_plan_put(st, &p), 0);
+  flush();
+  Smaug__V1__Plan *got;
+  cr_assert_eq(store_plan_get(st, "pln-a", &got), 0);
+  cr_assert_str_eq(got->name, "renamed");
+  cr_assert_str_eq(got->tenant, "a");
+  protobuf_c_message_free_unpacked(&got->base, NULL);
+
+  Smaug__V1__Checkpoint **cs;
+  store_cp_filter_t f = {.tenant = "b"};
+  cr_assert_eq(store_checkpoint_list(st, &f, 0, 0, &cs, &n, &next), 0);
+  cr_assert_eq(n, 0);
+  store_msgs_free(cs, n);
+  f.tenant = "a";
+  cr_assert_eq(store_checkpoint_list(st, &f, 0, 0, &cs, &n, &next), 0);
+  cr_assert_eq(n, 1);
+  cr_assert_str_eq(cs[0]->tenant, "a");
+  store_msgs_free(cs, n);
+  Smaug__V1__Restore **rs;
+  cr_assert_eq(store_restore_list(st, NULL, "b", 0, 0, &rs, &n, &next), 0);
+  cr_assert_eq(n, 0);
+  store_msgs_free(rs, n);
+  cr_assert_eq(store_restore_list(st, "ckp-a", "a", 0, 0, &rs, &n, &next), 0);
+  cr_assert_eq(n, 1);
+  cr_assert_str_eq(rs[0]->tenant, "a");
+  store_msgs_free(rs, n);
+
+  store_op_t *o;
+  cr_assert_eq(store_op_get(st, "op-a", &o), 0);
+  cr_assert_str_eq(o->tenant, "a");
+  store_op_free(o);
+
+  static const struct {
+    store_kind_t kind;
+    const char *id, *tenant;
+  } want[] = {{STORE_PLAN, "pln-a", "a"},
+              {STORE_PLAN, "pln-d", STORE_TENANT_DEFAULT},
+              {STORE_CHECKPOINT, "ckp-a", "a"},
+              {STORE_RESTORE, "rst-a", "a"},
+              {STORE_OPERATION, "op-a", "a"}};
+  for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+    char *t = NULL;
+    cr_assert_eq(store_tenant_get(st, want[i].kind, want[i].id, &t), 0);
+    cr_assert_str_eq(t, want[i].tenant);
+    free(t);
+  }
+  char *t = NULL;
+  cr_assert_eq(store_tenant_get(st, STORE_CHECKPOINT, "pln-a", &t), UV_ENOENT);
+  cr_assert_null(t);
+  cr_assert_eq(store_tenant_get(st, (store_kind_t)9, "pln-a", &t), UV_EINVAL);
 }
 
 Test(store, checkpoint_list_pages_newest_first) {
@@ -363,7 +464,7 @@ Test(store, restore_list_by_checkpoint) {
   Smaug__V1__Restore **rs;
   size_t n;
   uint64_t next;
-  cr_assert_eq(store_restore_list(st, "ckp-2", 0, 0, &rs, &n, &next), 0);
+  cr_assert_eq(store_restore_list(st, "ckp-2", NULL, 0, 0, &rs, &n, &next), 0);
   cr_assert_eq(n, 1);
   cr_assert_str_eq(rs[0]->id, "rst-2");
   store_msgs_free(rs, n);
@@ -439,6 +540,7 @@ Test(store, migrates_version_2_task_outputs_to_columns) {
   Smaug__V1__Plan *p;
   cr_assert_eq(store_plan_get(st, "pln-1", &p), 0);
   cr_expect_str_eq(p->name, "v2 plan");
+  cr_expect_str_eq(p->tenant, STORE_TENANT_DEFAULT, "migrated to default");
   protobuf_c_message_free_unpacked(&p->base, NULL);
   uint64_t last = 0;
   cr_assert_eq(store_event_last_seq(st, "op-1", &last), 0);
@@ -447,6 +549,7 @@ Test(store, migrates_version_2_task_outputs_to_columns) {
   size_t n;
   cr_assert_eq(store_op_list_running(st, &ops, &n), 0);
   cr_expect_eq(n, 1);
+  cr_expect_str_eq(ops[0]->tenant, STORE_TENANT_DEFAULT);
   store_ops_free(ops, n);
   /* And the new layout takes writes. */
   store_task_t t = {.activity = 2, .type = "t", .id = "1", .status = 1};
