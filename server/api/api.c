@@ -804,7 +804,6 @@ int api_new(rt_t *rt, rt_server_t *srv, store_t *store, reg_t *reg,
   api->results = (api_results_t){.store = store,
                                  .ops = api->ops,
                                  .max_message_bytes = api->max_message_bytes};
-  api->auth = cfg->auth;
   api->audit =
       (api_audit_t){.store = store, .retention_ms = cfg->audit_retention_ms};
   if (err == 0 &&

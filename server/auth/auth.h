@@ -319,8 +319,8 @@ typedef struct auth_guard_s auth_guard_t;
  * `*out` is owned by the caller, released with auth_guard_free() once
  * no call can reach it any more: after the server's shutdown callback
  * ran (or when it never started), like the service's `data`; `a`,
- * `impl`, `data` and `audit_data` live as long. Returns 0, UV_EINVAL (a method not in the table, logged),
- * UV_ENOMEM, or rt_server_add_service's error. */
+ * `impl`, `data` and `audit_data` live as long. Returns 0, UV_EINVAL (a method
+ * not in the table, logged), UV_ENOMEM, or rt_server_add_service's error. */
 int auth_guard_service(auth_t *a, rt_server_t *srv, const rt_service_t *svc,
                        const void *impl, void *data, auth_audit_fn audit,
                        void *audit_data, auth_guard_t **out);
